@@ -1,0 +1,403 @@
+//! Compute kernels: the only code that does raw numerics on buffers.
+//!
+//! Everything the layers and optimizers need goes through these functions, so a second backend
+//! (CUDA) can provide the same small set: [`gemm`], [`im2col`], [`col2im`], bias broadcast and
+//! reduction, ReLU forward/backward, and the optimizer updates in [`crate::optim`] via
+//! [`for_each_chunk`].
+//!
+//! All kernels work on contiguous row-major buffers. They never allocate. Reductions run in a
+//! fixed order, so results are bit-identical for a fixed thread count.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Elementwise work below this many elements runs on the calling thread.
+const PAR_MIN: usize = 1 << 15;
+/// Chunk size for parallel elementwise work.
+const PAR_CHUNK: usize = 1 << 13;
+
+/// A thread pool plus the matching GEMM parallelism setting.
+pub struct Engine {
+    threads: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("threads", &self.threads).finish()
+    }
+}
+
+impl Engine {
+    /// An engine with `threads` compute threads (0 means all cores).
+    pub fn new(threads: usize) -> Result<Self> {
+        let threads = if threads == 0 { default_threads() } else { threads };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("idcrisis-{i}"))
+            .build()
+            .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
+        Ok(Engine { threads, pool })
+    }
+
+    /// Number of compute threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Run `f` inside this engine's thread pool (all kernels called from `f` use it).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    fn parallelism(&self) -> gemm::Parallelism {
+        if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+
+    fn parallel(&self, len: usize) -> bool {
+        self.threads > 1 && len >= PAR_MIN
+    }
+}
+
+/// All cores the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// `C[m×n] = (accumulate ? C : 0) + op(A)·op(B)`, all row-major and contiguous.
+///
+/// `A` is stored `[m, k]`, or `[k, m]` when `a_t`; `B` is stored `[k, n]`, or `[n, k]` when `b_t`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    eng: &Engine,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    accumulate: bool,
+) {
+    assert!(c.len() >= m * n, "gemm: C has {} elements, needs {}", c.len(), m * n);
+    assert!(a.len() >= m * k, "gemm: A has {} elements, needs {}", a.len(), m * k);
+    assert!(b.len() >= k * n, "gemm: B has {} elements, needs {}", b.len(), k * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(T::zero());
+        }
+        return;
+    }
+    let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
+    // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
+    // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            eng.parallelism(),
+        );
+    }
+}
+
+/// How a "same" convolution fills the border. Only `Zero` is used by the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Padding {
+    /// Zeros outside the image (PyTorch `padding_mode="zeros"`).
+    #[default]
+    Zero,
+    /// Wrap around (PyTorch `"circular"`).
+    Circular,
+    /// Mirror without repeating the edge (PyTorch `"reflect"`); needs k/2 < side.
+    Reflect,
+}
+
+impl Padding {
+    /// Source index along an axis of length `len` for the (possibly out-of-range) index `i`.
+    pub fn map(self, i: isize, len: usize) -> Option<usize> {
+        let n = len as isize;
+        match self {
+            Padding::Zero => (0..n).contains(&i).then_some(i as usize),
+            Padding::Circular => Some(i.rem_euclid(n) as usize),
+            Padding::Reflect => {
+                if n == 1 {
+                    return Some(0);
+                }
+                let period = 2 * (n - 1);
+                let mut j = i.rem_euclid(period);
+                if j >= n {
+                    j = period - j;
+                }
+                Some(j as usize)
+            }
+        }
+    }
+}
+
+/// Precomputed source indices for a "same" convolution along one axis: `table[kk·len + o]` is the
+/// input index read by kernel tap `kk` at output position `o`, or `None` for a zero.
+pub fn tap_table(len: usize, k: usize, pad: Padding) -> Vec<Option<usize>> {
+    let p = (k / 2) as isize;
+    let mut t = Vec::with_capacity(k * len);
+    for kk in 0..k {
+        for o in 0..len {
+            t.push(pad.map(o as isize + kk as isize - p, len));
+        }
+    }
+    t
+}
+
+/// Geometry of one same-padded, stride-1 convolution over `c` channels of `h×w`.
+#[derive(Debug, Clone)]
+pub struct ConvGeom {
+    /// Input channels.
+    pub c: usize,
+    /// Height in pixels.
+    pub h: usize,
+    /// Width in pixels.
+    pub w: usize,
+    /// Odd kernel side.
+    pub k: usize,
+    /// Row taps, `[k, h]`.
+    pub ytab: Vec<Option<usize>>,
+    /// Column taps, `[k, w]`.
+    pub xtab: Vec<Option<usize>>,
+}
+
+impl ConvGeom {
+    /// Build the tap tables.
+    pub fn new(c: usize, h: usize, w: usize, k: usize, pad: Padding) -> Self {
+        ConvGeom { c, h, w, k, ytab: tap_table(h, k, pad), xtab: tap_table(w, k, pad) }
+    }
+    /// Rows of the column matrix: `c·k·k`.
+    pub fn col_rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    /// Pixels per channel: `h·w`.
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// Unfold one image `input [c, h, w]` into `cols [c·k·k, h·w]`:
+/// `cols[(ci·k + ky)·k + kx, y·w + x] = input[ci, y+ky−k/2, x+kx−k/2]` (padded per `g`).
+pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T]) {
+    let (hw, kk) = (g.hw(), g.k * g.k);
+    let cols = &mut cols[..g.col_rows() * hw];
+    let per_channel = |(ci, dst): (usize, &mut [T])| {
+        let src = &input[ci * hw..(ci + 1) * hw];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &mut dst[(ky * g.k + kx) * hw..(ky * g.k + kx + 1) * hw];
+                let xt = &g.xtab[kx * g.w..(kx + 1) * g.w];
+                for y in 0..g.h {
+                    let out = &mut row[y * g.w..(y + 1) * g.w];
+                    match g.ytab[ky * g.h + y] {
+                        None => out.fill(T::zero()),
+                        Some(sy) => {
+                            let srow = &src[sy * g.w..(sy + 1) * g.w];
+                            for (o, t) in out.iter_mut().zip(xt) {
+                                *o = match t {
+                                    Some(sx) => srow[*sx],
+                                    None => T::zero(),
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if eng.parallel(cols.len()) {
+        cols.par_chunks_mut(kk * hw).enumerate().for_each(per_channel);
+    } else {
+        cols.chunks_mut(kk * hw).enumerate().for_each(per_channel);
+    }
+}
+
+/// Fold `cols [c·k·k, h·w]` back onto `out [c, h, w]`, summing every tap that reads a pixel
+/// (the adjoint of [`im2col`]). `out` is overwritten.
+pub fn col2im<T: Float>(eng: &Engine, g: &ConvGeom, cols: &[T], out: &mut [T]) {
+    let (hw, kk) = (g.hw(), g.k * g.k);
+    let out = &mut out[..g.c * hw];
+    let per_channel = |(ci, dst): (usize, &mut [T])| {
+        dst.fill(T::zero());
+        let src = &cols[ci * kk * hw..(ci + 1) * kk * hw];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &src[(ky * g.k + kx) * hw..(ky * g.k + kx + 1) * hw];
+                let xt = &g.xtab[kx * g.w..(kx + 1) * g.w];
+                for y in 0..g.h {
+                    if let Some(sy) = g.ytab[ky * g.h + y] {
+                        let drow = &mut dst[sy * g.w..(sy + 1) * g.w];
+                        for (v, t) in row[y * g.w..(y + 1) * g.w].iter().zip(xt) {
+                            if let Some(sx) = t {
+                                drow[*sx] = drow[*sx] + *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if eng.parallel(cols.len()) {
+        out.par_chunks_mut(hw).enumerate().for_each(per_channel);
+    } else {
+        out.chunks_mut(hw).enumerate().for_each(per_channel);
+    }
+}
+
+/// Run `f(offset, chunk)` over `x` in fixed chunks, in parallel when large. For elementwise work
+/// whose result does not depend on the chunking.
+pub fn for_each_chunk<T: Float>(eng: &Engine, x: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if eng.parallel(x.len()) {
+        x.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(i, c)| f(i * PAR_CHUNK, c));
+    } else {
+        f(0, x);
+    }
+}
+
+/// `y[r, :] = bias[r]` for `y [rows, cols]` (conv bias: one value per channel row).
+pub fn fill_rows<T: Float>(y: &mut [T], bias: &[T], cols: usize) {
+    for (row, b) in y.chunks_mut(cols).zip(bias) {
+        row.fill(*b);
+    }
+}
+
+/// `y[r, :] = bias` for every row of `y [rows, bias.len()]` (dense bias).
+pub fn fill_cols<T: Float>(y: &mut [T], bias: &[T]) {
+    for row in y.chunks_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+/// `db[r] += Σ_j dy[r, j]` for `dy [rows, cols]`, each row summed left to right.
+pub fn sum_rows_into<T: Float>(db: &mut [T], dy: &[T], cols: usize) {
+    for (d, row) in db.iter_mut().zip(dy.chunks(cols)) {
+        *d = *d + row.iter().fold(T::zero(), |a, &v| a + v);
+    }
+}
+
+/// `db[j] += Σ_r dy[r, j]` for `dy [rows, db.len()]`, rows in order.
+pub fn sum_cols_into<T: Float>(db: &mut [T], dy: &[T]) {
+    for row in dy.chunks(db.len()) {
+        for (d, v) in db.iter_mut().zip(row) {
+            *d = *d + *v;
+        }
+    }
+}
+
+/// In place `x = max(x, 0)`.
+pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
+    for_each_chunk(eng, x, |_, c| {
+        for v in c {
+            if !(*v > T::zero()) {
+                *v = T::zero();
+            }
+        }
+    });
+}
+
+/// In place `dz = dz · [a > 0]`, where `a = relu(z)` is the forward output.
+pub fn relu_backward<T: Float>(eng: &Engine, dz: &mut [T], a: &[T]) {
+    for_each_chunk(eng, dz, |off, c| {
+        for (d, v) in c.iter_mut().zip(&a[off..]) {
+            if !(*v > T::zero()) {
+                *d = T::zero();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], a_t: bool, b: &[f64], b_t: bool) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let av = if a_t { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if b_t { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_all_transposes_match_naive() {
+        let eng = Engine::new(2).unwrap();
+        let (m, n, k) = (7, 5, 9);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        for a_t in [false, true] {
+            for b_t in [false, true] {
+                let want = naive(m, n, k, &a, a_t, &b, b_t);
+                let mut c = vec![1.0; m * n];
+                eng.install(|| gemm(&eng, m, n, k, &mut c, &a, a_t, &b, b_t, true));
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - (y + 1.0)).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_maps() {
+        assert_eq!(Padding::Zero.map(-1, 5), None);
+        assert_eq!(Padding::Circular.map(-1, 5), Some(4));
+        assert_eq!(Padding::Reflect.map(-1, 5), Some(1));
+        assert_eq!(Padding::Reflect.map(5, 5), Some(3));
+        assert_eq!(Padding::Reflect.map(2, 5), Some(2));
+    }
+
+    #[test]
+    fn col2im_is_adjoint_of_im2col() {
+        // <im2col(x), c> == <x, col2im(c)> for every padding mode.
+        let eng = Engine::new(1).unwrap();
+        for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
+            let g = ConvGeom::new(2, 5, 6, 3, pad);
+            let x: Vec<f64> = (0..g.c * g.hw()).map(|i| (i as f64 * 0.3).sin()).collect();
+            let c: Vec<f64> = (0..g.col_rows() * g.hw()).map(|i| (i as f64 * 0.7).cos()).collect();
+            let mut cols = vec![0.0; c.len()];
+            im2col(&eng, &g, &x, &mut cols);
+            let mut back = vec![0.0; x.len()];
+            col2im(&eng, &g, &c, &mut back);
+            let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-10, "{pad:?}: {lhs} vs {rhs}");
+        }
+    }
+}

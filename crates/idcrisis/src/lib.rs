@@ -1,0 +1,43 @@
+//! # idcrisis
+//!
+//! Memorization versus generalization under extreme overparameterization, after Zhang, Bengio, Hardt,
+//! Mozer & Singer, *Identity Crisis* (ICLR 2020, arXiv 1902.04698).
+//!
+//! A network is trained on **one** 28×28 image to reproduce its input (MSE loss). Both the identity
+//! map and the constant map (always output the training image) fit that example perfectly; probing
+//! the trained network on unseen inputs shows which one the architecture prefers.
+//!
+//! Module map:
+//! - [`engine`]: the compute kernels (GEMM, im2col/col2im, elementwise ops). The only place that
+//!   touches raw numerics, so another backend can slot in behind the same functions.
+//! - [`layers`]: dense, conv2d, ReLU, identity, each with explicit forward and backward.
+//! - [`model`]: FCN and CNN configs, parameter storage, init, safetensors I/O, workspaces.
+//! - [`optim`], [`train`]: optimizers, MSE loss, the training loop and stopping rules.
+//! - [`data`]: IDX, CIFAR-10 binary, PNG inputs, data directory, download and verification.
+//! - [`probe`], [`metrics`]: the paper's probe set, and correlation / MSE / SSIM scoring.
+//! - [`figures`]: the prediction grid.
+//! - [`config`], [`run`]: run configuration (TOML) and the run directory writer.
+
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod figures;
+pub mod float;
+pub mod fsutil;
+pub mod layers;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod probe;
+pub mod rng;
+pub mod run;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use float::Float;
+
+/// Side length of every image the models see (MNIST geometry).
+pub const SIDE: usize = 28;
+/// Pixels per image: 28 × 28.
+pub const PIXELS: usize = SIDE * SIDE;

@@ -1,0 +1,430 @@
+//! FCN and CNN models: configuration, flat parameter storage, initialisation, weights files and
+//! the forward / backward passes over preallocated workspaces.
+
+use crate::engine::{ConvGeom, Engine, Padding};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::{Activation, Conv2d, Dense, Layer};
+use crate::rng::{Rng, Stream};
+use crate::{PIXELS, SIDE};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Network family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// Fully connected: 784→W, (L−2)×(W→W), W→784; L = 1 is 784→784.
+    Fcn,
+    /// Convolutional: 1→C, (L−2)×(C→C), C→1 with k×k same padding; L = 1 is 1→1.
+    #[default]
+    Cnn,
+}
+
+/// Weight initialisation scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's default: kaiming-uniform with a = √5, i.e. U(±1/√fan_in) for weights, and
+    /// U(±1/√fan_in) for biases.
+    #[default]
+    TorchDefault,
+    /// N(0, 2/fan_in); zero biases.
+    HeNormal,
+    /// U(±√(6/fan_in)); zero biases.
+    HeUniform,
+    /// N(0, 2/(fan_in+fan_out)); zero biases.
+    GlorotNormal,
+    /// U(±√(6/(fan_in+fan_out))); zero biases (TensorFlow's default of the paper's time).
+    GlorotUniform,
+}
+
+/// What network to build. The config builds exactly what it describes: see [`Net::new`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// `fcn` or `cnn`.
+    pub arch: Arch,
+    /// Number of weight layers L ≥ 1.
+    pub depth: usize,
+    /// FCN hidden width W.
+    pub width: usize,
+    /// CNN hidden channels C.
+    pub channels: usize,
+    /// CNN kernel side k (odd).
+    pub kernel: usize,
+    /// Activation between layers.
+    pub act: Activation,
+    /// Whether every layer has a bias.
+    pub bias: bool,
+    /// CNN border handling.
+    pub padding: Padding,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::Cnn,
+            depth: 5,
+            width: 784,
+            channels: 128,
+            kernel: 5,
+            act: Activation::Relu,
+            bias: true,
+            padding: Padding::Zero,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Check every field; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.depth == 0 {
+            return Err(Error::invalid("depth", "must be at least 1"));
+        }
+        if self.depth > 1000 {
+            return Err(Error::invalid("depth", format!("{} is larger than 1000", self.depth)));
+        }
+        match self.arch {
+            Arch::Fcn => {
+                if self.width == 0 || self.width > 1 << 16 {
+                    return Err(Error::invalid("width", format!("{} must be in 1..=65536", self.width)));
+                }
+            }
+            Arch::Cnn => {
+                if self.kernel % 2 == 0 {
+                    return Err(Error::invalid("kernel", format!("{} is even; \"same\" padding needs an odd kernel", self.kernel)));
+                }
+                if self.kernel > 2 * SIDE - 1 {
+                    return Err(Error::invalid("kernel", format!("{} is larger than {}", self.kernel, 2 * SIDE - 1)));
+                }
+                if self.padding == Padding::Reflect && self.kernel / 2 >= SIDE {
+                    return Err(Error::invalid("padding", "reflect padding needs kernel/2 < 28"));
+                }
+                if self.channels == 0 || self.channels > 1 << 14 {
+                    return Err(Error::invalid("channels", format!("{} must be in 1..=16384", self.channels)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A short name, e.g. `cnn-d5-c128-k5-relu`.
+    pub fn label(&self) -> String {
+        let act = match self.act {
+            Activation::Relu => "relu",
+            Activation::Linear => "linear",
+        };
+        match self.arch {
+            Arch::Fcn => format!("fcn-d{}-w{}-{act}", self.depth, self.width),
+            Arch::Cnn => format!("cnn-d{}-c{}-k{}-{act}", self.depth, self.channels, self.kernel),
+        }
+    }
+}
+
+/// A network: its layers, flat parameters and flat gradients.
+#[derive(Debug, Clone)]
+pub struct Net<T: Float> {
+    /// What it was built from.
+    pub cfg: ModelConfig,
+    /// Weight layers, input to output.
+    pub layers: Vec<Layer>,
+    /// All parameters, layer by layer: weight then bias, each in PyTorch layout.
+    pub params: Vec<T>,
+    /// Gradients, same layout as `params`.
+    pub grads: Vec<T>,
+}
+
+impl<T: Float> Net<T> {
+    /// Build the network `cfg` describes, with all parameters zero (see [`Net::init`]).
+    pub fn new(cfg: &ModelConfig) -> Result<Self> {
+        cfg.validate()?;
+        let mut layers = Vec::with_capacity(cfg.depth);
+        let mut off = 0usize;
+        let mut take = |len: usize| {
+            let r = off..off + len;
+            off += len;
+            r
+        };
+        for i in 0..cfg.depth {
+            match cfg.arch {
+                Arch::Fcn => {
+                    let inp = if i == 0 { PIXELS } else { cfg.width };
+                    let out = if i + 1 == cfg.depth { PIXELS } else { cfg.width };
+                    let w = take(inp * out);
+                    let b = cfg.bias.then(|| take(out));
+                    layers.push(Layer::Dense(Dense { inp, out, w, b }));
+                }
+                Arch::Cnn => {
+                    let cin = if i == 0 { 1 } else { cfg.channels };
+                    let cout = if i + 1 == cfg.depth { 1 } else { cfg.channels };
+                    let k = cfg.kernel;
+                    let w = take(cout * cin * k * k);
+                    let b = cfg.bias.then(|| take(cout));
+                    let geom = ConvGeom::new(cin, SIDE, SIDE, k, cfg.padding);
+                    layers.push(Layer::Conv(Conv2d { geom, c_out: cout, padding: cfg.padding, w, b }));
+                }
+            }
+        }
+        Ok(Net { cfg: cfg.clone(), layers, params: vec![T::zero(); off], grads: vec![T::zero(); off] })
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Forward multiply-accumulates per example.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(Layer::macs).sum()
+    }
+
+    /// FLOPs of one training step on a batch of `n` (forward + weight grads + input grads,
+    /// 2 FLOPs per MAC; the first layer has no input gradient).
+    pub fn train_flops(&self, n: usize) -> f64 {
+        let f: u64 = self.macs();
+        let first = self.layers.first().map(Layer::macs).unwrap_or(0);
+        2.0 * n as f64 * (3 * f - first) as f64
+    }
+
+    /// Draw fresh parameters: `scheme` for weights (multiplied by `scale`) and biases, from the
+    /// seeded ChaCha stream [`Stream::Init`]. Layers are drawn in order, weight before bias, each
+    /// in PyTorch's row-major layout.
+    pub fn init(&mut self, scheme: Init, scale: f64, seed: u64) {
+        let mut rng = Rng::new(seed, Stream::Init);
+        for layer in &self.layers {
+            let (fan_in, fan_out) = layer.fans();
+            let (fi, fo) = (fan_in as f64, fan_out as f64);
+            let w = &mut self.params[layer.weight_range()];
+            for v in w.iter_mut() {
+                let x = match scheme {
+                    Init::TorchDefault => rng.uniform_in(-1.0, 1.0) / fi.sqrt(),
+                    Init::HeNormal => rng.normal() * (2.0 / fi).sqrt(),
+                    Init::HeUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / fi).sqrt(),
+                    Init::GlorotNormal => rng.normal() * (2.0 / (fi + fo)).sqrt(),
+                    Init::GlorotUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / (fi + fo)).sqrt(),
+                };
+                *v = T::from_f64(x * scale);
+            }
+            if let Some(b) = layer.bias_range() {
+                for v in self.params[b].iter_mut() {
+                    *v = match scheme {
+                        Init::TorchDefault => T::from_f64(rng.uniform_in(-1.0, 1.0) / fi.sqrt()),
+                        _ => T::zero(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// `(name, shape, range)` for every tensor, in the safetensors naming `layers.{i}.weight` /
+    /// `layers.{i}.bias`.
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, std::ops::Range<usize>)> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push((format!("layers.{i}.weight"), l.weight_shape(), l.weight_range()));
+            if let Some(b) = l.bias_range() {
+                out.push((format!("layers.{i}.bias"), vec![b.len()], b));
+            }
+        }
+        out
+    }
+
+    /// The parameters as a safetensors file image, in the engine's dtype.
+    pub fn to_safetensors(&self, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
+        let tensors = self.tensors();
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, r)| T::slice_to_le_bytes(&self.params[r.clone()])).collect();
+        let views = tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((name, shape, _), b)| {
+                safetensors::tensor::TensorView::new(T::DTYPE, shape.clone(), b)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::Other(format!("safetensors: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, &metadata).map_err(|e| Error::Other(format!("safetensors: {e}")))
+    }
+
+    /// Load parameters from a safetensors image (F32 or F64). Every tensor must be present with
+    /// the right shape and no others may be; `path` is only used in messages.
+    pub fn load_safetensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
+        let err = |msg: String| Error::Weights { path: path.to_path_buf(), msg };
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let tensors = self.tensors();
+        for name in st.names() {
+            if !tensors.iter().any(|(n, _, _)| n == name) {
+                return Err(err(format!("unexpected tensor {name} for a {} network (bias {})", self.cfg.label(), self.cfg.bias)));
+            }
+        }
+        for (name, shape, range) in tensors {
+            let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name} (expected shape {shape:?})")))?;
+            if t.shape() != shape.as_slice() {
+                return Err(err(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape())));
+            }
+            let dst = &mut self.params[range];
+            let data = t.data();
+            match t.dtype() {
+                safetensors::Dtype::F32 => {
+                    for (d, c) in dst.iter_mut().zip(data.chunks_exact(4)) {
+                        *d = T::from_f64(f32::from_le_bytes(c.try_into().unwrap()) as f64);
+                    }
+                }
+                safetensors::Dtype::F64 => {
+                    for (d, c) in dst.iter_mut().zip(data.chunks_exact(8)) {
+                        *d = T::from_f64(f64::from_le_bytes(c.try_into().unwrap()));
+                    }
+                }
+                other => return Err(err(format!("tensor {name} has dtype {other:?}; expected F32 or F64"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Buffers for batches of up to `n` examples. `train` keeps every activation and column
+    /// matrix for [`Net::backward`]; otherwise only two ping-pong buffers and one column buffer.
+    pub fn workspace(&self, n: usize, train: bool) -> Workspace<T> {
+        let n = n.max(1);
+        let max_act = self.layers.iter().map(|l| l.out_len().max(l.in_len())).max().unwrap_or(PIXELS);
+        let z = T::zero();
+        if train {
+            let mut acts = vec![vec![z; n * PIXELS]];
+            acts.extend(self.layers.iter().map(|l| vec![z; n * l.out_len()]));
+            let cols = self.layers.iter().map(|l| vec![z; n * l.cols_len()]).collect();
+            let max_cols = self.layers.iter().map(Layer::cols_len).max().unwrap_or(0);
+            Workspace {
+                n,
+                train,
+                acts,
+                cols,
+                dbuf: [vec![z; n * max_act], vec![z; n * max_act]],
+                dcols: vec![z; max_cols],
+            }
+        } else {
+            let max_cols = self.layers.iter().map(Layer::cols_len).max().unwrap_or(0);
+            Workspace {
+                n,
+                train,
+                acts: vec![vec![z; n * max_act], vec![z; n * max_act]],
+                cols: vec![vec![z; max_cols]],
+                dbuf: [Vec::new(), Vec::new()],
+                dcols: Vec::new(),
+            }
+        }
+    }
+
+    /// Forward pass of `n ≤ ws.n` examples `x [n, 1, 28, 28]`; returns the output `[n, 784]`.
+    pub fn forward<'w>(&self, eng: &Engine, ws: &'w mut Workspace<T>, x: &[T], n: usize) -> &'w [T] {
+        assert!(n <= ws.n, "batch {n} larger than workspace {}", ws.n);
+        ws.acts[0][..n * PIXELS].copy_from_slice(&x[..n * PIXELS]);
+        let depth = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (src, dst) = if ws.train { (i, i + 1) } else { (i % 2, (i + 1) % 2) };
+            let (input, output) = two_mut(&mut ws.acts, src, dst);
+            match layer {
+                Layer::Dense(d) => d.forward(eng, &self.params, input, output, n),
+                Layer::Conv(c) => {
+                    let cols = &mut ws.cols[if ws.train { i } else { 0 }];
+                    c.forward(eng, &self.params, input, output, cols, ws.train, n);
+                }
+            }
+            if i + 1 < depth {
+                self.cfg.act.forward(eng, &mut output[..n * layer.out_len()]);
+            }
+        }
+        let last = if ws.train { depth } else { depth % 2 };
+        &ws.acts[last][..n * PIXELS]
+    }
+
+    /// Backward pass after a training-mode [`Net::forward`] of `n` examples. Reads the loss
+    /// gradient from [`Workspace::dout`] and overwrites `self.grads`.
+    pub fn backward(&mut self, eng: &Engine, ws: &mut Workspace<T>, n: usize) {
+        assert!(ws.train, "backward needs a training workspace");
+        self.grads.fill(T::zero());
+        let depth = self.layers.len();
+        let mut cur = 0usize;
+        for i in (0..depth).rev() {
+            let layer = &self.layers[i];
+            let (dy_buf, dx_buf) = two_mut(&mut ws.dbuf, cur, 1 - cur);
+            let dy = &mut dy_buf[..n * layer.out_len()];
+            if i + 1 < depth {
+                self.cfg.act.backward(eng, dy, &ws.acts[i + 1][..n * layer.out_len()]);
+            }
+            let want_dx = i > 0;
+            match layer {
+                Layer::Dense(d) => {
+                    d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n)
+                }
+                Layer::Conv(c) => c.backward(
+                    eng,
+                    &self.params,
+                    &mut self.grads,
+                    &ws.cols[i],
+                    dy,
+                    want_dx.then_some((&mut dx_buf[..], &mut ws.dcols[..])),
+                    n,
+                ),
+            }
+            cur = 1 - cur;
+        }
+    }
+
+    /// Outputs for `count` inputs `xs [count, 784]`, evaluated in batches of `batch`.
+    pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
+        let batch = batch.clamp(1, count.max(1));
+        let mut ws = self.workspace(batch, false);
+        let mut out = Vec::with_capacity(count * PIXELS);
+        eng.install(|| {
+            for start in (0..count).step_by(batch) {
+                let n = batch.min(count - start);
+                let y = self.forward(eng, &mut ws, &xs[start * PIXELS..(start + n) * PIXELS], n);
+                out.extend_from_slice(y);
+            }
+        });
+        out
+    }
+}
+
+/// Preallocated buffers for one batch size; see [`Net::workspace`].
+#[derive(Debug, Clone)]
+pub struct Workspace<T> {
+    /// Largest batch the buffers hold.
+    pub n: usize,
+    train: bool,
+    acts: Vec<Vec<T>>,
+    cols: Vec<Vec<T>>,
+    dbuf: [Vec<T>; 2],
+    dcols: Vec<T>,
+}
+
+impl<T: Float> Workspace<T> {
+    /// Where the loss writes `∂L/∂output [n, 784]` before [`Net::backward`].
+    pub fn dout(&mut self) -> &mut [T] {
+        &mut self.dbuf[0]
+    }
+    /// The last training-mode output `[n, 784]` and the loss-gradient buffer, borrowed together.
+    pub fn output_and_dout(&mut self, n: usize) -> (&[T], &mut [T]) {
+        let last = self.acts.len() - 1;
+        (&self.acts[last][..n * PIXELS], &mut self.dbuf[0])
+    }
+    /// Output of the last training-mode forward, `[n, 784]`.
+    pub fn output(&self, n: usize) -> &[T] {
+        &self.acts[self.acts.len() - 1][..n * PIXELS]
+    }
+    /// Activation after layer `i` (0 is the input) of the last training-mode forward.
+    pub fn activation(&self, i: usize) -> &[T] {
+        assert!(self.train, "activations are kept only in training workspaces");
+        &self.acts[i]
+    }
+}
+
+fn two_mut<V>(v: &mut [V], a: usize, b: usize) -> (&mut V, &mut V) {
+    assert_ne!(a, b);
+    if a < b {
+        let (l, r) = v.split_at_mut(b);
+        (&mut l[a], &mut r[0])
+    } else {
+        let (l, r) = v.split_at_mut(a);
+        (&mut r[0], &mut l[b])
+    }
+}

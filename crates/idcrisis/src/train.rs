@@ -1,0 +1,135 @@
+//! The MSE loss and the training loop with its stopping rules.
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::float::Float;
+use crate::model::Net;
+use crate::optim::{Optimizer, OptimizerKind};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// `torch.nn.MSELoss()`: `L = mean((y − t)²)` over all `y.len()` elements. Writes
+/// `∂L/∂y = 2(y − t)/len` into `dy` and returns `L` (accumulated in f64, in order).
+pub fn mse_loss<T: Float>(y: &[T], t: &[T], dy: &mut [T]) -> f64 {
+    let len = y.len();
+    let scale = T::from_f64(2.0 / len as f64);
+    let mut sum = 0.0f64;
+    for ((d, &a), &b) in dy[..len].iter_mut().zip(y).zip(t) {
+        let e = a - b;
+        sum += (e * e).to_f64();
+        *d = scale * e;
+    }
+    sum / len as f64
+}
+
+/// Optimizer and stopping settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `gd`, `momentum` or `adam`.
+    pub optimizer: OptimizerKind,
+    /// Learning rate (PyTorch's meaning, with the mean-reduced MSE loss).
+    pub lr: f64,
+    /// Momentum μ for `momentum`.
+    pub momentum: f64,
+    /// Maximum number of updates.
+    pub steps: u64,
+    /// Stop once the training loss is below this.
+    pub tol: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-4, momentum: 0.9, steps: 5000, tol: 1e-4 }
+    }
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Loss fell below `tol`.
+    Converged,
+    /// `steps` updates were made without reaching `tol`.
+    MaxSteps,
+    /// The loss became NaN or infinite.
+    Diverged,
+}
+
+impl Status {
+    /// Lower-case name as written to `result.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::MaxSteps => "max-steps",
+            Status::Diverged => "diverged",
+        }
+    }
+}
+
+/// What a training run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// How it ended.
+    pub status: Status,
+    /// Updates made.
+    pub steps: u64,
+    /// Loss at the final weights (NaN / inf when diverged).
+    pub final_loss: f64,
+    /// Loss before each update, then at the final weights: `steps + 1` values.
+    #[serde(skip)]
+    pub losses: Vec<f64>,
+    /// Wall time of the loop in seconds.
+    pub wall_s: f64,
+    /// Mean milliseconds per update (forward + backward + optimizer).
+    pub ms_per_step: f64,
+}
+
+/// Train `net` to reproduce `x [n, 784]` (targets = inputs). `progress(step, loss)` is called
+/// after every loss evaluation. Nothing is allocated per step.
+pub fn train<T: Float>(
+    eng: &Engine,
+    net: &mut Net<T>,
+    x: &[T],
+    n: usize,
+    cfg: &TrainConfig,
+    progress: &mut (dyn FnMut(u64, f64) + Send),
+) -> Result<TrainOutcome> {
+    let mut opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    let mut ws = net.workspace(n, true);
+    let mut losses = Vec::with_capacity((cfg.steps as usize).saturating_add(1).min(1 << 20));
+    let t0 = Instant::now();
+    let status = eng.install(|| {
+        let mut step = 0u64;
+        loop {
+            net.forward(eng, &mut ws, x, n);
+            let len = n * crate::PIXELS;
+            let (out, dout) = ws.output_and_dout(n);
+            let loss = mse_loss(&out[..len], &x[..len], dout);
+            losses.push(loss);
+            progress(step, loss);
+            if !loss.is_finite() {
+                return Status::Diverged;
+            }
+            if loss < cfg.tol {
+                return Status::Converged;
+            }
+            if step >= cfg.steps {
+                return Status::MaxSteps;
+            }
+            net.backward(eng, &mut ws, n);
+            opt.step(eng, &mut net.params, &net.grads);
+            step += 1;
+        }
+    });
+    let wall_s = t0.elapsed().as_secs_f64();
+    let steps = opt.steps();
+    Ok(TrainOutcome {
+        status,
+        steps,
+        final_loss: *losses.last().unwrap_or(&f64::NAN),
+        losses,
+        wall_s,
+        ms_per_step: if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 },
+    })
+}

@@ -1,0 +1,232 @@
+//! Finite-difference gradient checks, in f64, for every layer, the loss and whole networks.
+//! Central differences with h = 1e-6; inputs and weights are drawn so that no ReLU input sits
+//! within reach of its kink.
+
+use idcrisis::engine::{ConvGeom, Engine, Padding};
+use idcrisis::layers::{Activation, Conv2d, Dense};
+use idcrisis::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::rng::{Rng, Stream};
+use idcrisis::train::mse_loss;
+
+const H: f64 = 1e-6;
+
+fn randv(rng: &mut Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+/// Max relative error between analytic and numeric gradients, relative to the largest entry.
+fn rel_err(analytic: &[f64], numeric: &[f64]) -> f64 {
+    let scale = numeric.iter().chain(analytic).fold(1e-12f64, |m, v| m.max(v.abs()));
+    analytic.iter().zip(numeric).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale
+}
+
+fn numeric_grad(v: &mut [f64], f: &mut dyn FnMut(&[f64]) -> f64) -> Vec<f64> {
+    (0..v.len())
+        .map(|i| {
+            let old = v[i];
+            v[i] = old + H;
+            let up = f(v);
+            v[i] = old - H;
+            let down = f(v);
+            v[i] = old;
+            (up - down) / (2.0 * H)
+        })
+        .collect()
+}
+
+#[test]
+fn dense_gradients() {
+    let eng = Engine::new(2).unwrap();
+    let mut rng = Rng::new(1, Stream::Misc);
+    let (inp, out, n) = (7, 5, 3);
+    let layer = Dense { inp, out, w: 0..inp * out, b: Some(inp * out..inp * out + out) };
+    let mut params = randv(&mut rng, inp * out + out);
+    let mut x = randv(&mut rng, n * inp);
+    let r = randv(&mut rng, n * out);
+    let obj = |p: &[f64], x: &[f64]| {
+        let mut y = vec![0.0; n * out];
+        layer.forward(&eng, p, x, &mut y, n);
+        y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let mut grads = vec![0.0; params.len()];
+    let mut dx = vec![0.0; n * inp];
+    layer.backward(&eng, &params, &mut grads, &x, &r, Some(&mut dx), n);
+    let xs = x.clone();
+    let num_p = numeric_grad(&mut params, &mut |p| obj(p, &xs));
+    let ps = params.clone();
+    let num_x = numeric_grad(&mut x, &mut |xv| obj(&ps, xv));
+    assert!(rel_err(&grads, &num_p) < 1e-8, "dW/db: {}", rel_err(&grads, &num_p));
+    assert!(rel_err(&dx, &num_x) < 1e-8, "dx: {}", rel_err(&dx, &num_x));
+}
+
+fn check_conv(k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
+    let eng = Engine::new(2).unwrap();
+    let mut rng = Rng::new(k as u64 * 31 + cin as u64, Stream::Misc);
+    let (h, w) = (6, 5);
+    let wlen = cout * cin * k * k;
+    let layer = Conv2d {
+        geom: ConvGeom::new(cin, h, w, k, pad),
+        c_out: cout,
+        padding: pad,
+        w: 0..wlen,
+        b: bias.then_some(wlen..wlen + cout),
+    };
+    let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
+    let mut x = randv(&mut rng, n * cin * h * w);
+    let r = randv(&mut rng, n * cout * h * w);
+    let cl = layer.cols_len();
+    let obj = |p: &[f64], x: &[f64]| {
+        let mut y = vec![0.0; n * cout * h * w];
+        let mut cols = vec![0.0; cl];
+        layer.forward(&eng, p, x, &mut y, &mut cols, false, n);
+        y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let mut y = vec![0.0; n * cout * h * w];
+    let mut cols = vec![0.0; n * cl];
+    layer.forward(&eng, &params, &x, &mut y, &mut cols, true, n);
+    let mut grads = vec![0.0; params.len()];
+    let mut dx = vec![0.0; n * cin * h * w];
+    let mut dcols = vec![0.0; cl];
+    layer.backward(&eng, &params, &mut grads, &cols, &r, Some((&mut dx, &mut dcols)), n);
+    let xs = x.clone();
+    let num_p = numeric_grad(&mut params, &mut |p| obj(p, &xs));
+    let ps = params.clone();
+    let num_x = numeric_grad(&mut x, &mut |xv| obj(&ps, xv));
+    let (ep, ex) = (rel_err(&grads, &num_p), rel_err(&dx, &num_x));
+    assert!(ep < 1e-8, "k={k} cin={cin} cout={cout} n={n} {pad:?}: dW/db rel err {ep}");
+    assert!(ex < 1e-8, "k={k} cin={cin} cout={cout} n={n} {pad:?}: dx rel err {ex}");
+}
+
+#[test]
+fn conv2d_gradients_k1_k3_k5_multichannel_batched() {
+    for k in [1, 3, 5] {
+        check_conv(k, 3, 4, 2, Padding::Zero, true);
+    }
+    check_conv(3, 2, 3, 2, Padding::Zero, false);
+}
+
+#[test]
+fn conv2d_gradients_other_paddings() {
+    for pad in [Padding::Circular, Padding::Reflect] {
+        check_conv(3, 2, 3, 2, pad, true);
+        check_conv(5, 2, 2, 1, pad, true);
+    }
+}
+
+#[test]
+fn relu_gradient() {
+    let eng = Engine::new(1).unwrap();
+    let mut rng = Rng::new(3, Stream::Misc);
+    // Keep every input at least 0.1 away from the kink.
+    let mut z: Vec<f64> = randv(&mut rng, 50).into_iter().map(|v| if v >= 0.0 { v + 0.1 } else { v - 0.1 }).collect();
+    let r = randv(&mut rng, 50);
+    let mut obj = |z: &[f64]| {
+        let mut a = z.to_vec();
+        Activation::Relu.forward(&eng, &mut a);
+        a.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let num = numeric_grad(&mut z, &mut obj);
+    let mut a = z.clone();
+    Activation::Relu.forward(&eng, &mut a);
+    let mut d = r.clone();
+    Activation::Relu.backward(&eng, &mut d, &a);
+    assert!(rel_err(&d, &num) < 1e-9);
+    // And a few values pinned by hand.
+    let mut a = vec![-1.0, 0.0, 2.0];
+    Activation::Relu.forward(&eng, &mut a);
+    assert_eq!(a, vec![0.0, 0.0, 2.0]);
+}
+
+#[test]
+fn mse_loss_value_and_gradient() {
+    let mut rng = Rng::new(4, Stream::Misc);
+    let mut y = randv(&mut rng, 20);
+    let t = randv(&mut rng, 20);
+    let mut dy = vec![0.0; 20];
+    let loss = mse_loss(&y, &t, &mut dy);
+    let direct = y.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / 20.0;
+    assert!((loss - direct).abs() < 1e-15);
+    let mut scratch = vec![0.0; 20];
+    let num = numeric_grad(&mut y, &mut |yv| mse_loss(yv, &t, &mut scratch));
+    assert!(rel_err(&dy, &num) < 1e-8);
+}
+
+fn check_net(cfg: ModelConfig, n: usize) {
+    let eng = Engine::new(2).unwrap();
+    let mut net = Net::<f64>::new(&cfg).unwrap();
+    net.init(Init::HeNormal, 1.0, 5);
+    // Non-zero biases so the bias gradients are exercised.
+    for l in net.layers.clone() {
+        if let Some(b) = l.bias_range() {
+            for (i, v) in net.params[b].iter_mut().enumerate() {
+                *v = 0.05 * ((i % 7) as f64 - 3.0);
+            }
+        }
+    }
+    let mut rng = Rng::new(6, Stream::Misc);
+    let x: Vec<f64> = (0..n * 784).map(|_| rng.uniform()).collect();
+    let mut ws = net.workspace(n, true);
+    eng.install(|| {
+        net.forward(&eng, &mut ws, &x, n);
+        let (out, dout) = ws.output_and_dout(n);
+        mse_loss(out, &x, dout);
+        net.backward(&eng, &mut ws, n);
+    });
+    let analytic = net.grads.clone();
+    // Check a deterministic subset of coordinates of every tensor (all of them is too slow).
+    let mut eval = net.clone();
+    let mut ews = eval.workspace(n, false);
+    let mut scratch = vec![0.0; n * 784];
+    let mut worst = 0.0f64;
+    for (name, _, range) in net.tensors() {
+        let idx: Vec<usize> = range.clone().step_by((range.len() / 40).max(1)).collect();
+        let mut num = Vec::new();
+        let mut ana = Vec::new();
+        for &i in &idx {
+            let old = eval.params[i];
+            let mut f = |v: f64, e: &mut Net<f64>| {
+                e.params[i] = v;
+                let y = e.forward(&eng, &mut ews, &x, n).to_vec();
+                mse_loss(&y, &x, &mut scratch)
+            };
+            let up = f(old + H, &mut eval);
+            let down = f(old - H, &mut eval);
+            eval.params[i] = old;
+            num.push((up - down) / (2.0 * H));
+            ana.push(analytic[i]);
+        }
+        let e = rel_err(&ana, &num);
+        worst = worst.max(e);
+        assert!(e < 1e-5, "{}: tensor {name}: rel err {e}", cfg.label());
+    }
+    assert!(worst > 0.0 || net.grads.iter().all(|g| *g == 0.0));
+}
+
+#[test]
+fn whole_cnn_3_layers() {
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, ..Default::default() };
+    check_net(cfg, 2);
+}
+
+#[test]
+fn whole_fcn_3_layers() {
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 3, width: 16, ..Default::default() };
+    check_net(cfg, 2);
+}
+
+#[test]
+fn whole_linear_nets() {
+    use idcrisis::layers::Activation::Linear;
+    check_net(ModelConfig { arch: Arch::Cnn, depth: 2, channels: 3, kernel: 5, act: Linear, bias: false, ..Default::default() }, 1);
+    check_net(ModelConfig { arch: Arch::Fcn, depth: 1, act: Linear, ..Default::default() }, 1);
+}
+
+#[test]
+fn a_wrong_gradient_is_caught() {
+    // The checker itself must be able to fail: perturb the analytic gradient and see it flagged.
+    let a = vec![1.0, 2.0, 3.0];
+    let mut b = a.clone();
+    assert!(rel_err(&a, &b) < 1e-12);
+    b[1] *= 1.001;
+    assert!(rel_err(&a, &b) > 1e-5);
+}
