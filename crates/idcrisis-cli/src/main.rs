@@ -1,3 +1,56 @@
-fn main() {
-    println!("Hello, world!");
+//! `idcrisis`: the command line over the idcrisis library.
+//!
+//! Exit codes: 0 success; 1 runtime failure (I/O, download); 2 bad input (flag, config, missing
+//! data); 3 the training run diverged (NaN/inf loss; its directory is still written).
+
+mod bench;
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "idcrisis", version, about = "Memorization vs generalization: train a network on one image, probe what it learned")]
+struct Cli {
+    /// Data directory (default: $IDCRISIS_DATA, else the user's cache dir + /idcrisis).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network on one image, probe it, and write a run directory.
+    Train(commands::TrainArgs),
+    /// Re-evaluate a finished run's weights on the probes or on a data set.
+    Probe(commands::ProbeArgs),
+    /// Download or verify data sets.
+    #[command(subcommand)]
+    Data(commands::DataCommand),
+    /// Median ms per training step on the benchmark workloads, with PyTorch beside it.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = idcrisis::data::resolve_data_dir(cli.data_dir.as_deref());
+    let result = match cli.command {
+        Command::Train(a) => commands::train(a, data_dir),
+        Command::Probe(a) => commands::probe(a, data_dir),
+        Command::Data(c) => commands::data(c, data_dir),
+        Command::Bench(a) => bench::run(a, data_dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = match e.downcast_ref::<idcrisis::Error>() {
+                Some(idcrisis::Error::InvalidValue { .. } | idcrisis::Error::Config { .. } | idcrisis::Error::MissingData { .. }) => 2,
+                _ => 1,
+            };
+            ExitCode::from(code)
+        }
+    }
 }

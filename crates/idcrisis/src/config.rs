@@ -1,1 +1,121 @@
-//! config
+//! The run configuration, as written to and read from `config.toml`.
+//!
+//! Every field has a default; a file may set any subset. Unknown keys and wrong types are
+//! rejected with the key named. Command-line flags override the file.
+
+use crate::data::ImageSpec;
+use crate::error::{Error, Result};
+use crate::model::{Init, ModelConfig};
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Engine precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dtype {
+    /// 32-bit floats (default).
+    #[default]
+    F32,
+    /// 64-bit floats (slower; for checks).
+    F64,
+}
+
+/// Initialisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitConfig {
+    /// Scheme for fresh weights.
+    pub scheme: Init,
+    /// Factor applied to freshly drawn weights (not biases).
+    pub scale: f64,
+    /// Start from these weights instead (safetensors, PyTorch layout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        InitConfig { scheme: Init::TorchDefault, scale: 1.0, from: None }
+    }
+}
+
+/// Everything needed to rerun a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Seed of the ChaCha stream for the initial weights.
+    pub seed: u64,
+    /// Compute threads (0 = all cores). Results are bit-identical for a fixed value.
+    pub threads: usize,
+    /// Engine precision.
+    pub dtype: Dtype,
+    /// The one training image.
+    pub train_image: ImageSpec,
+    /// ρ values of the random-ρ probes.
+    pub rho: Vec<f64>,
+    /// The network.
+    pub model: ModelConfig,
+    /// Initial weights.
+    pub init: InitConfig,
+    /// Optimizer and stopping rule.
+    pub train: TrainConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            threads: 0,
+            dtype: Dtype::F32,
+            train_image: ImageSpec::default(),
+            rho: crate::probe::DEFAULT_RHOS.to_vec(),
+            model: ModelConfig::default(),
+            init: InitConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parse TOML text; `path` is used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config { path: path.to_path_buf(), msg: e.to_string().trim().to_string() })
+    }
+
+    /// Read and parse a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Serialize to TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Other(format!("writing config: {e}")))
+    }
+
+    /// Check every value; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let t = &self.train;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(Error::invalid("lr", format!("{} must be a positive number", t.lr)));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(Error::invalid("momentum", format!("{} must be in [0, 1)", t.momentum)));
+        }
+        if !(t.tol.is_finite() && t.tol >= 0.0) {
+            return Err(Error::invalid("tol", format!("{} must be a non-negative number", t.tol)));
+        }
+        if !(self.init.scale.is_finite() && self.init.scale >= 0.0) {
+            return Err(Error::invalid("init-scale", format!("{} must be a non-negative number", self.init.scale)));
+        }
+        if let Some(r) = self.rho.iter().find(|r| !(-1.0..=1.0).contains(*r)) {
+            return Err(Error::invalid("rho", format!("{r} is not in [-1, 1]")));
+        }
+        if self.threads > 1024 {
+            return Err(Error::invalid("threads", format!("{} is more than 1024", self.threads)));
+        }
+        Ok(())
+    }
+}

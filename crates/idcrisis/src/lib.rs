@@ -18,6 +18,7 @@
 //! - [`figures`]: the prediction grid.
 //! - [`config`], [`run`]: run configuration (TOML) and the run directory writer.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod engine;

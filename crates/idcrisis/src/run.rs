@@ -1,1 +1,260 @@
-//! run
+//! One training run end to end, and the run directory it writes:
+//!
+//! | file | content |
+//! |---|---|
+//! | `config.toml` | the full [`RunConfig`]; `idcrisis train --config` reruns it |
+//! | `init.safetensors` | initial weights (PyTorch layout) |
+//! | `weights.safetensors` | trained weights |
+//! | `loss.csv` | `step,loss`: the loss before each update, then at the final weights |
+//! | `result.json` | status, losses, timings, versions, per-probe and per-category metrics |
+//! | `predictions.png` | training image and probes (top), the model's outputs (bottom) |
+//!
+//! Every file is written to a temporary name and renamed into place.
+
+use crate::config::{Dtype, RunConfig};
+use crate::data::{self};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::figures;
+use crate::float::Float;
+use crate::fsutil::{self, write_atomic};
+use crate::metrics::{self, ProbeScore, Summary};
+use crate::model::Net;
+use crate::probe::{self, Probe};
+use crate::train::{self, Status, TrainOutcome};
+use crate::PIXELS;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// Versions recorded with every result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Versions {
+    /// idcrisis crate version.
+    pub idcrisis: String,
+    /// Git commit the binary was built from (`-dirty` if the tree had changes).
+    pub git_commit: String,
+    /// Compiler.
+    pub rustc: String,
+    /// GEMM crate.
+    pub gemm: String,
+}
+
+impl Versions {
+    /// The versions of this build.
+    pub fn current() -> Self {
+        Versions {
+            idcrisis: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: env!("IDCRISIS_GIT_COMMIT").to_string(),
+            rustc: env!("IDCRISIS_RUSTC").to_string(),
+            gemm: "0.19 (x86-v4)".to_string(),
+        }
+    }
+}
+
+/// Evaluation of a model on a probe set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Training loss of the evaluated weights on the training image.
+    pub train_mse: f64,
+    /// One entry per probe, in probe order.
+    pub probes: Vec<ProbeScore>,
+    /// Averages per category, plus `paper` and `all`.
+    pub categories: BTreeMap<String, Summary>,
+}
+
+/// `result.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// `converged`, `max-steps` or `diverged`.
+    pub status: Status,
+    /// Updates made.
+    pub steps: u64,
+    /// Loss at the final weights.
+    pub final_loss: Option<f64>,
+    /// Loss at the initial weights.
+    pub initial_loss: Option<f64>,
+    /// Seed.
+    pub seed: u64,
+    /// Compute threads actually used.
+    pub threads: usize,
+    /// Parameter count.
+    pub params: usize,
+    /// Wall time of training, seconds.
+    pub train_seconds: f64,
+    /// Mean ms per update.
+    pub ms_per_step: f64,
+    /// Wall time of the whole run, seconds.
+    pub total_seconds: f64,
+    /// When the run started (RFC 3339, UTC).
+    pub started: String,
+    /// Data directory used.
+    pub data_dir: PathBuf,
+    /// Versions.
+    pub versions: Versions,
+    /// The full configuration.
+    pub config: RunConfig,
+    /// Probe metrics (absent when the run diverged).
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Where and how to run.
+pub struct RunOptions<'a> {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Run directory to create.
+    pub out: PathBuf,
+    /// Called with `(step, loss)` during training.
+    pub progress: &'a mut (dyn FnMut(u64, f64) + Send),
+}
+
+/// A fresh directory name under `runs/`: `runs/<label>-<unix seconds>-<pid>`.
+pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    PathBuf::from("runs").join(format!("{}-s{}-{secs}-{}", cfg.model.label(), cfg.seed, std::process::id()))
+}
+
+/// Check the data directory exists, with an error that says how to fix it.
+pub fn check_data_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "data-dir",
+            format!(
+                "data directory {} does not exist; run `idcrisis data fetch mnist` and `idcrisis data fetch fashion-mnist`, or set --data-dir / {} to a directory that has them",
+                dir.display(),
+                data::DATA_ENV
+            ),
+        ))
+    }
+}
+
+/// Train, evaluate and write the run directory. A diverged run still writes its directory and
+/// returns `Ok` with `status = diverged`.
+pub fn execute(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
+    cfg.validate()?;
+    match cfg.dtype {
+        Dtype::F32 => execute_as::<f32>(cfg, opts),
+        Dtype::F64 => execute_as::<f64>(cfg, opts),
+    }
+}
+
+fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
+    let t0 = Instant::now();
+    let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    check_data_dir(&opts.data_dir)?;
+    let train_img = data::load_image(&opts.data_dir, &cfg.train_image)?;
+    let probes = probe::paper_probes(&opts.data_dir, &train_img, &cfg.rho)?;
+    let out = &opts.out;
+    if out.join("result.json").exists() {
+        return Err(Error::invalid("out", format!("{} already holds a finished run; choose another --out", out.display())));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+
+    let eng = Engine::new(cfg.threads)?;
+    let mut net = Net::<T>::new(&cfg.model)?;
+    match &cfg.init.from {
+        Some(p) => net.load_safetensors(&fsutil::read(p)?, p)?,
+        None => net.init(cfg.init.scheme, cfg.init.scale, cfg.seed),
+    }
+    write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    write_atomic(&out.join("init.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
+
+    let x: Vec<T> = train_img.iter().map(|&v| T::from_f64(v as f64)).collect();
+    let outcome: TrainOutcome = train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?;
+
+    write_atomic(&out.join("weights.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
+    let mut csv = String::with_capacity(outcome.losses.len() * 24);
+    csv.push_str("step,loss\n");
+    for (i, l) in outcome.losses.iter().enumerate() {
+        csv.push_str(&format!("{i},{l:e}\n"));
+    }
+    write_atomic(&out.join("loss.csv"), csv.as_bytes())?;
+
+    let evaluation = if outcome.status == Status::Diverged {
+        None
+    } else {
+        let (eval, outputs) = evaluate(&eng, &net, &train_img, &probes);
+        write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &train_img, &probes, &outputs, &eval)?)?;
+        Some(eval)
+    };
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let result = RunResult {
+        status: outcome.status,
+        steps: outcome.steps,
+        final_loss: finite(outcome.final_loss),
+        initial_loss: outcome.losses.first().copied().and_then(finite),
+        seed: cfg.seed,
+        threads: eng.threads(),
+        params: net.num_params(),
+        train_seconds: outcome.wall_s,
+        ms_per_step: outcome.ms_per_step,
+        total_seconds: t0.elapsed().as_secs_f64(),
+        started,
+        data_dir: opts.data_dir.clone(),
+        versions: Versions::current(),
+        config: cfg.clone(),
+        evaluation,
+    };
+    let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::Other(format!("result.json: {e}")))?;
+    write_atomic(&out.join("result.json"), &json)?;
+    Ok(result)
+}
+
+fn weight_metadata(cfg: &RunConfig) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    m.insert("idcrisis_model".to_string(), serde_json::to_string(&cfg.model).unwrap_or_default());
+    m.insert("format".to_string(), "pt".to_string());
+    m
+}
+
+/// Outputs of `net` on the training image followed by every probe, `[1 + probes, 784]` as f32.
+pub fn outputs<T: Float>(eng: &Engine, net: &Net<T>, train: &[f32], probes: &[Probe]) -> Vec<Vec<f32>> {
+    let mut xs: Vec<T> = Vec::with_capacity((probes.len() + 1) * PIXELS);
+    xs.extend(train.iter().map(|&v| T::from_f64(v as f64)));
+    for p in probes {
+        xs.extend(p.image.iter().map(|&v| T::from_f64(v as f64)));
+    }
+    let ys = net.predict(eng, &xs, probes.len() + 1, 16);
+    ys.chunks(PIXELS).map(|c| c.iter().map(|v| Float::to_f64(*v) as f32).collect()).collect()
+}
+
+/// Score `net` on `probes`; also returns the raw outputs (training image first).
+pub fn evaluate<T: Float>(eng: &Engine, net: &Net<T>, train: &[f32], probes: &[Probe]) -> (Evaluation, Vec<Vec<f32>>) {
+    let outs = outputs(eng, net, train, probes);
+    let scores: Vec<ProbeScore> = probes.iter().zip(&outs[1..]).map(|(p, o)| metrics::score(p, o, train)).collect();
+    let eval = Evaluation { train_mse: metrics::mse(&outs[0], train), categories: metrics::by_category(&scores), probes: scores };
+    (eval, outs)
+}
+
+/// The paper's prediction figure for one model.
+pub fn predictions_png(label: &str, train: &[f32], probes: &[Probe], outs: &[Vec<f32>], eval: &Evaluation) -> Result<Vec<u8>> {
+    let mut inputs = vec![Some(train.to_vec())];
+    inputs.extend(probes.iter().map(|p| Some(p.image.clone())));
+    let outputs: Vec<Option<Vec<f32>>> = outs.iter().cloned().map(Some).collect();
+    let mut in_labels = vec!["training image".to_string()];
+    in_labels.extend(probes.iter().map(|p| p.name.clone()));
+    let mut out_labels = vec![format!("mse {:.1e}", eval.train_mse)];
+    out_labels.extend(eval.probes.iter().map(|s| format!("id {:.2} / const {:.2}", s.corr_identity, s.corr_constant)));
+    let paper = &eval.categories.get("paper");
+    let title = match paper {
+        Some(s) => format!(
+            "{label}: mean corr to identity {:.2}, to constant {:.2} (12 paper probes)",
+            s.corr_identity, s.corr_constant
+        ),
+        None => label.to_string(),
+    };
+    figures::image_grid(&title, &["input".into(), "output".into()], &[in_labels, out_labels], &[inputs, outputs], Some(0))
+}
+
+/// Load a finished run's config and trained weights.
+pub fn load_run(dir: &Path) -> Result<(RunConfig, PathBuf)> {
+    let cfg = RunConfig::load(&dir.join("config.toml"))?;
+    let w = dir.join("weights.safetensors");
+    if !w.is_file() {
+        return Err(Error::invalid("run-dir", format!("{} has no weights.safetensors; is it a finished run directory?", dir.display())));
+    }
+    Ok((cfg, w))
+}

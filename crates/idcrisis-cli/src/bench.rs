@@ -1,0 +1,127 @@
+//! `idcrisis bench`: median ms per training step of the benchmark workloads, with PyTorch's
+//! figure for the same workload beside it.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
+use idcrisis::data::{self, ImageSpec};
+use idcrisis::engine::Engine;
+use idcrisis::model::Arch;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Flags of `idcrisis bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Also time PyTorch (needs `python3 -c 'import torch'` to work) in this invocation.
+    #[arg(long)]
+    compare_torch: bool,
+    /// Timed steps per workload (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Compute threads [default: all cores]. PyTorch gets the same number.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Only these workloads (names as printed).
+    #[arg(long)]
+    workload: Vec<String>,
+    /// Python interpreter for --compare-torch.
+    #[arg(long, env = "IDCRISIS_PYTHON", default_value = "python3")]
+    python: String,
+    /// PyTorch reference script [default: ../shared/reference/torch_identity.py, searched upward].
+    #[arg(long, env = "IDCRISIS_TORCH_SCRIPT")]
+    torch_script: Option<PathBuf>,
+}
+
+fn find_script() -> Option<PathBuf> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        for cand in [dir.join("shared/reference/torch_identity.py"), dir.join("../shared/reference/torch_identity.py")] {
+            if cand.is_file() {
+                return Some(cand);
+            }
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn torch_ms(python: &str, script: &Path, w: &bench::Workload, a: &BenchArgs, threads: usize, data_dir: &Path) -> Result<f64> {
+    let m = &w.model;
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(["--optimizer", "adam", "--lr", "1e-4", "--json"]);
+    cmd.args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string(), "--threads", &threads.to_string()]);
+    cmd.args(["--depth", &m.depth.to_string(), "--data-dir", &data_dir.display().to_string()]);
+    match m.arch {
+        Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()]),
+        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &m.width.to_string()]),
+    };
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    v["median_ms_per_step"].as_f64().ok_or_else(|| anyhow::anyhow!("no median_ms_per_step in PyTorch output"))
+}
+
+/// Run the benchmark table.
+pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    idcrisis::run::check_data_dir(&data_dir)?;
+    let x = data::load_image(&data_dir, &ImageSpec::default())?;
+    let eng = Engine::new(a.threads)?;
+    let threads = eng.threads();
+    let torch = if a.compare_torch {
+        let ok = Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let script = a.torch_script.clone().or_else(find_script);
+        match (ok, script) {
+            (true, Some(s)) => Some(s),
+            (false, _) => {
+                println!("PyTorch is not importable by `{}`: showing our numbers only.", a.python);
+                None
+            }
+            (true, None) => {
+                println!("torch_identity.py not found (give --torch-script): showing our numbers only.");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    println!("batch 1, Adam, MNIST train #15, {threads} threads, median of {} steps after {} warm-up", a.steps, a.warmup);
+    println!("peak assumed {PEAK_GFLOPS_PER_CORE} GFLOP/s per core (f32 FMA)");
+    let torch_col = if torch.is_some() { "torch ms" } else { "torch ms (ref)" };
+    println!("{:<18} {:>9} {:>14} {:>7} {:>9} {:>7}", "workload", "ours ms", torch_col, "ratio", "GFLOP/s", "peak");
+    for w in bench::workloads() {
+        if !a.workload.is_empty() && !a.workload.iter().any(|n| n == w.name) {
+            continue;
+        }
+        let r = bench::time_model(&eng, w.name, &w.model, &x, a.warmup, a.steps.max(1))?;
+        let t = match &torch {
+            Some(script) => match torch_ms(&a.python, script, &w, &a, threads, &data_dir) {
+                Ok(ms) => ms,
+                Err(e) => {
+                    println!("  (PyTorch failed on {}: {e})", w.name);
+                    f64::NAN
+                }
+            },
+            None => w.torch_ms,
+        };
+        println!(
+            "{:<18} {:>9.2} {:>14.2} {:>7.2} {:>9.1} {:>6.1}%",
+            w.name,
+            r.median_ms,
+            t,
+            r.median_ms / t,
+            r.gflops,
+            100.0 * r.frac_peak
+        );
+    }
+    if torch.is_none() {
+        println!("(ref) = PyTorch 2 threads on the 2-core dev machine, from the issue; run with --compare-torch to measure here");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,94 @@
+//! Step-time benchmarks: median ms per training step of the issue's four workloads.
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::layers::Activation;
+use crate::model::{Arch, Init, ModelConfig, Net};
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::train::mse_loss;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Measured f32 FMA peak of one core of the dev machine, GFLOP/s (from the performance issue).
+pub const PEAK_GFLOPS_PER_CORE: f64 = 275.0;
+
+/// One benchmark workload, with PyTorch's step time on the 2-core dev machine (2 threads,
+/// batch 1, Adam), as measured with `shared/reference/torch_identity.py`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Short name.
+    pub name: &'static str,
+    /// The network.
+    pub model: ModelConfig,
+    /// PyTorch 2-thread median ms per step (reference measurement).
+    pub torch_ms: f64,
+}
+
+/// The four workloads of the core and performance issues.
+pub fn workloads() -> Vec<Workload> {
+    let cnn = |depth, channels, kernel| ModelConfig { arch: Arch::Cnn, depth, channels, kernel, ..Default::default() };
+    vec![
+        Workload { name: "cnn-d5-c128-k5", model: cnn(5, 128, 5), torch_ms: 16.0 },
+        Workload { name: "cnn-d20-c128-k5", model: cnn(20, 128, 5), torch_ms: 84.0 },
+        Workload { name: "cnn-d5-c32-k3", model: cnn(5, 32, 3), torch_ms: 1.4 },
+        Workload {
+            name: "fcn-d3-w2048",
+            model: ModelConfig { arch: Arch::Fcn, depth: 3, width: 2048, act: Activation::Relu, ..Default::default() },
+            torch_ms: 21.0,
+        },
+    ]
+}
+
+/// Timing of one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Workload name.
+    pub name: String,
+    /// Median ms per step.
+    pub median_ms: f64,
+    /// Fastest step, ms.
+    pub min_ms: f64,
+    /// Training FLOPs per step.
+    pub flops: f64,
+    /// Achieved GFLOP/s at the median.
+    pub gflops: f64,
+    /// Fraction of `threads × PEAK_GFLOPS_PER_CORE`.
+    pub frac_peak: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// Time `steps` Adam steps (after `warmup`) of `model` on the image `x [784]`.
+pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warmup: usize, steps: usize) -> Result<BenchResult> {
+    let mut net = Net::<f32>::new(model)?;
+    net.init(Init::TorchDefault, 1.0, 0);
+    let mut opt = Optimizer::<f32>::new(OptimizerKind::Adam, 1e-4, 0.0, net.num_params())?;
+    let mut ws = net.workspace(1, true);
+    let mut times = Vec::with_capacity(steps);
+    eng.install(|| {
+        for s in 0..warmup + steps {
+            let t = Instant::now();
+            net.forward(eng, &mut ws, x, 1);
+            let (out, dout) = ws.output_and_dout(1);
+            mse_loss(out, x, dout);
+            net.backward(eng, &mut ws, 1);
+            opt.step(eng, &mut net.params, &net.grads);
+            if s >= warmup {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    });
+    times.sort_by(f64::total_cmp);
+    let median_ms = times[times.len() / 2];
+    let flops = net.train_flops(1);
+    let gflops = flops / median_ms / 1e6;
+    Ok(BenchResult {
+        name: name.to_string(),
+        median_ms,
+        min_ms: times[0],
+        flops,
+        gflops,
+        frac_peak: gflops / (PEAK_GFLOPS_PER_CORE * eng.threads() as f64),
+        threads: eng.threads(),
+    })
+}

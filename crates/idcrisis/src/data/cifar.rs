@@ -1,0 +1,70 @@
+//! CIFAR-10 binary batches (`cifar-10-batches-bin/*.bin`).
+//!
+//! Each record is 3073 bytes: a label byte, then 1024 R, 1024 G and 1024 B bytes, each plane
+//! row-major over 32×32. [`to_gray28`] makes the 28×28 gray input the models take:
+//! ITU-R 601-2 luma `L = (299·R + 587·G + 114·B) / 1000` rounded to the nearest integer (PIL's
+//! `convert("L")`), then the central 28×28 crop (rows and columns 2..30). Cropping, unlike
+//! resizing, keeps every pixel value as it was.
+
+use super::Split;
+use crate::error::{Error, Result};
+use crate::SIDE;
+use std::path::{Path, PathBuf};
+
+/// Bytes per record.
+pub const RECORD: usize = 1 + 3 * 1024;
+
+/// One CIFAR-10 image with its RGB planes kept.
+#[derive(Debug, Clone)]
+pub struct CifarImage {
+    /// Class 0..9 (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck).
+    pub label: u8,
+    /// `[3, 32, 32]` planes R, G, B.
+    pub rgb: Vec<u8>,
+}
+
+/// The batch files of a split under `dir/cifar-10/cifar-10-batches-bin/`.
+pub fn batch_files(dir: &Path, split: Split) -> Vec<PathBuf> {
+    let base = dir.join("cifar-10").join("cifar-10-batches-bin");
+    match split {
+        Split::Train => (1..=5).map(|i| base.join(format!("data_batch_{i}.bin"))).collect(),
+        Split::Test => vec![base.join("test_batch.bin")],
+    }
+}
+
+/// Read every record of a binary batch file.
+pub fn read_batch(path: &Path) -> Result<Vec<CifarImage>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_batch(&bytes).map_err(|m| Error::bad_data(path, m))
+}
+
+/// Parse a batch from memory.
+pub fn parse_batch(bytes: &[u8]) -> std::result::Result<Vec<CifarImage>, String> {
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        return Err(format!("not a CIFAR-10 binary batch: {} bytes is not a positive multiple of {RECORD}", bytes.len()));
+    }
+    bytes
+        .chunks_exact(RECORD)
+        .enumerate()
+        .map(|(i, r)| {
+            if r[0] > 9 {
+                Err(format!("record {i}: label {} is not in 0..=9", r[0]))
+            } else {
+                Ok(CifarImage { label: r[0], rgb: r[1..].to_vec() })
+            }
+        })
+        .collect()
+}
+
+/// `[3, 32, 32]` RGB → `[28, 28]` gray by the rule in the module docs.
+pub fn to_gray28(rgb: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SIDE * SIDE);
+    for y in 2..30 {
+        for x in 2..30 {
+            let i = y * 32 + x;
+            let (r, g, b) = (rgb[i] as u32, rgb[1024 + i] as u32, rgb[2048 + i] as u32);
+            out.push(((299 * r + 587 * g + 114 * b + 500) / 1000) as u8);
+        }
+    }
+    out
+}
