@@ -252,7 +252,9 @@ impl<T: Float> Net<T> {
         let err = |msg: String| Error::Weights { path: path.to_path_buf(), msg };
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let tensors = self.tensors();
-        for name in st.names() {
+        let mut names = st.names();
+        names.sort();
+        for name in names {
             if !tensors.iter().any(|(n, _, _)| n == name) {
                 return Err(err(format!("unexpected tensor {name} for a {} network (bias {})", self.cfg.label(), self.cfg.bias)));
             }

@@ -206,7 +206,6 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
 fn weight_metadata(cfg: &RunConfig) -> std::collections::HashMap<String, String> {
     let mut m = std::collections::HashMap::new();
     m.insert("idcrisis_model".to_string(), serde_json::to_string(&cfg.model).unwrap_or_default());
-    m.insert("format".to_string(), "pt".to_string());
     m
 }
 

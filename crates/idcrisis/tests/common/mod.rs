@@ -1,0 +1,33 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The data directory the tests use: `$IDCRISIS_DATA`, else `shared/data` beside the repo.
+pub fn data_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("IDCRISIS_DATA").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    assert!(p.is_dir(), "test data not found: set IDCRISIS_DATA to a directory with mnist/ and fashion-mnist/ (e.g. ../shared/data)");
+    p
+}
+
+/// The paper's training image, MNIST train #15 (a "7"), in [0, 1].
+pub fn seven() -> Vec<f32> {
+    idcrisis::data::load_image(&data_dir(), &idcrisis::data::ImageSpec::default()).expect("MNIST train #15")
+}
+
+/// A fresh empty temporary directory.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("idcrisis-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,61 @@
+//! Same seed and thread count → bit-identical weights; a different seed → different weights.
+
+mod common;
+
+use idcrisis::engine::Engine;
+use idcrisis::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::train::{train, TrainConfig};
+
+fn run(cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
+    let eng = Engine::new(threads).unwrap();
+    let mut net = Net::<f32>::new(cfg).unwrap();
+    net.init(Init::TorchDefault, 1.0, seed);
+    let tc = TrainConfig { steps: 15, tol: 0.0, lr: 1e-3, ..Default::default() };
+    let out = train(&eng, &mut net, x, 1, &tc, &mut |_, _| {}).unwrap();
+    (net.params, out.losses)
+}
+
+#[test]
+fn same_seed_same_threads_is_bit_identical() {
+    let x = common::seven();
+    for cfg in [
+        ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() },
+        ModelConfig { arch: Arch::Fcn, depth: 3, width: 256, ..Default::default() },
+    ] {
+        for threads in [1, 2] {
+            let (a, la) = run(&cfg, 7, threads, &x);
+            let (b, lb) = run(&cfg, 7, threads, &x);
+            assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{} threads={threads}: weights differ", cfg.label());
+            assert_eq!(la, lb);
+            let (c, _) = run(&cfg, 8, threads, &x);
+            assert_ne!(a, c, "a different seed must give different weights");
+        }
+    }
+}
+
+#[test]
+fn init_is_deterministic_and_has_the_documented_ranges() {
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 5, ..Default::default() };
+    let mut a = Net::<f64>::new(&cfg).unwrap();
+    let mut b = Net::<f64>::new(&cfg).unwrap();
+    a.init(Init::TorchDefault, 1.0, 1);
+    b.init(Init::TorchDefault, 1.0, 1);
+    assert_eq!(a.params, b.params);
+    // torch-default: |w| ≤ 1/√fan_in, with fan_in = 8·25 for the middle layer.
+    let l = a.layers[1].clone();
+    let bound = 1.0 / ((8 * 25) as f64).sqrt();
+    assert!(a.params[l.weight_range()].iter().all(|w| w.abs() <= bound));
+    assert!(a.params[l.weight_range()].iter().any(|w| w.abs() > 0.9 * bound));
+    // he-normal: std √(2/fan_in) within 10%; biases zero; init-scale multiplies weights.
+    a.init(Init::HeNormal, 1.0, 2);
+    b.init(Init::HeNormal, 3.0, 2);
+    let w = &a.params[l.weight_range()];
+    let std = (w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64).sqrt();
+    assert!((std / (2.0 / 200.0f64).sqrt() - 1.0).abs() < 0.1, "{std}");
+    assert!(a.params[l.bias_range().unwrap()].iter().all(|&v| v == 0.0));
+    assert!(a.params[l.weight_range()].iter().zip(&b.params[l.weight_range()]).all(|(x, y)| (3.0 * x - y).abs() < 1e-15));
+    // glorot-uniform bound √(6/(fan_in+fan_out)).
+    a.init(Init::GlorotUniform, 1.0, 3);
+    let gb = (6.0 / (200.0 + 200.0f64)).sqrt();
+    assert!(a.params[l.weight_range()].iter().all(|w| w.abs() <= gb));
+}

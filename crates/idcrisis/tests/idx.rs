@@ -1,0 +1,174 @@
+//! IDX and CIFAR-10 readers: good files load; bad files are rejected with a clear error, no
+//! panic and no huge allocation. The bad files are generated here.
+
+mod common;
+
+use idcrisis::data::{self, cifar, idx, Dataset, Split};
+use std::io::Write;
+use std::path::Path;
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn err_of(path: &Path) -> String {
+    match idx::read_images(path) {
+        Ok(_) => panic!("{} was accepted", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn real_mnist_and_fashion_load_with_known_label_counts() {
+    let dir = common::data_dir();
+    let labels = data::load_labels(&dir, Dataset::Mnist, Split::Train).unwrap();
+    let mut counts = [0usize; 10];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    assert_eq!(counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(labels[15], 7, "the paper's training image is a 7");
+    let test = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap();
+    assert_eq!((test.count, test.rows, test.cols), (10000, 28, 28));
+    let f = data::load_labels(&dir, Dataset::FashionMnist, Split::Test).unwrap();
+    assert_eq!(f.len(), 10000);
+    assert!((0..10).all(|c| f.iter().filter(|&&l| l == c).count() == 1000));
+    let img = test.image_f32(0);
+    assert!(img.iter().all(|v| (0.0..=1.0).contains(v)) && img.iter().any(|v| *v == 1.0));
+}
+
+#[test]
+fn raw_and_gzip_files_read_the_same() {
+    let dir = common::tempdir("idx-good");
+    let pixels: Vec<u8> = (0..3 * 4 * 5).map(|i| i as u8).collect();
+    let raw = idx::encode_images(3, 4, 5, &pixels);
+    std::fs::write(dir.join("a.idx"), &raw).unwrap();
+    std::fs::write(dir.join("a.idx.gz"), gz(&raw)).unwrap();
+    for name in ["a.idx", "a.idx.gz"] {
+        let im = idx::read_images(&dir.join(name)).unwrap();
+        assert_eq!((im.count, im.rows, im.cols), (3, 4, 5));
+        assert_eq!(im.pixels, pixels);
+    }
+}
+
+#[test]
+fn bad_files_are_rejected_clearly() {
+    let dir = common::tempdir("idx-bad");
+    let pixels = vec![7u8; 2 * 28 * 28];
+    let good = idx::encode_images(2, 28, 28, &pixels);
+
+    // Truncated: raw and gzip.
+    std::fs::write(dir.join("trunc.idx"), &good[..good.len() - 100]).unwrap();
+    assert!(err_of(&dir.join("trunc.idx")).contains("truncated"));
+    std::fs::write(dir.join("trunc.gz"), gz(&good[..good.len() - 100])).unwrap();
+    assert!(err_of(&dir.join("trunc.gz")).contains("truncated"));
+    std::fs::write(dir.join("short.idx"), [0u8, 0]).unwrap();
+    assert!(err_of(&dir.join("short.idx")).contains("truncated"));
+    // A gzip stream cut in the middle.
+    let z = gz(&good);
+    std::fs::write(dir.join("cut.gz"), &z[..z.len() / 2]).unwrap();
+    let e = err_of(&dir.join("cut.gz"));
+    assert!(e.contains("truncated") || e.contains("decompress"), "{e}");
+
+    // Wrong magic: a label file where images are expected, and garbage.
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend_from_slice(&2u32.to_be_bytes());
+    labels.extend_from_slice(&[1, 2]);
+    std::fs::write(dir.join("labels.idx"), &labels).unwrap();
+    assert!(err_of(&dir.join("labels.idx")).contains("wrong magic number 0x00000801"));
+    std::fs::write(dir.join("junk.idx"), b"PK\x03\x04 not an idx file at all").unwrap();
+    assert!(err_of(&dir.join("junk.idx")).contains("wrong magic"));
+
+    // Absurd count: 4 billion images must not be allocated.
+    let mut absurd = vec![0, 0, 8, 3];
+    for d in [u32::MAX, 28, 28] {
+        absurd.extend_from_slice(&d.to_be_bytes());
+    }
+    std::fs::write(dir.join("absurd.gz"), gz(&absurd)).unwrap();
+    assert!(err_of(&dir.join("absurd.gz")).contains("absurd"));
+
+    // Trailing bytes.
+    let mut long = good.clone();
+    long.extend_from_slice(&[1, 2, 3]);
+    std::fs::write(dir.join("long.idx"), &long).unwrap();
+    assert!(err_of(&dir.join("long.idx")).contains("trailing"));
+}
+
+#[test]
+fn wrong_dimensions_are_rejected_for_mnist() {
+    let dir = common::tempdir("idx-dims");
+    std::fs::create_dir_all(dir.join("mnist")).unwrap();
+    let raw = idx::encode_images(2, 32, 32, &vec![0u8; 2 * 32 * 32]);
+    std::fs::write(data::idx_path(&dir, Dataset::Mnist, Split::Test, false), gz(&raw)).unwrap();
+    let e = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap_err().to_string();
+    assert!(e.contains("wrong dimensions 32x32"), "{e}");
+}
+
+#[test]
+fn missing_data_names_the_fix() {
+    let dir = common::tempdir("idx-missing");
+    let e = data::load_images(&dir, Dataset::FashionMnist, Split::Test).unwrap_err().to_string();
+    assert!(e.contains("idcrisis data fetch fashion-mnist"), "{e}");
+}
+
+fn cifar_record(label: u8, r: u8, g: u8, b: u8) -> Vec<u8> {
+    let mut v = vec![label];
+    v.extend(std::iter::repeat(r).take(1024));
+    v.extend(std::iter::repeat(g).take(1024));
+    v.extend(std::iter::repeat(b).take(1024));
+    v
+}
+
+#[test]
+fn cifar_batches_read_and_convert_to_gray28() {
+    let dir = common::tempdir("cifar");
+    let mut batch = cifar_record(3, 255, 0, 0);
+    let mut second = cifar_record(9, 10, 20, 30);
+    // Mark pixel (row 2, col 2) of the second image's red plane: it is the crop's top-left.
+    second[1 + 2 * 32 + 2] = 200;
+    batch.extend(second);
+    let p = cifar::batch_files(&dir, Split::Test)[0].clone();
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, &batch).unwrap();
+    let recs = cifar::read_batch(&p).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!((recs[0].label, recs[1].label), (3, 9));
+    assert_eq!(recs[0].rgb.len(), 3072, "RGB kept");
+    // Pure red 255: L = 299·255/1000 = 76.245 → 76.
+    assert!(cifar::to_gray28(&recs[0].rgb).iter().all(|&v| v == 76));
+    // (10, 20, 30): (2990 + 11740 + 3420)/1000 = 18.15 → 18; the marked pixel: (59800+11740+3420)/1000 = 74.96 → 75.
+    let g = cifar::to_gray28(&recs[1].rgb);
+    assert_eq!(g.len(), 784);
+    assert_eq!(g[0], 75);
+    assert_eq!(g[1], 18);
+    let imgs = data::load_images(&dir, Dataset::Cifar10, Split::Test).unwrap();
+    assert_eq!((imgs.count, imgs.rows, imgs.cols), (2, 28, 28));
+    assert_eq!(data::load_labels(&dir, Dataset::Cifar10, Split::Test).unwrap(), vec![3, 9]);
+
+    std::fs::write(&p, &batch[..5000]).unwrap();
+    assert!(cifar::read_batch(&p).unwrap_err().to_string().contains("not a positive multiple of 3073"));
+    let mut bad = cifar_record(12, 0, 0, 0);
+    bad.truncate(3073);
+    std::fs::write(&p, &bad).unwrap();
+    assert!(cifar::read_batch(&p).unwrap_err().to_string().contains("label 12"));
+}
+
+#[test]
+fn image_specs_parse_and_load() {
+    use idcrisis::data::ImageSpec;
+    let s: ImageSpec = "fashion-mnist:test:3".parse().unwrap();
+    assert_eq!(s.to_string(), "fashion-mnist:test:3");
+    assert!("mnist:train:x".parse::<ImageSpec>().is_err());
+    assert!("mnist:valid:1".parse::<ImageSpec>().is_err());
+    assert!("nothing".parse::<ImageSpec>().unwrap_err().to_string().contains("--train-image"));
+    let e = data::load_image(&common::data_dir(), &"mnist:test:10000".parse().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("out of range"));
+    // A PNG file round trip: the MNIST 7 saved as PNG reads back within quantisation.
+    let seven = common::seven();
+    let dir = common::tempdir("png");
+    let bytes: Vec<u8> = seven.iter().map(|v| (v * 255.0).round() as u8).collect();
+    let img = image::GrayImage::from_raw(28, 28, bytes).unwrap();
+    img.save(dir.join("seven.png")).unwrap();
+    let back = data::load_image(&dir, &ImageSpec::File(dir.join("seven.png"))).unwrap();
+    assert!(back.iter().zip(&seven).all(|(a, b)| (a - b).abs() < 1e-6));
+}

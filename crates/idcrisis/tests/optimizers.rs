@@ -1,0 +1,77 @@
+//! One Adam step, two Adam steps, momentum and GD against values worked out by hand.
+
+use idcrisis::engine::Engine;
+use idcrisis::optim::{Optimizer, OptimizerKind};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+#[test]
+fn adam_matches_hand_computed_steps() {
+    // g = (0.5, −0.1), lr 0.1. Step 1: m = 0.1g, v = 0.001g², m̂ = g, √v̂ = |g|, so
+    // p −= 0.1·g/(|g| + 1e-8): 1 → 1 − 0.05/0.50000001, −2 → −2 + 0.01/0.10000001.
+    let eng = Engine::new(1).unwrap();
+    let mut p = vec![1.0f64, -2.0];
+    let g = vec![0.5f64, -0.1];
+    let mut opt = Optimizer::<f64>::new(OptimizerKind::Adam, 0.1, 0.0, 2).unwrap();
+    opt.step(&eng, &mut p, &g);
+    assert!(close(p[0], 1.0 - 0.05 / 0.500_000_01), "{}", p[0]);
+    assert!(close(p[1], -2.0 + 0.01 / 0.100_000_01), "{}", p[1]);
+    // Step 2, same g: m = 0.095, v = 0.00049975, bias corrections 0.19 and 0.001999, so
+    // √v̂ = √(0.00049975/0.001999) = 0.5 and the step is (0.1/0.19)·0.095/0.50000001.
+    opt.step(&eng, &mut p, &g);
+    assert!(close(p[0], 1.0 - 2.0 * 0.05 / 0.500_000_01), "{}", p[0]);
+}
+
+#[test]
+fn momentum_matches_pytorch_sgd() {
+    // torch.optim.SGD(lr=0.1, momentum=0.9): b1 = g1 = 0.5 → p = 0.95; b2 = 0.9·0.5 + 0.5 = 0.95
+    // → p = 0.95 − 0.095 = 0.855.
+    let eng = Engine::new(1).unwrap();
+    let mut p = vec![1.0f64];
+    let mut opt = Optimizer::<f64>::new(OptimizerKind::Momentum, 0.1, 0.9, 1).unwrap();
+    opt.step(&eng, &mut p, &[0.5]);
+    assert!(close(p[0], 0.95));
+    opt.step(&eng, &mut p, &[0.5]);
+    assert!(close(p[0], 0.855), "{}", p[0]);
+}
+
+#[test]
+fn gd_step() {
+    let eng = Engine::new(1).unwrap();
+    let mut p = vec![1.0f64, 2.0];
+    let mut opt = Optimizer::<f64>::new(OptimizerKind::Gd, 0.1, 0.0, 2).unwrap();
+    opt.step(&eng, &mut p, &[0.5, -1.0]);
+    assert!(close(p[0], 0.95) && close(p[1], 2.1));
+}
+
+#[test]
+fn parallel_updates_match_serial_ones() {
+    // Large vectors take the multi-threaded path; results must equal the single-thread ones.
+    let n = 300_000;
+    let g: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let mut results = Vec::new();
+    for threads in [1, 2] {
+        let eng = Engine::new(threads).unwrap();
+        for kind in [OptimizerKind::Gd, OptimizerKind::Momentum, OptimizerKind::Adam] {
+            let mut p = vec![0.25f32; n];
+            let mut opt = Optimizer::<f32>::new(kind, 1e-3, 0.9, n).unwrap();
+            eng.install(|| {
+                opt.step(&eng, &mut p, &g);
+                opt.step(&eng, &mut p, &g);
+            });
+            results.push(p);
+        }
+    }
+    assert_eq!(results[0], results[3]);
+    assert_eq!(results[1], results[4]);
+    assert_eq!(results[2], results[5]);
+}
+
+#[test]
+fn bad_hyperparameters_are_rejected() {
+    assert!(Optimizer::<f32>::new(OptimizerKind::Adam, -1.0, 0.0, 1).is_err());
+    assert!(Optimizer::<f32>::new(OptimizerKind::Adam, f64::NAN, 0.0, 1).is_err());
+    assert!(Optimizer::<f32>::new(OptimizerKind::Momentum, 0.1, 1.0, 1).is_err());
+}
