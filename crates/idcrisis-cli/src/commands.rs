@@ -99,7 +99,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = PossibleValuesParser::new(["torch-default", "he-normal", "he-uniform", "glorot-normal", "glorot-uniform"]))]
     init: Option<String>,
     /// Multiply the freshly drawn initial weights by this [default: 1].
-    #[arg(long, value_parser = nonneg_f64)]
+    #[arg(long, value_parser = nonneg_f64, allow_negative_numbers = true)]
     init_scale: Option<f64>,
     /// Start from these weights (safetensors, PyTorch layout) instead of drawing them.
     #[arg(long, value_name = "FILE.safetensors")]
@@ -111,16 +111,16 @@ pub struct TrainArgs {
     #[arg(long, value_parser = PossibleValuesParser::new(["gd", "momentum", "adam"]))]
     optimizer: Option<String>,
     /// Learning rate [default: 1e-4].
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Momentum for `--optimizer momentum` [default: 0.9].
-    #[arg(long, value_parser = unit_interval)]
+    #[arg(long, value_parser = unit_interval, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Maximum number of updates [default: 5000].
     #[arg(long)]
     steps: Option<u64>,
     /// Stop once the training MSE is below this [default: 1e-4].
-    #[arg(long, value_parser = nonneg_f64)]
+    #[arg(long, value_parser = nonneg_f64, allow_negative_numbers = true)]
     tol: Option<f64>,
     /// Compute threads [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]

@@ -45,10 +45,19 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
             let code = match e.downcast_ref::<idcrisis::Error>() {
-                Some(idcrisis::Error::InvalidValue { .. } | idcrisis::Error::Config { .. } | idcrisis::Error::MissingData { .. }) => 2,
-                _ => 1,
+                Some(ie) => {
+                    // The library's messages already carry their cause.
+                    eprintln!("error: {ie}");
+                    match ie {
+                        idcrisis::Error::InvalidValue { .. } | idcrisis::Error::Config { .. } | idcrisis::Error::MissingData { .. } => 2,
+                        _ => 1,
+                    }
+                }
+                None => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
             };
             ExitCode::from(code)
         }

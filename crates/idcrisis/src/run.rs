@@ -250,6 +250,9 @@ pub fn predictions_png(label: &str, train: &[f32], probes: &[Probe], outs: &[Vec
 
 /// Load a finished run's config and trained weights.
 pub fn load_run(dir: &Path) -> Result<(RunConfig, PathBuf)> {
+    if !dir.join("config.toml").is_file() {
+        return Err(Error::invalid("run-dir", format!("{} is not a run directory: it has no config.toml", dir.display())));
+    }
     let cfg = RunConfig::load(&dir.join("config.toml"))?;
     let w = dir.join("weights.safetensors");
     if !w.is_file() {

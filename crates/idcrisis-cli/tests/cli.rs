@@ -1,0 +1,131 @@
+//! The command line: bad input exits 2 naming the problem, a diverging run exits 3, and the
+//! happy paths write what they promise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("IDCRISIS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+fn idcrisis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_idcrisis")).args(args).env("IDCRISIS_DATA", data_dir()).output().unwrap()
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("idcrisis-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_usage_error(args: &[&str], needle: &str) {
+    let o = idcrisis(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert!(stderr(&o).contains(needle), "{args:?}: stderr lacks {needle:?}: {}", stderr(&o));
+}
+
+const TINY: [&str; 10] = ["train", "--depth", "2", "--channels", "4", "--kernel", "3", "--steps", "5", "-q"];
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    assert_usage_error(&["train", "--depth", "0"], "--depth");
+    assert_usage_error(&["train", "--kernel", "4"], "--kernel");
+    assert_usage_error(&["train", "--lr", "-0.1"], "--lr");
+    assert_usage_error(&["train", "--lr=-0.1"], "--lr");
+    assert_usage_error(&["train", "--arch", "rnn"], "--arch");
+    assert_usage_error(&["train", "--train-image", "mnist:train:abc"], "--train-image");
+    assert_usage_error(&["train", "--momentum", "1.5"], "--momentum");
+}
+
+#[test]
+fn missing_data_directory_exits_2_and_says_how_to_fix_it() {
+    let o = idcrisis(&["train", "--data-dir", "/nonexistent/idcrisis-data", "--depth", "1", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("--data-dir") && e.contains("idcrisis data fetch mnist"), "{e}");
+}
+
+#[test]
+fn config_file_errors_exit_2_naming_the_key() {
+    let dir = tempdir("config");
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "seed = 1\n[model]\ndepht = 3\n").unwrap();
+    assert_usage_error(&["train", "--config", unknown.to_str().unwrap()], "depht");
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "[model]\ndepth = \"three\"\n").unwrap();
+    assert_usage_error(&["train", "--config", wrong.to_str().unwrap()], "depth");
+    let even = dir.join("even.toml");
+    std::fs::write(&even, "[model]\nkernel = 4\n").unwrap();
+    assert_usage_error(&["train", "--config", even.to_str().unwrap()], "--kernel");
+    let bad_toml = dir.join("bad.toml");
+    std::fs::write(&bad_toml, "[model\n").unwrap();
+    assert_usage_error(&["train", "--config", bad_toml.to_str().unwrap()], "bad.toml");
+    // Nothing was written for any of them.
+    assert!(!Path::new("runs").exists() || std::fs::read_dir("runs").unwrap().count() == 0);
+}
+
+#[test]
+fn train_writes_a_run_and_flags_override_the_config() {
+    let dir = tempdir("train");
+    let out = dir.join("run");
+    let mut args: Vec<&str> = TINY.to_vec();
+    args.extend(["--out", out.to_str().unwrap(), "--threads", "1", "--rho", "0.5,-0.5"]);
+    let o = idcrisis(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("predictions.png"), "{stdout}");
+    for f in ["config.toml", "result.json", "loss.csv", "init.safetensors", "weights.safetensors", "predictions.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // Rerun from config.toml with one flag overridden.
+    let out2 = dir.join("run2");
+    let cfg = out.join("config.toml");
+    let o = idcrisis(&["train", "--config", cfg.to_str().unwrap(), "--steps", "3", "--out", out2.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = std::fs::read_to_string(out2.join("config.toml")).unwrap();
+    assert!(toml.contains("steps = 3") && toml.contains("channels = 4") && toml.contains("-0.5"), "{toml}");
+    // probe re-evaluates the saved weights, on the paper's probes and on a data set.
+    let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("probe-paper.json").is_file());
+    let o = idcrisis(&["probe", out.to_str().unwrap(), "--dataset", "fashion-mnist:test", "--limit", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-fashion-mnist-test.json")).unwrap()).unwrap();
+    assert_eq!(j["probes"].as_array().unwrap().len(), 5);
+    // The re-evaluation agrees with the one done at the end of training.
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-paper.json")).unwrap()).unwrap();
+    assert_eq!(r["evaluation"]["probes"], p["probes"]);
+    // Probing something that is not a run is a clear error.
+    assert_usage_error(&["probe", dir.to_str().unwrap()], "config.toml");
+}
+
+#[test]
+fn a_diverging_run_exits_3_with_a_message() {
+    let dir = tempdir("diverge");
+    let out = dir.join("run");
+    let args = ["train", "--depth", "2", "--channels", "4", "--kernel", "3", "-q", "--optimizer", "gd", "--lr", "1e6", "--steps", "100", "--out", out.to_str().unwrap()];
+    let o = idcrisis(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("diverged"));
+    assert!(!stderr(&o).contains("panicked"));
+    assert!(out.join("result.json").is_file());
+}
+
+#[test]
+fn data_verify_and_bench_run() {
+    let o = idcrisis(&["data", "verify", "mnist", "fashion-mnist"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).matches(" ok ").count(), 8);
+    let o = idcrisis(&["bench", "--workload", "cnn-d5-c32-k3", "--steps", "2", "--warmup", "1", "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("cnn-d5-c32-k3") && s.contains("ratio"), "{s}");
+}
