@@ -110,7 +110,7 @@ pub struct TrainArgs {
     /// Optimizer [default: adam].
     #[arg(long, value_parser = PossibleValuesParser::new(["gd", "momentum", "adam"]))]
     optimizer: Option<String>,
-    /// Learning rate [default: 1e-4].
+    /// Learning rate [default: 3e-4].
     #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Momentum for `--optimizer momentum` [default: 0.9].
@@ -353,6 +353,23 @@ pub enum DataCommand {
         #[arg(value_parser = PossibleValuesParser::new(["mnist", "fashion-mnist", "cifar-10"]))]
         datasets: Vec<String>,
     },
+}
+
+/// Fetch MNIST and Fashion-MNIST into `dir` if they are not there yet.
+pub fn ensure_data(dir: &std::path::Path) -> Result<()> {
+    let pb = progress_bar(0, false);
+    let mut progress = |name: &str, done: u64, total: u64| {
+        pb.set_length(total);
+        pb.set_position(done);
+        pb.set_message(name.to_string());
+    };
+    let log = fetch::ensure(dir, &[Dataset::Mnist, Dataset::FashionMnist], &mut progress)
+        .with_context(|| format!("fetching data into {} (or set {} to a directory that has it)", dir.display(), data::DATA_ENV))?;
+    pb.finish_and_clear();
+    for l in log {
+        eprintln!("{l}");
+    }
+    Ok(())
 }
 
 /// `idcrisis data fetch|verify`.

@@ -36,12 +36,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let data_dir = idcrisis::data::resolve_data_dir(cli.data_dir.as_deref());
-    let result = match cli.command {
+    // Download on first use, as torchvision does, but only into the default cache directory:
+    // a directory the user named is used as it is, and a missing one is an error.
+    let chosen = cli.data_dir.is_some() || std::env::var_os(idcrisis::data::DATA_ENV).is_some_and(|v| !v.is_empty());
+    let needs_data = matches!(cli.command, Command::Train(_) | Command::Probe(_) | Command::Bench(_));
+    let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
+    let result = result.and_then(|()| match cli.command {
         Command::Train(a) => commands::train(a, data_dir),
         Command::Probe(a) => commands::probe(a, data_dir),
         Command::Data(c) => commands::data(c, data_dir),
         Command::Bench(a) => bench::run(a, data_dir),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

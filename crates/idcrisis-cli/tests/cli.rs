@@ -129,3 +129,37 @@ fn data_verify_and_bench_run() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("cnn-d5-c32-k3") && s.contains("ratio"), "{s}");
 }
+
+#[test]
+fn first_use_downloads_into_the_cache_dir() {
+    // A local mirror of shared/data; the user's cache dir is a fresh temp dir.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let root = data_dir();
+    let h = std::thread::spawn(move || {
+        while let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_secs(20)) {
+            let path = root.join(req.url().trim_start_matches('/'));
+            let resp = match std::fs::read(&path) {
+                Ok(b) => tiny_http::Response::from_data(b),
+                Err(_) => tiny_http::Response::from_data(Vec::new()).with_status_code(404),
+            };
+            let _ = req.respond(resp);
+        }
+    });
+    let home = tempdir("home");
+    let out = home.join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_idcrisis"))
+        .args(TINY)
+        .args(["--out", out.to_str().unwrap()])
+        .env_remove("IDCRISIS_DATA")
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("IDCRISIS_MIRRORS", &addr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("downloading it (first use)"), "{}", stderr(&o));
+    assert!(home.join("cache/idcrisis/mnist/train-images-idx3-ubyte.gz").is_file());
+    assert!(home.join("cache/idcrisis/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file());
+    assert!(out.join("result.json").is_file());
+    drop(h);
+}

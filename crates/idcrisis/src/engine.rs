@@ -191,12 +191,19 @@ pub struct ConvGeom {
     pub ytab: Vec<Option<usize>>,
     /// Column taps, `[k, w]`.
     pub xtab: Vec<Option<usize>>,
+    /// For zero padding: per column tap `kx`, the output columns `lo..hi` that read input
+    /// column `x + kx − k/2` (all others read zero). `None` for the other padding modes.
+    pub xrange: Option<Vec<(usize, usize)>>,
 }
 
 impl ConvGeom {
     /// Build the tap tables.
     pub fn new(c: usize, h: usize, w: usize, k: usize, pad: Padding) -> Self {
-        ConvGeom { c, h, w, k, ytab: tap_table(h, k, pad), xtab: tap_table(w, k, pad) }
+        let p = k / 2;
+        let xrange = (pad == Padding::Zero).then(|| {
+            (0..k).map(|kx| (p.saturating_sub(kx).min(w), (w + p).saturating_sub(kx).min(w))).collect()
+        });
+        ConvGeom { c, h, w, k, ytab: tap_table(h, k, pad), xtab: tap_table(w, k, pad), xrange }
     }
     /// Rows of the column matrix: `c·k·k`.
     pub fn col_rows(&self) -> usize {
@@ -225,11 +232,22 @@ pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T])
                         None => out.fill(T::zero()),
                         Some(sy) => {
                             let srow = &src[sy * g.w..(sy + 1) * g.w];
-                            for (o, t) in out.iter_mut().zip(xt) {
-                                *o = match t {
-                                    Some(sx) => srow[*sx],
-                                    None => T::zero(),
-                                };
+                            if let Some(xr) = &g.xrange {
+                                // Zero padding: one contiguous copy, zeros either side.
+                                let (lo, hi) = xr[kx];
+                                let shift = lo + kx - g.k / 2; // input column of output column lo
+                                out[..lo].fill(T::zero());
+                                if hi > lo {
+                                    out[lo..hi].copy_from_slice(&srow[shift..shift + hi - lo]);
+                                }
+                                out[hi.max(lo)..].fill(T::zero());
+                            } else {
+                                for (o, t) in out.iter_mut().zip(xt) {
+                                    *o = match t {
+                                        Some(sx) => srow[*sx],
+                                        None => T::zero(),
+                                    };
+                                }
                             }
                         }
                     }
@@ -259,9 +277,20 @@ pub fn col2im<T: Float>(eng: &Engine, g: &ConvGeom, cols: &[T], out: &mut [T]) {
                 for y in 0..g.h {
                     if let Some(sy) = g.ytab[ky * g.h + y] {
                         let drow = &mut dst[sy * g.w..(sy + 1) * g.w];
-                        for (v, t) in row[y * g.w..(y + 1) * g.w].iter().zip(xt) {
-                            if let Some(sx) = t {
-                                drow[*sx] = drow[*sx] + *v;
+                        let srow = &row[y * g.w..(y + 1) * g.w];
+                        if let Some(xr) = &g.xrange {
+                            let (lo, hi) = xr[kx];
+                            if hi > lo {
+                                let shift = lo + kx - g.k / 2;
+                                for (d, v) in drow[shift..shift + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                                    *d = *d + *v;
+                                }
+                            }
+                        } else {
+                            for (v, t) in srow.iter().zip(xt) {
+                                if let Some(sx) = t {
+                                    drow[*sx] = drow[*sx] + *v;
+                                }
                             }
                         }
                     }

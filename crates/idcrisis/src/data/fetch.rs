@@ -187,6 +187,20 @@ pub fn fetch(d: Dataset, dir: &Path, overrides: &[String], progress: Progress) -
     Ok(log)
 }
 
+/// Download-on-first-use: fetch each of `datasets` whose files are not all present under `dir`
+/// (present files are not re-hashed here; `idcrisis data verify` does that). Returns log lines.
+pub fn ensure(dir: &Path, datasets: &[Dataset], progress: Progress) -> Result<Vec<String>> {
+    let mut log = Vec::new();
+    for &d in datasets {
+        let present = remote_files(d).iter().all(|f| dir.join(d.name()).join(f.name).is_file());
+        if !present {
+            log.push(format!("{d} not found in {}: downloading it (first use)", dir.display()));
+            log.extend(fetch(d, dir, &[], progress)?);
+        }
+    }
+    Ok(log)
+}
+
 /// Extract `cifar-10-batches-bin/*.bin` from the binary tarball into `target`, atomically.
 pub fn extract_cifar(tarball: &Path, target: &Path) -> Result<()> {
     let f = std::fs::File::open(tarball).map_err(|e| Error::io(tarball, e))?;
