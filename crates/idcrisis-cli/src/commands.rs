@@ -116,7 +116,7 @@ pub struct TrainArgs {
     /// Momentum for `--optimizer momentum` [default: 0.9].
     #[arg(long, value_parser = unit_interval, allow_negative_numbers = true)]
     momentum: Option<f64>,
-    /// Maximum number of updates [default: 5000].
+    /// Maximum number of updates [default: 10000].
     #[arg(long)]
     steps: Option<u64>,
     /// Stop once the training MSE is below this [default: 1e-4].

@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ enum Command {
     Data(commands::DataCommand),
     /// Median ms per training step on the benchmark workloads, with PyTorch beside it.
     Bench(bench::BenchArgs),
+    /// Crash-safe grids of runs: plan, run locally or on Slurm, status, collect.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,13 +43,17 @@ fn main() -> ExitCode {
     // Download on first use, as torchvision does, but only into the default cache directory:
     // a directory the user named is used as it is, and a missing one is an error.
     let chosen = cli.data_dir.is_some() || std::env::var_os(idcrisis::data::DATA_ENV).is_some_and(|v| !v.is_empty());
-    let needs_data = matches!(cli.command, Command::Train(_) | Command::Probe(_) | Command::Bench(_));
+    let needs_data = matches!(
+        cli.command,
+        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
+    );
     let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
     let result = result.and_then(|()| match cli.command {
         Command::Train(a) => commands::train(a, data_dir),
         Command::Probe(a) => commands::probe(a, data_dir),
         Command::Data(c) => commands::data(c, data_dir),
         Command::Bench(a) => bench::run(a, data_dir),
+        Command::Sweep(c) => sweep::run(c, data_dir),
     });
     match result {
         Ok(code) => code,

@@ -33,6 +33,7 @@ pub mod optim;
 pub mod probe;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -40,7 +40,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { optimizer: OptimizerKind::Adam, lr: 3e-4, momentum: 0.9, steps: 5000, tol: 1e-4 }
+        TrainConfig { optimizer: OptimizerKind::Adam, lr: 3e-4, momentum: 0.9, steps: 10000, tol: 1e-4 }
     }
 }
 

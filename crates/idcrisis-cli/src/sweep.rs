@@ -1,0 +1,293 @@
+//! `idcrisis sweep plan|run-cell|run|status|collect`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use idcrisis::engine::default_threads;
+use idcrisis::sweep::{self, CellOutcome, PlanOutcome, SlurmOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Output format of `status`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatusFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Output format of `collect`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CollectFormat {
+    /// Comma-separated, one header line (pandas.read_csv reads it as is).
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// An aligned text table.
+    Table,
+}
+
+/// `idcrisis sweep ...`.
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// Expand a sweep file into DIR/plan.jsonl and DIR/slurm.sbatch.
+    Plan(PlanArgs),
+    /// Run one cell by index (Slurm: $SLURM_ARRAY_TASK_ID; Kubernetes: $JOB_COMPLETION_INDEX).
+    RunCell {
+        /// Sweep directory.
+        dir: PathBuf,
+        /// Cell index [default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX].
+        #[arg(long)]
+        index: Option<usize>,
+        /// Compute threads for this cell [default: the cell's config].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Run the cell again if it failed before.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Run every cell not yet done on a local pool of workers.
+    Run {
+        /// Sweep directory.
+        dir: PathBuf,
+        /// Workers [default: cores / threads-per-worker].
+        #[arg(short = 'j', long = "jobs")]
+        jobs: Option<usize>,
+        /// Compute threads per worker [default: cores / jobs, or 1].
+        #[arg(long)]
+        threads_per_worker: Option<usize>,
+        /// Also rerun cells that failed before.
+        #[arg(long)]
+        retry_failed: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Count done, failed and missing cells; list the ones to resubmit.
+    Status {
+        /// Sweep directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
+    },
+    /// One row per done cell: the keys that vary, then every metric.
+    Collect {
+        /// Sweep directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
+        format: CollectFormat,
+    },
+}
+
+/// Flags of `sweep plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The sweep file (train config keys; any value may be a list).
+    sweep_file: PathBuf,
+    /// Sweep directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Re-plan over a different sweep file, or plan more than 100,000 cells.
+    #[arg(long)]
+    force: bool,
+    /// Slurm: most array tasks at once (the %K of --array).
+    #[arg(long, default_value_t = 50)]
+    max_parallel: usize,
+    /// Slurm: --time of each task.
+    #[arg(long, default_value = "04:00:00")]
+    time: String,
+    /// Slurm: --mem of each task.
+    #[arg(long, default_value = "4G")]
+    mem: String,
+    /// Slurm: --cpus-per-task (also the cell's compute threads).
+    #[arg(long, default_value_t = 2)]
+    cpus_per_task: usize,
+    /// Slurm: extra #SBATCH option, e.g. --sbatch=--partition=debug (repeatable).
+    #[arg(long = "sbatch", allow_hyphen_values = true)]
+    sbatch: Vec<String>,
+}
+
+fn cell_index(index: Option<usize>) -> Result<usize> {
+    if let Some(i) = index {
+        return Ok(i);
+    }
+    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+        if let Ok(v) = std::env::var(var) {
+            return v
+                .trim()
+                .parse()
+                .map_err(|_| idcrisis::Error::invalid("index", format!("${var} = {v:?} is not a cell index")).into());
+        }
+    }
+    Err(idcrisis::Error::invalid("index", "no --index, $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX").into())
+}
+
+/// Dispatch `idcrisis sweep ...`.
+pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
+    match cmd {
+        SweepCommand::Plan(a) => {
+            let slurm = SlurmOptions { max_parallel: a.max_parallel, time: a.time, mem: a.mem, cpus: a.cpus_per_task, extra: a.sbatch };
+            let exe = std::env::current_exe()?;
+            match sweep::plan(&a.sweep_file, &a.out, a.force, &slurm, &exe, &data_dir)? {
+                PlanOutcome::Written(n) => println!("planned {n} cells in {}", a.out.display()),
+                PlanOutcome::Unchanged(n) => println!("{} already holds this plan ({n} cells): nothing to do", a.out.display()),
+            }
+            println!("run locally:    idcrisis sweep run {}", a.out.display());
+            println!("or on Slurm:    sbatch {}", a.out.join("slurm.sbatch").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        SweepCommand::RunCell { dir, index, threads, retry_failed } => {
+            let i = cell_index(index)?;
+            let plan = sweep::load_plan(&dir)?;
+            let cell = plan.get(i).ok_or_else(|| {
+                idcrisis::Error::invalid("index", format!("{i} is out of range: the plan has {} cells (0..={})", plan.len(), plan.len().saturating_sub(1)))
+            })?;
+            idcrisis::run::check_data_dir(&data_dir)?;
+            let out = sweep::run_cell(&dir, cell, &data_dir, threads, retry_failed)?;
+            let what = sweep::cell_dir(&dir, cell);
+            Ok(match out {
+                CellOutcome::Done => {
+                    println!("cell {i} done: {}", what.display());
+                    ExitCode::SUCCESS
+                }
+                CellOutcome::AlreadyDone => {
+                    println!("cell {i} was already done: {}", what.display());
+                    ExitCode::SUCCESS
+                }
+                CellOutcome::Busy => {
+                    println!("cell {i} is being run by another worker");
+                    ExitCode::SUCCESS
+                }
+                CellOutcome::SkippedFailed => {
+                    eprintln!("error: cell {i} failed before (see {}); pass --retry-failed to run it again", what.join("error.json").display());
+                    ExitCode::from(1)
+                }
+                CellOutcome::Failed(msg) => {
+                    eprintln!("error: cell {i} failed: {msg}");
+                    ExitCode::from(1)
+                }
+            })
+        }
+        SweepCommand::Run { dir, jobs, threads_per_worker, retry_failed, quiet } => run_local(&dir, &data_dir, jobs, threads_per_worker, retry_failed, quiet),
+        SweepCommand::Status { dir, format } => {
+            let s = sweep::status(&dir)?;
+            match format {
+                StatusFormat::Json => {
+                    let mut j = serde_json::to_value(&s)?;
+                    j["array"] = sweep::array_spec(&s.not_done).into();
+                    println!("{}", serde_json::to_string_pretty(&j)?);
+                }
+                StatusFormat::Text => {
+                    println!("{} cells: {} done, {} failed, {} missing", s.total, s.done, s.failed, s.missing);
+                    if !s.failed_indices.is_empty() {
+                        println!("failed: {}", s.failed_indices.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+                    }
+                    if !s.not_done.is_empty() {
+                        println!("resubmit: sbatch {} {}", sweep::array_spec(&s.not_done), dir.join("slurm.sbatch").display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SweepCommand::Collect { dir, format } => {
+            let (cols, rows, skipped) = sweep::collect(&dir)?;
+            match format {
+                CollectFormat::Csv => print!("{}", sweep::to_csv(&cols, &rows)),
+                CollectFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                CollectFormat::Table => print_table(&cols, &rows),
+            }
+            if skipped > 0 {
+                eprintln!("skipped {skipped} cells that are not done");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_table(cols: &[String], rows: &[sweep::Row]) {
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::Number(n)) if n.as_f64().is_some_and(|f| f.fract() != 0.0) => format!("{:.4}", n.as_f64().unwrap()),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| text(r.get(c))).collect()).collect();
+    let widths: Vec<usize> = cols.iter().enumerate().map(|(i, c)| cells.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0)).collect();
+    println!("{}", cols.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  "));
+    for r in cells {
+        println!("{}", r.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  "));
+    }
+}
+
+fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: Option<usize>, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
+    idcrisis::run::check_data_dir(data_dir)?;
+    let plan = sweep::load_plan(dir)?;
+    let todo: Vec<&sweep::Cell> = plan
+        .iter()
+        .filter(|c| match sweep::state(dir, c) {
+            sweep::CellState::Done => false,
+            sweep::CellState::Failed => retry_failed,
+            sweep::CellState::Missing => true,
+        })
+        .collect();
+    let cores = default_threads();
+    let (jobs, threads) = match (jobs, tpw) {
+        (Some(j), Some(t)) => (j.max(1), t.max(1)),
+        (Some(j), None) => (j.max(1), (cores / j.max(1)).max(1)),
+        (None, Some(t)) => ((cores / t.max(1)).max(1), t.max(1)),
+        (None, None) => (cores, 1),
+    };
+    let jobs = jobs.min(todo.len().max(1));
+    if jobs * threads > cores {
+        eprintln!("warning: {jobs} workers × {threads} threads is more than the {cores} cores");
+    }
+    let skipped_failed = plan.len() - todo.len() - plan.iter().filter(|c| sweep::state(dir, c) == sweep::CellState::Done).count();
+    eprintln!("{} cells to run ({} already done), {jobs} workers × {threads} threads", todo.len(), plan.len() - todo.len() - skipped_failed);
+    let pb = if quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(todo.len() as u64) };
+    pb.set_style(ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let next = AtomicUsize::new(0);
+    let running = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cell) = todo.get(k) else { break };
+                running.fetch_add(1, Ordering::SeqCst);
+                let out = sweep::run_cell(dir, cell, data_dir, Some(threads), retry_failed);
+                running.fetch_sub(1, Ordering::SeqCst);
+                match out {
+                    Ok(CellOutcome::Failed(msg)) => failed.lock().unwrap().push((cell.index, msg)),
+                    Ok(_) => {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => errors.lock().unwrap().push((cell.index, e.to_string())),
+                }
+                pb.inc(1);
+                pb.set_message(format!(
+                    "(done {}, failed {}, running {})",
+                    done.load(Ordering::SeqCst),
+                    failed.lock().unwrap().len() + errors.lock().unwrap().len(),
+                    running.load(Ordering::SeqCst)
+                ));
+            });
+        }
+    });
+    pb.finish_and_clear();
+    let failed = failed.into_inner().unwrap();
+    let errors = errors.into_inner().unwrap();
+    for (i, m) in failed.iter().chain(&errors) {
+        eprintln!("cell {i} failed: {m}");
+    }
+    let s = sweep::status(dir)?;
+    println!("{} cells: {} done, {} failed, {} missing", s.total, s.done, s.failed, s.missing);
+    Ok(if failed.is_empty() && errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
