@@ -1,0 +1,205 @@
+//! Sweeps: planning, bad input, crash safety under kill -9, and two concurrent runners.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("IDCRISIS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_idcrisis"));
+    c.env("IDCRISIS_DATA", data_dir());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("idcrisis-sweep-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A grid of `seeds × 2` tiny cells taking about `steps` updates each.
+fn write_grid(dir: &Path, seeds: usize, steps: usize) -> PathBuf {
+    let f = dir.join("grid.toml");
+    let seeds: Vec<String> = (0..seeds).map(|i| i.to_string()).collect();
+    std::fs::write(
+        &f,
+        format!(
+            "seed = [{}]\nthreads = 1\nrho = [0.5]\n[model]\narch = \"cnn\"\ndepth = [1, 2]\nchannels = 4\nkernel = 3\n[train]\nsteps = {steps}\ntol = 0.0\nlr = 1e-3\n",
+            seeds.join(", ")
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn collect_csv(dir: &Path) -> Vec<String> {
+    let o = run(&["sweep", "collect", s(dir), "--format", "csv"]);
+    assert!(o.status.success(), "{}", err(&o));
+    String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
+}
+
+#[test]
+fn plan_is_stable_and_refuses_a_different_file() {
+    let t = tempdir("plan");
+    let f = write_grid(&t, 3, 5);
+    let d = t.join("sw");
+    let o = run(&["sweep", "plan", s(&f), "--out", s(&d), "--max-parallel", "4", "--cpus-per-task", "1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let plan = std::fs::read_to_string(d.join("plan.jsonl")).unwrap();
+    assert_eq!(plan.lines().count(), 6);
+    let sb = std::fs::read_to_string(d.join("slurm.sbatch")).unwrap();
+    assert!(sb.contains("#SBATCH --array=0-5%4") && sb.contains("--cpus-per-task=1") && sb.contains("sweep run-cell"), "{sb}");
+    // Same file again: a no-op, same bytes.
+    let o = run(&["sweep", "plan", s(&f), "--out", s(&d)]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+    assert_eq!(std::fs::read_to_string(d.join("plan.jsonl")).unwrap(), plan);
+    // A different file is refused, then accepted with --force; done cells survive.
+    let o = run(&["sweep", "run-cell", s(&d), "--index", "0"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let g = write_grid(&t, 4, 5);
+    let o = run(&["sweep", "plan", s(&g), "--out", s(&d)]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("--force"));
+    let o = run(&["sweep", "plan", s(&g), "--out", s(&d), "--force"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let st = run(&["sweep", "status", s(&d), "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(j["total"], 8);
+    assert_eq!(j["done"], 1, "the cell done before re-planning is kept (same config → same id)");
+}
+
+#[test]
+fn bad_sweep_files_name_the_key_and_write_nothing() {
+    let t = tempdir("bad");
+    let cases = [
+        ("unknown.toml", "seed = [1, 2]\n[model]\ndepht = [3]\n", "depht"),
+        ("empty.toml", "seed = []\n", "empty list"),
+        ("type.toml", "[model]\ndepth = [\"five\", 3]\n", "depth"),
+        ("huge.toml", "seed = [0,1,2,3,4,5,6,7,8,9]\n[model]\ndepth = [1,2,3,4,5,6,7,8,9,10]\nchannels = [1,2,3,4,5,6,7,8,9,10]\nkernel = [1,3,5,7,9,11,13,15,17,19]\nwidth = [1,2,3,4,5,6,7,8,9,10,11]\n", "--force"),
+        ("zip.toml", "[zip]\nseed = [1, 2]\ntrain.lr = [0.1]\n", "zip key"),
+        ("invalid.toml", "[model]\nkernel = [3, 4]\n", "--kernel"),
+    ];
+    for (name, text, needle) in cases {
+        let f = t.join(name);
+        std::fs::write(&f, text).unwrap();
+        let d = t.join(format!("out-{name}"));
+        let o = run(&["sweep", "plan", s(&f), "--out", s(&d)]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        assert!(err(&o).contains(needle), "{name}: {:?} lacks {needle:?}", err(&o));
+        assert!(!d.exists(), "{name}: something was written");
+    }
+    // run-cell with an index out of range, and without any index.
+    let f = write_grid(&t, 1, 2);
+    let d = t.join("ok");
+    assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
+    let o = run(&["sweep", "run-cell", s(&d), "--index", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("--index") && err(&o).contains("out of range"), "{}", err(&o));
+    let o = bin().args(["sweep", "run-cell", s(&d)]).env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    // The index can come from Kubernetes' JOB_COMPLETION_INDEX.
+    let o = bin().args(["sweep", "run-cell", s(&d)]).env_remove("SLURM_ARRAY_TASK_ID").env("JOB_COMPLETION_INDEX", "1").output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cell 1 done"));
+}
+
+fn done_stamps(d: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(d.join("cells")).unwrap().flatten() {
+        let done = e.path().join("DONE");
+        if done.is_file() {
+            let r = e.path().join("result.json");
+            v.push((r.clone(), std::fs::metadata(&r).unwrap().modified().unwrap()));
+        }
+    }
+    v
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing() {
+    let t = tempdir("kill");
+    let f = write_grid(&t, 6, 3000);
+    let d = t.join("sw");
+    assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
+    // Kill after varying delays; every finished cell must survive untouched.
+    let mut seen: Vec<(PathBuf, std::time::SystemTime)> = Vec::new();
+    for (round, ms) in [250u64, 600, 90, 420].into_iter().enumerate() {
+        let mut child = bin().args(["sweep", "run", s(&d), "-j", "2", "-q"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(ms + 37 * round as u64));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // Finished cells from earlier rounds are unchanged.
+        for (p, m) in &seen {
+            assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *m, "{} was recomputed", p.display());
+        }
+        seen = done_stamps(&d);
+        if round == 0 {
+            assert!(seen.len() < 12, "the first kill came after the grid finished: the test proves nothing");
+        }
+        // Only complete cells are ever reported.
+        let rows = collect_csv(&d);
+        assert_eq!(rows.len() - 1, seen.len());
+    }
+    let o = run(&["sweep", "run", s(&d), "-j", "2", "-q"]);
+    assert!(o.status.success(), "{}", err(&o));
+    for (p, m) in &seen {
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *m, "{} was recomputed", p.display());
+    }
+    let rows = collect_csv(&d);
+    assert_eq!(rows.len(), 1 + 12, "header + every cell");
+    let ids: BTreeSet<&str> = rows[1..].iter().map(|r| r.split(',').nth(1).unwrap()).collect();
+    assert_eq!(ids.len(), 12, "every row exactly once");
+    let st: serde_json::Value = serde_json::from_slice(&run(&["sweep", "status", s(&d), "--format", "json"]).stdout).unwrap();
+    assert_eq!(st["done"], 12);
+    // No temporary files anywhere.
+    for e in std::fs::read_dir(d.join("cells")).unwrap().flatten() {
+        if e.path().is_dir() {
+            for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+                assert!(!f.file_name().to_string_lossy().ends_with(".tmp"), "{:?}", f.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn two_runners_on_one_directory_finish_cleanly() {
+    let t = tempdir("two");
+    let f = write_grid(&t, 5, 150);
+    let d = t.join("sw");
+    assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
+    let start = Instant::now();
+    let a = bin().args(["sweep", "run", s(&d), "-j", "1", "-q"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let b = bin().args(["sweep", "run", s(&d), "-j", "1", "-q"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(oa.status.success(), "{}", err(&oa));
+    assert!(ob.status.success(), "{}", err(&ob));
+    assert!(start.elapsed() < Duration::from_secs(120));
+    let rows = collect_csv(&d);
+    assert_eq!(rows.len(), 1 + 10);
+    // Every result parses and belongs to its cell.
+    for e in std::fs::read_dir(d.join("cells")).unwrap().flatten() {
+        if e.path().is_dir() {
+            let j: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path().join("result.json")).unwrap()).unwrap();
+            assert!(j["evaluation"]["categories"]["paper"].is_object());
+        }
+    }
+}
