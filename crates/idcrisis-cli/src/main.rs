@@ -6,6 +6,7 @@
 mod bench;
 mod commands;
 mod sweep;
+mod theory;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     /// Crash-safe grids of runs: plan, run locally or on Slurm, status, collect.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Closed forms (Theorem 1, the one-layer CNN) and infinite-width NNGP/NTK predictions.
+    #[command(subcommand)]
+    Theory(theory::TheoryCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
     let chosen = cli.data_dir.is_some() || std::env::var_os(idcrisis::data::DATA_ENV).is_some_and(|v| !v.is_empty());
     let needs_data = matches!(
         cli.command,
-        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
+        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Theory(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
     );
     let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
     let result = result.and_then(|()| match cli.command {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Data(c) => commands::data(c, data_dir),
         Command::Bench(a) => bench::run(a, data_dir),
         Command::Sweep(c) => sweep::run(c, data_dir),
+        Command::Theory(c) => theory::run(c, data_dir),
     });
     match result {
         Ok(code) => code,

@@ -130,3 +130,138 @@ pub fn encode_png(w: u32, h: u32, rgb: Vec<u8>) -> Result<Vec<u8>> {
         .map_err(|e| Error::Other(format!("encoding PNG: {e}")))?;
     Ok(bytes)
 }
+
+/// One named series of `(x, y)` points.
+pub type Series = (String, Vec<(f64, f64)>);
+
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, xlabel: &str, ylabel: &str, series: &[Series], log_y: bool) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let ys: Vec<f64> = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).filter(|v| v.is_finite() && (!log_y || *v > 0.0)).collect();
+    let (y0, y1) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (y0, y1) = if y0 >= y1 { (y0 - 1.0, y1 + 1.0) } else { (y0, y1) };
+    let colors = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(255, 127, 14), RGBColor(148, 103, 189)];
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, ("sans-serif", 26)).margin(20).x_label_area_size(50).y_label_area_size(80);
+    macro_rules! body {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(xlabel)
+                .y_desc(ylabel)
+                .x_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") })
+                .y_label_formatter(&|v: &f64| if log_y || v.abs() < 1e-2 && *v != 0.0 { format!("{v:.0e}") } else { format!("{v:.2}") })
+                .label_style(("sans-serif", 16))
+                .axis_desc_style(("sans-serif", 18))
+                .draw()
+                .map_err(plot_err)?;
+            for (i, (name, pts)) in series.iter().enumerate() {
+                let c = colors[i % colors.len()];
+                let pts: Vec<(f64, f64)> = pts.iter().cloned().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)).collect();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(plot_err)?
+                    .label(name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(plot_err)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 16))
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(plot_err)?;
+        }};
+    }
+    if log_y {
+        body!(builder.build_cartesian_2d(x0..x1, (y0 * 0.8..y1 * 1.25).log_scale()).map_err(plot_err)?);
+    } else {
+        let pad = 0.05 * (y1 - y0);
+        body!(builder.build_cartesian_2d(x0..x1, y0 - pad..y1 + pad).map_err(plot_err)?);
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// A line plot as PNG bytes and SVG text.
+pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series], log_y: bool) -> Result<(Vec<u8>, String)> {
+    register_font();
+    let (w, h) = (1000u32, 650u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    draw_lines(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(), title, xlabel, ylabel, series, log_y)?;
+    let png = encode_png(w, h, buf)?;
+    let mut svg = String::new();
+    draw_lines(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(), title, xlabel, ylabel, series, log_y)?;
+    Ok((png, svg))
+}
+
+/// Diverging blue–white–red color for `v` in [−1, 1].
+pub fn diverging(v: f64) -> RGBColor {
+    let v = v.clamp(-1.0, 1.0);
+    let lerp = |a: f64, b: f64, t: f64| (a + (b - a) * t).round() as u8;
+    if v >= 0.0 {
+        RGBColor(lerp(247.0, 178.0, v), lerp(247.0, 24.0, v), lerp(247.0, 43.0, v))
+    } else {
+        RGBColor(lerp(247.0, 33.0, -v), lerp(247.0, 102.0, -v), lerp(247.0, 172.0, -v))
+    }
+}
+
+fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let (nr, nc) = (rows.len() as i32, cols.len() as i32);
+    let (left, top, cw, ch) = (110i32, 60i32, 48i32, 60i32);
+    root.draw(&Text::new(title.to_string(), (left, 18), ("sans-serif", 22).into_font())).map_err(plot_err)?;
+    for (r, row) in values.iter().enumerate() {
+        let y = top + r as i32 * ch;
+        root.draw(&Text::new(rows[r].clone(), (10, y + ch / 2 - 8), ("sans-serif", 16).into_font())).map_err(plot_err)?;
+        for (c, v) in row.iter().enumerate() {
+            let x = left + c as i32 * cw;
+            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], diverging(*v).filled())).map_err(plot_err)?;
+            root.draw(&Text::new(format!("{v:.2}"), (x + 6, y + ch / 2 - 6), ("sans-serif", 13).into_font())).map_err(plot_err)?;
+        }
+    }
+    for (c, label) in cols.iter().enumerate() {
+        root.draw(&Text::new(label.clone(), (left + c as i32 * cw + cw / 2 - 6, top + nr * ch + 8), ("sans-serif", 15).into_font())).map_err(plot_err)?;
+    }
+    root.draw(&Text::new("depth", (left + nc * cw / 2 - 20, top + nr * ch + 32), ("sans-serif", 17).into_font())).map_err(plot_err)?;
+    // Color bar.
+    let bx = left + nc * cw + 30;
+    for i in 0..100 {
+        let v = 1.0 - 2.0 * i as f64 / 99.0;
+        let y = top + i * (nr * ch) / 100;
+        root.draw(&Rectangle::new([(bx, y), (bx + 20, y + (nr * ch) / 100 + 1)], diverging(v).filled())).map_err(plot_err)?;
+    }
+    for (v, frac) in [(1.0, 0.0), (0.0, 0.5), (-1.0, 1.0)] {
+        let y = top + (frac * (nr * ch) as f64) as i32;
+        root.draw(&Text::new(format!("{v:+.0}"), (bx + 26, y - 8), ("sans-serif", 14).into_font())).map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Heat map size for `rows × cols` cells.
+pub fn heatmap_size(rows: usize, cols: usize) -> (u32, u32) {
+    (110 + cols as u32 * 48 + 110, 60 + rows as u32 * 60 + 60)
+}
+
+/// A labelled heat map (values in [−1, 1], diverging colormap) as PNG bytes and SVG text.
+pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>]) -> Result<(Vec<u8>, String)> {
+    register_font();
+    let (w, h) = heatmap_size(rows.len(), cols.len());
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    draw_heatmap(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(), title, rows, cols, values)?;
+    let png = encode_png(w, h, buf)?;
+    let mut svg = String::new();
+    draw_heatmap(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(), title, rows, cols, values)?;
+    Ok((png, svg))
+}

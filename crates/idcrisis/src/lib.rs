@@ -34,6 +34,7 @@ pub mod probe;
 pub mod rng;
 pub mod run;
 pub mod sweep;
+pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,282 @@
+//! `idcrisis theory fcn1|cnn1|ntk`.
+
+use anyhow::Result;
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Subcommand};
+use idcrisis::data::ImageSpec;
+use idcrisis::engine::Engine;
+use idcrisis::figures;
+use idcrisis::fsutil::write_atomic;
+use idcrisis::layers::Activation;
+use idcrisis::metrics::{self, pearson};
+use idcrisis::model::{Arch, Init};
+use idcrisis::theory::{cnn1, fcn1, ntk};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn kebab<T: DeserializeOwned>(s: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).expect("value checked by clap")
+}
+
+/// Flags shared by the theory commands.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Output directory [default: runs/theory-<command>-<time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The training image.
+    #[arg(long, default_value = "mnist:train:15", value_parser = |s: &str| s.parse::<ImageSpec>().map_err(|e| e.to_string()))]
+    train_image: ImageSpec,
+    /// Compute threads [default: all cores].
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Correlations of the random probes.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.5,0.9", allow_negative_numbers = true)]
+    rho: Vec<f64>,
+}
+
+/// Init flags of fcn1 / cnn1.
+#[derive(Args, Debug, Clone)]
+pub struct InitArgs {
+    /// Initial weights' scheme.
+    #[arg(long, default_value = "torch-default", value_parser = PossibleValuesParser::new(["torch-default", "he-normal", "he-uniform", "glorot-normal", "glorot-uniform"]))]
+    init: String,
+    /// Multiplies the initial weights.
+    #[arg(long, default_value_t = 1.0)]
+    init_scale: f64,
+    /// Seed of the initial weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `idcrisis theory ...`.
+#[derive(Subcommand, Debug)]
+pub enum TheoryCommand {
+    /// Theorem 1: the one-layer linear FCN, predicted from W0 and checked by training.
+    Fcn1 {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        init: InitArgs,
+        /// GD steps of the check (the residual halves each step).
+        #[arg(long, default_value_t = 100)]
+        steps: u64,
+    },
+    /// The one-layer CNN: rank, null space, predicted and trained error by kernel size.
+    Cnn1 {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        init: InitArgs,
+        /// Odd kernel sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31,35,41,55")]
+        kernels: Vec<usize>,
+        /// Max training steps of the check, per kernel size.
+        #[arg(long, default_value_t = 30000)]
+        steps: u64,
+    },
+    /// Infinite-width NNGP / NTK predictions after training on the one image.
+    Ntk {
+        #[command(flatten)]
+        common: Common,
+        /// Network family.
+        #[arg(long, default_value = "cnn", value_parser = PossibleValuesParser::new(["cnn", "fcn"]))]
+        arch: String,
+        /// Weight layers.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+        depth: u64,
+        /// Activation.
+        #[arg(long, default_value = "relu", value_parser = PossibleValuesParser::new(["relu", "linear"]))]
+        act: String,
+        /// CNN kernel side (odd).
+        #[arg(long, default_value_t = 5)]
+        kernel: usize,
+        /// σw².
+        #[arg(long = "weight-var", default_value_t = 2.0)]
+        weight_var: f64,
+        /// σb².
+        #[arg(long = "bias-var", default_value_t = 0.0)]
+        bias_var: f64,
+        /// Also the heat map of predicted corr-to-identity for FCN and CNN at depths 1..=N.
+        #[arg(long, value_name = "N")]
+        heatmap: Option<usize>,
+    },
+}
+
+fn out_dir(o: &Option<PathBuf>, name: &str) -> PathBuf {
+    o.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from("runs").join(format!("theory-{name}-{secs}"))
+    })
+}
+
+fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec_pretty(v)?)?;
+    Ok(())
+}
+
+fn to32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&a| a as f32).collect()
+}
+
+/// Dispatch.
+pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
+    idcrisis::run::check_data_dir(&data_dir)?;
+    match cmd {
+        TheoryCommand::Fcn1 { common, init, steps } => {
+            let eng = Engine::new(common.threads)?;
+            let out = out_dir(&common.out, "fcn1");
+            let o = fcn1::run(&eng, &data_dir, &common.train_image, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
+            let r = &o.report;
+            let mut csv = String::from("probe,max_rel_diff,pred_corr_identity,pred_corr_constant\n");
+            for p in &r.probes {
+                csv += &format!("{},{:e},{},{}\n", p.probe, p.max_rel_diff, p.corr_identity, p.corr_constant);
+            }
+            write_atomic(&out.join("fcn1.csv"), csv.as_bytes())?;
+            write_json(&out.join("fcn1.json"), r)?;
+            let rows = vec![
+                o.probes.iter().map(|p| Some(p.image.clone())).collect(),
+                o.predicted.iter().map(|v| Some(to32(v))).collect(),
+                o.trained.iter().map(|v| Some(to32(v))).collect::<Vec<_>>(),
+            ];
+            let names: Vec<String> = o.probes.iter().map(|p| p.name.clone()).collect();
+            let diffs: Vec<String> = r.probes.iter().map(|p| format!("diff {:.1e}", p.max_rel_diff)).collect();
+            let png = figures::image_grid(
+                "Theorem 1: one-layer linear FCN, prediction Π∥x + W0·Π⊥x vs trained",
+                &["input".into(), "theorem".into(), "trained".into()],
+                &[names.clone(), names, diffs],
+                &rows,
+                None,
+            )?;
+            write_atomic(&out.join("fcn1.png"), &png)?;
+            println!("Theorem 1 (one-layer linear FCN, GD {} steps at lr {:.4}, final loss {:.2e})", r.steps, r.lr, r.final_loss);
+            println!("  weights: max relative difference trained vs closed form {:.2e}", r.weights_max_rel_diff);
+            println!("  outputs: worst probe max relative difference {:.2e}", r.worst_probe_max_rel_diff);
+            println!(
+                "  noise for an input orthogonal to x̂ (‖x‖ = ‖x̂‖): predicted per-pixel std {:.4} (empirical {:.4}); x̂'s mean pixel {:.4}",
+                r.noise_std_predicted, r.noise_std_empirical, r.train_image_mean
+            );
+            println!("wrote {}/fcn1.{{json,csv,png}}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        TheoryCommand::Cnn1 { common, init, kernels, steps } => {
+            let eng = Engine::new(common.threads)?;
+            let out = out_dir(&common.out, "cnn1");
+            let t0 = Instant::now();
+            let o = cnn1::run(&eng, &data_dir, &common.train_image, &kernels, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
+            let mut csv = String::from("kernel,rank,nullity,null_component,predicted_rms_error,bound,trained_rms_error,max_rel_diff,weight_max_rel_diff,final_loss,steps\n");
+            println!("{:>3} {:>5} {:>7} {:>11} {:>11} {:>11} {:>10} {:>9}", "k", "rank", "nullity", "predicted", "bound", "trained", "max diff", "steps");
+            for r in &o.rows {
+                csv += &format!(
+                    "{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{}\n",
+                    r.kernel, r.rank, r.nullity, r.null_component, r.predicted_error, r.bound, r.trained_error, r.max_rel_diff, r.weight_max_rel_diff, r.final_loss, r.steps
+                );
+                println!(
+                    "{:>3} {:>5} {:>7} {:>11.3e} {:>11.3e} {:>11.3e} {:>10.1e} {:>9}",
+                    r.kernel, r.rank, r.nullity, r.predicted_error, r.bound, r.trained_error, r.max_rel_diff, r.steps
+                );
+            }
+            write_atomic(&out.join("cnn1.csv"), csv.as_bytes())?;
+            write_json(&out.join("cnn1.json"), &o.rows)?;
+            let pts = |f: &dyn Fn(&cnn1::Row) -> f64| o.rows.iter().map(|r| (r.kernel as f64, f(r))).collect::<Vec<_>>();
+            let (png, svg) = figures::line_plot(
+                "One-layer CNN trained on one image: error ‖f(x) − x‖ on the probes",
+                "kernel size k",
+                "RMS error per pixel (mean over probes)",
+                &[
+                    ("predicted: P(x)·Π_N(w0 − e)".to_string(), pts(&|r| r.predicted_error)),
+                    ("bound ‖P(x)‖·‖Π_N(w0 − e)‖".to_string(), pts(&|r| r.bound)),
+                    ("trained network".to_string(), pts(&|r| r.trained_error)),
+                ],
+                true,
+            )?;
+            write_atomic(&out.join("cnn1.png"), &png)?;
+            write_atomic(&out.join("cnn1.svg"), svg.as_bytes())?;
+            let worst = o.rows.iter().filter(|r| r.nullity > 0).map(|r| r.max_rel_diff).fold(0.0, f64::max);
+            println!("largest trained-vs-predicted difference where the null space is non-trivial: {worst:.2e} ({:.1} s)", t0.elapsed().as_secs_f64());
+            println!("wrote {}/cnn1.{{json,csv,png,svg}}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        TheoryCommand::Ntk { common, arch, depth, act, kernel, weight_var, bias_var, heatmap } => {
+            let out = out_dir(&common.out, "ntk");
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads }).build()?;
+            let cfg = ntk::NtkConfig { arch: kebab::<Arch>(&arch), depth: depth as usize, act: kebab::<Activation>(&act), kernel, weight_var, bias_var };
+            cfg.validate()?;
+            let x = idcrisis::theory::train_image_f64(&data_dir, &common.train_image)?;
+            let x32 = to32(&x);
+            let probes = idcrisis::probe::paper_probes(&data_dir, &x32, &common.rho)?;
+            let inputs: Vec<Vec<f64>> = probes.iter().map(|p| p.image.iter().map(|&v| v as f64).collect()).collect();
+            let t0 = Instant::now();
+            let pred = pool.install(|| ntk::predict(&cfg, &x, &inputs))?;
+            let secs = t0.elapsed().as_secs_f64();
+            let l = cfg.depth - 1;
+            let mut csv = String::from("probe,category,ntk_corr_identity,ntk_corr_constant,nngp_corr_identity,nngp_corr_constant\n");
+            let mut rows_json = Vec::new();
+            for (i, p) in probes.iter().enumerate() {
+                let (a, b) = (to32(&pred.ntk[l][i]), to32(&pred.nngp[l][i]));
+                let r = (pearson(&a, &p.image), pearson(&a, &x32), pearson(&b, &p.image), pearson(&b, &x32));
+                csv += &format!("{},{},{},{},{},{}\n", p.name, p.category.name(), r.0, r.1, r.2, r.3);
+                rows_json.push(serde_json::json!({"probe": p.name, "category": p.category.name(), "ntk": {"corr_identity": r.0, "corr_constant": r.1}, "nngp": {"corr_identity": r.2, "corr_constant": r.3}}));
+            }
+            write_atomic(&out.join("ntk.csv"), csv.as_bytes())?;
+            let mean = |f: &dyn Fn(usize) -> f64| (0..probes.len()).filter(|&i| probes[i].category.is_paper()).map(f).sum::<f64>() / 12.0;
+            let ntk_id = mean(&|i| pearson(&to32(&pred.ntk[l][i]), &probes[i].image));
+            let ntk_c = mean(&|i| pearson(&to32(&pred.ntk[l][i]), &x32));
+            write_json(
+                &out.join("ntk.json"),
+                &serde_json::json!({"config": cfg, "seconds": secs, "memory_bytes": pred.memory_bytes, "jitter": pred.jitter, "paper_mean": {"ntk_corr_identity": ntk_id, "ntk_corr_constant": ntk_c}, "probes": rows_json}),
+            )?;
+            let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
+            let grid = vec![
+                probes.iter().map(|p| Some(p.image.clone())).collect(),
+                pred.ntk[l].iter().map(|v| Some(to32(v))).collect(),
+                pred.nngp[l].iter().map(|v| Some(to32(v))).collect::<Vec<_>>(),
+            ];
+            let png = figures::image_grid(
+                &format!("Infinite-width {} (depth {depth}, {act}): predictions after training on one image", arch.to_uppercase()),
+                &["input".into(), "NTK".into(), "NNGP".into()],
+                &[names.clone(), names.clone(), names],
+                &grid,
+                None,
+            )?;
+            write_atomic(&out.join("ntk.png"), &png)?;
+            println!(
+                "{} depth {depth} {act}: NTK mean corr to identity {ntk_id:.3}, to constant {ntk_c:.3} (12 paper probes); {secs:.1} s, about {:.0} MB of kernel matrices",
+                arch.to_uppercase(),
+                pred.memory_bytes as f64 / 1e6
+            );
+            if let Some(maxd) = heatmap {
+                let mut values = Vec::new();
+                let mut hcsv = String::from("arch,depth,ntk_corr_identity,ntk_corr_constant\n");
+                for a in [Arch::Fcn, Arch::Cnn] {
+                    let c = ntk::NtkConfig { arch: a, depth: maxd.max(1), ..cfg.clone() };
+                    let p = pool.install(|| ntk::predict(&c, &x, &inputs))?;
+                    let mut row = Vec::new();
+                    for d in 0..c.depth {
+                        let id = mean(&|i| pearson(&to32(&p.ntk[d][i]), &probes[i].image));
+                        let co = mean(&|i| pearson(&to32(&p.ntk[d][i]), &x32));
+                        hcsv += &format!("{},{},{},{}\n", if a == Arch::Fcn { "fcn" } else { "cnn" }, d + 1, id, co);
+                        row.push(id);
+                    }
+                    values.push(row);
+                }
+                let cols: Vec<String> = (1..=maxd.max(1)).map(|d| d.to_string()).collect();
+                let (png, svg) = figures::heatmap(
+                    &format!("NTK prediction: mean corr to identity (12 probes), {act}, σw²={weight_var}, σb²={bias_var}"),
+                    &["FCN".into(), format!("CNN {kernel}×{kernel}")],
+                    &cols,
+                    &values,
+                )?;
+                write_atomic(&out.join("ntk-heatmap.png"), &png)?;
+                write_atomic(&out.join("ntk-heatmap.svg"), svg.as_bytes())?;
+                write_atomic(&out.join("ntk-heatmap.csv"), hcsv.as_bytes())?;
+                println!("heat map: {}", out.join("ntk-heatmap.png").display());
+            }
+            let _ = metrics::OUTCOME_THRESHOLD;
+            println!("wrote {}/ntk.{{json,csv,png}}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! NNGP and NTK of FCNs and CNNs without readout, in the NTK parameterization
+//! `h^{l+1} = (σw/√fan_in)·W φ(h^l) + σb·b` with `W, b ~ N(0, 1)`.
+//!
+//! **FCN** (width → ∞): scalar kernels, the same for every output unit.
+//! `K¹ = σw²·xᵀx′/784 + σb²`; `K^{l+1} = σw²·E[φ(u)φ(v)] + σb²`;
+//! `Θ¹ = K¹`; `Θ^{l+1} = K^{l+1} + σw²·Θ^l·E[φ′(u)φ′(v)]`, with `(u, v) ~ N(0, K^l)`.
+//!
+//! **CNN** (channels → ∞), k×k, stride 1, zero "same" padding: kernels over pixel pairs
+//! `K^l(x, x′)[p, p′]` (784×784). With `S(A)[p, p′] = Σ_δ A[p+δ, p′+δ]` over the k×k offsets,
+//! terms outside the image being zero (the padding),
+//! `K¹ = (σw²/k²)·S(x x′ᵀ) + σb²`; `K^{l+1} = (σw²/k²)·S(E) + σb²`;
+//! `Θ^{l+1} = K^{l+1} + (σw²/k²)·S(Θ^l ⊙ Ė)`, where `E, Ė` are the ReLU (arc-cosine) or linear
+//! expectations of each pixel pair, which need the diagonals `K^l(x, x)[p, p]` — these follow
+//! the same recursion restricted to `p = p′`, so only 784 numbers per input.
+//!
+//! The network's output is the last layer `L` itself (no readout), so `Θ^L(x, x̂)` is 784×784.
+//! After infinite-time gradient descent on the one pair (x̂, x̂) the mean prediction is
+//! `Θ(x, x̂)·Θ(x̂, x̂)⁻¹·x̂`; the NNGP posterior mean is the same with `K`.
+//! Only kernels against `x̂` are ever formed: one 784×784 pair recursion per probe.
+
+use crate::error::{Error, Result};
+use crate::layers::Activation;
+use crate::model::Arch;
+use crate::{PIXELS, SIDE};
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::f64::consts::PI;
+
+/// Which infinite-width network.
+#[derive(Debug, Clone, Serialize)]
+pub struct NtkConfig {
+    /// `fcn` or `cnn`.
+    pub arch: Arch,
+    /// Weight layers L.
+    pub depth: usize,
+    /// Activation between layers.
+    pub act: Activation,
+    /// CNN kernel side (odd).
+    pub kernel: usize,
+    /// σw².
+    pub weight_var: f64,
+    /// σb².
+    pub bias_var: f64,
+}
+
+impl NtkConfig {
+    /// Check the values; errors name the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.depth == 0 || self.depth > 100 {
+            return Err(Error::invalid("depth", format!("{} must be in 1..=100", self.depth)));
+        }
+        if self.kernel % 2 == 0 || self.kernel > 55 {
+            return Err(Error::invalid("kernel", format!("{} must be odd and at most 55", self.kernel)));
+        }
+        if !(self.weight_var > 0.0 && self.weight_var.is_finite()) {
+            return Err(Error::invalid("weight-var", format!("{} must be positive", self.weight_var)));
+        }
+        if !(self.bias_var >= 0.0 && self.bias_var.is_finite()) {
+            return Err(Error::invalid("bias-var", format!("{} must be non-negative", self.bias_var)));
+        }
+        Ok(())
+    }
+
+    fn n(&self) -> usize {
+        match self.arch {
+            Arch::Fcn => 1,
+            Arch::Cnn => PIXELS,
+        }
+    }
+}
+
+/// `(E[φ(u)φ(v)], E[φ′(u)φ′(v)])` for `(u, v) ~ N(0, [[k11, k12], [k12, k22]])`.
+pub fn expectations(act: Activation, k11: f64, k22: f64, k12: f64) -> (f64, f64) {
+    match act {
+        Activation::Linear => (k12, 1.0),
+        Activation::Relu => {
+            let s = (k11 * k22).sqrt();
+            if s <= 0.0 {
+                return (0.0, 0.0);
+            }
+            let c = (k12 / s).clamp(-1.0, 1.0);
+            let t = c.acos();
+            (s / (2.0 * PI) * (t.sin() + (PI - t) * c), (PI - t) / (2.0 * PI))
+        }
+    }
+}
+
+/// `S(A)` for `A [784, 784]`: sum over the k×k offsets of the pair-shifted matrix, zero outside.
+pub fn shift_sum(a: &[f64], k: usize) -> Vec<f64> {
+    let r = (k / 2) as isize;
+    let s = SIDE as isize;
+    let mut out = vec![0.0; PIXELS * PIXELS];
+    out.par_chunks_mut(PIXELS).enumerate().for_each(|(p, row)| {
+        let (py, px) = ((p / SIDE) as isize, (p % SIDE) as isize);
+        for dy in -r..=r {
+            let y = py + dy;
+            if !(0..s).contains(&y) {
+                continue;
+            }
+            for dx in -r..=r {
+                let x = px + dx;
+                if !(0..s).contains(&x) {
+                    continue;
+                }
+                let src = &a[((y * s + x) as usize) * PIXELS..((y * s + x) as usize + 1) * PIXELS];
+                // Column p′ = (qy, qx) reads src at (qy+dy, qx+dx).
+                let (qy0, qy1) = ((-dy).max(0), (s - dy).min(s));
+                let (qx0, qx1) = ((-dx).max(0), (s - dx).min(s));
+                for qy in qy0..qy1 {
+                    let o = &mut row[(qy * s) as usize..((qy + 1) * s) as usize];
+                    let srow = &src[((qy + dy) * s) as usize..((qy + dy + 1) * s) as usize];
+                    for qx in qx0..qx1 {
+                        o[qx as usize] += srow[(qx + dx) as usize];
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `S` restricted to the diagonal: `out[p] = Σ_δ d[p+δ]`.
+pub fn shift_sum_diag(d: &[f64], k: usize) -> Vec<f64> {
+    let r = (k / 2) as isize;
+    let s = SIDE as isize;
+    (0..PIXELS)
+        .map(|p| {
+            let (py, px) = ((p / SIDE) as isize, (p % SIDE) as isize);
+            let mut acc = 0.0;
+            for y in (py - r).max(0)..(py + r + 1).min(s) {
+                for x in (px - r).max(0)..(px + r + 1).min(s) {
+                    acc += d[(y * s + x) as usize];
+                }
+            }
+            acc
+        })
+        .collect()
+}
+
+/// Kernels of one pair of inputs after some layer.
+#[derive(Debug, Clone)]
+pub struct PairKernels {
+    /// NNGP `K(x, x′)`, `[n, n]` (n = 784 for CNNs, 1 for FCNs).
+    pub k: Vec<f64>,
+    /// NTK `Θ(x, x′)`, same shape.
+    pub theta: Vec<f64>,
+    /// `K(x, x)` diagonal, `[n]`.
+    pub dx: Vec<f64>,
+    /// `K(x′, x′)` diagonal, `[n]`.
+    pub dxp: Vec<f64>,
+}
+
+/// Run the recursion for inputs `x`, `xp` (`[784]` each) and call `each(l, kernels)` with the
+/// output kernels of the depth-`l` network, for `l = 1..=cfg.depth`.
+pub fn pair_recursion(cfg: &NtkConfig, x: &[f64], xp: &[f64], mut each: impl FnMut(usize, &PairKernels)) {
+    let (sw, sb) = (cfg.weight_var, cfg.bias_var);
+    let n = cfg.n();
+    let mut st = match cfg.arch {
+        Arch::Fcn => {
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / PIXELS as f64;
+            let k = sw * dot(x, xp) + sb;
+            PairKernels { k: vec![k], theta: vec![k], dx: vec![sw * dot(x, x) + sb], dxp: vec![sw * dot(xp, xp) + sb] }
+        }
+        Arch::Cnn => {
+            let c = sw / (cfg.kernel * cfg.kernel) as f64;
+            let outer: Vec<f64> = (0..PIXELS * PIXELS).map(|i| x[i / PIXELS] * xp[i % PIXELS]).collect();
+            let k: Vec<f64> = shift_sum(&outer, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+            let sq = |v: &[f64]| -> Vec<f64> { shift_sum_diag(&v.iter().map(|a| a * a).collect::<Vec<_>>(), cfg.kernel).into_iter().map(|v| c * v + sb).collect() };
+            PairKernels { theta: k.clone(), k, dx: sq(x), dxp: sq(xp) }
+        }
+    };
+    each(1, &st);
+    for l in 2..=cfg.depth {
+        let mut e = vec![0.0; n * n];
+        let mut ed = vec![0.0; n * n];
+        e.par_chunks_mut(n).zip(ed.par_chunks_mut(n)).enumerate().for_each(|(p, (er, edr))| {
+            for q in 0..n {
+                let (a, b) = expectations(cfg.act, st.dx[p], st.dxp[q], st.k[p * n + q]);
+                er[q] = a;
+                edr[q] = b * st.theta[p * n + q];
+            }
+        });
+        let diag = |d: &[f64]| -> Vec<f64> { d.iter().map(|&v| expectations(cfg.act, v, v, v).0).collect() };
+        let (ex, exp) = (diag(&st.dx), diag(&st.dxp));
+        st = match cfg.arch {
+            Arch::Fcn => {
+                let k = sw * e[0] + sb;
+                PairKernels { k: vec![k], theta: vec![k + sw * ed[0]], dx: vec![sw * ex[0] + sb], dxp: vec![sw * exp[0] + sb] }
+            }
+            Arch::Cnn => {
+                let c = sw / (cfg.kernel * cfg.kernel) as f64;
+                let k: Vec<f64> = shift_sum(&e, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+                let theta: Vec<f64> = shift_sum(&ed, cfg.kernel).into_iter().zip(&k).map(|(v, kk)| kk + c * v).collect();
+                let dx = shift_sum_diag(&ex, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+                let dxp = shift_sum_diag(&exp, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+                PairKernels { k, theta, dx, dxp }
+            }
+        };
+        each(l, &st);
+    }
+}
+
+/// Solve `A z = b` for symmetric positive semi-definite `A [n, n]`, adding the smallest jitter
+/// (relative to the mean diagonal, from 1e-12 up) that makes Cholesky succeed.
+pub fn solve_psd(a: &[f64], n: usize, b: &[f64]) -> Result<(Vec<f64>, f64)> {
+    let mean_diag = (0..n).map(|i| a[i * n + i]).sum::<f64>() / n as f64;
+    let mut jitter = 0.0;
+    for step in 0..12 {
+        let m = DMatrix::from_fn(n, n, |i, j| a[i * n + j] + if i == j { jitter } else { 0.0 });
+        if let Some(ch) = m.cholesky() {
+            let z = ch.solve(&DVector::from_column_slice(b));
+            return Ok((z.iter().cloned().collect(), jitter));
+        }
+        jitter = mean_diag.abs().max(1e-300) * 10f64.powi(step - 12);
+    }
+    Err(Error::Other("kernel matrix is not positive definite even with jitter".into()))
+}
+
+/// Predictions of the depth-`l` networks, for `l = 1..=cfg.depth`.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    /// `ntk[l−1][i]`: NTK mean prediction for probe `i`, `[784]`.
+    pub ntk: Vec<Vec<Vec<f64>>>,
+    /// `nngp[l−1][i]`: NNGP posterior mean for probe `i`.
+    pub nngp: Vec<Vec<Vec<f64>>>,
+    /// Jitter added to `Θ(x̂, x̂)` per depth.
+    pub jitter: Vec<f64>,
+    /// Peak bytes of kernel matrices held at once (estimate).
+    pub memory_bytes: usize,
+}
+
+/// Predict, for every depth up to `cfg.depth`, the outputs on `probes` after training on `train`.
+pub fn predict(cfg: &NtkConfig, train: &[f64], probes: &[Vec<f64>]) -> Result<Predictions> {
+    cfg.validate()?;
+    let n = cfg.n();
+    // Θ(x̂, x̂)⁻¹x̂ and K(x̂, x̂)⁻¹x̂ per depth. FCN kernels act as scalar × identity on the 784 outputs.
+    let mut a_ntk = Vec::new();
+    let mut a_nngp = Vec::new();
+    let mut jitter = Vec::new();
+    let mut err = None;
+    pair_recursion(cfg, train, train, |_, st| {
+        if err.is_some() {
+            return;
+        }
+        match cfg.arch {
+            Arch::Fcn => {
+                a_ntk.push(train.iter().map(|v| v / st.theta[0]).collect::<Vec<_>>());
+                a_nngp.push(train.iter().map(|v| v / st.k[0]).collect::<Vec<_>>());
+                jitter.push(0.0);
+            }
+            Arch::Cnn => match (solve_psd(&st.theta, n, train), solve_psd(&st.k, n, train)) {
+                (Ok((z, j)), Ok((y, _))) => {
+                    a_ntk.push(z);
+                    a_nngp.push(y);
+                    jitter.push(j);
+                }
+                (Err(e), _) | (_, Err(e)) => err = Some(e),
+            },
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let mut ntk = vec![Vec::with_capacity(probes.len()); cfg.depth];
+    let mut nngp = vec![Vec::with_capacity(probes.len()); cfg.depth];
+    for x in probes {
+        pair_recursion(cfg, x, train, |l, st| {
+            let apply = |m: &[f64], z: &[f64]| -> Vec<f64> {
+                match cfg.arch {
+                    Arch::Fcn => z.iter().map(|v| v * m[0]).collect(),
+                    Arch::Cnn => (0..n).map(|p| m[p * n..(p + 1) * n].iter().zip(z).map(|(a, b)| a * b).sum()).collect(),
+                }
+            };
+            ntk[l - 1].push(apply(&st.theta, &a_ntk[l - 1]));
+            nngp[l - 1].push(apply(&st.k, &a_nngp[l - 1]));
+        });
+    }
+    // Held at once in the pair recursion: K, Θ, E, Θ⊙Ė, the outer product / S outputs (≈ 6 n²),
+    // plus the Cholesky copy (n²) and per-depth solution vectors.
+    let memory_bytes = 8 * (7 * n * n + 2 * cfg.depth * PIXELS);
+    Ok(Predictions { ntk, nngp, jitter, memory_bytes })
+}

@@ -1,0 +1,162 @@
+//! Theory: NTK closed forms, Monte-Carlo NTK/NNGP against the recursions, the one-layer CNN's
+//! closed form against training, and Theorem 1 through the theory module.
+
+mod common;
+
+use idcrisis::data::ImageSpec;
+use idcrisis::engine::{im2col, ConvGeom, Engine, Padding};
+use idcrisis::layers::Activation;
+use idcrisis::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::rng::{Rng, Stream};
+use idcrisis::theory::ntk::{pair_recursion, NtkConfig};
+use idcrisis::theory::{cnn1, fcn1};
+use idcrisis::PIXELS;
+
+fn images() -> (Vec<f64>, Vec<f64>) {
+    let imgs = idcrisis::data::load_images(&common::data_dir(), idcrisis::data::Dataset::Mnist, idcrisis::data::Split::Test).unwrap();
+    let a = imgs.pixels[784..2 * 784].iter().map(|&p| p as f64 / 255.0).collect();
+    let b = imgs.pixels[4 * 784..5 * 784].iter().map(|&p| p as f64 / 255.0).collect();
+    (a, b)
+}
+
+fn last(cfg: &NtkConfig, x: &[f64], y: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut out = (Vec::new(), Vec::new());
+    pair_recursion(cfg, x, y, |l, st| {
+        if l == cfg.depth {
+            out = (st.k.clone(), st.theta.clone());
+        }
+    });
+    out
+}
+
+#[test]
+fn ntk_of_a_one_layer_linear_fcn_is_its_closed_form() {
+    let (x, y) = images();
+    let cfg = NtkConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, kernel: 5, weight_var: 1.7, bias_var: 0.3 };
+    let (k, t) = last(&cfg, &x, &y);
+    let want = 1.7 * x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>() / 784.0 + 0.3;
+    assert!((t[0] - want).abs() < 1e-12 * want, "{} vs {want}", t[0]);
+    assert_eq!(k, t, "one layer: the NTK is the NNGP");
+    // Two linear layers: Θ² = K² + σw²Θ¹ = 2·σw²·K¹ + σb² when σb = 0... check the recursion.
+    let cfg2 = NtkConfig { depth: 2, bias_var: 0.0, ..cfg.clone() };
+    let (k2, t2) = last(&cfg2, &x, &y);
+    let k1 = 1.7 * x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>() / 784.0;
+    assert!((k2[0] - 1.7 * k1).abs() < 1e-12);
+    assert!((t2[0] - (1.7 * k1 + 1.7 * k1)).abs() < 1e-12);
+}
+
+#[test]
+fn ntk_of_a_one_layer_linear_cnn_is_the_patch_gram() {
+    let (x, y) = images();
+    let eng = Engine::new(1).unwrap();
+    let k = 3;
+    let cfg = NtkConfig { arch: Arch::Cnn, depth: 1, act: Activation::Linear, kernel: k, weight_var: 2.0, bias_var: 0.1 };
+    let (_, t) = last(&cfg, &x, &y);
+    let g = ConvGeom::new(1, 28, 28, k, Padding::Zero);
+    let (mut px, mut py) = (vec![0.0; 9 * 784], vec![0.0; 9 * 784]);
+    im2col(&eng, &g, &x, &mut px);
+    im2col(&eng, &g, &y, &mut py);
+    for (p, q) in [(0, 0), (200, 201), (406, 407), (783, 10), (350, 500)] {
+        let dot: f64 = (0..9).map(|r| px[r * 784 + p] * py[r * 784 + q]).sum();
+        let want = 2.0 / 9.0 * dot + 0.1;
+        assert!((t[p * 784 + q] - want).abs() < 1e-12, "[{p},{q}]: {} vs {want}", t[p * 784 + q]);
+    }
+}
+
+/// Empirical (NNGP, NTK) of a depth-2 FCN of `width` in NTK parameterization, one draw per seed;
+/// returns the mean over seeds of the relative errors against the analytic (K, Θ).
+fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds: u64, k: f64, t: f64) -> (f64, f64) {
+    let eng = Engine::new(2).unwrap();
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width, act: Activation::Relu, bias: true, ..Default::default() };
+    let (mut ek, mut et) = (0.0, 0.0);
+    for seed in 0..seeds {
+        let mut net = Net::<f64>::new(&cfg).unwrap();
+        let mut rng = Rng::new(seed, Stream::Misc);
+        let layers = net.layers.clone();
+        for l in &layers {
+            let fan_in = l.fans().0 as f64;
+            for v in &mut net.params[l.weight_range()] {
+                *v = rng.normal() * (sw / fan_in).sqrt();
+            }
+            for v in &mut net.params[l.bias_range().unwrap()] {
+                *v = rng.normal() * sb.sqrt();
+            }
+        }
+        let mut ws = net.workspace(1, true);
+        let unit = 5 + seed as usize;
+        // Returns the hidden activations and the gradient of output `unit`.
+        let mut run = |input: &[f64], net: &mut Net<f64>| -> (Vec<f64>, Vec<f64>) {
+            net.forward(&eng, &mut ws, input, 1);
+            let hidden = ws.activation(1)[..width].to_vec();
+            let d = ws.dout();
+            d.iter_mut().for_each(|v| *v = 0.0);
+            d[unit] = 1.0;
+            net.backward(&eng, &mut ws, 1);
+            (hidden, net.grads.clone())
+        };
+        let (hx, gx) = run(x, &mut net);
+        let (hy, gy) = run(y, &mut net);
+        // NNGP of the output given the hidden layer: σw²·mean(φ(h(x))φ(h(y))) + σb².
+        let kk = sw * hx.iter().zip(&hy).map(|(a, b)| a * b).sum::<f64>() / width as f64 + sb;
+        // NTK: Σ over parameters of ∂f/∂θ(x)·∂f/∂θ(y) in NTK parameterization.
+        let mut tt = 0.0;
+        for l in &layers {
+            let fan_in = l.fans().0 as f64;
+            tt += sw / fan_in * l.weight_range().map(|i| gx[i] * gy[i]).sum::<f64>();
+            tt += sb * l.bias_range().unwrap().map(|i| gx[i] * gy[i]).sum::<f64>();
+        }
+        ek += (kk - k).abs() / k;
+        et += (tt - t).abs() / t;
+    }
+    (ek / seeds as f64, et / seeds as f64)
+}
+
+#[test]
+fn monte_carlo_ntk_of_wide_fcns_approaches_the_recursion() {
+    let (x, y) = images();
+    let (sw, sb) = (2.0, 0.1);
+    let cfg = NtkConfig { arch: Arch::Fcn, depth: 2, act: Activation::Relu, kernel: 5, weight_var: sw, bias_var: sb };
+    let (k, t) = last(&cfg, &x, &y);
+    let narrow = empirical_errors(64, sw, sb, &x, &y, 6, k[0], t[0]);
+    let wide = empirical_errors(4096, sw, sb, &x, &y, 6, k[0], t[0]);
+    eprintln!("NNGP/NTK mean relative errors: width 64 {narrow:?}, width 4096 {wide:?}");
+    // Hidden-unit averages: the error falls like 1/√width (8× from 64 to 4096); ask for 2.5×.
+    assert!(wide.0 < 0.05 && wide.1 < 0.05, "width 4096: mean relative errors (NNGP, NTK) {wide:?}");
+    assert!(wide.0 * 2.5 < narrow.0 && wide.1 * 2.5 < narrow.1, "errors do not shrink with width: 64 → {narrow:?}, 4096 → {wide:?}");
+    // A wrong recursion is caught: the linear kernel is far from the ReLU one.
+    let lin = NtkConfig { act: Activation::Linear, ..cfg };
+    let (_, tl) = last(&lin, &x, &y);
+    assert!((tl[0] - t[0]).abs() / t[0] > 0.2);
+}
+
+#[test]
+fn cnn1_closed_form_matches_training_where_the_null_space_is_not_trivial() {
+    let eng = Engine::new(2).unwrap();
+    let out = cnn1::run(&eng, &common::data_dir(), &ImageSpec::default(), &[3, 41], Init::TorchDefault, 1.0, 0, 30_000, &[0.5]).unwrap();
+    let (k3, k29) = (&out.rows[0], &out.rows[1]);
+    assert_eq!(k3.nullity, 0, "3×3 patches of the 7 have full rank");
+    assert!(k3.predicted_error < 1e-10, "full rank: f(x) = x exactly, got {}", k3.predicted_error);
+    assert!(k29.nullity >= 1681 - 784, "1681 taps on 784 pixels must leave a null space");
+    assert!(k29.predicted_error > 1e-3, "a non-trivial null space must show up as an error");
+    assert!(k29.max_rel_diff < 1e-9, "trained vs closed form: {}", k29.max_rel_diff);
+    assert!(k29.weight_max_rel_diff < 1e-9, "weights: {}", k29.weight_max_rel_diff);
+    for r in &out.rows {
+        for (p, t) in r.per_probe_predicted.iter().zip(&r.per_probe_trained) {
+            assert!(p <= &(r.bound + 1e-12) || r.nullity == 0);
+            assert!((p - t).abs() <= 1e-6 * (1.0 + p), "k={}: predicted {p} vs trained {t}", r.kernel);
+        }
+    }
+}
+
+#[test]
+fn theorem1_through_the_theory_module() {
+    let eng = Engine::new(2).unwrap();
+    let o = fcn1::run(&eng, &common::data_dir(), &ImageSpec::default(), Init::TorchDefault, 1.0, 3, 100, &[0.0]).unwrap();
+    assert!(o.report.weights_max_rel_diff < 1e-12, "{}", o.report.weights_max_rel_diff);
+    assert!(o.report.worst_probe_max_rel_diff < 1e-10, "{}", o.report.worst_probe_max_rel_diff);
+    // The empirical noise level matches the scheme's variance within sampling error.
+    let r = o.report.noise_std_empirical / o.report.noise_std_predicted;
+    assert!((r - 1.0).abs() < 0.01, "{r}");
+    assert_eq!(o.predicted.len(), o.probes.len());
+    let _ = PIXELS;
+}
