@@ -102,6 +102,16 @@ pub enum TheoryCommand {
         /// Also the heat map of predicted corr-to-identity for FCN and CNN at depths 1..=N.
         #[arg(long, value_name = "N")]
         heatmap: Option<usize>,
+        /// Also train finite nets of these widths (FCN) / channels (CNN) in NTK parameterization
+        /// and plot their distance to the NTK prediction.
+        #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
+        compare: Vec<usize>,
+        /// Seeds per width for --compare.
+        #[arg(long, default_value_t = 2)]
+        compare_seeds: u64,
+        /// GD steps per finite net for --compare.
+        #[arg(long, default_value_t = 200)]
+        compare_steps: u64,
     },
 }
 
@@ -199,7 +209,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             println!("wrote {}/cnn1.{{json,csv,png,svg}}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        TheoryCommand::Ntk { common, arch, depth, act, kernel, weight_var, bias_var, heatmap } => {
+        TheoryCommand::Ntk { common, arch, depth, act, kernel, weight_var, bias_var, heatmap, compare, compare_seeds, compare_steps } => {
             let out = out_dir(&common.out, "ntk");
             let pool = rayon::ThreadPoolBuilder::new().num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads }).build()?;
             let cfg = ntk::NtkConfig { arch: kebab::<Arch>(&arch), depth: depth as usize, act: kebab::<Activation>(&act), kernel, weight_var, bias_var };
@@ -273,6 +283,43 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 write_atomic(&out.join("ntk-heatmap.svg"), svg.as_bytes())?;
                 write_atomic(&out.join("ntk-heatmap.csv"), hcsv.as_bytes())?;
                 println!("heat map: {}", out.join("ntk-heatmap.png").display());
+            }
+            if !compare.is_empty() {
+                let eng = Engine::new(common.threads)?;
+                let t1 = Instant::now();
+                let rows = ntk::compare(&eng, &cfg, &compare, compare_seeds, compare_steps, &x, &inputs)?;
+                let mut ccsv = String::from("width,seed,rel_err_linearized,rel_err_mean,final_loss\n");
+                for r in &rows {
+                    ccsv += &format!("{},{},{},{},{:e}\n", r.width, r.seed, r.rel_err_linearized, r.rel_err_mean, r.final_loss);
+                }
+                write_atomic(&out.join("ntk-compare.csv"), ccsv.as_bytes())?;
+                let avg = |f: &dyn Fn(&ntk::CompareRow) -> f64| -> Vec<(f64, f64)> {
+                    compare
+                        .iter()
+                        .map(|&w| {
+                            let v: Vec<f64> = rows.iter().filter(|r| r.width == w).map(f).collect();
+                            (w as f64, v.iter().sum::<f64>() / v.len().max(1) as f64)
+                        })
+                        .collect()
+                };
+                let lin = avg(&|r| r.rel_err_linearized);
+                let mean_e = avg(&|r| r.rel_err_mean);
+                let (png, svg) = figures::line_plot(
+                    &format!("Finite {} (depth {depth}) trained {compare_steps} GD steps vs infinite width", arch.to_uppercase()),
+                    if cfg.arch == Arch::Cnn { "channels" } else { "width" },
+                    "relative distance of outputs on the probes",
+                    &[
+                        ("to the NTK linearization from the same init".to_string(), lin.clone()),
+                        ("to the mean NTK prediction Θ(x,x̂)Θ̂⁻¹x̂".to_string(), mean_e.clone()),
+                    ],
+                    true,
+                )?;
+                write_atomic(&out.join("ntk-compare.png"), &png)?;
+                write_atomic(&out.join("ntk-compare.svg"), svg.as_bytes())?;
+                println!("finite nets vs NTK ({:.1} s): width → mean relative distance to the linearization / to the mean prediction", t1.elapsed().as_secs_f64());
+                for ((w, a), (_, b)) in lin.iter().zip(&mean_e) {
+                    println!("  {w:>6} {a:>10.4} {b:>10.4}");
+                }
             }
             let _ = metrics::OUTCOME_THRESHOLD;
             println!("wrote {}/ntk.{{json,csv,png}}", out.display());

@@ -35,6 +35,7 @@ pub struct Optimizer<T> {
     step: u64,
     m: Vec<T>,
     v: Vec<T>,
+    lr_scale: Vec<T>,
 }
 
 impl<T: Float> Optimizer<T> {
@@ -51,7 +52,17 @@ impl<T: Float> Optimizer<T> {
             OptimizerKind::Momentum => (vec![T::zero(); n], Vec::new()),
             OptimizerKind::Adam => (vec![T::zero(); n], vec![T::zero(); n]),
         };
-        Ok(Optimizer { kind, lr: T::from_f64(lr), momentum: T::from_f64(momentum), step: 0, m, v })
+        Ok(Optimizer { kind, lr: T::from_f64(lr), momentum: T::from_f64(momentum), step: 0, m, v, lr_scale: Vec::new() })
+    }
+
+    /// Per-parameter learning-rate multipliers for `gd` (`p ← p − lr·s·g`), e.g. to train in the
+    /// NTK parameterization; `scale.len()` must equal the parameter count.
+    pub fn set_lr_scale(&mut self, scale: Vec<T>) -> Result<()> {
+        if self.kind != OptimizerKind::Gd {
+            return Err(Error::invalid("optimizer", "per-parameter learning rates are only supported for gd"));
+        }
+        self.lr_scale = scale;
+        Ok(())
     }
 
     /// Steps taken so far.
@@ -64,6 +75,14 @@ impl<T: Float> Optimizer<T> {
         self.step += 1;
         let lr = self.lr;
         match self.kind {
+            OptimizerKind::Gd if !self.lr_scale.is_empty() => {
+                let s = &self.lr_scale;
+                for_each_chunk(eng, params, |off, p| {
+                    for ((p, g), s) in p.iter_mut().zip(&grads[off..]).zip(&s[off..]) {
+                        *p = *p - lr * *s * *g;
+                    }
+                })
+            }
             OptimizerKind::Gd => for_each_chunk(eng, params, |off, p| {
                 for (p, g) in p.iter_mut().zip(&grads[off..]) {
                     *p = *p - lr * *g;

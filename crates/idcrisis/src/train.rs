@@ -95,7 +95,20 @@ pub fn train<T: Float>(
     cfg: &TrainConfig,
     progress: &mut (dyn FnMut(u64, f64) + Send),
 ) -> Result<TrainOutcome> {
-    let mut opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    let opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    train_with(eng, net, x, n, cfg, opt, progress)
+}
+
+/// [`train`] with a prepared optimizer (e.g. with per-parameter learning rates).
+pub fn train_with<T: Float>(
+    eng: &Engine,
+    net: &mut Net<T>,
+    x: &[T],
+    n: usize,
+    cfg: &TrainConfig,
+    mut opt: Optimizer<T>,
+    progress: &mut (dyn FnMut(u64, f64) + Send),
+) -> Result<TrainOutcome> {
     let mut ws = net.workspace(n, true);
     let mut losses = Vec::with_capacity((cfg.steps as usize).saturating_add(1).min(1 << 20));
     let t0 = Instant::now();
