@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Parse a kebab-case enum name through its serde representation.
-fn kebab<T: DeserializeOwned>(s: &str) -> T {
+pub(crate) fn kebab<T: DeserializeOwned>(s: &str) -> T {
     serde_json::from_value(serde_json::Value::String(s.to_string())).expect("value checked by clap")
 }
 

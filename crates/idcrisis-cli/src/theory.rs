@@ -11,14 +11,11 @@ use idcrisis::layers::Activation;
 use idcrisis::metrics::{self, pearson};
 use idcrisis::model::{Arch, Init};
 use idcrisis::theory::{cnn1, fcn1, ntk};
-use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-fn kebab<T: DeserializeOwned>(s: &str) -> T {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).expect("value checked by clap")
-}
+use crate::commands::kebab;
 
 /// Flags shared by the theory commands.
 #[derive(Args, Debug, Clone)]
