@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod reproduce;
 mod sweep;
 mod theory;
 
@@ -36,6 +37,8 @@ enum Command {
     /// Crash-safe grids of runs: plan, run locally or on Slurm, status, collect.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Re-run an experiment of the paper: sweep, figures, numbers, summary.md.
+    Reproduce(reproduce::ReproduceArgs),
     /// Closed forms (Theorem 1, the one-layer CNN) and infinite-width NNGP/NTK predictions.
     #[command(subcommand)]
     Theory(theory::TheoryCommand),
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
     let chosen = cli.data_dir.is_some() || std::env::var_os(idcrisis::data::DATA_ENV).is_some_and(|v| !v.is_empty());
     let needs_data = matches!(
         cli.command,
-        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Theory(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
+        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Theory(_) | Command::Reproduce(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
     );
     let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
     let result = result.and_then(|()| match cli.command {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a, data_dir),
         Command::Sweep(c) => sweep::run(c, data_dir),
         Command::Theory(c) => theory::run(c, data_dir),
+        Command::Reproduce(a) => reproduce::run(a, data_dir),
     });
     match result {
         Ok(code) => code,

@@ -225,7 +225,7 @@ fn print_table(cols: &[String], rows: &[sweep::Row]) {
     }
 }
 
-fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: Option<usize>, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: Option<usize>, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
     idcrisis::run::check_data_dir(data_dir)?;
     let plan = sweep::load_plan(dir)?;
     let todo: Vec<&sweep::Cell> = plan

@@ -32,6 +32,7 @@ pub mod model;
 pub mod optim;
 pub mod probe;
 pub mod rng;
+pub mod reproduce;
 pub mod run;
 pub mod sweep;
 pub mod theory;

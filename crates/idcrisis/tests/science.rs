@@ -1,0 +1,40 @@
+//! Scientific checks that can fail for a real reason: a 1-layer CNN generalizes (identity) on
+//! the digit probes; a 6-layer ReLU FCN memorizes (constant).
+
+mod common;
+
+use idcrisis::config::RunConfig;
+use idcrisis::layers::Activation;
+use idcrisis::model::{Arch, ModelConfig};
+use idcrisis::optim::OptimizerKind;
+use idcrisis::run::{execute, RunOptions};
+
+fn go(cfg: &RunConfig, tag: &str) -> idcrisis::run::Evaluation {
+    let out = common::tempdir(tag).join("run");
+    execute(cfg, RunOptions { data_dir: common::data_dir(), out, progress: &mut |_, _| {} }).unwrap().evaluation.unwrap()
+}
+
+#[test]
+fn one_layer_cnn_learns_the_identity_on_digits() {
+    let mut c = RunConfig::default();
+    c.model = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: 5, ..Default::default() };
+    c.threads = 2;
+    let ev = go(&c, "cnn1");
+    let digits = &ev.categories["mnist"];
+    assert!(digits.corr_identity > 0.95, "corr to identity on digits {}", digits.corr_identity);
+    assert!(ev.categories["blend"].corr_identity > 0.95);
+}
+
+#[test]
+fn six_layer_relu_fcn_memorizes_the_seven() {
+    let mut c = RunConfig::default();
+    c.model = ModelConfig { arch: Arch::Fcn, depth: 6, width: 784, act: Activation::Relu, ..Default::default() };
+    c.train.optimizer = OptimizerKind::Gd;
+    c.train.lr = 0.1;
+    c.train.steps = 5000;
+    c.threads = 2;
+    let ev = go(&c, "fcn6");
+    let paper = &ev.categories["paper"];
+    assert!(paper.corr_constant > 0.9, "corr to constant {}", paper.corr_constant);
+    assert!(paper.corr_identity < 0.5);
+}
