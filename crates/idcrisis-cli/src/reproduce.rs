@@ -1,25 +1,29 @@
 //! `idcrisis reproduce EXPERIMENT`: plan the experiment's sweep, run it, analyze it.
 
 use anyhow::Result;
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use idcrisis::engine::Engine;
-use idcrisis::reproduce::{self, Experiment};
+use idcrisis::hidden::Projection;
+use idcrisis::reproduce::{self, Experiment, Scale};
 use idcrisis::sweep::SlurmOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Flags of `idcrisis reproduce`.
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// fcn (Fig. 2) or cnn-depth (Fig. 3).
+    /// fcn, cnn-depth, hidden, linear, kernels, channels, cifar, or all (each into OUT/<experiment>).
     experiment: String,
     /// Output directory [default: runs/reproduce-<experiment>[-quick]].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Scaled down to finish in minutes on 2 cores (cnn-depth: 16 channels, 8 depths, ≤3000 steps;
-    /// fcn: ≤3000 steps).
+    /// Scaled down to finish in minutes on 2 cores (see the README for what each one drops).
     #[arg(long)]
     quick: bool,
+    /// Tiny nets and a few steps (for tests; the numbers mean nothing).
+    #[arg(long, hide = true)]
+    micro: bool,
     /// Seeds per net.
     #[arg(long, default_value_t = 1)]
     seeds: usize,
@@ -32,28 +36,56 @@ pub struct ReproduceArgs {
     /// Compute threads per worker [default: 1 per worker, all cores in use].
     #[arg(long)]
     threads_per_worker: Option<usize>,
+    /// hidden: how channels collapse to one map.
+    #[arg(long, default_value = "pca", value_parser = PossibleValuesParser::new(["pca", "mean"]))]
+    projection: String,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
 }
 
-/// Run it.
-pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    let exp = Experiment::parse(&a.experiment)?;
-    idcrisis::run::check_data_dir(&data_dir)?;
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-{}{}", exp.name(), if a.quick { "-quick" } else { "" })));
+fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Result<ExitCode> {
+    let scale = if a.micro { Scale::Micro } else if a.quick { Scale::Quick } else { Scale::Full };
     let exe = std::env::current_exe()?;
-    let dir = reproduce::plan(exp, &out, a.quick, a.seeds, &SlurmOptions::default(), &exe, &data_dir)?;
+    let dir = reproduce::plan(exp, out, scale, a.seeds, &SlurmOptions::default(), &exe, data_dir)?;
     if a.plan_only {
         println!("planned {} in {}", exp.name(), dir.display());
         println!("submit:  sbatch {}", dir.join("slurm.sbatch").display());
         println!("then:    idcrisis reproduce {} --out {}{}   (runs what is missing, then analyzes)", exp.name(), out.display(), if a.quick { " --quick" } else { "" });
         return Ok(ExitCode::SUCCESS);
     }
-    let code = crate::sweep::run_local(&dir, &data_dir, a.jobs, a.threads_per_worker, false, a.quiet)?;
+    eprintln!("== {}", exp.name());
+    let code = crate::sweep::run_local(&dir, data_dir, a.jobs, a.threads_per_worker, false, a.quiet)?;
     let eng = Engine::new(0)?;
-    let summary = reproduce::analyze(exp, &out, &data_dir, &eng)?;
+    let projection = if a.projection == "mean" { Projection::Mean } else { Projection::Pca };
+    let summary = reproduce::analyze(exp, out, data_dir, &eng, projection)?;
     println!("\n{summary}");
-    println!("wrote {}: summary.md, {name}.csv, {name}.json, {name}-predictions.png{}", out.display(), if exp == Experiment::CnnDepth { ", cnn-depth-corr.{png,svg}" } else { "" }, name = exp.name());
+    let mut files: Vec<String> = std::fs::read_dir(out)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.') && n != "sweep").collect();
+    files.sort();
+    println!("wrote {}: {}", out.display(), files.join(", "));
     Ok(code)
+}
+
+/// Run it.
+pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    idcrisis::run::check_data_dir(&data_dir)?;
+    let suffix = if a.quick { "-quick" } else { "" };
+    if a.experiment == "all" {
+        let base = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-all{suffix}")));
+        let mut worst = ExitCode::SUCCESS;
+        for exp in Experiment::ALL {
+            if exp == Experiment::Cifar && idcrisis::data::load_image(&data_dir, &reproduce::CIFAR_IMAGE.parse()?).is_err() {
+                eprintln!("== cifar: skipped, CIFAR-10 is not in {} (idcrisis data fetch cifar-10)", data_dir.display());
+                continue;
+            }
+            let code = one(exp, &a, &base.join(exp.name()), &data_dir)?;
+            if code != ExitCode::SUCCESS {
+                worst = code;
+            }
+        }
+        return Ok(worst);
+    }
+    let exp = Experiment::parse(&a.experiment)?;
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-{}{suffix}", exp.name())));
+    one(exp, &a, &out, &data_dir)
 }

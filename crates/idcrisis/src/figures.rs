@@ -55,6 +55,27 @@ pub fn image_grid(
     rows: &[Vec<Option<Vec<f32>>>],
     separator_after: Option<usize>,
 ) -> Result<Vec<u8>> {
+    image_grid_cmap(title, row_labels, col_labels, rows, separator_after, Cmap::Gray)
+}
+
+/// How cell values become colors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmap {
+    /// [0, 1] → black..white (clamped).
+    Gray,
+    /// [−1, 1] → blue..white..red (clamped).
+    Diverging,
+}
+
+/// [`image_grid`] with a choice of colormap.
+pub fn image_grid_cmap(
+    title: &str,
+    row_labels: &[String],
+    col_labels: &[Vec<String>],
+    rows: &[Vec<Option<Vec<f32>>>],
+    separator_after: Option<usize>,
+    cmap: Cmap,
+) -> Result<Vec<u8>> {
     register_font();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let (w, h) = grid_size(rows.len(), cols, separator_after.is_some());
@@ -86,7 +107,10 @@ pub fn image_grid(
                     root.draw(&Text::new(text.clone(), (x, y0 + 8), col_style.clone())).map_err(plot_err)?;
                 }
                 if let Some(img) = img {
-                    let px = magnify(img, CELL);
+                    let px = match cmap {
+                        Cmap::Gray => magnify(img, CELL),
+                        Cmap::Diverging => magnify_diverging(img, CELL),
+                    };
                     let elem = BitMapElement::<_, plotters::backend::RGBPixel>::with_owned_buffer((x, y_img), (CELL, CELL), px)
                         .ok_or_else(|| Error::Other("image buffer size".into()))?;
                     root.draw(&elem).map_err(plot_err)?;
@@ -117,6 +141,19 @@ pub fn magnify(img: &[f32], side: u32) -> Vec<u8> {
             let (sy, sx) = ((y as usize * SIDE) / side as usize, (x as usize * SIDE) / side as usize);
             let v = (img[sy * SIDE + sx].clamp(0.0, 1.0) * 255.0).round() as u8;
             out.extend_from_slice(&[v, v, v]);
+        }
+    }
+    out
+}
+
+/// Like [`magnify`], coloring [−1, 1] with [`diverging`].
+pub fn magnify_diverging(img: &[f32], side: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity((side * side * 3) as usize);
+    for y in 0..side {
+        for x in 0..side {
+            let (sy, sx) = ((y as usize * SIDE) / side as usize, (x as usize * SIDE) / side as usize);
+            let c = diverging(img[sy * SIDE + sx] as f64);
+            out.extend_from_slice(&[c.0, c.1, c.2]);
         }
     }
     out

@@ -26,6 +26,7 @@ pub mod error;
 pub mod figures;
 pub mod float;
 pub mod fsutil;
+pub mod hidden;
 pub mod layers;
 pub mod metrics;
 pub mod model;

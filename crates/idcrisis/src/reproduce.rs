@@ -1,8 +1,9 @@
 //! Paper experiments as sweeps, and their analysis: figures, CSVs and `summary.md` with the
 //! paper's claims beside our numbers.
 //!
-//! Implemented: `fcn` (Fig. 2) and `cnn-depth` (Fig. 3). Every experiment is a sweep under
-//! `OUT/sweep`, so it resumes after a crash and can be sent to Slurm (`--plan-only`).
+//! Implemented: `fcn` (Fig. 2), `cnn-depth` (Fig. 3), `hidden`, `kernels`, `channels`, `linear`
+//! and `cifar`. Every experiment is a sweep under `OUT/sweep`, so it resumes after a crash and can
+//! be sent to Slurm (`--plan-only`).
 
 use crate::config::RunConfig;
 use crate::data;
@@ -26,22 +27,53 @@ pub enum Experiment {
     Fcn,
     /// Fig. 3: ReLU CNNs by depth.
     CnnDepth,
+    /// Hidden-layer maps of an untrained 20-layer CNN and trained 7-, 14- and 20-layer CNNs.
+    Hidden,
+    /// Depth × kernel size.
+    Kernels,
+    /// Depth × channels.
+    Channels,
+    /// Linear CNNs and FCNs by depth.
+    Linear,
+    /// `cnn-depth` with a CIFAR-10 training image.
+    Cifar,
+}
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Tiny nets and a few steps, for tests.
+    Micro,
+    /// Minutes on 2 cores.
+    Quick,
+    /// What the paper did.
+    Full,
 }
 
 impl Experiment {
+    /// Every experiment, in the order `all` runs them.
+    pub const ALL: [Experiment; 7] =
+        [Experiment::Fcn, Experiment::CnnDepth, Experiment::Hidden, Experiment::Linear, Experiment::Kernels, Experiment::Channels, Experiment::Cifar];
+
     /// Parse a command-line name.
     pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "fcn" => Ok(Experiment::Fcn),
-            "cnn-depth" => Ok(Experiment::CnnDepth),
-            other => Err(Error::invalid("experiment", format!("{other:?} is not implemented yet; available: fcn, cnn-depth"))),
-        }
+        Experiment::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
+            Error::invalid(
+                "experiment",
+                format!("{s:?} is not an experiment; available: {} (resnet and fcn-60k are not built yet)", Experiment::ALL.map(|e| e.name()).join(", ")),
+            )
+        })
     }
     /// Its name.
     pub fn name(self) -> &'static str {
         match self {
             Experiment::Fcn => "fcn",
             Experiment::CnnDepth => "cnn-depth",
+            Experiment::Hidden => "hidden",
+            Experiment::Kernels => "kernels",
+            Experiment::Channels => "channels",
+            Experiment::Linear => "linear",
+            Experiment::Cifar => "cifar",
         }
     }
 }
@@ -50,37 +82,78 @@ impl Experiment {
 pub const PAPER_DEPTHS: [usize; 13] = [1, 3, 5, 7, 9, 11, 12, 14, 15, 16, 18, 19, 20];
 /// Depths of `cnn-depth --quick`.
 pub const QUICK_DEPTHS: [usize; 8] = [1, 3, 5, 7, 9, 12, 15, 20];
+/// The CIFAR-10 training image of `cifar` (test #3, a ship).
+pub const CIFAR_IMAGE: &str = "cifar-10:test:3";
 
 fn list<T: std::fmt::Display>(v: &[T]) -> String {
     v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// The sweep file of an experiment. `--quick` scales down what the module docs of each say.
-pub fn sweep_toml(exp: Experiment, quick: bool, seeds: usize) -> String {
-    let seeds: Vec<usize> = (0..seeds.max(1)).collect();
+/// The sweep file of an experiment at a scale (what `--quick` scales down is in the README).
+pub fn sweep_toml(exp: Experiment, scale: Scale, seeds: usize) -> String {
+    let seeds = list(&(0..seeds.max(1)).collect::<Vec<_>>());
+    let (q, m) = (scale == Scale::Quick, scale == Scale::Micro);
+    let steps = |full: u64| if m { 8 } else if q { full.min(3000) } else { full };
+    let cnn = |channels: usize, kernel: &str, depths: &str, extra: &str| {
+        format!(
+            "seed = [{seeds}]\nrho = [0.0, 0.5, 0.9]\n{extra}[model]\narch = \"cnn\"\nkernel = {kernel}\nchannels = {channels}\ndepth = [{depths}]\n[train]\noptimizer = \"adam\"\nlr = 3e-4\ntol = 1e-4\nsteps = {}\n",
+            steps(10000)
+        )
+    };
     match exp {
-        // The protocol of the independent PyTorch run that matched the paper: plain GD, lr 0.1,
-        // stop at MSE < 1e-4. FCNs are cheap, so --quick only caps the steps.
+        // The protocol of the independent PyTorch run that matched the paper: plain GD, lr 0.1.
         Experiment::Fcn => format!(
-            "seed = [{}]\nrho = [0.0, 0.5, 0.9]\n[model]\narch = \"fcn\"\nwidth = 784\n[train]\noptimizer = \"gd\"\nlr = 0.1\ntol = 1e-4\nsteps = {}\n[zip]\nmodel.depth = [1, 2, 2, 6, 6]\nmodel.act = [\"linear\", \"linear\", \"relu\", \"linear\", \"relu\"]\n",
-            list(&seeds),
-            if quick { 3000 } else { 20000 }
+            "seed = [{seeds}]\nrho = [0.0, 0.5, 0.9]\n[model]\narch = \"fcn\"\nwidth = {}\n[train]\noptimizer = \"gd\"\nlr = 0.1\ntol = 1e-4\nsteps = {}\n[zip]\nmodel.depth = [1, 2, 2, 6, 6]\nmodel.act = [\"linear\", \"linear\", \"relu\", \"linear\", \"relu\"]\n",
+            if m { 16 } else { 784 },
+            steps(20000)
         ),
-        // Default protocol (PyTorch init, Adam 3e-4, MSE < 1e-4). --quick: 16 channels, 8 depths.
-        Experiment::CnnDepth => format!(
-            "seed = [{}]\nrho = [0.0, 0.5, 0.9]\n[model]\narch = \"cnn\"\nkernel = 5\nchannels = {}\ndepth = [{}]\n[train]\noptimizer = \"adam\"\nlr = 3e-4\ntol = 1e-4\nsteps = {}\n",
-            list(&seeds),
-            if quick { 16 } else { 128 },
-            list(if quick { &QUICK_DEPTHS[..] } else { &PAPER_DEPTHS[..] }),
-            if quick { 3000 } else { 10000 }
-        ),
+        Experiment::CnnDepth | Experiment::Cifar => {
+            let extra = if exp == Experiment::Cifar { format!("train_image = \"{CIFAR_IMAGE}\"\n") } else { String::new() };
+            match scale {
+                Scale::Micro => cnn(4, "3", "1, 2, 3", &extra),
+                Scale::Quick => cnn(16, "5", &list(&QUICK_DEPTHS), &extra),
+                Scale::Full => cnn(128, "5", &list(&PAPER_DEPTHS), &extra),
+            }
+        }
+        Experiment::Hidden => match scale {
+            Scale::Micro => cnn(4, "3", "2, 3", ""),
+            Scale::Quick => cnn(16, "5", "7, 14, 20", ""),
+            Scale::Full => cnn(128, "5", "7, 14, 20", ""),
+        },
+        Experiment::Kernels => match scale {
+            Scale::Micro => cnn(4, "[3, 5]", "1, 2", ""),
+            Scale::Quick => cnn(8, "[3, 5, 7, 9, 11, 13]", "1, 3, 5, 9, 13", ""),
+            Scale::Full => cnn(128, "[3, 5, 7, 9, 11, 13]", &list(&PAPER_DEPTHS), ""),
+        },
+        Experiment::Channels => match scale {
+            Scale::Micro => cnn(4, "3", "1, 2", "").replace("channels = 4", "channels = [2, 4]"),
+            Scale::Quick => cnn(8, "5", "1, 3, 5, 9, 13", "").replace("channels = 8", "channels = [4, 8, 16, 32]"),
+            Scale::Full => cnn(8, "5", &list(&PAPER_DEPTHS), "").replace("channels = 8", "channels = [8, 16, 32, 64, 128, 256, 512, 1024]"),
+        },
+        Experiment::Linear => {
+            let (ch, depths) = match scale {
+                Scale::Micro => (4, "1, 2".to_string()),
+                Scale::Quick => (16, "1, 3, 5, 9, 15, 20".to_string()),
+                Scale::Full => (128, list(&PAPER_DEPTHS)),
+            };
+            format!(
+                "seed = [{seeds}]\nrho = [0.0, 0.5, 0.9]\n[model]\narch = [\"cnn\", \"fcn\"]\nact = \"linear\"\nkernel = {}\nchannels = {ch}\nwidth = {}\ndepth = [{depths}]\n[train]\noptimizer = \"adam\"\nlr = 3e-4\ntol = 1e-4\nsteps = {}\n",
+                if m { 3 } else { 5 },
+                if m { 16 } else { 784 },
+                steps(10000)
+            )
+        }
     }
 }
 
-/// Write `OUT/sweep.toml` and plan it into `OUT/sweep`.
-pub fn plan(exp: Experiment, out: &Path, quick: bool, seeds: usize, slurm: &sweep::SlurmOptions, exe: &Path, data_dir: &Path) -> Result<PathBuf> {
+/// Write `OUT/<experiment>.sweep.toml` and plan it into `OUT/sweep`.
+pub fn plan(exp: Experiment, out: &Path, scale: Scale, seeds: usize, slurm: &sweep::SlurmOptions, exe: &Path, data_dir: &Path) -> Result<PathBuf> {
+    if exp == Experiment::Cifar {
+        // Fail before planning anything when the data is not there.
+        data::load_image(data_dir, &CIFAR_IMAGE.parse()?)?;
+    }
     let file = out.join(format!("{}.sweep.toml", exp.name()));
-    let text = sweep_toml(exp, quick, seeds);
+    let text = sweep_toml(exp, scale, seeds);
     if file.is_file() && fsutil::read(&file)? != text.as_bytes() {
         return Err(Error::invalid(
             "out",
@@ -98,6 +171,12 @@ pub fn plan(exp: Experiment, out: &Path, quick: bool, seeds: usize, slurm: &swee
 pub struct NetSummary {
     /// Label, e.g. `FCN 6-layer relu` or `depth 9`.
     pub label: String,
+    /// `cnn` or `fcn`.
+    pub arch: String,
+    /// CNN kernel side.
+    pub kernel: usize,
+    /// CNN channels.
+    pub channels: usize,
     /// Depth.
     pub depth: usize,
     /// Seeds done.
@@ -111,14 +190,18 @@ pub struct NetSummary {
 }
 
 fn group_label(exp: Experiment, c: &RunConfig) -> String {
+    let m = &c.model;
     match exp {
-        Experiment::Fcn => format!("FCN {}-layer {}", c.model.depth, if c.model.act == crate::layers::Activation::Relu { "ReLU" } else { "linear" }),
-        Experiment::CnnDepth => format!("CNN depth {}", c.model.depth),
+        Experiment::Fcn => format!("FCN {}-layer {}", m.depth, if m.act == crate::layers::Activation::Relu { "ReLU" } else { "linear" }),
+        Experiment::CnnDepth | Experiment::Cifar | Experiment::Hidden => format!("CNN depth {}", m.depth),
+        Experiment::Kernels => format!("k={} depth {}", m.kernel, m.depth),
+        Experiment::Channels => format!("C={} depth {}", m.channels, m.depth),
+        Experiment::Linear => format!("{} depth {}", if m.arch == crate::model::Arch::Cnn { "CNN" } else { "FCN" }, m.depth),
     }
 }
 
 /// Build figures, CSVs and `summary.md` from the done cells. Returns the summary text.
-pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine) -> Result<String> {
+pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, projection: crate::hidden::Projection) -> Result<String> {
     let dir = out.join("sweep");
     let plan = sweep::load_plan(&dir)?;
     let mut groups: Vec<(String, Vec<&sweep::Cell>)> = Vec::new();
@@ -181,7 +264,8 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine) -> Re
             .map(|(k, v)| (k, (v.iter().map(|p| p.0).sum::<f64>() / v.len() as f64, v.iter().map(|p| p.1).sum::<f64>() / v.len() as f64)))
             .collect();
         // Prediction-grid row: outputs of the first seed, re-evaluated from its saved weights.
-        if let Some(c) = first_done {
+        let wants_grid = matches!(exp, Experiment::Fcn | Experiment::CnnDepth | Experiment::Cifar | Experiment::Linear);
+        if let Some(c) = first_done.filter(|_| wants_grid) {
             let cd = sweep::cell_dir(&dir, c);
             let train = data::load_image(data_dir, &c.config.train_image)?;
             let probes = probe::paper_probes(data_dir, &train, &c.config.rho)?;
@@ -203,7 +287,11 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine) -> Re
             l.extend(eval.probes.iter().map(|s| format!("id {:.2} / const {:.2}", s.corr_identity, s.corr_constant)));
             col_labels.push(l);
         }
+        let m = &cells[0].config.model;
         nets.push(NetSummary {
+            arch: if m.arch == crate::model::Arch::Cnn { "cnn".into() } else { "fcn".into() },
+            kernel: m.kernel,
+            channels: m.channels,
             label: label.clone(),
             depth: cells[0].config.model.depth,
             seeds: ids.len(),
@@ -222,14 +310,19 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine) -> Re
         rows.extend(grid_rows);
         let title = match exp {
             Experiment::Fcn => "Fig. 2: FCNs (width 784) trained on one \"7\"; outputs on unseen probes",
-            Experiment::CnnDepth => "Fig. 3: ReLU CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes",
+            Experiment::Cifar => "ReLU CNNs (5×5) trained on one CIFAR-10 image, by depth; outputs on unseen probes",
+            Experiment::Linear => "Linear CNNs and FCNs trained on one \"7\", by depth; outputs on unseen probes",
+            _ => "Fig. 3: ReLU CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes",
         };
         let png = figures::image_grid(title, &row_labels, &col_labels, &rows, Some(0))?;
         write_atomic(&out.join(format!("{}-predictions.png", exp.name())), &png)?;
     }
     let summary = match exp {
         Experiment::Fcn => summary_fcn(&nets),
-        Experiment::CnnDepth => summary_cnn_depth(&nets, out)?,
+        Experiment::CnnDepth | Experiment::Cifar => summary_cnn_depth(exp, &nets, out)?,
+        Experiment::Linear => summary_linear(&nets, out)?,
+        Experiment::Kernels | Experiment::Channels => summary_grid2d(exp, &nets, out)?,
+        Experiment::Hidden => crate::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?,
     };
     let mut text = summary;
     if skipped > 0 {
@@ -267,7 +360,7 @@ fn summary_fcn(nets: &[NetSummary]) -> String {
     s
 }
 
-fn summary_cnn_depth(nets: &[NetSummary], out: &Path) -> Result<String> {
+fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result<String> {
     let pts = |f: &dyn Fn(&NetSummary) -> f64| nets.iter().map(|n| (n.depth as f64, f(n))).collect::<Vec<_>>();
     let (png, svg) = figures::line_plot(
         "ReLU CNNs trained on one image: mean correlation over the 12 probes",
@@ -281,10 +374,14 @@ fn summary_cnn_depth(nets: &[NetSummary], out: &Path) -> Result<String> {
         ],
         false,
     )?;
-    write_atomic(&out.join("cnn-depth-corr.png"), &png)?;
-    write_atomic(&out.join("cnn-depth-corr.svg"), svg.as_bytes())?;
+    write_atomic(&out.join(format!("{}-corr.png", exp.name())), &png)?;
+    write_atomic(&out.join(format!("{}-corr.svg", exp.name())), svg.as_bytes())?;
     let transition = nets.iter().find(|n| n.corr_constant.0 > n.corr_identity.0).map(|n| n.depth);
-    let mut s = String::from("# cnn-depth (Fig. 3): ReLU CNNs (5×5) trained on one image, by depth\n\n");
+    let mut s = if exp == Experiment::Cifar {
+        format!("# cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image ({CIFAR_IMAGE}, gray, central 28×28 crop), by depth\n\n")
+    } else {
+        String::from("# cnn-depth (Fig. 3): ReLU CNNs (5×5) trained on one image, by depth\n\n")
+    };
     s += "Protocol: PyTorch default init, Adam lr 3e-4, stop at training MSE < 1e-4 (idcrisis's defaults).\n\n";
     s += "| depth | seeds | corr to identity (mean, min–max) | corr to constant | synthetic | mnist | fashion |\n|---|---|---|---|---|---|---|\n";
     for n in nets {
@@ -310,5 +407,85 @@ fn summary_cnn_depth(nets: &[NetSummary], out: &Path) -> Result<String> {
     let deepest = nets.last().map(|n| (n.depth, n.corr_constant.0)).unwrap_or((0, f64::NAN));
     let _ = writeln!(s, "- the deepest net outputs the constant \"7\": paper yes at 19–20, ours: depth {} corr to constant {:.2}.", deepest.0, deepest.1);
     s += "\nThe outcome at the deep end depends on the training protocol; see docs/defaults.md.\n";
+    Ok(s)
+}
+
+/// Depth where the mean corr-to-constant first exceeds the mean corr-to-identity.
+fn transition<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Option<usize> {
+    let mut v: Vec<&NetSummary> = nets.into_iter().collect();
+    v.sort_by_key(|n| n.depth);
+    v.into_iter().find(|n| n.corr_constant.0 > n.corr_identity.0).map(|n| n.depth)
+}
+
+fn summary_linear(nets: &[NetSummary], out: &Path) -> Result<String> {
+    let mut series = Vec::new();
+    for arch in ["cnn", "fcn"] {
+        let pts = |f: &dyn Fn(&NetSummary) -> f64| nets.iter().filter(|n| n.arch == arch).map(|n| (n.depth as f64, f(n))).collect::<Vec<_>>();
+        series.push((format!("{}: to identity", arch.to_uppercase()), pts(&|n| n.corr_identity.0)));
+        series.push((format!("{}: to constant", arch.to_uppercase()), pts(&|n| n.corr_constant.0)));
+    }
+    let (png, svg) = figures::line_plot("Linear networks trained on one image: mean correlation over the 12 probes", "depth (layers)", "correlation", &series, false)?;
+    write_atomic(&out.join("linear-corr.png"), &png)?;
+    write_atomic(&out.join("linear-corr.svg"), svg.as_bytes())?;
+    let mut s = String::from("# linear: linear CNNs (5×5) and FCNs (width 784) by depth\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n");
+    s += "| net | seeds | corr to identity | corr to constant |\n|---|---|---|---|\n";
+    for n in nets {
+        let _ = writeln!(s, "| {} | {} | {:.2} | {:.2} |", n.label, n.seeds, n.corr_identity.0, n.corr_constant.0);
+    }
+    let t = |a: &str| transition(nets.iter().filter(|n| n.arch == a)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into());
+    s += "\nClaims:\n\n";
+    let _ = writeln!(s, "- Paper: linear FCNs output the constant (a linear FCN at any depth does not learn the identity). Ours: FCN transition depth {}.", t("fcn"));
+    let _ = writeln!(s, "- Paper: linear CNNs, like ReLU CNNs, move from identity to the constant with depth. Ours: CNN transition depth {}.", t("cnn"));
+    Ok(s)
+}
+
+fn summary_grid2d(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result<String> {
+    let key = |n: &NetSummary| if exp == Experiment::Kernels { n.kernel } else { n.channels };
+    let mut keys: Vec<usize> = nets.iter().map(key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut depths: Vec<usize> = nets.iter().map(|n| n.depth).collect();
+    depths.sort_unstable();
+    depths.dedup();
+    let what = if exp == Experiment::Kernels { "kernel" } else { "channels" };
+    let rows: Vec<String> = keys.iter().map(|k| if exp == Experiment::Kernels { format!("{k}×{k}") } else { format!("{k} ch") }).collect();
+    let cols: Vec<String> = depths.iter().map(|d| d.to_string()).collect();
+    let mut csv = format!("{what},depth,corr_identity,corr_constant\n");
+    for (name, f) in [("identity", 0usize), ("constant", 1)] {
+        let values: Vec<Vec<f64>> = keys
+            .iter()
+            .map(|k| {
+                depths
+                    .iter()
+                    .map(|d| nets.iter().find(|n| key(n) == *k && n.depth == *d).map(|n| if f == 0 { n.corr_identity.0 } else { n.corr_constant.0 }).unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .collect();
+        let (png, svg) = figures::heatmap(&format!("Mean corr to {name} (12 probes) by {what} and depth"), &rows, &cols, &values)?;
+        write_atomic(&out.join(format!("{}-corr-{name}.png", exp.name())), &png)?;
+        write_atomic(&out.join(format!("{}-corr-{name}.svg", exp.name())), svg.as_bytes())?;
+    }
+    for n in nets {
+        let _ = writeln!(csv, "{},{},{},{}", key(n), n.depth, n.corr_identity.0, n.corr_constant.0);
+    }
+    write_atomic(&out.join(format!("{}-grid.csv", exp.name())), csv.as_bytes())?;
+    let mut s = format!("# {}: depth × {what}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n| {what} | transition depth |\n|---|---|\n", exp.name());
+    for (k, r) in keys.iter().zip(&rows) {
+        let t = transition(nets.iter().filter(|n| key(n) == *k)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into());
+        let _ = writeln!(s, "| {r} | {t} |");
+    }
+    s += "\nClaims:\n\n";
+    if exp == Experiment::Kernels {
+        s += "- Paper: larger kernels memorize at smaller depths (the transition depth falls as the kernel grows). Ours: the transition depths above.\n";
+    } else {
+        let five = nets.iter().filter(|n| n.depth == 5).max_by_key(|n| n.channels);
+        let _ = writeln!(
+            s,
+            "- Paper: adding channels is far less prone to memorization than adding depth; a 5-layer, 1024-channel CNN learns the identity. Ours: 5-layer CNN with the most channels run ({}) has corr to identity {}.",
+            five.map(|n| n.channels.to_string()).unwrap_or_else(|| "–".into()),
+            five.map(|n| format!("{:.2}", n.corr_identity.0)).unwrap_or_else(|| "not run".into())
+        );
+        s += "- Paper: the transition depth barely moves with channels. Ours: the transition depths above.\n";
+    }
     Ok(s)
 }
