@@ -39,6 +39,14 @@ enum Command {
     Sweep(sweep::SweepCommand),
     /// Re-run an experiment of the paper: sweep, figures, numbers, summary.md.
     Reproduce(reproduce::ReproduceArgs),
+    /// One self-contained HTML page of every experiment in DIR.
+    Report {
+        /// A `reproduce` output directory (or a directory of them).
+        dir: std::path::PathBuf,
+        /// Open it in the default browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// Closed forms (Theorem 1, the one-layer CNN) and infinite-width NNGP/NTK predictions.
     #[command(subcommand)]
     Theory(theory::TheoryCommand),
@@ -63,6 +71,7 @@ fn main() -> ExitCode {
         Command::Sweep(c) => sweep::run(c, data_dir),
         Command::Theory(c) => theory::run(c, data_dir),
         Command::Reproduce(a) => reproduce::run(a, data_dir),
+        Command::Report { dir, open } => reproduce::report(&dir, open),
     });
     match result {
         Ok(code) => code,

@@ -89,3 +89,16 @@ pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-{}{suffix}", exp.name())));
     one(exp, &a, &out, &data_dir)
 }
+
+/// `idcrisis report DIR [--open]`.
+pub fn report(dir: &Path, open: bool) -> Result<ExitCode> {
+    let (path, images) = idcrisis::report::write(dir)?;
+    println!("wrote {} ({images} figures embedded)", path.display());
+    if open {
+        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        if std::process::Command::new(opener).arg(&path).status().map(|s| !s.success()).unwrap_or(true) {
+            eprintln!("could not open a browser with {opener}; open {} yourself", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

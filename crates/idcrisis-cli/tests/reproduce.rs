@@ -58,3 +58,54 @@ fn plan_only_writes_a_slurm_array_and_runs_nothing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--experiment"));
 }
+
+#[test]
+fn every_experiment_micro_run_and_the_report() {
+    let d = tempdir("all");
+    let o = run(&["reproduce", "all", "--micro", "--out", d.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Promised files per experiment, and a claim each summary must name.
+    let promised: [(&str, &[&str], &str); 6] = [
+        ("fcn", &["fcn-predictions.png", "fcn.csv", "fcn.json"], "6-layer ReLU"),
+        ("cnn-depth", &["cnn-depth-predictions.png", "cnn-depth-corr.png", "cnn-depth-corr.svg", "cnn-depth.csv"], "transition depth"),
+        ("hidden", &["hidden-untrained-d3.png", "hidden-d2.png", "hidden-d3.png", "hidden.csv"], "inward from the image borders"),
+        ("linear", &["linear-corr.png", "linear-corr.svg", "linear-predictions.png", "linear.csv"], "linear FCNs output the constant"),
+        ("kernels", &["kernels-corr-identity.png", "kernels-corr-constant.svg", "kernels-grid.csv"], "larger kernels"),
+        ("channels", &["channels-corr-identity.png", "channels-corr-constant.png", "channels-grid.csv"], "1024-channel"),
+    ];
+    for (exp, files, claim) in promised {
+        let e = d.join(exp);
+        for f in files {
+            assert!(e.join(f).is_file(), "{exp}: {f} missing");
+            if f.ends_with(".png") {
+                image::open(e.join(f)).unwrap_or_else(|err| panic!("{exp}/{f}: {err}"));
+            }
+            if f.ends_with(".csv") {
+                let text = std::fs::read_to_string(e.join(f)).unwrap();
+                let cols = text.lines().next().unwrap().split(',').count();
+                assert!(text.lines().skip(1).all(|l| l.split(',').count() == cols), "{exp}/{f}: ragged CSV");
+            }
+        }
+        let summary = std::fs::read_to_string(e.join("summary.md")).unwrap();
+        assert!(summary.contains(claim), "{exp}: summary.md lacks {claim:?}");
+    }
+    // Grid sizes follow rows and columns: hidden d3 has input + 3 layers, training image + 12 probes.
+    let h = image::open(d.join("hidden/hidden-d3.png")).unwrap();
+    assert_eq!((h.width(), h.height()), idcrisis::figures::grid_size(4, 13, true));
+    let k = image::open(d.join("kernels/kernels-corr-identity.png")).unwrap();
+    assert_eq!((k.width(), k.height()), idcrisis::figures::heatmap_size(2, 2));
+    // The report embeds every figure and loads nothing from outside.
+    let o = run(&["report", d.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    let pngs: usize = promised.iter().map(|(e, _, _)| std::fs::read_dir(d.join(e)).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|x| x == "png")).count()).sum();
+    assert_eq!(html.matches("<img ").count(), pngs);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), pngs);
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external resources");
+    assert!(html.contains("<table>") && html.contains("config: fcn.sweep.toml"));
+    // No experiment: a clear error.
+    let empty = tempdir("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(&["report", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -33,6 +33,7 @@ pub mod model;
 pub mod optim;
 pub mod probe;
 pub mod rng;
+pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod sweep;

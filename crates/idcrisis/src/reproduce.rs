@@ -366,12 +366,16 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
         "ReLU CNNs trained on one image: mean correlation over the 12 probes",
         "depth (layers)",
         "correlation",
-        &[
-            ("to identity (mean over seeds)".into(), pts(&|n| n.corr_identity.0)),
-            ("to identity, min over seeds".into(), pts(&|n| n.corr_identity.1)),
-            ("to identity, max over seeds".into(), pts(&|n| n.corr_identity.2)),
-            ("to constant (mean over seeds)".into(), pts(&|n| n.corr_constant.0)),
-        ],
+        &if nets.iter().any(|n| n.seeds > 1) {
+            vec![
+                ("to identity (mean over seeds)".into(), pts(&|n| n.corr_identity.0)),
+                ("to identity, min over seeds".into(), pts(&|n| n.corr_identity.1)),
+                ("to identity, max over seeds".into(), pts(&|n| n.corr_identity.2)),
+                ("to constant (mean over seeds)".into(), pts(&|n| n.corr_constant.0)),
+            ]
+        } else {
+            vec![("to identity".into(), pts(&|n| n.corr_identity.0)), ("to constant".into(), pts(&|n| n.corr_constant.0))]
+        },
         false,
     )?;
     write_atomic(&out.join(format!("{}-corr.png", exp.name())), &png)?;
