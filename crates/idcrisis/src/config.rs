@@ -40,6 +40,45 @@ impl Default for InitConfig {
     }
 }
 
+/// Train on many images instead of one: minibatch training over a data set split, targets =
+/// inputs. The `train_image` then serves only as the reference "constant" of the metrics and of
+/// the random-ρ probes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSet {
+    /// `DATASET:SPLIT`, e.g. `mnist:train`.
+    pub data: String,
+    /// Use only the first `limit` images (0 = all).
+    #[serde(default)]
+    pub limit: usize,
+    /// Minibatch size.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Passes over the data (the run stops earlier if `train.steps` updates are reached or an
+    /// epoch's mean loss falls below `train.tol`).
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+}
+
+fn default_batch() -> usize {
+    128
+}
+
+fn default_epochs() -> usize {
+    5
+}
+
+impl TrainSet {
+    /// The data set and split.
+    pub fn source(&self) -> Result<(crate::data::Dataset, crate::data::Split)> {
+        let (d, sp) = self.data.split_once(':').ok_or_else(|| Error::invalid("train-set", format!("{:?}: expected DATASET:SPLIT, e.g. mnist:train", self.data)))?;
+        Ok((
+            d.parse().map_err(|e: Error| Error::invalid("train-set", e.to_string()))?,
+            sp.parse().map_err(|e: Error| Error::invalid("train-set", e.to_string()))?,
+        ))
+    }
+}
+
 /// Everything needed to rerun a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,6 +99,9 @@ pub struct RunConfig {
     pub init: InitConfig,
     /// Optimizer and stopping rule.
     pub train: TrainConfig,
+    /// Train on a data set with minibatches instead of the one image (e.g. `fcn-60k`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_set: Option<TrainSet>,
 }
 
 impl Default for RunConfig {
@@ -73,6 +115,7 @@ impl Default for RunConfig {
             model: ModelConfig::default(),
             init: InitConfig::default(),
             train: TrainConfig::default(),
+            train_set: None,
         }
     }
 }
@@ -112,6 +155,15 @@ impl RunConfig {
         }
         if let Some(r) = self.rho.iter().find(|r| !(-1.0..=1.0).contains(*r)) {
             return Err(Error::invalid("rho", format!("{r} is not in [-1, 1]")));
+        }
+        if let Some(ts) = &self.train_set {
+            ts.source()?;
+            if ts.batch == 0 || ts.batch > 65536 {
+                return Err(Error::invalid("train-set", format!("batch {} must be in 1..=65536", ts.batch)));
+            }
+            if ts.epochs == 0 {
+                return Err(Error::invalid("train-set", "epochs must be at least 1"));
+            }
         }
         if self.threads > 1024 {
             return Err(Error::invalid("threads", format!("{} is more than 1024", self.threads)));

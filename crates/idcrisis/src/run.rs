@@ -162,8 +162,18 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     write_atomic(&out.join("init.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
 
-    let x: Vec<T> = train_img.iter().map(|&v| T::from_f64(v as f64)).collect();
-    let outcome: TrainOutcome = train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?;
+    let outcome: TrainOutcome = match &cfg.train_set {
+        None => {
+            let x: Vec<T> = train_img.iter().map(|&v| T::from_f64(v as f64)).collect();
+            train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?
+        }
+        Some(ts) => {
+            let (d, split) = ts.source()?;
+            let imgs = data::load_images(&opts.data_dir, d, split)?;
+            let count = if ts.limit == 0 { imgs.count } else { ts.limit.min(imgs.count) };
+            train::train_minibatch(&eng, &mut net, &imgs.pixels[..count * PIXELS], count, ts.batch, ts.epochs, cfg.seed, &cfg.train, opts.progress)?
+        }
+    };
 
     write_atomic(&out.join("weights.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
     let mut csv = String::with_capacity(outcome.losses.len() * 24);

@@ -146,3 +146,72 @@ pub fn train_with<T: Float>(
         ms_per_step: if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 },
     })
 }
+
+/// Minibatch training on many images (targets = inputs): `images [count, 784]` as `u8`, scaled
+/// by 1/255 into a preallocated batch buffer. Each epoch visits the images in a fresh order drawn
+/// from the ChaCha stream of `shuffle_seed`; the last, smaller batch of an epoch is dropped.
+/// `losses` holds the loss of every update; `final_loss` is the mean over the last epoch. Stops at
+/// `epochs`, at `cfg.steps` updates, when an epoch's mean loss is below `cfg.tol`, or on NaN.
+#[allow(clippy::too_many_arguments)]
+pub fn train_minibatch<T: Float>(
+    eng: &Engine,
+    net: &mut Net<T>,
+    pixels: &[u8],
+    count: usize,
+    batch: usize,
+    epochs: usize,
+    shuffle_seed: u64,
+    cfg: &TrainConfig,
+    progress: &mut (dyn FnMut(u64, f64) + Send),
+) -> Result<TrainOutcome> {
+    let batch = batch.min(count).max(1);
+    let mut opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    let mut ws = net.workspace(batch, true);
+    let mut x = vec![T::zero(); batch * crate::PIXELS];
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut rng = crate::rng::Rng::new(shuffle_seed, crate::rng::Stream::Misc);
+    let per_epoch = count / batch;
+    let mut losses = Vec::with_capacity((per_epoch * epochs).min(1 << 22));
+    let t0 = Instant::now();
+    let scale = T::from_f64(1.0 / 255.0);
+    let (status, epoch_loss) = eng.install(|| {
+        let mut last_epoch = f64::NAN;
+        for _ in 0..epochs {
+            for i in (1..count).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                order.swap(i, j);
+            }
+            let mut sum = 0.0;
+            for b in 0..per_epoch {
+                for (k, &idx) in order[b * batch..(b + 1) * batch].iter().enumerate() {
+                    let src = &pixels[idx * crate::PIXELS..(idx + 1) * crate::PIXELS];
+                    for (d, &p) in x[k * crate::PIXELS..(k + 1) * crate::PIXELS].iter_mut().zip(src) {
+                        *d = T::from_f64(p as f64) * scale;
+                    }
+                }
+                net.forward(eng, &mut ws, &x, batch);
+                let (out, dout) = ws.output_and_dout(batch);
+                let loss = mse_loss(out, &x, dout);
+                losses.push(loss);
+                progress(opt.steps(), loss);
+                if !loss.is_finite() {
+                    return (Status::Diverged, loss);
+                }
+                sum += loss;
+                net.backward(eng, &mut ws, batch);
+                opt.step(eng, &mut net.params, &net.grads);
+                if opt.steps() >= cfg.steps {
+                    return (Status::MaxSteps, sum / (b + 1) as f64);
+                }
+            }
+            last_epoch = sum / per_epoch.max(1) as f64;
+            if last_epoch < cfg.tol {
+                return (Status::Converged, last_epoch);
+            }
+        }
+        (Status::MaxSteps, last_epoch)
+    });
+    let wall_s = t0.elapsed().as_secs_f64();
+    let steps = opt.steps();
+    Ok(TrainOutcome { status, steps, final_loss: epoch_loss, losses, wall_s, ms_per_step: if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 } })
+}
