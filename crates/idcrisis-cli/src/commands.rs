@@ -92,6 +92,9 @@ pub struct TrainArgs {
     /// No biases.
     #[arg(long, overrides_with = "bias")]
     no_bias: bool,
+    /// Residual CNN: an identity skip around every pair of hidden layers.
+    #[arg(long)]
+    residual: bool,
     /// CNN border handling [default: zero].
     #[arg(long, value_parser = PossibleValuesParser::new(["zero", "circular", "reflect"]))]
     padding: Option<String>,
@@ -175,6 +178,9 @@ impl TrainArgs {
         }
         if let Some(v) = &self.padding {
             c.model.padding = kebab(v);
+        }
+        if self.residual {
+            c.model.residual = true;
         }
         if let Some(v) = &self.init {
             c.init.scheme = kebab(v);

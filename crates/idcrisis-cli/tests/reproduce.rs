@@ -65,7 +65,8 @@ fn every_experiment_micro_run_and_the_report() {
     let o = run(&["reproduce", "all", "--micro", "--out", d.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Promised files per experiment, and a claim each summary must name.
-    let promised: [(&str, &[&str], &str); 7] = [
+    let promised: [(&str, &[&str], &str); 8] = [
+        ("resnet", &["resnet-corr.png", "resnet-corr.svg", "resnet-predictions.png", "resnet.csv"], "even with skips"),
         ("fcn-60k", &["fcn-60k-predictions.png", "fcn-60k.csv", "fcn-60k.json"], "even from 60k examples"),
         ("fcn", &["fcn-predictions.png", "fcn.csv", "fcn.json"], "6-layer ReLU"),
         ("cnn-depth", &["cnn-depth-predictions.png", "cnn-depth-corr.png", "cnn-depth-corr.svg", "cnn-depth.csv"], "transition depth"),

@@ -59,6 +59,10 @@ pub struct ModelConfig {
     pub bias: bool,
     /// CNN border handling.
     pub padding: Padding,
+    /// Residual CNN: an identity skip around every pair of hidden C→C layers (see
+    /// [`ModelConfig::skip_source`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub residual: bool,
 }
 
 impl Default for ModelConfig {
@@ -72,6 +76,7 @@ impl Default for ModelConfig {
             act: Activation::Relu,
             bias: true,
             padding: Padding::Zero,
+            residual: false,
         }
     }
 }
@@ -87,6 +92,9 @@ impl ModelConfig {
         }
         match self.arch {
             Arch::Fcn => {
+                if self.residual {
+                    return Err(Error::invalid("residual", "skips are implemented for CNNs only"));
+                }
                 if self.width == 0 || self.width > 1 << 16 {
                     return Err(Error::invalid("width", format!("{} must be in 1..=65536", self.width)));
                 }
@@ -97,6 +105,9 @@ impl ModelConfig {
                 }
                 if self.kernel > 2 * SIDE - 1 {
                     return Err(Error::invalid("kernel", format!("{} is larger than {}", self.kernel, 2 * SIDE - 1)));
+                }
+                if self.residual && self.depth < 4 {
+                    return Err(Error::invalid("residual", format!("a residual CNN needs depth ≥ 4 (one pair of hidden layers), got {}", self.depth)));
                 }
                 if self.padding == Padding::Reflect && self.kernel / 2 >= SIDE {
                     return Err(Error::invalid("padding", "reflect padding needs kernel/2 < 28"));
@@ -109,6 +120,16 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// For a residual CNN, the activation index whose value is added to layer `i`'s output.
+    ///
+    /// The block (ResNet's basic block, v1): the hidden C→C layers 1..=L−2 are grouped in pairs
+    /// (1, 2), (3, 4), …; for a pair (a, b) with input `h` (the activation entering layer a),
+    /// `out = act(h + conv_b(act(conv_a(h))))`. The first (1→C) and last (C→1) layers, and an
+    /// unpaired last hidden layer, have no skip.
+    pub fn skip_source(&self, i: usize) -> Option<usize> {
+        (self.residual && i >= 2 && i % 2 == 0 && i + 2 <= self.depth).then(|| i - 1)
+    }
+
     /// A short name, e.g. `cnn-d5-c128-k5-relu`.
     pub fn label(&self) -> String {
         let act = match self.act {
@@ -117,7 +138,7 @@ impl ModelConfig {
         };
         match self.arch {
             Arch::Fcn => format!("fcn-d{}-w{}-{act}", self.depth, self.width),
-            Arch::Cnn => format!("cnn-d{}-c{}-k{}-{act}", self.depth, self.channels, self.kernel),
+            Arch::Cnn => format!("{}-d{}-c{}-k{}-{act}", if self.residual { "rescnn" } else { "cnn" }, self.depth, self.channels, self.kernel),
         }
     }
 }
@@ -301,16 +322,18 @@ impl<T: Float> Net<T> {
                 cols,
                 dbuf: [vec![z; n * max_act], vec![z; n * max_act]],
                 dcols: vec![z; max_cols],
+                skip_grad: if self.cfg.residual { vec![z; n * max_act] } else { Vec::new() },
             }
         } else {
             let max_cols = self.layers.iter().map(Layer::cols_len).max().unwrap_or(0);
             Workspace {
                 n,
                 train,
-                acts: vec![vec![z; n * max_act], vec![z; n * max_act]],
+                acts: vec![vec![z; n * max_act], vec![z; n * max_act], vec![z; n * max_act]],
                 cols: vec![vec![z; max_cols]],
                 dbuf: [Vec::new(), Vec::new()],
                 dcols: Vec::new(),
+                skip_grad: Vec::new(),
             }
         }
     }
@@ -321,8 +344,9 @@ impl<T: Float> Net<T> {
         ws.acts[0][..n * PIXELS].copy_from_slice(&x[..n * PIXELS]);
         let depth = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {
-            let (src, dst) = if ws.train { (i, i + 1) } else { (i % 2, (i + 1) % 2) };
-            let (input, output) = two_mut(&mut ws.acts, src, dst);
+            let (src, dst) = if ws.train { (i, i + 1) } else { (i % 3, (i + 1) % 3) };
+            let skip = self.cfg.skip_source(i).map(|j| if ws.train { j } else { j % 3 });
+            let (input, output, skip_src) = three_mut(&mut ws.acts, src, dst, skip);
             match layer {
                 Layer::Dense(d) => d.forward(eng, &self.params, input, output, n),
                 Layer::Conv(c) => {
@@ -330,11 +354,19 @@ impl<T: Float> Net<T> {
                     c.forward(eng, &self.params, input, output, cols, ws.train, n);
                 }
             }
+            if let Some(h) = skip_src {
+                let len = n * layer.out_len();
+                crate::engine::for_each_chunk(eng, &mut output[..len], |off, o| {
+                    for (o, v) in o.iter_mut().zip(&h[off..]) {
+                        *o = *o + *v;
+                    }
+                });
+            }
             if i + 1 < depth {
                 self.cfg.act.forward(eng, &mut output[..n * layer.out_len()]);
             }
         }
-        let last = if ws.train { depth } else { depth % 2 };
+        let last = if ws.train { depth } else { depth % 3 };
         &ws.acts[last][..n * PIXELS]
     }
 
@@ -353,6 +385,10 @@ impl<T: Float> Net<T> {
                 self.cfg.act.backward(eng, dy, &ws.acts[i + 1][..n * layer.out_len()]);
             }
             let want_dx = i > 0;
+            if self.cfg.skip_source(i).is_some() {
+                // dz of the block's last layer also flows straight to the block input.
+                ws.skip_grad[..n * layer.out_len()].copy_from_slice(dy);
+            }
             match layer {
                 Layer::Dense(d) => {
                     d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n)
@@ -366,6 +402,16 @@ impl<T: Float> Net<T> {
                     want_dx.then_some((&mut dx_buf[..], &mut ws.dcols[..])),
                     n,
                 ),
+            }
+            if i >= 1 && self.cfg.skip_source(i + 1).is_some() {
+                // Layer i is a block's first layer: add the skip gradient to ∂L/∂(its input).
+                let len = n * layer.in_len();
+                let g = &ws.skip_grad;
+                crate::engine::for_each_chunk(eng, &mut dx_buf[..len], |off, d| {
+                    for (d, v) in d.iter_mut().zip(&g[off..]) {
+                        *d = *d + *v;
+                    }
+                });
             }
             cur = 1 - cur;
         }
@@ -397,6 +443,7 @@ pub struct Workspace<T> {
     cols: Vec<Vec<T>>,
     dbuf: [Vec<T>; 2],
     dcols: Vec<T>,
+    skip_grad: Vec<T>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -418,6 +465,17 @@ impl<T: Float> Workspace<T> {
         assert!(self.train, "activations are kept only in training workspaces");
         &self.acts[i]
     }
+}
+
+/// Disjoint borrows of `v[a]` and `v[b]`, and a shared borrow of `v[c]` when given
+/// (`c` ∉ {a, b}, which the residual layout guarantees).
+fn three_mut<V>(v: &mut [V], a: usize, b: usize, c: Option<usize>) -> (&mut V, &mut V, Option<&V>) {
+    assert!(a != b && c.is_none_or(|c| c != a && c != b));
+    let ptr = v.as_mut_ptr();
+    assert!(a < v.len() && b < v.len() && c.is_none_or(|c| c < v.len()));
+    // SAFETY: a, b and c are distinct in-bounds indices (asserted above), so the two mutable
+    // references and the shared one point to different elements; all live no longer than `v`.
+    unsafe { (&mut *ptr.add(a), &mut *ptr.add(b), c.map(|c| &*ptr.add(c))) }
 }
 
 fn two_mut<V>(v: &mut [V], a: usize, b: usize) -> (&mut V, &mut V) {

@@ -230,3 +230,29 @@ fn a_wrong_gradient_is_caught() {
     b[1] *= 1.001;
     assert!(rel_err(&a, &b) > 1e-5);
 }
+
+#[test]
+fn whole_residual_cnn() {
+    // Depth 6: skips around hidden pairs (1, 2) and (3, 4); layer 5 (C→1) has none.
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 6, channels: 3, kernel: 3, residual: true, ..Default::default() };
+    assert_eq!((1..6).filter_map(|i| cfg.skip_source(i)).collect::<Vec<_>>(), vec![1, 3]);
+    check_net(cfg.clone(), 2);
+    check_net(ModelConfig { depth: 5, ..cfg }, 1);
+}
+
+#[test]
+fn residual_forward_is_the_same_in_training_and_evaluation_workspaces() {
+    let eng = Engine::new(2).unwrap();
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 7, channels: 4, kernel: 3, residual: true, ..Default::default() };
+    let mut net = Net::<f64>::new(&cfg).unwrap();
+    net.init(Init::TorchDefault, 1.0, 9);
+    let mut rng = Rng::new(10, Stream::Misc);
+    let x: Vec<f64> = (0..3 * 784).map(|_| rng.uniform()).collect();
+    let mut tws = net.workspace(3, true);
+    let a = net.forward(&eng, &mut tws, &x, 3).to_vec();
+    let b = net.predict(&eng, &x, 3, 2);
+    assert_eq!(a, b);
+    // And the skips change the function.
+    let plain = Net::<f64> { cfg: ModelConfig { residual: false, ..cfg }, ..net.clone() };
+    assert_ne!(plain.predict(&eng, &x, 3, 3), b);
+}
