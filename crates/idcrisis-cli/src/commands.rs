@@ -242,7 +242,20 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 pub fn train(args: TrainArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let cfg = args.resolve()?;
     let out = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
-    let pb = progress_bar(cfg.train.steps, args.quiet);
+    // With a training set the bar counts minibatch updates over all epochs.
+    let total = match &cfg.train_set {
+        Some(ts) => {
+            let n = match ts.source()? {
+                (Dataset::Cifar10, Split::Train) => 50000,
+                (_, Split::Train) => 60000,
+                (_, Split::Test) => 10000,
+            };
+            let n = if ts.limit == 0 { n } else { ts.limit.min(n) };
+            cfg.train.steps.min((ts.epochs * (n / ts.batch.max(1)).max(1)) as u64)
+        }
+        None => cfg.train.steps,
+    };
+    let pb = progress_bar(total, args.quiet);
     let start = Instant::now();
     let mut last = Instant::now();
     let mut last_step = 0u64;
