@@ -52,7 +52,7 @@ fn plan_only_writes_a_slurm_array_and_runs_nothing() {
     let o = run(&["reproduce", "cnn-depth", "--plan-only", "--seeds", "3", "--out", d.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sb = std::fs::read_to_string(d.join("sweep/slurm.sbatch")).unwrap();
-    assert!(sb.contains("#SBATCH --array=0-38%"), "13 depths × 3 seeds: {sb}");
+    assert!(sb.contains("#SBATCH --array=0-77%"), "13 depths × 3 seeds × 2 protocols: {sb}");
     assert_eq!(std::fs::read_dir(d.join("sweep/cells")).unwrap().count(), 0);
     let o = run(&["reproduce", "resnet-9000"]);
     assert_eq!(o.status.code(), Some(2));
