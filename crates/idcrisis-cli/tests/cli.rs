@@ -1,17 +1,14 @@
 //! The command line: bad input exits 2 naming the problem, a diverging run exits 3, and the
 //! happy paths write what they promise.
 
+mod common;
+
+use common::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("IDCRISIS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
 fn idcrisis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idcrisis")).args(args).env("IDCRISIS_DATA", data_dir()).output().unwrap()
+    common::run(args)
 }
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -42,6 +39,8 @@ fn bad_flags_exit_2_naming_the_flag() {
     assert_usage_error(&["train", "--arch", "rnn"], "--arch");
     assert_usage_error(&["train", "--train-image", "mnist:train:abc"], "--train-image");
     assert_usage_error(&["train", "--momentum", "1.5"], "--momentum");
+    assert_usage_error(&["train", "--residual", "--depth", "3"], "--residual");
+    assert_usage_error(&["train", "--residual", "--arch", "fcn"], "--residual");
 }
 
 #[test]

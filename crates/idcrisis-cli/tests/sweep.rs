@@ -1,25 +1,12 @@
 //! Sweeps: planning, bad input, crash safety under kill -9, and two concurrent runners.
 
+mod common;
+
+use common::{bin, run};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("IDCRISIS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_idcrisis"));
-    c.env("IDCRISIS_DATA", data_dir());
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
 
 fn tempdir(tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("idcrisis-sweep-{tag}-{}", std::process::id()));

@@ -1,22 +1,13 @@
 //! `idcrisis theory fcn1|cnn1|ntk` write their figures and CSVs, and reject bad values.
 
+mod common;
+
+use common::run;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("IDCRISIS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idcrisis")).args(args).env("IDCRISIS_DATA", data_dir()).output().unwrap()
-}
+use std::process::Output;
 
 fn tempdir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-theory-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+    common::fresh("theory", tag)
 }
 
 fn ok(o: &Output) -> String {

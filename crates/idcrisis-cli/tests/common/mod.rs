@@ -1,0 +1,31 @@
+//! Helpers shared by the CLI integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// `$IDCRISIS_DATA`, else `shared/data` beside the repository.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("IDCRISIS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// The `idcrisis` binary with `IDCRISIS_DATA` set.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_idcrisis"));
+    c.env("IDCRISIS_DATA", data_dir());
+    c
+}
+
+/// Run `idcrisis ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+/// A path under the temp dir unique to this test process and `tag`, removed if it existed.
+pub fn fresh(prefix: &str, tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("idcrisis-{prefix}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
