@@ -59,3 +59,25 @@ fn init_is_deterministic_and_has_the_documented_ranges() {
     let gb = (6.0 / (200.0 + 200.0f64)).sqrt();
     assert!(a.params[l.weight_range()].iter().all(|w| w.abs() <= gb));
 }
+
+#[test]
+fn minibatch_training_is_deterministic_and_learns() {
+    let imgs = idcrisis::data::load_images(&common::data_dir(), idcrisis::data::Dataset::Mnist, idcrisis::data::Split::Test).unwrap();
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: 64, ..Default::default() };
+    let go = |seed: u64| {
+        let eng = Engine::new(2).unwrap();
+        let mut net = Net::<f32>::new(&cfg).unwrap();
+        net.init(Init::TorchDefault, 1.0, 1);
+        let tc = TrainConfig { lr: 1e-3, tol: 0.0, steps: 1000, ..Default::default() };
+        let out = idcrisis::train::train_minibatch(&eng, &mut net, &imgs.pixels[..512 * 784], 512, 32, 3, seed, &tc, &mut |_, _| {}).unwrap();
+        (net.params, out)
+    };
+    let (a, oa) = go(5);
+    let (b, ob) = go(5);
+    assert_eq!(a, b, "same shuffle seed, same weights");
+    assert_eq!(oa.steps, 3 * 512 / 32);
+    assert!(oa.losses.last().unwrap() < &(0.7 * oa.losses[0]), "loss did not fall: {:?} → {:?}", oa.losses[0], oa.losses.last());
+    let (c, _) = go(6);
+    assert_ne!(a, c, "another shuffle order, other weights");
+    assert_eq!(oa.final_loss, ob.final_loss);
+}
