@@ -230,11 +230,29 @@ pub struct Predictions {
     pub memory_bytes: usize,
 }
 
+/// `K·z` for an output kernel `m`: a 784×784 matrix for CNNs, a scalar times the identity for
+/// FCNs.
+fn apply_kernel(cfg: &NtkConfig, m: &[f64], z: &[f64]) -> Vec<f64> {
+    let n = cfg.n();
+    match cfg.arch {
+        Arch::Fcn => z.iter().map(|v| v * m[0]).collect(),
+        Arch::Cnn => (0..n).map(|p| m[p * n..(p + 1) * n].iter().zip(z).map(|(a, b)| a * b).sum()).collect(),
+    }
+}
+
+/// `K(x̂, x̂)⁻¹·x̂` for an output kernel of the training image, and the jitter it needed.
+fn solve_train(cfg: &NtkConfig, k_hat: &[f64], train: &[f64]) -> Result<(Vec<f64>, f64)> {
+    match cfg.arch {
+        Arch::Fcn => Ok((train.iter().map(|v| v / k_hat[0]).collect(), 0.0)),
+        Arch::Cnn => solve_psd(k_hat, cfg.n(), train),
+    }
+}
+
 /// Predict, for every depth up to `cfg.depth`, the outputs on `probes` after training on `train`.
 pub fn predict(cfg: &NtkConfig, train: &[f64], probes: &[Vec<f64>]) -> Result<Predictions> {
     cfg.validate()?;
     let n = cfg.n();
-    // Θ(x̂, x̂)⁻¹x̂ and K(x̂, x̂)⁻¹x̂ per depth. FCN kernels act as scalar × identity on the 784 outputs.
+    // Θ(x̂, x̂)⁻¹x̂ and K(x̂, x̂)⁻¹x̂ per depth.
     let mut a_ntk = Vec::new();
     let mut a_nngp = Vec::new();
     let mut jitter = Vec::new();
@@ -243,20 +261,13 @@ pub fn predict(cfg: &NtkConfig, train: &[f64], probes: &[Vec<f64>]) -> Result<Pr
         if err.is_some() {
             return;
         }
-        match cfg.arch {
-            Arch::Fcn => {
-                a_ntk.push(train.iter().map(|v| v / st.theta[0]).collect::<Vec<_>>());
-                a_nngp.push(train.iter().map(|v| v / st.k[0]).collect::<Vec<_>>());
-                jitter.push(0.0);
+        match (solve_train(cfg, &st.theta, train), solve_train(cfg, &st.k, train)) {
+            (Ok((z, j)), Ok((y, _))) => {
+                a_ntk.push(z);
+                a_nngp.push(y);
+                jitter.push(j);
             }
-            Arch::Cnn => match (solve_psd(&st.theta, n, train), solve_psd(&st.k, n, train)) {
-                (Ok((z, j)), Ok((y, _))) => {
-                    a_ntk.push(z);
-                    a_nngp.push(y);
-                    jitter.push(j);
-                }
-                (Err(e), _) | (_, Err(e)) => err = Some(e),
-            },
+            (Err(e), _) | (_, Err(e)) => err = Some(e),
         }
     });
     if let Some(e) = err {
@@ -266,14 +277,8 @@ pub fn predict(cfg: &NtkConfig, train: &[f64], probes: &[Vec<f64>]) -> Result<Pr
     let mut nngp = vec![Vec::with_capacity(probes.len()); cfg.depth];
     for x in probes {
         pair_recursion(cfg, x, train, |l, st| {
-            let apply = |m: &[f64], z: &[f64]| -> Vec<f64> {
-                match cfg.arch {
-                    Arch::Fcn => z.iter().map(|v| v * m[0]).collect(),
-                    Arch::Cnn => (0..n).map(|p| m[p * n..(p + 1) * n].iter().zip(z).map(|(a, b)| a * b).sum()).collect(),
-                }
-            };
-            ntk[l - 1].push(apply(&st.theta, &a_ntk[l - 1]));
-            nngp[l - 1].push(apply(&st.k, &a_nngp[l - 1]));
+            ntk[l - 1].push(apply_kernel(cfg, &st.theta, &a_ntk[l - 1]));
+            nngp[l - 1].push(apply_kernel(cfg, &st.k, &a_nngp[l - 1]));
         });
     }
     // Held at once in the pair recursion: K, Θ, E, Θ⊙Ė, the outer product / S outputs (≈ 6 n²),
@@ -357,13 +362,14 @@ pub fn compare(
             }
         }
     };
-    let theta_apply = |m: &[f64], z: &[f64]| -> Vec<f64> {
-        match cfg.arch {
-            Arch::Fcn => z.iter().map(|v| v * m[0]).collect(),
-            Arch::Cnn => (0..n).map(|p| m[p * n..(p + 1) * n].iter().zip(z).map(|(a, b)| a * b).sum()).collect(),
-        }
-    };
-    let mean_pred = predict(&NtkConfig { ..cfg.clone() }, train, probes)?;
+    // The infinite-time mean prediction Θ(x, x̂)Θ̂⁻¹x̂, from the kernels already computed.
+    let a_mean = solve_train(cfg, &th_hat, train)?.0;
+    let mean_pred: Vec<Vec<f64>> = th_x.iter().map(|th| apply_kernel(cfg, th, &a_mean)).collect();
+    let mut all = train.to_vec();
+    for p in probes {
+        all.extend_from_slice(p);
+    }
+    let rel = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt() / b.iter().map(|q| q * q).sum::<f64>().sqrt().max(1e-300);
     let mut rows = Vec::new();
     for &w in widths {
         for seed in 0..seeds {
@@ -393,10 +399,6 @@ pub fn compare(
                     }
                 }
             }
-            let mut all = train.to_vec();
-            for p in probes {
-                all.extend_from_slice(p);
-            }
             let f0 = net.predict(eng, &all, probes.len() + 1, 16);
             let r0: Vec<f64> = f0[..PIXELS].iter().zip(train).map(|(a, b)| a - b).collect();
             let z = apply_g(&r0);
@@ -409,11 +411,10 @@ pub fn compare(
             for (i, th) in th_x.iter().enumerate() {
                 let f0i = &f0[(i + 1) * PIXELS..(i + 2) * PIXELS];
                 let fti = &ft[(i + 1) * PIXELS..(i + 2) * PIXELS];
-                let corr = theta_apply(th, &z);
+                let corr = apply_kernel(cfg, th, &z);
                 let lin: Vec<f64> = f0i.iter().zip(&corr).map(|(a, b)| a - b).collect();
-                let diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt() / b.iter().map(|q| q * q).sum::<f64>().sqrt().max(1e-300);
-                e_lin += diff(fti, &lin);
-                e_mean += diff(fti, &mean_pred.ntk[cfg.depth - 1][i]);
+                e_lin += rel(fti, &lin);
+                e_mean += rel(fti, &mean_pred[i]);
             }
             let k = th_x.len().max(1) as f64;
             rows.push(CompareRow { width: w, seed, rel_err_linearized: e_lin / k, rel_err_mean: e_mean / k, final_loss: out.final_loss });
