@@ -7,7 +7,7 @@ use idcrisis::config::RunConfig;
 use idcrisis::data::{self, fetch, Dataset, ImageSpec, Split};
 use idcrisis::engine::Engine;
 use idcrisis::fsutil::write_atomic;
-use idcrisis::metrics::{self, Summary};
+use idcrisis::metrics::Summary;
 use idcrisis::model::Net;
 use idcrisis::probe;
 use idcrisis::run::{self, RunOptions};
@@ -349,7 +349,6 @@ pub fn probe(args: ProbeArgs, data_dir: PathBuf) -> Result<ExitCode> {
         }
     }
     print_summary(&eval.categories);
-    let _ = metrics::OUTCOME_THRESHOLD;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use idcrisis::engine::Engine;
 use idcrisis::figures;
 use idcrisis::fsutil::write_atomic;
 use idcrisis::layers::Activation;
-use idcrisis::metrics::{self, pearson};
+use idcrisis::metrics::pearson;
 use idcrisis::model::{Arch, Init};
 use idcrisis::theory::{cnn1, fcn1, ntk};
 use std::path::{Path, PathBuf};
@@ -318,8 +318,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
                     println!("  {w:>6} {a:>10.4} {b:>10.4}");
                 }
             }
-            let _ = metrics::OUTCOME_THRESHOLD;
-            println!("wrote {}/ntk.{{json,csv,png}}", out.display());
+                    println!("wrote {}/ntk.{{json,csv,png}}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
