@@ -379,7 +379,7 @@ impl<T: Float> Net<T> {
         let mut cur = 0usize;
         for i in (0..depth).rev() {
             let layer = &self.layers[i];
-            let (dy_buf, dx_buf) = two_mut(&mut ws.dbuf, cur, 1 - cur);
+            let (dy_buf, dx_buf, _) = three_mut(&mut ws.dbuf, cur, 1 - cur, None);
             let dy = &mut dy_buf[..n * layer.out_len()];
             if i + 1 < depth {
                 self.cfg.act.backward(eng, dy, &ws.acts[i + 1][..n * layer.out_len()]);
@@ -476,15 +476,4 @@ fn three_mut<V>(v: &mut [V], a: usize, b: usize, c: Option<usize>) -> (&mut V, &
     // SAFETY: a, b and c are distinct in-bounds indices (asserted above), so the two mutable
     // references and the shared one point to different elements; all live no longer than `v`.
     unsafe { (&mut *ptr.add(a), &mut *ptr.add(b), c.map(|c| &*ptr.add(c))) }
-}
-
-fn two_mut<V>(v: &mut [V], a: usize, b: usize) -> (&mut V, &mut V) {
-    assert_ne!(a, b);
-    if a < b {
-        let (l, r) = v.split_at_mut(b);
-        (&mut l[a], &mut r[0])
-    } else {
-        let (l, r) = v.split_at_mut(a);
-        (&mut r[0], &mut l[b])
-    }
 }
