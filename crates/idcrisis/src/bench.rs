@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::layers::Activation;
 use crate::model::{Arch, Init, ModelConfig, Net};
 use crate::optim::{Optimizer, OptimizerKind};
-use crate::train::mse_loss;
+use crate::train::{forward_loss, update};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -68,11 +68,8 @@ pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warm
     eng.install(|| {
         for s in 0..warmup + steps {
             let t = Instant::now();
-            net.forward(eng, &mut ws, x, 1);
-            let (out, dout) = ws.output_and_dout(1);
-            mse_loss(out, x, dout);
-            net.backward(eng, &mut ws, 1);
-            opt.step(eng, &mut net.params, &net.grads);
+            forward_loss(eng, &net, &mut ws, x, 1);
+            update(eng, &mut net, &mut ws, &mut opt, 1);
             if s >= warmup {
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }

@@ -3,7 +3,7 @@
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::float::Float;
-use crate::model::Net;
+use crate::model::{Net, Workspace};
 use crate::optim::{Optimizer, OptimizerKind};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -20,6 +20,21 @@ pub fn mse_loss<T: Float>(y: &[T], t: &[T], dy: &mut [T]) -> f64 {
         *d = scale * e;
     }
     sum / len as f64
+}
+
+/// First half of a training step: forward `x [n, 784]` and the MSE against itself. Leaves
+/// `∂L/∂output` in the workspace for [`update`] and returns the loss.
+pub fn forward_loss<T: Float>(eng: &Engine, net: &Net<T>, ws: &mut Workspace<T>, x: &[T], n: usize) -> f64 {
+    net.forward(eng, ws, x, n);
+    let len = n * crate::PIXELS;
+    let (out, dout) = ws.output_and_dout(n);
+    mse_loss(&out[..len], &x[..len], dout)
+}
+
+/// Second half of a training step: backward pass after [`forward_loss`], then one update.
+pub fn update<T: Float>(eng: &Engine, net: &mut Net<T>, ws: &mut Workspace<T>, opt: &mut Optimizer<T>, n: usize) {
+    net.backward(eng, ws, n);
+    opt.step(eng, &mut net.params, &net.grads);
 }
 
 /// Optimizer and stopping settings.
@@ -85,6 +100,13 @@ pub struct TrainOutcome {
     pub ms_per_step: f64,
 }
 
+impl TrainOutcome {
+    fn new(status: Status, steps: u64, final_loss: f64, losses: Vec<f64>, wall_s: f64) -> Self {
+        let ms_per_step = if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 };
+        TrainOutcome { status, steps, final_loss, losses, wall_s, ms_per_step }
+    }
+}
+
 /// Train `net` to reproduce `x [n, 784]` (targets = inputs). `progress(step, loss)` is called
 /// after every loss evaluation. Nothing is allocated per step.
 pub fn train<T: Float>(
@@ -115,10 +137,7 @@ pub fn train_with<T: Float>(
     let status = eng.install(|| {
         let mut step = 0u64;
         loop {
-            net.forward(eng, &mut ws, x, n);
-            let len = n * crate::PIXELS;
-            let (out, dout) = ws.output_and_dout(n);
-            let loss = mse_loss(&out[..len], &x[..len], dout);
+            let loss = forward_loss(eng, net, &mut ws, x, n);
             losses.push(loss);
             progress(step, loss);
             if !loss.is_finite() {
@@ -130,21 +149,12 @@ pub fn train_with<T: Float>(
             if step >= cfg.steps {
                 return Status::MaxSteps;
             }
-            net.backward(eng, &mut ws, n);
-            opt.step(eng, &mut net.params, &net.grads);
+            update(eng, net, &mut ws, &mut opt, n);
             step += 1;
         }
     });
-    let wall_s = t0.elapsed().as_secs_f64();
-    let steps = opt.steps();
-    Ok(TrainOutcome {
-        status,
-        steps,
-        final_loss: *losses.last().unwrap_or(&f64::NAN),
-        losses,
-        wall_s,
-        ms_per_step: if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 },
-    })
+    let final_loss = *losses.last().unwrap_or(&f64::NAN);
+    Ok(TrainOutcome::new(status, opt.steps(), final_loss, losses, t0.elapsed().as_secs_f64()))
 }
 
 /// Minibatch training on many images (targets = inputs): `images [count, 784]` as `u8`, scaled
@@ -189,17 +199,14 @@ pub fn train_minibatch<T: Float>(
                         *d = T::from_f64(p as f64) * scale;
                     }
                 }
-                net.forward(eng, &mut ws, &x, batch);
-                let (out, dout) = ws.output_and_dout(batch);
-                let loss = mse_loss(out, &x, dout);
+                let loss = forward_loss(eng, net, &mut ws, &x, batch);
                 losses.push(loss);
                 progress(opt.steps(), loss);
                 if !loss.is_finite() {
                     return (Status::Diverged, loss);
                 }
                 sum += loss;
-                net.backward(eng, &mut ws, batch);
-                opt.step(eng, &mut net.params, &net.grads);
+                update(eng, net, &mut ws, &mut opt, batch);
                 if opt.steps() >= cfg.steps {
                     return (Status::MaxSteps, sum / (b + 1) as f64);
                 }
@@ -211,7 +218,5 @@ pub fn train_minibatch<T: Float>(
         }
         (Status::MaxSteps, last_epoch)
     });
-    let wall_s = t0.elapsed().as_secs_f64();
-    let steps = opt.steps();
-    Ok(TrainOutcome { status, steps, final_loss: epoch_loss, losses, wall_s, ms_per_step: if steps > 0 { wall_s * 1e3 / steps as f64 } else { 0.0 } })
+    Ok(TrainOutcome::new(status, opt.steps(), epoch_loss, losses, t0.elapsed().as_secs_f64()))
 }
