@@ -228,10 +228,14 @@ fn print_table(cols: &[String], rows: &[sweep::Row]) {
 pub(crate) fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: Option<usize>, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
     idcrisis::run::check_data_dir(data_dir)?;
     let plan = sweep::load_plan(dir)?;
+    let mut already_done = 0;
     let todo: Vec<&sweep::Cell> = plan
         .iter()
         .filter(|c| match sweep::state(dir, c) {
-            sweep::CellState::Done => false,
+            sweep::CellState::Done => {
+                already_done += 1;
+                false
+            }
             sweep::CellState::Failed => retry_failed,
             sweep::CellState::Missing => true,
         })
@@ -247,8 +251,7 @@ pub(crate) fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: O
     if jobs * threads > cores {
         eprintln!("warning: {jobs} workers × {threads} threads is more than the {cores} cores");
     }
-    let skipped_failed = plan.len() - todo.len() - plan.iter().filter(|c| sweep::state(dir, c) == sweep::CellState::Done).count();
-    eprintln!("{} cells to run ({} already done), {jobs} workers × {threads} threads", todo.len(), plan.len() - todo.len() - skipped_failed);
+    eprintln!("{} cells to run ({already_done} already done), {jobs} workers × {threads} threads", todo.len());
     let pb = if quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(todo.len() as u64) };
     pb.set_style(ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let next = AtomicUsize::new(0);
