@@ -433,7 +433,7 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
     let multi_seed = nets.iter().any(|n| n.seeds > 1);
     let mut series = Vec::new();
     for p in &protocols {
-        let pts = |f: &dyn Fn(&NetSummary) -> f64| nets.iter().filter(|n| &n.protocol == p).map(|n| (n.depth as f64, f(n))).collect::<Vec<_>>();
+        let pts = |f: &dyn Fn(&NetSummary) -> f64| curve(nets, &|n| &n.protocol == p, f);
         series.push((format!("{p}: to identity"), pts(&|n| n.corr_identity.0)));
         if multi_seed {
             series.push((format!("{p}: to identity, min over seeds"), pts(&|n| n.corr_identity.1)));
@@ -441,9 +441,7 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
         }
         series.push((format!("{p}: to constant"), pts(&|n| n.corr_constant.0)));
     }
-    let (png, svg) = figures::line_plot("ReLU CNNs trained on one image: mean correlation over the 12 probes, by protocol", "depth (layers)", "correlation", &series, false)?;
-    write_atomic(&out.join(format!("{}-corr.png", exp.name())), &png)?;
-    write_atomic(&out.join(format!("{}-corr.svg", exp.name())), svg.as_bytes())?;
+    write_depth_curves(out, &format!("{}-corr", exp.name()), "ReLU CNNs trained on one image: mean correlation over the 12 probes, by protocol", &series)?;
     let mut s = if exp == Experiment::Cifar {
         format!("# cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image ({CIFAR_IMAGE}, gray, central 28×28 crop), by depth\n\n")
     } else {
@@ -481,6 +479,18 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
     Ok(s)
 }
 
+/// `(depth, f(net))` for the nets `keep` selects, in depth order as stored.
+fn curve(nets: &[NetSummary], keep: &dyn Fn(&NetSummary) -> bool, f: &dyn Fn(&NetSummary) -> f64) -> Vec<(f64, f64)> {
+    nets.iter().filter(|n| keep(n)).map(|n| (n.depth as f64, f(n))).collect()
+}
+
+/// Draw correlation-against-depth curves to `OUT/<stem>.png` and `.svg`.
+fn write_depth_curves(out: &Path, stem: &str, title: &str, series: &[figures::Series]) -> Result<()> {
+    let (png, svg) = figures::line_plot(title, "depth (layers)", "correlation", series, false)?;
+    write_atomic(&out.join(format!("{stem}.png")), &png)?;
+    write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())
+}
+
 /// Depth where the mean corr-to-constant first exceeds the mean corr-to-identity.
 fn transition<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Option<usize> {
     let mut v: Vec<&NetSummary> = nets.into_iter().collect();
@@ -491,13 +501,11 @@ fn transition<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Option<usiz
 fn summary_linear(nets: &[NetSummary], out: &Path) -> Result<String> {
     let mut series = Vec::new();
     for arch in ["cnn", "fcn"] {
-        let pts = |f: &dyn Fn(&NetSummary) -> f64| nets.iter().filter(|n| n.arch == arch).map(|n| (n.depth as f64, f(n))).collect::<Vec<_>>();
+        let pts = |f: &dyn Fn(&NetSummary) -> f64| curve(nets, &|n| n.arch == arch, f);
         series.push((format!("{}: to identity", arch.to_uppercase()), pts(&|n| n.corr_identity.0)));
         series.push((format!("{}: to constant", arch.to_uppercase()), pts(&|n| n.corr_constant.0)));
     }
-    let (png, svg) = figures::line_plot("Linear networks trained on one image: mean correlation over the 12 probes", "depth (layers)", "correlation", &series, false)?;
-    write_atomic(&out.join("linear-corr.png"), &png)?;
-    write_atomic(&out.join("linear-corr.svg"), svg.as_bytes())?;
+    write_depth_curves(out, "linear-corr", "Linear networks trained on one image: mean correlation over the 12 probes", &series)?;
     let mut s = String::from("# linear: linear CNNs (5×5) and FCNs (width 784) by depth\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n");
     s += "| net | seeds | corr to identity | corr to constant |\n|---|---|---|---|\n";
     for n in nets {
@@ -588,13 +596,11 @@ fn summary_fcn60k(nets: &[NetSummary]) -> String {
 fn summary_resnet(nets: &[NetSummary], out: &Path) -> Result<String> {
     let mut series = Vec::new();
     for (res, name) in [(false, "plain"), (true, "residual")] {
-        let pts = |f: &dyn Fn(&NetSummary) -> f64| nets.iter().filter(|n| n.residual == res).map(|n| (n.depth as f64, f(n))).collect::<Vec<_>>();
+        let pts = |f: &dyn Fn(&NetSummary) -> f64| curve(nets, &|n| n.residual == res, f);
         series.push((format!("{name}: to identity"), pts(&|n| n.corr_identity.0)));
         series.push((format!("{name}: to constant"), pts(&|n| n.corr_constant.0)));
     }
-    let (png, svg) = figures::line_plot("Plain and residual CNNs trained on one image: mean correlation over the 12 probes", "depth (layers)", "correlation", &series, false)?;
-    write_atomic(&out.join("resnet-corr.png"), &png)?;
-    write_atomic(&out.join("resnet-corr.svg"), svg.as_bytes())?;
+    write_depth_curves(out, "resnet-corr", "Plain and residual CNNs trained on one image: mean correlation over the 12 probes", &series)?;
     let mut s = String::from("# resnet: residual against plain CNNs (5×5), by depth\n\n");
     s += "Block: the hidden C→C layers are paired, (1, 2), (3, 4), …; a pair with input h computes relu(h + conv_b(relu(conv_a(h)))) (ResNet's basic block). The first (1→C) and last (C→1) layers and an unpaired hidden layer have no skip. Protocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n";
     s += "| net | seeds | corr to identity | corr to constant | synthetic | mnist |\n|---|---|---|---|---|---|\n";
