@@ -127,6 +127,11 @@ fn data_verify_and_bench_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("cnn-d5-c32-k3") && s.contains("ratio"), "{s}");
+    // --compare-torch without an importable torch says so and still prints our numbers.
+    let o = idcrisis(&["bench", "--compare-torch", "--python", "false", "--workload", "cnn-d5-c32-k3", "--steps", "1", "--warmup", "0", "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("not importable") && s.contains("cnn-d5-c32-k3"), "{s}");
 }
 
 #[test]

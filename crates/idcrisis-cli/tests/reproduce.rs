@@ -101,3 +101,14 @@ fn every_experiment_micro_run_and_the_report() {
     let o = run(&["report", empty.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn hidden_maps_can_use_the_channel_mean() {
+    let d = tempdir("mean");
+    let o = run(&["reproduce", "hidden", "--micro", "--projection", "mean", "--out", d.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read_to_string(d.join("summary.md")).unwrap().contains("channel mean"));
+    let o = run(&["reproduce", "hidden", "--micro", "--projection", "max", "--out", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--projection"));
+}

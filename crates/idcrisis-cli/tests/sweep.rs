@@ -49,12 +49,13 @@ fn plan_is_stable_and_refuses_a_different_file() {
     let t = tempdir("plan");
     let f = write_grid(&t, 3, 5);
     let d = t.join("sw");
-    let o = run(&["sweep", "plan", s(&f), "--out", s(&d), "--max-parallel", "4", "--cpus-per-task", "1"]);
+    let o = run(&["sweep", "plan", s(&f), "--out", s(&d), "--max-parallel", "4", "--cpus-per-task", "1", "--sbatch=--partition=debug"]);
     assert!(o.status.success(), "{}", err(&o));
     let plan = std::fs::read_to_string(d.join("plan.jsonl")).unwrap();
     assert_eq!(plan.lines().count(), 6);
     let sb = std::fs::read_to_string(d.join("slurm.sbatch")).unwrap();
     assert!(sb.contains("#SBATCH --array=0-5%4") && sb.contains("--cpus-per-task=1") && sb.contains("sweep run-cell"), "{sb}");
+    assert!(sb.contains("#SBATCH --partition=debug"), "{sb}");
     // Same file again: a no-op, same bytes.
     let o = run(&["sweep", "plan", s(&f), "--out", s(&d)]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
