@@ -2,6 +2,7 @@
 //! figure for the same workload beside it.
 
 use anyhow::{bail, Result};
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
 use idcrisis::data::{self, ImageSpec};
@@ -25,6 +26,15 @@ pub struct BenchArgs {
     /// Compute threads [default: all cores]. PyTorch gets the same number.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Convolution algorithm (auto: Winograd for wide zero-padded layers, im2col otherwise).
+    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
+    conv_algo: String,
+    /// Also time forward passes (probing) over MNIST test images, in images per second.
+    #[arg(long)]
+    probe: bool,
+    /// Batch size of the probing passes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    probe_batch: u64,
     /// Only these workloads (names as printed).
     #[arg(long)]
     workload: Vec<String>,
@@ -39,7 +49,8 @@ pub struct BenchArgs {
 fn find_script() -> Option<PathBuf> {
     let mut dir = std::env::current_dir().ok()?;
     loop {
-        for cand in [dir.join("shared/reference/torch_identity.py"), dir.join("../shared/reference/torch_identity.py")] {
+        for cand in [dir.join("shared/reference/torch_identity.py"), dir.join("../shared/reference/torch_identity.py")]
+        {
             if cand.is_file() {
                 return Some(cand);
             }
@@ -50,14 +61,23 @@ fn find_script() -> Option<PathBuf> {
     }
 }
 
-fn torch_ms(python: &str, script: &Path, w: &bench::Workload, a: &BenchArgs, threads: usize, data_dir: &Path) -> Result<f64> {
+fn torch_ms(
+    python: &str,
+    script: &Path,
+    w: &bench::Workload,
+    a: &BenchArgs,
+    threads: usize,
+    data_dir: &Path,
+) -> Result<f64> {
     let m = &w.model;
     let mut cmd = Command::new(python);
     cmd.arg(script).args(["--optimizer", "adam", "--lr", "1e-4", "--json"]);
     cmd.args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string(), "--threads", &threads.to_string()]);
     cmd.args(["--depth", &m.depth.to_string(), "--data-dir", &data_dir.display().to_string()]);
     match m.arch {
-        Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()]),
+        Arch::Cnn => {
+            cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()])
+        }
         Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &m.width.to_string()]),
     };
     let out = cmd.output()?;
@@ -68,14 +88,68 @@ fn torch_ms(python: &str, script: &Path, w: &bench::Workload, a: &BenchArgs, thr
     v["median_ms_per_step"].as_f64().ok_or_else(|| anyhow::anyhow!("no median_ms_per_step in PyTorch output"))
 }
 
+/// Our PyTorch probing-throughput script, written to a temporary file when needed.
+const TORCH_PROBE: &str = include_str!("../../../scripts/torch_probe.py");
+
+fn torch_probe(python: &str, w: &bench::ProbeWorkload, batch: u64, threads: usize, data_dir: &Path) -> Result<f64> {
+    let dir = std::env::temp_dir().join(format!("idcrisis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("torch_probe.py");
+    std::fs::write(&script, TORCH_PROBE)?;
+    let m = &w.model;
+    let mut cmd = Command::new(python);
+    cmd.arg(&script).args(["--images", &w.images.to_string(), "--batch", &batch.to_string()]);
+    cmd.args(["--threads", &threads.to_string(), "--depth", &m.depth.to_string(), "--data-dir"]).arg(data_dir);
+    match m.arch {
+        Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()]),
+        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &m.width.to_string()]),
+    };
+    let out = cmd.output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    v["images_per_s"].as_f64().ok_or_else(|| anyhow::anyhow!("no images_per_s in PyTorch output"))
+}
+
+/// The probing table: forward passes over MNIST test images.
+fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Result<()> {
+    let test = data::load_images(data_dir, data::Dataset::Mnist, data::Split::Test)?;
+    let all: Vec<f32> = test.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    println!();
+    println!("probing: forward passes over MNIST test images, batches of {}, best of 2 passes", a.probe_batch);
+    let torch_col = if torch { "torch img/s" } else { "torch img/s (-)" };
+    println!("{:<18} {:>7} {:>11} {:>15} {:>11}", "workload", "images", "ours img/s", torch_col, "ours/torch");
+    for w in bench::probe_workloads() {
+        if !a.workload.is_empty() && !a.workload.iter().any(|n| n == w.name) {
+            continue;
+        }
+        let n = w.images.min(test.count);
+        let ours = bench::time_probe(eng, &w.model, &all[..n * idcrisis::PIXELS], a.probe_batch as usize, 2)?;
+        let t = if torch {
+            torch_probe(&a.python, &w, a.probe_batch, eng.threads(), data_dir).unwrap_or_else(|e| {
+                println!("  (PyTorch failed on {}: {e})", w.name);
+                f64::NAN
+            })
+        } else {
+            f64::NAN
+        };
+        println!("{:<18} {:>7} {:>11.0} {:>15.0} {:>11.2}", w.name, n, ours, t, ours / t);
+    }
+    Ok(())
+}
+
 /// Run the benchmark table.
 pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
     idcrisis::run::check_data_dir(&data_dir)?;
     let x = data::load_image(&data_dir, &ImageSpec::default())?;
-    let eng = Engine::new(a.threads)?;
+    let eng = Engine::new(a.threads)?.with_conv_algo(crate::commands::kebab(&a.conv_algo));
     let threads = eng.threads();
     let torch = if a.compare_torch {
-        let ok = Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok =
+            Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
         let script = a.torch_script.clone().or_else(find_script);
         match (ok, script) {
             (true, Some(s)) => Some(s),
@@ -91,7 +165,10 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
     } else {
         None
     };
-    println!("batch 1, Adam, MNIST train #15, {threads} threads, median of {} steps after {} warm-up", a.steps, a.warmup);
+    println!(
+        "batch 1, Adam, MNIST train #15, {threads} threads, median of {} steps after {} warm-up, convolutions: {}",
+        a.steps, a.warmup, a.conv_algo
+    );
     println!("peak assumed {PEAK_GFLOPS_PER_CORE} GFLOP/s per core (f32 FMA)");
     let torch_col = if torch.is_some() { "torch ms" } else { "torch ms (ref)" };
     println!("{:<18} {:>9} {:>14} {:>7} {:>9} {:>7}", "workload", "ours ms", torch_col, "ratio", "GFLOP/s", "peak");
@@ -122,6 +199,9 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
     }
     if torch.is_none() {
         println!("(ref) = PyTorch 2 threads on the 2-core dev machine, from the issue; run with --compare-torch to measure here");
+    }
+    if a.probe {
+        run_probe(&a, &eng, torch.is_some(), &data_dir)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -131,6 +131,10 @@ pub struct TrainArgs {
     /// Engine precision [default: f32].
     #[arg(long, value_parser = PossibleValuesParser::new(["f32", "f64"]))]
     dtype: Option<String>,
+    /// Convolution algorithm [default: auto = Winograd for zero-padded layers with ≥ 8 channels
+    /// in and out, im2col otherwise].
+    #[arg(long, value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
+    conv_algo: Option<String>,
     /// The training image: DATASET:SPLIT:INDEX or an image file [default: mnist:train:15].
     #[arg(long, value_parser = image_spec)]
     train_image: Option<ImageSpec>,
@@ -214,6 +218,9 @@ impl TrainArgs {
         }
         if let Some(v) = &self.dtype {
             c.dtype = kebab(v);
+        }
+        if let Some(v) = &self.conv_algo {
+            c.conv_algo = kebab(v);
         }
         if let Some(v) = &self.train_image {
             c.train_image = v.clone();

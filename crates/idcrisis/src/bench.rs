@@ -89,3 +89,42 @@ pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warm
         threads: eng.threads(),
     })
 }
+
+/// A forward-only (probing) workload: the network and how many MNIST test images it runs over.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeWorkload {
+    /// Short name (the training workload's).
+    pub name: &'static str,
+    /// The network.
+    pub model: ModelConfig,
+    /// Images evaluated per timed pass (the first `images` MNIST test images).
+    pub images: usize,
+}
+
+/// The probing workloads: the small CNN and the FCN over all 10,000 MNIST test images, the
+/// 5-layer 128-channel CNN over the first 1,000 (the whole set takes minutes at ~2 GFLOP an image).
+pub fn probe_workloads() -> Vec<ProbeWorkload> {
+    let w = workloads();
+    let pick = |name: &str| w.iter().find(|x| x.name == name).expect("known workload").model.clone();
+    vec![
+        ProbeWorkload { name: "cnn-d5-c32-k3", model: pick("cnn-d5-c32-k3"), images: 10_000 },
+        ProbeWorkload { name: "fcn-d3-w2048", model: pick("fcn-d3-w2048"), images: 10_000 },
+        ProbeWorkload { name: "cnn-d5-c128-k5", model: pick("cnn-d5-c128-k5"), images: 1_000 },
+    ]
+}
+
+/// Forward-pass throughput of `model` (torch-default init, seed 0) over `images [count, 784]` in
+/// batches of `batch`: the best of `repeats` timed passes, in images per second.
+pub fn time_probe(eng: &Engine, model: &ModelConfig, images: &[f32], batch: usize, repeats: usize) -> Result<f64> {
+    let mut net = Net::<f32>::new(model)?;
+    net.init(Init::TorchDefault, 1.0, 0);
+    let count = images.len() / crate::PIXELS;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let out = net.predict(eng, images, count, batch);
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(out.len(), images.len());
+    }
+    Ok(count as f64 / best)
+}

@@ -4,6 +4,7 @@
 //! rejected with the key named. Command-line flags override the file.
 
 use crate::data::ImageSpec;
+use crate::engine::ConvAlgo;
 use crate::error::{Error, Result};
 use crate::model::{Init, ModelConfig};
 use crate::train::TrainConfig;
@@ -79,6 +80,10 @@ impl TrainSet {
     }
 }
 
+fn is_auto(a: &ConvAlgo) -> bool {
+    *a == ConvAlgo::Auto
+}
+
 /// Everything needed to rerun a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -89,6 +94,10 @@ pub struct RunConfig {
     pub threads: usize,
     /// Engine precision.
     pub dtype: Dtype,
+    /// How convolutions are computed (`auto`, `im2col` or `winograd`). Omitted from the file
+    /// when `auto`, so that sweep cell ids planned before this option existed stay the same.
+    #[serde(skip_serializing_if = "is_auto")]
+    pub conv_algo: ConvAlgo,
     /// The one training image.
     pub train_image: ImageSpec,
     /// ρ values of the random-ρ probes.
@@ -110,6 +119,7 @@ impl Default for RunConfig {
             seed: 0,
             threads: 0,
             dtype: Dtype::F32,
+            conv_algo: ConvAlgo::Auto,
             train_image: ImageSpec::default(),
             rho: crate::probe::DEFAULT_RHOS.to_vec(),
             model: ModelConfig::default(),

@@ -4,7 +4,8 @@
 //! ranges it records, and its gradients at the same ranges of the flat gradient vector. Backward
 //! passes *accumulate* into the gradient vector; the model zeroes it once per step.
 
-use crate::engine::{self, ConvGeom, Engine, Padding};
+use crate::engine::winograd::{self, WinoConv};
+use crate::engine::{self, ConvAlgo, ConvGeom, Engine, Padding};
 use crate::float::Float;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -55,13 +56,27 @@ impl Dense {
             engine::sum_cols_into(&mut grads[b.clone()], dy);
         }
         if let Some(dx) = dx {
-            engine::gemm(eng, n, self.inp, self.out, &mut dx[..n * self.inp], dy, false, &params[self.w.clone()], false, false);
+            engine::gemm(
+                eng,
+                n,
+                self.inp,
+                self.out,
+                &mut dx[..n * self.inp],
+                dy,
+                false,
+                &params[self.w.clone()],
+                false,
+                false,
+            );
         }
     }
 }
 
 /// Same-padded, stride-1 2-D convolution (cross-correlation, as PyTorch's `Conv2d`):
 /// `y [n, c_out, h, w]` from `x [n, c_in, h, w]`, `W [c_out, c_in, k, k]`, `b [c_out]`.
+///
+/// Computed by im2col + GEMM or, for zero padding, by Winograd ([`engine::winograd`]), as the
+/// engine's [`ConvAlgo`] says.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     /// Input geometry and tap tables.
@@ -74,16 +89,79 @@ pub struct Conv2d {
     pub w: Range<usize>,
     /// Where `b` sits, if any.
     pub b: Option<Range<usize>>,
+    /// The Winograd plan, for zero padding and `3 ≤ k ≤ 7` (larger kernels need more
+    /// interpolation points than f32 can take).
+    pub wino: Option<WinoConv>,
+}
+
+/// Winograd output-tile side for a `k×k` kernel: F(4×4, 5×5) for 5×5 kernels (6.25× fewer
+/// multiplies than direct convolution; f32 rounding error about 8× im2col's, 3e-6 relative on a
+/// 128-channel layer), F(2×2, k×k) for 3×3 and 7×7 (F(4×4, 3×3) was slower on the 32-channel
+/// benchmark: its larger transforms cost more than its multiplies save). Measured in
+/// `BENCHMARKS.md`.
+pub fn winograd_tile(k: usize) -> usize {
+    if k == 5 {
+        4
+    } else {
+        2
+    }
 }
 
 impl Conv2d {
+    /// A `c_in → c_out` convolution over `h×w` with a `k×k` kernel, its weight at `w` and bias
+    /// at `b` in the parameter vector.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w_px: usize,
+        k: usize,
+        padding: Padding,
+        w: Range<usize>,
+        b: Option<Range<usize>>,
+    ) -> Self {
+        let fits = winograd_tile(k) + k - 1 <= winograd::MAX_TILE && w_px <= winograd::MAX_WIDTH;
+        let wino = (padding == Padding::Zero && k >= 3 && fits)
+            .then(|| WinoConv::new(winograd_tile(k), k, c_in, c_out, h, w_px));
+        Conv2d { geom: ConvGeom::new(c_in, h, w_px, k, padding), c_out, padding, w, b, wino }
+    }
+
     /// Elements of one image's column matrix, `c_in·k·k·h·w`.
     pub fn cols_len(&self) -> usize {
         self.geom.col_rows() * self.geom.hw()
     }
 
-    /// Forward for a batch of `n`. When `store` is true, image `i`'s column matrix is kept at
-    /// `cols[i·cols_len ..]` for the backward pass; otherwise `cols` is scratch of one image.
+    /// The Winograd plan when `eng` says to use it for this layer.
+    pub fn winograd(&self, eng: &Engine) -> Option<&WinoConv> {
+        let wide = self.geom.c.min(self.c_out) >= engine::WINOGRAD_MIN_CHANNELS;
+        match eng.conv_algo() {
+            ConvAlgo::Im2col => None,
+            ConvAlgo::Winograd => self.wino.as_ref(),
+            ConvAlgo::Auto => self.wino.as_ref().filter(|_| wide),
+        }
+    }
+
+    /// Elements of `cols` needed to keep the data of `n` images for the backward pass (either
+    /// algorithm; the Winograd transform is never larger than the column matrix).
+    pub fn store_len(&self, n: usize) -> usize {
+        n * self.cols_len()
+    }
+
+    /// Elements of `cols` needed as scratch by an evaluation-only forward (either algorithm).
+    pub fn eval_cols_len(&self) -> usize {
+        let w = self.wino.as_ref().map_or(0, |w| w.chunk() * w.store_len());
+        self.cols_len().max(w)
+    }
+
+    /// Elements of scratch needed by forward and backward (either algorithm).
+    pub fn scratch_len(&self) -> usize {
+        self.cols_len().max(self.wino.as_ref().map_or(0, WinoConv::scratch_len))
+    }
+
+    /// Forward for a batch of `n`. When `store` is true, what the backward pass needs is kept in
+    /// `cols` ([`Conv2d::store_len`]`(n)` elements); otherwise `cols` is scratch
+    /// ([`Conv2d::eval_cols_len`]). `scratch` holds [`Conv2d::scratch_len`] elements.
     #[allow(clippy::too_many_arguments)]
     pub fn forward<T: Float>(
         &self,
@@ -92,11 +170,18 @@ impl Conv2d {
         x: &[T],
         y: &mut [T],
         cols: &mut [T],
+        scratch: &mut [T],
         store: bool,
         n: usize,
     ) {
-        let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
         let w = &params[self.w.clone()];
+        if let Some(wc) = self.winograd(eng) {
+            let bias = self.b.as_ref().map(|b| &params[b.clone()]);
+            let st = store.then_some(&mut cols[..n * wc.store_len()]);
+            wc.forward(eng, w, bias, x, y, st, scratch, n);
+            return;
+        }
+        let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
         for i in 0..n {
             let xi = &x[i * self.geom.c * hw..(i + 1) * self.geom.c * hw];
             let yi = &mut y[i * self.c_out * hw..(i + 1) * self.c_out * hw];
@@ -113,9 +198,9 @@ impl Conv2d {
         }
     }
 
-    /// Backward for a batch of `n`, using the column matrices stored by [`Conv2d::forward`].
-    /// Adds `dW` and `db` into `grads`; when `dx` is given, writes `dx [n, c_in, h, w]` using
-    /// `dcols` (one image's column matrix) as scratch.
+    /// Backward for a batch of `n`, using what [`Conv2d::forward`] stored in `cols` (with the
+    /// same engine). Adds `dW` and `db` into `grads`; when `dx` is given, writes
+    /// `dx [n, c_in, h, w]`. `scratch` holds [`Conv2d::scratch_len`] elements.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(
         &self,
@@ -124,22 +209,30 @@ impl Conv2d {
         grads: &mut [T],
         cols: &[T],
         dy: &[T],
-        mut dx: Option<(&mut [T], &mut [T])>,
+        mut dx: Option<&mut [T]>,
+        scratch: &mut [T],
         n: usize,
     ) {
         let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
+        if let Some(b) = &self.b {
+            for i in 0..n {
+                engine::sum_rows_into(&mut grads[b.clone()], &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw], hw);
+            }
+        }
+        let w = &params[self.w.clone()];
+        if let Some(wc) = self.winograd(eng) {
+            wc.backward(eng, w, &mut grads[self.w.clone()], &cols[..n * wc.store_len()], dy, dx, scratch, n);
+            return;
+        }
         for i in 0..n {
             let dyi = &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw];
             let ci = &cols[i * cl..(i + 1) * cl];
             engine::gemm(eng, self.c_out, ckk, hw, &mut grads[self.w.clone()], dyi, false, ci, true, true);
-            if let Some(b) = &self.b {
-                engine::sum_rows_into(&mut grads[b.clone()], dyi, hw);
-            }
-            if let Some((dx, dcols)) = dx.as_mut() {
-                let w = &params[self.w.clone()];
-                engine::gemm(eng, ckk, hw, self.c_out, &mut dcols[..cl], w, true, dyi, false, false);
+            if let Some(dx) = dx.as_deref_mut() {
+                let dcols = &mut scratch[..cl];
+                engine::gemm(eng, ckk, hw, self.c_out, dcols, w, true, dyi, false, false);
                 let in_len = self.geom.c * hw;
-                engine::col2im(eng, &self.geom, &dcols[..cl], &mut dx[i * in_len..(i + 1) * in_len]);
+                engine::col2im(eng, &self.geom, dcols, &mut dx[i * in_len..(i + 1) * in_len]);
             }
         }
     }
@@ -223,11 +316,25 @@ impl Layer {
             Layer::Conv(c) => (c.geom.c * c.geom.k * c.geom.k, c.c_out * c.geom.k * c.geom.k),
         }
     }
-    /// Column-matrix elements per example (0 for dense).
-    pub fn cols_len(&self) -> usize {
+    /// Elements kept for the backward pass of `n` examples (0 for dense).
+    pub fn store_len(&self, n: usize) -> usize {
         match self {
             Layer::Dense(_) => 0,
-            Layer::Conv(c) => c.cols_len(),
+            Layer::Conv(c) => c.store_len(n),
+        }
+    }
+    /// Column scratch of an evaluation-only forward (0 for dense).
+    pub fn eval_cols_len(&self) -> usize {
+        match self {
+            Layer::Dense(_) => 0,
+            Layer::Conv(c) => c.eval_cols_len(),
+        }
+    }
+    /// Scratch of forward and backward (0 for dense).
+    pub fn scratch_len(&self) -> usize {
+        match self {
+            Layer::Dense(_) => 0,
+            Layer::Conv(c) => c.scratch_len(),
         }
     }
     /// Multiply-accumulates of one forward pass per example.

@@ -1,7 +1,7 @@
 //! FCN and CNN models: configuration, flat parameter storage, initialisation, weights files and
 //! the forward / backward passes over preallocated workspaces.
 
-use crate::engine::{ConvGeom, Engine, Padding};
+use crate::engine::{Engine, Padding};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{Activation, Conv2d, Dense, Layer};
@@ -101,13 +101,19 @@ impl ModelConfig {
             }
             Arch::Cnn => {
                 if self.kernel % 2 == 0 {
-                    return Err(Error::invalid("kernel", format!("{} is even; \"same\" padding needs an odd kernel", self.kernel)));
+                    return Err(Error::invalid(
+                        "kernel",
+                        format!("{} is even; \"same\" padding needs an odd kernel", self.kernel),
+                    ));
                 }
                 if self.kernel > 2 * SIDE - 1 {
                     return Err(Error::invalid("kernel", format!("{} is larger than {}", self.kernel, 2 * SIDE - 1)));
                 }
                 if self.residual && self.depth < 4 {
-                    return Err(Error::invalid("residual", format!("a residual CNN needs depth ≥ 4 (one pair of hidden layers), got {}", self.depth)));
+                    return Err(Error::invalid(
+                        "residual",
+                        format!("a residual CNN needs depth ≥ 4 (one pair of hidden layers), got {}", self.depth),
+                    ));
                 }
                 if self.padding == Padding::Reflect && self.kernel / 2 >= SIDE {
                     return Err(Error::invalid("padding", "reflect padding needs kernel/2 < 28"));
@@ -138,7 +144,13 @@ impl ModelConfig {
         };
         match self.arch {
             Arch::Fcn => format!("fcn-d{}-w{}-{act}", self.depth, self.width),
-            Arch::Cnn => format!("{}-d{}-c{}-k{}-{act}", if self.residual { "rescnn" } else { "cnn" }, self.depth, self.channels, self.kernel),
+            Arch::Cnn => format!(
+                "{}-d{}-c{}-k{}-{act}",
+                if self.residual { "rescnn" } else { "cnn" },
+                self.depth,
+                self.channels,
+                self.kernel
+            ),
         }
     }
 }
@@ -182,8 +194,7 @@ impl<T: Float> Net<T> {
                     let k = cfg.kernel;
                     let w = take(cout * cin * k * k);
                     let b = cfg.bias.then(|| take(cout));
-                    let geom = ConvGeom::new(cin, SIDE, SIDE, k, cfg.padding);
-                    layers.push(Layer::Conv(Conv2d { geom, c_out: cout, padding: cfg.padding, w, b }));
+                    layers.push(Layer::Conv(Conv2d::new(cin, cout, SIDE, SIDE, k, cfg.padding, w, b)));
                 }
             }
         }
@@ -254,7 +265,8 @@ impl<T: Float> Net<T> {
     /// The parameters as a safetensors file image, in the engine's dtype.
     pub fn to_safetensors(&self, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
         let tensors = self.tensors();
-        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, r)| T::slice_to_le_bytes(&self.params[r.clone()])).collect();
+        let bytes: Vec<Vec<u8>> =
+            tensors.iter().map(|(_, _, r)| T::slice_to_le_bytes(&self.params[r.clone()])).collect();
         let views = tensors
             .iter()
             .zip(&bytes)
@@ -271,13 +283,18 @@ impl<T: Float> Net<T> {
     /// the right shape and no others may be; `path` is only used in messages.
     pub fn load_safetensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
         let err = |msg: String| Error::Weights { path: path.to_path_buf(), msg };
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let tensors = self.tensors();
         let mut names = st.names();
         names.sort();
         for name in names {
             if !tensors.iter().any(|(n, _, _)| n == name) {
-                return Err(err(format!("unexpected tensor {name} for a {} network (bias {})", self.cfg.label(), self.cfg.bias)));
+                return Err(err(format!(
+                    "unexpected tensor {name} for a {} network (bias {})",
+                    self.cfg.label(),
+                    self.cfg.bias
+                )));
             }
         }
         for (name, shape, range) in tensors {
@@ -313,26 +330,27 @@ impl<T: Float> Net<T> {
         if train {
             let mut acts = vec![vec![z; n * PIXELS]];
             acts.extend(self.layers.iter().map(|l| vec![z; n * l.out_len()]));
-            let cols = self.layers.iter().map(|l| vec![z; n * l.cols_len()]).collect();
-            let max_cols = self.layers.iter().map(Layer::cols_len).max().unwrap_or(0);
+            let cols = self.layers.iter().map(|l| vec![z; l.store_len(n)]).collect();
+            let scratch = self.layers.iter().map(Layer::scratch_len).max().unwrap_or(0);
             Workspace {
                 n,
                 train,
                 acts,
                 cols,
                 dbuf: [vec![z; n * max_act], vec![z; n * max_act]],
-                dcols: vec![z; max_cols],
+                scratch: vec![z; scratch],
                 skip_grad: if self.cfg.residual { vec![z; n * max_act] } else { Vec::new() },
             }
         } else {
-            let max_cols = self.layers.iter().map(Layer::cols_len).max().unwrap_or(0);
+            let max_cols = self.layers.iter().map(Layer::eval_cols_len).max().unwrap_or(0);
+            let scratch = self.layers.iter().map(Layer::scratch_len).max().unwrap_or(0);
             Workspace {
                 n,
                 train,
                 acts: vec![vec![z; n * max_act], vec![z; n * max_act], vec![z; n * max_act]],
                 cols: vec![vec![z; max_cols]],
                 dbuf: [Vec::new(), Vec::new()],
-                dcols: Vec::new(),
+                scratch: vec![z; scratch],
                 skip_grad: Vec::new(),
             }
         }
@@ -351,7 +369,7 @@ impl<T: Float> Net<T> {
                 Layer::Dense(d) => d.forward(eng, &self.params, input, output, n),
                 Layer::Conv(c) => {
                     let cols = &mut ws.cols[if ws.train { i } else { 0 }];
-                    c.forward(eng, &self.params, input, output, cols, ws.train, n);
+                    c.forward(eng, &self.params, input, output, cols, &mut ws.scratch, ws.train, n);
                 }
             }
             if let Some(h) = skip_src {
@@ -390,16 +408,23 @@ impl<T: Float> Net<T> {
                 ws.skip_grad[..n * layer.out_len()].copy_from_slice(dy);
             }
             match layer {
-                Layer::Dense(d) => {
-                    d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n)
-                }
+                Layer::Dense(d) => d.backward(
+                    eng,
+                    &self.params,
+                    &mut self.grads,
+                    &ws.acts[i],
+                    dy,
+                    want_dx.then_some(&mut dx_buf[..]),
+                    n,
+                ),
                 Layer::Conv(c) => c.backward(
                     eng,
                     &self.params,
                     &mut self.grads,
                     &ws.cols[i],
                     dy,
-                    want_dx.then_some((&mut dx_buf[..], &mut ws.dcols[..])),
+                    want_dx.then_some(&mut dx_buf[..]),
+                    &mut ws.scratch,
                     n,
                 ),
             }
@@ -442,7 +467,8 @@ pub struct Workspace<T> {
     acts: Vec<Vec<T>>,
     cols: Vec<Vec<T>>,
     dbuf: [Vec<T>; 2],
-    dcols: Vec<T>,
+    /// Convolution scratch, shared by all layers.
+    scratch: Vec<T>,
     skip_grad: Vec<T>,
 }
 

@@ -13,7 +13,7 @@
 
 use crate::config::{Dtype, RunConfig};
 use crate::data::{self};
-use crate::engine::Engine;
+use crate::engine::{ConvAlgo, Engine};
 use crate::error::{Error, Result};
 use crate::figures;
 use crate::float::Float;
@@ -79,6 +79,8 @@ pub struct RunResult {
     pub seed: u64,
     /// Compute threads actually used.
     pub threads: usize,
+    /// Convolution algorithm setting used (`auto` picks per layer; see `engine::ConvAlgo`).
+    pub conv_algo: ConvAlgo,
     /// Parameter count.
     pub params: usize,
     /// Wall time of training, seconds.
@@ -153,7 +155,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
-    let eng = Engine::new(cfg.threads)?;
+    let eng = Engine::new(cfg.threads)?.with_conv_algo(cfg.conv_algo);
     let mut net = Net::<T>::new(&cfg.model)?;
     match &cfg.init.from {
         Some(p) => net.load_safetensors(&fsutil::read(p)?, p)?,
@@ -198,6 +200,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
         initial_loss: outcome.losses.first().copied().and_then(finite),
         seed: cfg.seed,
         threads: eng.threads(),
+        conv_algo: eng.conv_algo(),
         params: net.num_params(),
         train_seconds: outcome.wall_s,
         ms_per_step: outcome.ms_per_step,

@@ -2,12 +2,16 @@
 
 mod common;
 
-use idcrisis::engine::Engine;
+use idcrisis::engine::{ConvAlgo, Engine};
 use idcrisis::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::train::{train, TrainConfig};
 
 fn run(cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
-    let eng = Engine::new(threads).unwrap();
+    run_with(ConvAlgo::Auto, cfg, seed, threads, x)
+}
+
+fn run_with(algo: ConvAlgo, cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
+    let eng = Engine::new(threads).unwrap().with_conv_algo(algo);
     let mut net = Net::<f32>::new(cfg).unwrap();
     net.init(Init::TorchDefault, 1.0, seed);
     let tc = TrainConfig { steps: 15, tol: 0.0, lr: 1e-3, ..Default::default() };
@@ -30,6 +34,41 @@ fn same_seed_same_threads_is_bit_identical() {
             let (c, _) = run(&cfg, 8, threads, &x);
             assert_ne!(a, c, "a different seed must give different weights");
         }
+    }
+}
+
+#[test]
+fn both_convolution_algorithms_are_deterministic_and_train_alike() {
+    let x = common::seven();
+    for cfg in [
+        ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() },
+        ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 3, ..Default::default() },
+        ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 7, bias: false, ..Default::default() },
+    ] {
+        let mut weights = Vec::new();
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+            for threads in [1, 2] {
+                let (a, la) = run_with(algo, &cfg, 3, threads, &x);
+                let (b, lb) = run_with(algo, &cfg, 3, threads, &x);
+                assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{} {algo:?} threads={threads}", cfg.label());
+                assert_eq!(la, lb);
+                // Each product of the per-point GEMMs runs on one thread, so Winograd does not
+                // depend on the thread count either.
+                if algo == ConvAlgo::Winograd && threads == 2 {
+                    assert_eq!(a, weights.last().cloned().unwrap(), "{}: winograd 1 vs 2 threads", cfg.label());
+                }
+                if threads == 1 {
+                    weights.push(a);
+                }
+            }
+        }
+        // The two algorithms compute the same convolution up to f32 rounding: after 15 Adam
+        // steps the weights still agree closely.
+        let (im, wi) = (&weights[0], &weights[1]);
+        let diff = im.iter().zip(wi).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let scale = im.iter().map(|a| a.abs()).fold(0.0f32, f32::max);
+        assert!(diff > 0.0, "{}: Winograd should round differently from im2col", cfg.label());
+        assert!(diff < 1e-3 * scale, "{}: im2col vs winograd weights differ by {diff} (scale {scale})", cfg.label());
     }
 }
 

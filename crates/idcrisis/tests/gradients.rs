@@ -2,7 +2,7 @@
 //! Central differences with h = 1e-6; inputs and weights are drawn so that no ReLU input sits
 //! within reach of its kink.
 
-use idcrisis::engine::{ConvGeom, Engine, Padding};
+use idcrisis::engine::{ConvAlgo, Engine, Padding};
 use idcrisis::layers::{Activation, Conv2d, Dense};
 use idcrisis::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::rng::{Rng, Stream};
@@ -60,41 +60,44 @@ fn dense_gradients() {
 }
 
 fn check_conv(k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
-    let eng = Engine::new(2).unwrap();
+    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+        check_conv_with(algo, k, cin, cout, n, pad, bias);
+    }
+}
+
+fn check_conv_with(algo: ConvAlgo, k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
+    let eng = Engine::new(2).unwrap().with_conv_algo(algo);
     let mut rng = Rng::new(k as u64 * 31 + cin as u64, Stream::Misc);
     let (h, w) = (6, 5);
     let wlen = cout * cin * k * k;
-    let layer = Conv2d {
-        geom: ConvGeom::new(cin, h, w, k, pad),
-        c_out: cout,
-        padding: pad,
-        w: 0..wlen,
-        b: bias.then_some(wlen..wlen + cout),
-    };
+    let layer = Conv2d::new(cin, cout, h, w, k, pad, 0..wlen, bias.then_some(wlen..wlen + cout));
+    // Winograd applies to zero padding with k ≥ 3; the other cases must fall back to im2col.
+    assert_eq!(layer.winograd(&eng).is_some(), algo == ConvAlgo::Winograd && pad == Padding::Zero && k >= 3);
     let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
     let mut x = randv(&mut rng, n * cin * h * w);
     let r = randv(&mut rng, n * cout * h * w);
-    let cl = layer.cols_len();
+    let (ecl, sl) = (layer.eval_cols_len(), layer.scratch_len());
     let obj = |p: &[f64], x: &[f64]| {
         let mut y = vec![0.0; n * cout * h * w];
-        let mut cols = vec![0.0; cl];
-        layer.forward(&eng, p, x, &mut y, &mut cols, false, n);
+        let mut cols = vec![0.0; ecl];
+        let mut scratch = vec![0.0; sl];
+        layer.forward(&eng, p, x, &mut y, &mut cols, &mut scratch, false, n);
         y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
     };
     let mut y = vec![0.0; n * cout * h * w];
-    let mut cols = vec![0.0; n * cl];
-    layer.forward(&eng, &params, &x, &mut y, &mut cols, true, n);
+    let mut cols = vec![0.0; layer.store_len(n)];
+    let mut scratch = vec![0.0; sl];
+    layer.forward(&eng, &params, &x, &mut y, &mut cols, &mut scratch, true, n);
     let mut grads = vec![0.0; params.len()];
     let mut dx = vec![0.0; n * cin * h * w];
-    let mut dcols = vec![0.0; cl];
-    layer.backward(&eng, &params, &mut grads, &cols, &r, Some((&mut dx, &mut dcols)), n);
+    layer.backward(&eng, &params, &mut grads, &cols, &r, Some(&mut dx), &mut scratch, n);
     let xs = x.clone();
     let num_p = numeric_grad(&mut params, &mut |p| obj(p, &xs));
     let ps = params.clone();
     let num_x = numeric_grad(&mut x, &mut |xv| obj(&ps, xv));
     let (ep, ex) = (rel_err(&grads, &num_p), rel_err(&dx, &num_x));
-    assert!(ep < 1e-8, "k={k} cin={cin} cout={cout} n={n} {pad:?}: dW/db rel err {ep}");
-    assert!(ex < 1e-8, "k={k} cin={cin} cout={cout} n={n} {pad:?}: dx rel err {ex}");
+    assert!(ep < 1e-8, "{algo:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dW/db rel err {ep}");
+    assert!(ex < 1e-8, "{algo:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dx rel err {ex}");
 }
 
 #[test]
@@ -152,7 +155,13 @@ fn mse_loss_value_and_gradient() {
 }
 
 fn check_net(cfg: ModelConfig, n: usize) {
-    let eng = Engine::new(2).unwrap();
+    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+        check_net_with(algo, cfg.clone(), n);
+    }
+}
+
+fn check_net_with(algo: ConvAlgo, cfg: ModelConfig, n: usize) {
+    let eng = Engine::new(2).unwrap().with_conv_algo(algo);
     let mut net = Net::<f64>::new(&cfg).unwrap();
     net.init(Init::HeNormal, 1.0, 5);
     // Non-zero biases so the bias gradients are exercised.
@@ -197,7 +206,7 @@ fn check_net(cfg: ModelConfig, n: usize) {
         }
         let e = rel_err(&ana, &num);
         worst = worst.max(e);
-        assert!(e < 1e-5, "{}: tensor {name}: rel err {e}", cfg.label());
+        assert!(e < 1e-5, "{} {algo:?}: tensor {name}: rel err {e}", cfg.label());
     }
     assert!(worst > 0.0 || net.grads.iter().all(|g| *g == 0.0));
 }
@@ -217,7 +226,18 @@ fn whole_fcn_3_layers() {
 #[test]
 fn whole_linear_nets() {
     use idcrisis::layers::Activation::Linear;
-    check_net(ModelConfig { arch: Arch::Cnn, depth: 2, channels: 3, kernel: 5, act: Linear, bias: false, ..Default::default() }, 1);
+    check_net(
+        ModelConfig {
+            arch: Arch::Cnn,
+            depth: 2,
+            channels: 3,
+            kernel: 5,
+            act: Linear,
+            bias: false,
+            ..Default::default()
+        },
+        1,
+    );
     check_net(ModelConfig { arch: Arch::Fcn, depth: 1, act: Linear, ..Default::default() }, 1);
 }
 

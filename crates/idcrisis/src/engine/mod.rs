@@ -8,6 +8,8 @@
 //! All kernels work on contiguous row-major buffers. They never allocate. Reductions run in a
 //! fixed order, so results are bit-identical for a fixed thread count.
 
+pub mod winograd;
+
 use crate::error::{Error, Result};
 use crate::float::Float;
 use rayon::prelude::*;
@@ -18,15 +20,35 @@ const PAR_MIN: usize = 1 << 15;
 /// Chunk size for parallel elementwise work.
 const PAR_CHUNK: usize = 1 << 13;
 
-/// A thread pool plus the matching GEMM parallelism setting.
+/// How convolutions are computed. Both give the same convolution up to rounding; a run records
+/// which one it used, because the rounding (and so the bits of the trained weights) differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvAlgo {
+    /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input and output
+    /// channels and a kernel of 3 or more; im2col + GEMM for the rest.
+    #[default]
+    Auto,
+    /// im2col + GEMM everywhere (direct convolution as one matrix product).
+    Im2col,
+    /// Winograd wherever it applies (zero padding, kernel ≥ 3), whatever the channel counts.
+    Winograd,
+}
+
+/// Channel count from which [`ConvAlgo::Auto`] picks Winograd: below it the transforms cost
+/// more than the multiplies they save (measured in `BENCHMARKS.md`).
+pub const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// A thread pool plus the matching GEMM parallelism setting and convolution algorithm.
 pub struct Engine {
     threads: usize,
     pool: rayon::ThreadPool,
+    conv: ConvAlgo,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("threads", &self.threads).finish()
+        f.debug_struct("Engine").field("threads", &self.threads).field("conv", &self.conv).finish()
     }
 }
 
@@ -39,7 +61,18 @@ impl Engine {
             .thread_name(|i| format!("idcrisis-{i}"))
             .build()
             .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-        Ok(Engine { threads, pool })
+        Ok(Engine { threads, pool, conv: ConvAlgo::Auto })
+    }
+
+    /// The same engine computing convolutions with `algo`.
+    pub fn with_conv_algo(mut self, algo: ConvAlgo) -> Self {
+        self.conv = algo;
+        self
+    }
+
+    /// The convolution algorithm setting.
+    pub fn conv_algo(&self) -> ConvAlgo {
+        self.conv
     }
 
     /// Number of compute threads.
@@ -70,12 +103,46 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// `C[m×n] = (accumulate ? C : 0) + op(A)·op(B)`, all row-major and contiguous.
+/// `C[m×n] = (accumulate ? C : 0) + op(A)·op(B)`, all row-major and contiguous, on the
+/// engine's threads.
 ///
 /// `A` is stored `[m, k]`, or `[k, m]` when `a_t`; `B` is stored `[k, n]`, or `[n, k]` when `b_t`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: Float>(
     eng: &Engine,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    accumulate: bool,
+) {
+    gemm_par(eng.parallelism(), m, n, k, c, a, a_t, b, b_t, accumulate)
+}
+
+/// [`gemm`] on the calling thread only: for many small independent products spread over the
+/// pool by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_seq<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    accumulate: bool,
+) {
+    gemm_par(gemm::Parallelism::None, m, n, k, c, a, a_t, b, b_t, accumulate)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_par<T: Float>(
+    par: gemm::Parallelism,
     m: usize,
     n: usize,
     k: usize,
@@ -123,8 +190,115 @@ pub fn gemm<T: Float>(
             false,
             false,
             false,
-            eng.parallelism(),
+            par,
         );
+    }
+}
+
+/// Layout of a batch of matrices in one buffer: element `(i, j)` of matrix `b` sits at
+/// `b·batch + i·row + j·col`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strides {
+    /// Distance between consecutive matrices of the batch.
+    pub batch: usize,
+    /// Distance between rows.
+    pub row: usize,
+    /// Distance between columns.
+    pub col: usize,
+}
+
+impl Strides {
+    /// Largest offset touched by `count` matrices of `rows × cols` (callers ensure non-empty).
+    fn max_offset(&self, count: usize, rows: usize, cols: usize) -> usize {
+        (count - 1) * self.batch + (rows - 1) * self.row + (cols - 1) * self.col
+    }
+}
+
+/// `count` independent products `C_b = (accumulate ? C_b : 0) + A_b·B_b` with `A_b [m×k]`,
+/// `B_b [k×n]` and `C_b [m×n]` laid out in `a`, `b`, `c` as `al`, `bl`, `cl` say. Each product
+/// runs single-threaded and the products are spread over the engine's threads, so the result
+/// does not depend on the thread count.
+///
+/// `C`'s layout must keep the products apart: unit column stride and either the matrices
+/// interleaved row by row (`n ≤ batch`, `count·batch ≤ row`) or stored one after another
+/// (`n ≤ row`, `m·row ≤ batch`). Panics otherwise, or if any index would fall outside a slice.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batch<T: Float>(
+    eng: &Engine,
+    count: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    cl: Strides,
+    a: &[T],
+    al: Strides,
+    b: &[T],
+    bl: Strides,
+    accumulate: bool,
+) {
+    if count == 0 || m == 0 || n == 0 {
+        return;
+    }
+    let interleaved = n <= cl.batch && count * cl.batch <= cl.row;
+    let stacked = n <= cl.row && m * cl.row <= cl.batch;
+    assert!(cl.col == 1 && (interleaved || stacked), "gemm_batch: products would overlap in C ({cl:?}, {m}×{n})");
+    assert!(cl.max_offset(count, m, n) < c.len(), "gemm_batch: C too short");
+    if k > 0 {
+        assert!(al.max_offset(count, m, k) < a.len(), "gemm_batch: A too short");
+        assert!(bl.max_offset(count, k, n) < b.len(), "gemm_batch: B too short");
+    }
+    struct Out<T>(*mut T);
+    // SAFETY: the pointer is only used to form the disjoint per-product views below.
+    unsafe impl<T> Sync for Out<T> {}
+    let out = Out(c.as_mut_ptr());
+    let one = |i: usize| {
+        let out = &out;
+        if k == 0 {
+            if !accumulate {
+                for r in 0..m {
+                    for j in 0..n {
+                        // SAFETY: in bounds (max_offset asserted) and only product i's elements.
+                        unsafe { *out.0.add(i * cl.batch + r * cl.row + j) = T::zero() };
+                    }
+                }
+            }
+            return;
+        }
+        // SAFETY: every offset the strides reach is in bounds (the max_offset asserts above);
+        // product i writes only the elements i·batch + r·row + j (r < m, j < n), and the layout
+        // assert makes these sets disjoint for distinct i: interleaved, j < n ≤ batch and
+        // i·batch + j < count·batch ≤ row, so (r, i, j) is a mixed-radix decomposition; stacked,
+        // j < n ≤ row and r·row + j < m·row ≤ batch, likewise. So no two threads write the same
+        // element, and nothing writes what A or B (borrowed shared, hence not aliasing `c`) read.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.0.add(i * cl.batch),
+                1,
+                cl.row as isize,
+                accumulate,
+                a.as_ptr().add(i * al.batch),
+                al.col as isize,
+                al.row as isize,
+                b.as_ptr().add(i * bl.batch),
+                bl.col as isize,
+                bl.row as isize,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if eng.threads > 1 {
+        (0..count).into_par_iter().for_each(one);
+    } else {
+        (0..count).for_each(one);
     }
 }
 
@@ -200,9 +374,8 @@ impl ConvGeom {
     /// Build the tap tables.
     pub fn new(c: usize, h: usize, w: usize, k: usize, pad: Padding) -> Self {
         let p = k / 2;
-        let xrange = (pad == Padding::Zero).then(|| {
-            (0..k).map(|kx| (p.saturating_sub(kx).min(w), (w + p).saturating_sub(kx).min(w))).collect()
-        });
+        let xrange = (pad == Padding::Zero)
+            .then(|| (0..k).map(|kx| (p.saturating_sub(kx).min(w), (w + p).saturating_sub(kx).min(w))).collect());
         ConvGeom { c, h, w, k, ytab: tap_table(h, k, pad), xtab: tap_table(w, k, pad), xrange }
     }
     /// Rows of the column matrix: `c·k·k`.
@@ -401,6 +574,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn gemm_batch_matches_naive_for_both_layouts() {
+        let eng = Engine::new(2).unwrap();
+        let (count, m, n, k) = (5, 3, 4, 6);
+        let a: Vec<f64> = (0..count * m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..count * k * n + 7).map(|i| (i as f64 * 0.11).cos()).collect();
+        // A stacked row-major; B interleaved [k][count][n]; C either interleaved or stacked.
+        let al = Strides { batch: m * k, row: k, col: 1 };
+        let bl = Strides { batch: n, row: count * n, col: 1 };
+        for (cl, len) in [
+            (Strides { batch: n, row: count * n, col: 1 }, count * m * n),
+            (Strides { batch: m * n + 2, row: n, col: 1 }, count * (m * n + 2)),
+        ] {
+            for acc in [false, true] {
+                let mut c = vec![1.0; len];
+                eng.install(|| gemm_batch(&eng, count, m, n, k, &mut c, cl, &a, al, &b, bl, acc));
+                let mut touched = vec![false; len];
+                for p in 0..count {
+                    let ap: Vec<f64> = a[p * m * k..(p + 1) * m * k].to_vec();
+                    let bp: Vec<f64> = (0..k * n).map(|e| b[p * n + (e / n) * count * n + e % n]).collect();
+                    let want = naive(m, n, k, &ap, false, &bp, false);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let off = p * cl.batch + i * cl.row + j;
+                            touched[off] = true;
+                            let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
+                            assert!((c[off] - w).abs() < 1e-12, "{cl:?} acc={acc} product {p} ({i},{j})");
+                        }
+                    }
+                }
+                // Nothing outside the products was written.
+                assert!(c.iter().zip(&touched).all(|(v, t)| *t || *v == 1.0));
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "would overlap")]
+    fn gemm_batch_rejects_overlapping_outputs() {
+        let eng = Engine::new(1).unwrap();
+        let mut c = vec![0.0f64; 64];
+        let l = Strides { batch: 2, row: 4, col: 1 }; // 3 columns per product but batch stride 2
+        gemm_batch(&eng, 2, 2, 3, 1, &mut c, l, &[1.0; 8], l, &[1.0; 8], l, false);
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! Rounding error of f32 convolutions against f64 (development aid): im2col vs Winograd tiles.
+use idcrisis::engine::{ConvAlgo, Engine, Padding};
+use idcrisis::layers::Conv2d;
+fn conv<T: idcrisis::float::Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
+    let mut cols = vec![T::zero(); l.eval_cols_len()];
+    let mut s = vec![T::zero(); l.scratch_len()];
+    eng.install(|| l.forward(eng, p, x, y, &mut cols, &mut s, false, 1));
+}
+fn main() {
+    for (k, c) in [(5usize, 128usize), (3, 32), (3, 128), (7, 64)] {
+        let wl = c * c * k * k;
+        let l = Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..wl, None);
+        let sd = (2.0 / (c * k * k) as f64).sqrt();
+        let p64: Vec<f64> = (0..wl).map(|i| ((i as f64 * 12.9898).sin() * 43758.5453).fract() * sd * 1.7).collect();
+        let x64: Vec<f64> = (0..c * 784).map(|i| ((i as f64 * 78.233).sin() * 12345.678).fract().abs()).collect();
+        let p32: Vec<f32> = p64.iter().map(|v| *v as f32).collect();
+        let x32: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
+        let e64 = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
+        let mut yref = vec![0f64; c * 784];
+        conv(&e64, &l, &p64, &x64, &mut yref);
+        let rms = (yref.iter().map(|v| v * v).sum::<f64>() / yref.len() as f64).sqrt();
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+            let e = Engine::new(2).unwrap().with_conv_algo(algo);
+            let mut y = vec![0f32; c * 784];
+            conv(&e, &l, &p32, &x32, &mut y);
+            let err = (y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
+            let mx = y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+            println!("k={k} c={c} {algo:?}: rms rel err {:.2e}, max abs err / rms {:.2e}", err / rms, mx / rms);
+        }
+    }
+}

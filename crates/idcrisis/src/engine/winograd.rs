@@ -1,0 +1,810 @@
+//! Winograd minimal-filtering convolution F(m×m, r×r) for zero-padded, stride-1 "same"
+//! convolutions, forward and both backward passes.
+//!
+//! A `k×k` convolution over `h×w` is cut into `m×m` output tiles, each computed from an
+//! `n×n` input tile (`n = m + r − 1`) as `Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`. Summed over input
+//! channels, the elementwise products become one GEMM per transform point `ξ` (there are
+//! `P = n²`): `M_ξ [c_out, tiles] = U_ξ [c_out, c_in] · V_ξ [c_in, tiles]`. For F(2×2, 5×5)
+//! a 2×2 output tile costs 36 multiplies per channel pair instead of 4·25 = 100 (2.8× fewer);
+//! F(4×4, 5×5) costs 64 instead of 400 (6.25× fewer), with more rounding error.
+//!
+//! * Input gradient: the same algorithm on the zero-padded `dY` with the flipped,
+//!   channel-transposed kernel, whose transform is `G flip(g) Gᵀ`.
+//! * Weight gradient: `∂L/∂U_ξ = (A dY Aᵀ)_ξ ⊙ V_ξ` summed over tiles — again one GEMM per ξ —
+//!   then `∂L/∂g = Gᵀ (∂L/∂U) G`.
+//!
+//! The input, output and output-gradient transforms are separable: they run one axis at a
+//! time, vectorized over a row of tiles, straight from and into the images (no gathered tile
+//! matrix). The transformed data are stored channel-major, `[c, P, tiles]`, so each channel's
+//! transform is one contiguous block; the per-ξ GEMMs read them through strides
+//! ([`gemm_batch`]), each single-threaded and spread over the pool, so results do not depend on
+//! scheduling. The kernel transforms are small dense GEMMs.
+//!
+//! The transform matrices come from Cook–Toom interpolation at the points 0, ±1, ±½, ±2, … and
+//! ∞, computed in f64 (see [`WinoMats::new`]); `tests` checks the convolution and both gradients
+//! against the direct definition.
+
+use super::{gemm, gemm_batch, Engine, Strides};
+use crate::float::Float;
+use rayon::prelude::*;
+
+/// Target number of (image, tile) columns per chunk of a batch: bounds scratch memory while
+/// keeping the per-ξ GEMMs wide.
+const TARGET_COLS: usize = 640;
+
+/// Largest input-tile side `n` supported (F(2×2, 7×7) or F(4×4, 5×5)).
+pub const MAX_TILE: usize = 8;
+
+/// Largest image width supported (the transforms keep a few rows on the stack).
+pub const MAX_WIDTH: usize = 64;
+
+/// Winograd transform matrices for F(m×m, r×r), row-major, in f64.
+#[derive(Debug, Clone)]
+pub struct WinoMats {
+    /// Output tile side.
+    pub m: usize,
+    /// Kernel side.
+    pub r: usize,
+    /// Input tile side, `m + r − 1`.
+    pub n: usize,
+    /// 1-D output transform `Aᵀ [m, n]`.
+    pub at: Vec<f64>,
+    /// 1-D input transform `Bᵀ [n, n]`.
+    pub bt: Vec<f64>,
+    /// 2-D kernel transform `[n², r²]`: `U[(a,b)] = Σ gk[(a,b),(y,x)] g[y,x]`.
+    pub gk: Vec<f64>,
+    /// Transform of the flipped kernel `[n², r²]`: `gf[(a,b),(y,x)] = gk[(a,b),(r−1−y,r−1−x)]`.
+    pub gf: Vec<f64>,
+}
+
+/// The finite interpolation points, in the usual order of preference (small magnitudes first).
+fn points(count: usize) -> Vec<f64> {
+    let mut p = vec![0.0];
+    let mut mag = 1.0f64;
+    while p.len() < count {
+        for v in [mag, -mag, 1.0 / (mag + 1.0), -1.0 / (mag + 1.0)] {
+            if p.len() < count && !p.contains(&v) {
+                p.push(v);
+            }
+        }
+        mag += 1.0;
+    }
+    p.truncate(count);
+    p
+}
+
+impl WinoMats {
+    /// Build F(m×m, r×r). With points `p_0…p_{n−2}` and ∞: the 1-D Vandermonde matrix
+    /// `Vm [n×n]` (rows `p_j^t`, last row `e_{n−1}`), and `H [n×m]`, `G [n×r]` (the same rows,
+    /// truncated). Polynomial multiplication gives the linear convolution `c = Vm⁻¹ diag(Gg) H h`;
+    /// its transpose in `h` is the correlation `y = Hᵀ diag(Gg) Vm⁻ᵀ d`, so `Aᵀ = Hᵀ`, `Bᵀ = Vm⁻ᵀ`.
+    pub fn new(m: usize, r: usize) -> Self {
+        assert!(m >= 1 && r >= 1 && m + r - 1 <= MAX_TILE, "F({m},{r}) needs tiles of at most {MAX_TILE}");
+        let n = m + r - 1;
+        let pts = points(n - 1);
+        let row = |j: usize, len: usize| -> Vec<f64> {
+            if j + 1 == n {
+                (0..len).map(|t| if t + 1 == len { 1.0 } else { 0.0 }).collect()
+            } else {
+                (0..len).map(|t| pts[j].powi(t as i32)).collect()
+            }
+        };
+        let vm = nalgebra::DMatrix::from_fn(n, n, |j, t| row(j, n)[t]);
+        let vinv = vm.try_inverse().expect("Cook–Toom points are distinct, so Vm is invertible");
+        let at: Vec<f64> = (0..m).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| row(j, m)[i]).collect();
+        let bt: Vec<f64> = (0..n).flat_map(|a| (0..n).map(move |u| (a, u))).map(|(a, u)| vinv[(u, a)]).collect();
+        let g: Vec<f64> = (0..n).flat_map(|a| row(a, r)).collect();
+        let r2 = r * r;
+        let mut gk = vec![0.0; n * n * r2];
+        let mut gf = vec![0.0; n * n * r2];
+        for a in 0..n {
+            for b in 0..n {
+                let xi = a * n + b;
+                for y in 0..r {
+                    for x in 0..r {
+                        gk[xi * r2 + y * r + x] = g[a * r + y] * g[b * r + x];
+                        gf[xi * r2 + (r - 1 - y) * r + (r - 1 - x)] = g[a * r + y] * g[b * r + x];
+                    }
+                }
+            }
+        }
+        WinoMats { m, r, n, at, bt, gk, gf }
+    }
+
+    /// Transform points `P = n²`.
+    pub fn p(&self) -> usize {
+        self.n * self.n
+    }
+}
+
+/// The (m, r) pairs with specialised transforms: F(2, 3), F(2, 5), F(2, 7), F(4, 3), F(4, 5).
+pub const SUPPORTED: [(usize, usize); 5] = [(2, 3), (2, 5), (2, 7), (4, 3), (4, 5)];
+
+/// Call `$self.$f::<T, M, N>(args)` for the plan's tile sizes (compile-time, so the transform
+/// loops unroll), in the widest instruction set this CPU has (see [`Isa`]).
+macro_rules! dispatch {
+    ($self:ident, $f:ident, $($arg:expr),*) => {
+        match ($self.mats.m, $self.mats.n) {
+            (2, 4) => isa_call!($self, $f, 2, 4, $($arg),*),
+            (2, 6) => isa_call!($self, $f, 2, 6, $($arg),*),
+            (2, 8) => isa_call!($self, $f, 2, 8, $($arg),*),
+            (4, 6) => isa_call!($self, $f, 4, 6, $($arg),*),
+            (4, 8) => isa_call!($self, $f, 4, 8, $($arg),*),
+            (m, n) => unreachable!("F({m}, {}) has no specialised transforms", n + 1 - m),
+        }
+    };
+}
+
+macro_rules! isa_call {
+    ($self:ident, $f:ident, $m:literal, $n:literal, $($arg:expr),*) => {
+        match Isa::detect() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` returned Avx512 only after `is_x86_feature_detected!("avx512f")`
+            // said this CPU has AVX-512F, the one feature the wrapper is compiled for.
+            Isa::Avx512 => unsafe { $self.with_avx512(|| $self.$f::<_, $m, $n>($($arg),*)) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for AVX2.
+            Isa::Avx2 => unsafe { $self.with_avx2(|| $self.$f::<_, $m, $n>($($arg),*)) },
+            _ => $self.$f::<_, $m, $n>($($arg),*),
+        }
+    };
+}
+
+/// The instruction set the transforms run in, detected once per call site (the standard
+/// library caches the CPUID answer). The arithmetic is the same in each (no fused
+/// multiply-adds, no reassociation), so results are bit-identical across them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Whatever the build targets (SSE2 on x86-64).
+    Base,
+    /// 256-bit vectors.
+    Avx2,
+    /// 512-bit vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest set this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+}
+
+/// A Winograd convolution plan for `c_in → c_out` channels over `h×w` with a `r×r` kernel.
+#[derive(Debug, Clone)]
+pub struct WinoConv {
+    /// Transform matrices.
+    pub mats: WinoMats,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Tile rows, `⌈h/m⌉`.
+    pub ty: usize,
+    /// Tile columns, `⌈w/m⌉`.
+    pub tx: usize,
+}
+
+/// Offsets into the scratch buffer of one call.
+struct Scratch {
+    gk: usize,
+    gf: usize,
+    u: usize,
+    u2: usize,
+    a: usize,
+    b: usize,
+    c: usize,
+    end: usize,
+}
+
+/// The 1-D matrices in `T`, on the stack.
+struct Small<T> {
+    at: [[T; MAX_TILE]; MAX_TILE],
+    bt: [[T; MAX_TILE]; MAX_TILE],
+}
+
+impl WinoConv {
+    /// Plan F(m×m, r×r) for this geometry. Panics unless `(m, r)` is in [`SUPPORTED`] and
+    /// `w ≤ MAX_WIDTH`.
+    pub fn new(m: usize, r: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Self {
+        assert!(SUPPORTED.contains(&(m, r)), "F({m}, {r}) is not supported");
+        assert!(w <= MAX_WIDTH, "Winograd supports images up to {MAX_WIDTH} wide");
+        WinoConv { mats: WinoMats::new(m, r), c_in, c_out, h, w, ty: h.div_ceil(m), tx: w.div_ceil(m) }
+    }
+
+    /// Tiles per image.
+    pub fn tiles(&self) -> usize {
+        self.ty * self.tx
+    }
+
+    /// Images processed together (bounded so the scratch stays small).
+    pub fn chunk(&self) -> usize {
+        (TARGET_COLS / self.tiles()).max(1)
+    }
+
+    /// Elements of the transformed input `V` kept per image for the backward pass: `P·c_in·tiles`.
+    pub fn store_len(&self) -> usize {
+        self.mats.p() * self.c_in * self.tiles()
+    }
+
+    fn layout(&self) -> Scratch {
+        let mt = &self.mats;
+        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let cols = self.chunk() * self.tiles();
+        let cmax = self.c_in.max(self.c_out);
+        let mut off = 0;
+        let mut take = |len: usize| {
+            let o = off;
+            off += len;
+            o
+        };
+        let gk = take(p * r2);
+        let gf = take(p * r2);
+        let u = take(p * self.c_out * self.c_in);
+        let u2 = take(p * self.c_out * self.c_in);
+        let a = take(p * cmax * cols);
+        let b = take(p * cmax * cols);
+        let c = take(p * self.c_in * cols);
+        Scratch { gk, gf, u, u2, a, b, c, end: off }
+    }
+
+    /// Scratch elements needed by [`WinoConv::forward`] and [`WinoConv::backward`].
+    pub fn scratch_len(&self) -> usize {
+        self.layout().end
+    }
+
+    fn small<T: Float>(&self) -> Small<T> {
+        let (m, n) = (self.mats.m, self.mats.n);
+        let mut s = Small { at: [[T::zero(); MAX_TILE]; MAX_TILE], bt: [[T::zero(); MAX_TILE]; MAX_TILE] };
+        for a in 0..n {
+            for u in 0..n {
+                s.bt[a][u] = T::from_f64(self.mats.bt[a * n + u]);
+            }
+            for i in 0..m {
+                s.at[i][a] = T::from_f64(self.mats.at[i * n + a]);
+            }
+        }
+        s
+    }
+
+    /// Run `f` (whose body is inlined here) compiled for AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    fn with_avx512(&self, f: impl FnOnce()) {
+        f()
+    }
+
+    /// Run `f` (whose body is inlined here) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn with_avx2(&self, f: impl FnOnce()) {
+        f()
+    }
+
+    fn load<T: Float>(dst: &mut [T], src: &[f64]) {
+        for (d, v) in dst.iter_mut().zip(src) {
+            *d = T::from_f64(*v);
+        }
+    }
+
+    /// Per-ξ layout of a channel-major `[c, P, nt]` buffer: the ξ-th matrix is `[c, nt]`.
+    fn cm(&self, nt: usize) -> Strides {
+        Strides { batch: nt, row: self.mats.p() * nt, col: 1 }
+    }
+
+    /// Forward of `n` images `x [n, c_in, h, w]` → `y [n, c_out, h, w]` with weights
+    /// `wt [c_out, c_in, r, r]` and optional bias `[c_out]`. When `store` is given, the
+    /// transformed input is kept there for [`WinoConv::backward`] (`n·store_len()` elements).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward<T: Float>(
+        &self,
+        eng: &Engine,
+        wt: &[T],
+        bias: Option<&[T]>,
+        x: &[T],
+        y: &mut [T],
+        mut store: Option<&mut [T]>,
+        scratch: &mut [T],
+        n: usize,
+    ) {
+        let l = self.layout();
+        let mt = &self.mats;
+        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
+        let sm = self.small::<T>();
+        let s = &mut scratch[..l.end];
+        let (mats, rest) = s.split_at_mut(l.u);
+        let (u, rest) = rest.split_at_mut(l.u2 - l.u);
+        let (_u2, rest) = rest.split_at_mut(l.a - l.u2);
+        let (sa, rest) = rest.split_at_mut(l.b - l.a);
+        let (sb, _sc) = rest.split_at_mut(l.c - l.b);
+        Self::load(&mut mats[l.gk..l.gk + p * r2], &mt.gk);
+        // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²].
+        gemm(eng, p, co * ci, r2, u, &mats[l.gk..], false, wt, true, false);
+        let chunk = self.chunk();
+        for i0 in (0..n).step_by(chunk) {
+            let nc = chunk.min(n - i0);
+            let nt = nc * t;
+            // V [c_in, P, nt], kept for the backward pass when training.
+            let v: &mut [T] = match store.as_deref_mut() {
+                Some(st) => &mut st[i0 * self.store_len()..(i0 + nc) * self.store_len()],
+                None => &mut sa[..p * ci * nt],
+            };
+            self.input_transform(eng, &sm, &x[i0 * ci * hw..(i0 + nc) * ci * hw], ci, nc, v);
+            // M_ξ [c_out, nt] = U_ξ [c_out, c_in] · V_ξ [c_in, nt], into M [c_out, P, nt].
+            let mm = &mut sb[..p * co * nt];
+            let ul = Strides { batch: co * ci, row: ci, col: 1 };
+            gemm_batch(eng, p, co, nt, ci, mm, self.cm(nt), u, ul, v, self.cm(nt), false);
+            self.output_transform(eng, &sm, mm, co, nc, bias, &mut y[i0 * co * hw..(i0 + nc) * co * hw]);
+        }
+    }
+
+    /// Backward of `n` images after [`WinoConv::forward`] stored `stored`. Adds `dW` into
+    /// `dw [c_out, c_in, r, r]`; writes `dx [n, c_in, h, w]` when given. (The bias gradient is
+    /// the caller's: it does not involve the transforms.)
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<T: Float>(
+        &self,
+        eng: &Engine,
+        wt: &[T],
+        dw: &mut [T],
+        stored: &[T],
+        dy: &[T],
+        mut dx: Option<&mut [T]>,
+        scratch: &mut [T],
+        n: usize,
+    ) {
+        let l = self.layout();
+        let mt = &self.mats;
+        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
+        let sm = self.small::<T>();
+        let s = &mut scratch[..l.end];
+        let (mats, rest) = s.split_at_mut(l.u);
+        let (du, rest) = rest.split_at_mut(l.u2 - l.u);
+        let (u2, rest) = rest.split_at_mut(l.a - l.u2);
+        let (sa, rest) = rest.split_at_mut(l.b - l.a);
+        let (sb, sc) = rest.split_at_mut(l.c - l.b);
+        Self::load(&mut mats[l.gk..l.gk + p * r2], &mt.gk);
+        Self::load(&mut mats[l.gf..l.gf + p * r2], &mt.gf);
+        if dx.is_some() {
+            // U' [P, c_out·c_in]: transform of the flipped kernel.
+            gemm(eng, p, co * ci, r2, u2, &mats[l.gf..], false, wt, true, false);
+        }
+        let chunk = self.chunk();
+        let ul = Strides { batch: co * ci, row: ci, col: 1 };
+        for (ck, i0) in (0..n).step_by(chunk).enumerate() {
+            let nc = chunk.min(n - i0);
+            let nt = nc * t;
+            let dyc = &dy[i0 * co * hw..(i0 + nc) * co * hw];
+            let v = &stored[i0 * self.store_len()..(i0 + nc) * self.store_len()];
+            // Weight gradient: E = A dY Aᵀ per tile, [c_out, P, nt]; then
+            // dU_ξ [c_out, c_in] (+)= E_ξ · V_ξᵀ, summed over chunks.
+            let e = &mut sa[..p * co * nt];
+            self.grad_transform(eng, &sm, dyc, co, nc, e);
+            let vt = Strides { batch: nt, row: 1, col: p * nt };
+            gemm_batch(eng, p, co, ci, nt, du, ul, e, self.cm(nt), v, vt, ck > 0);
+            if let Some(dx) = dx.as_deref_mut() {
+                // Input gradient: Winograd forward of dY with the flipped, transposed kernel:
+                // M'_ξ [c_in, nt] = U'_ξᵀ · V'_ξ.
+                let vv = &mut sb[..p * co * nt];
+                self.input_transform(eng, &sm, dyc, co, nc, vv);
+                let mm = &mut sc[..p * ci * nt];
+                let utl = Strides { batch: co * ci, row: 1, col: ci };
+                gemm_batch(eng, p, ci, nt, co, mm, self.cm(nt), u2, utl, vv, self.cm(nt), false);
+                self.output_transform(eng, &sm, mm, ci, nc, None, &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw]);
+            }
+        }
+        if n > 0 {
+            // dW [c_out·c_in, r²] += dUᵀ · Gk.
+            gemm(eng, co * ci, r2, p, dw, du, true, &mats[l.gk..], false, true);
+        }
+    }
+
+    /// The three data transforms on one image, for profiling: input (`x [c_in, h, w]` →
+    /// `v [c_in, P, tiles]`), output (`v` read as `M [c_in, P, tiles]` → `x`) and
+    /// output-gradient (`x` → `v`).
+    #[doc(hidden)]
+    pub fn profile_transforms<T: Float>(&self, eng: &Engine, which: usize, x: &mut [T], v: &mut [T]) {
+        let sm = self.small::<T>();
+        match which {
+            0 => self.input_transform(eng, &sm, x, self.c_in, 1, v),
+            1 => self.output_transform(eng, &sm, v, self.c_in, 1, None, x),
+            _ => self.grad_transform(eng, &sm, x, self.c_in, 1, v),
+        }
+    }
+
+    /// `V [c, P, nc·tiles]` from `x [nc, c, h, w]`: `Bᵀ d B` of every n×n input tile (zero
+    /// outside the image).
+    fn input_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, x: &[T], c: usize, nc: usize, v: &mut [T]) {
+        let nt = nc * self.tiles();
+        let p = self.mats.p();
+        let group = groups(eng, c);
+        let per = |(g, dst): (usize, &mut [T])| {
+            for (gi, dst) in dst.chunks_mut(p * nt).enumerate() {
+                let ch = g * group + gi;
+                for img in 0..nc {
+                    let src = &x[(img * c + ch) * self.h * self.w..(img * c + ch + 1) * self.h * self.w];
+                    dispatch!(self, input_tiles, sm, src, dst, img * self.tiles(), nt);
+                }
+            }
+        };
+        par_blocks(eng, &mut v[..c * p * nt], group * p * nt, per);
+    }
+
+    /// One channel of one image: `src [h, w]` → the tiles `base..base+tiles` of
+    /// `dst [P, nt]`. Per row of tiles and block of `LANES` tiles: the `N` input rows are split
+    /// into their `M` column phases, so that tap `v` of every tile in the block is the
+    /// contiguous run `phase[v % M][k + v / M]`; then `Bᵀ` is applied along columns and rows on
+    /// `LANES`-wide vectors.
+    #[inline(always)]
+    fn input_tiles<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        dst: &mut [T],
+        base: usize,
+        nt: usize,
+    ) {
+        let off = self.mats.r / 2;
+        // One zero-padded input row: image column x sits at x + off.
+        let mut padded = [T::zero(); MAX_WIDTH + 2 * LANES * 4];
+        let mut ph = [[[T::zero(); LANES + MAX_TILE]; M]; N];
+        let mut wv = [[[T::zero(); LANES]; N]; N];
+        for r in 0..self.ty {
+            for k0 in (0..self.tx).step_by(LANES) {
+                let cnt = LANES.min(self.tx - k0);
+                // Phases of the N input rows: ph[u][q][k] = x[r·M + u − off][(k0 + k)·M + q − off].
+                for (u, phu) in ph.iter_mut().enumerate() {
+                    let iy = (r * M + u).wrapping_sub(off);
+                    if iy < self.h {
+                        padded[off..off + self.w].copy_from_slice(&src[iy * self.w..(iy + 1) * self.w]);
+                        for (q, phq) in phu.iter_mut().enumerate() {
+                            for (o, v) in phq.iter_mut().zip(padded[k0 * M + q..].iter().step_by(M)) {
+                                *o = *v;
+                            }
+                        }
+                    } else {
+                        *phu = [[T::zero(); LANES + MAX_TILE]; M];
+                    }
+                }
+                // Along columns: wv[u][b] = Σ_v Bᵀ[b][v] · tap v of row u.
+                for u in 0..N {
+                    for b in 0..N {
+                        let mut acc = [T::zero(); LANES];
+                        for vv in 0..N {
+                            let tap: &[T; LANES] = ph[u][vv % M][vv / M..vv / M + LANES].try_into().unwrap();
+                            axpy(&mut acc, sm.bt[b][vv], tap);
+                        }
+                        wv[u][b] = acc;
+                    }
+                }
+                // Along rows: V[(a,b)] = Σ_u Bᵀ[a][u] wv[u][b].
+                for a in 0..N {
+                    for b in 0..N {
+                        let mut acc = [T::zero(); LANES];
+                        for u in 0..N {
+                            axpy(&mut acc, sm.bt[a][u], &wv[u][b]);
+                        }
+                        let o = (a * N + b) * nt + base + r * self.tx + k0;
+                        store(dst, o, &acc, cnt, (a * N + b + 1) * nt);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `y [nc, c, h, w]` from `M [c, P, nc·tiles]`: `Aᵀ M A` per tile (cropped at the border),
+    /// plus `bias [c]` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn output_transform<T: Float>(
+        &self,
+        eng: &Engine,
+        sm: &Small<T>,
+        mm: &[T],
+        c: usize,
+        nc: usize,
+        bias: Option<&[T]>,
+        y: &mut [T],
+    ) {
+        let (hw, p, nt) = (self.h * self.w, self.mats.p(), nc * self.tiles());
+        let group = groups(eng, nc * c);
+        let per = |(g, dst): (usize, &mut [T])| {
+            for (gi, dst) in dst.chunks_mut(hw).enumerate() {
+                let plane = g * group + gi;
+                let (img, ch) = (plane / c, plane % c);
+                let bv = bias.map_or(T::zero(), |b| b[ch]);
+                let src = &mm[ch * p * nt..(ch + 1) * p * nt];
+                dispatch!(self, output_tiles, sm, src, dst, img * self.tiles(), nt, bv);
+            }
+        };
+        par_blocks(eng, &mut y[..nc * c * hw], group * hw, per);
+    }
+
+    /// One plane: tiles `base..base+tiles` of `src [P, nt]` → `dst [h, w]` (+ `bias`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn output_tiles<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        dst: &mut [T],
+        base: usize,
+        nt: usize,
+        bias: T,
+    ) {
+        let mut t1 = [[[T::zero(); LANES]; N]; M];
+        for r in 0..self.ty {
+            for k0 in (0..self.tx).step_by(LANES) {
+                let cnt = LANES.min(self.tx - k0);
+                // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)].
+                for row in t1.iter_mut() {
+                    for acc in row.iter_mut() {
+                        *acc = [T::zero(); LANES];
+                    }
+                }
+                for a in 0..N {
+                    for b in 0..N {
+                        let o = (a * N + b) * nt + base + r * self.tx + k0;
+                        let mut mv = [T::zero(); LANES];
+                        if o + LANES <= src.len() {
+                            mv.copy_from_slice(&src[o..o + LANES]); // lanes ≥ cnt are ignored
+                        } else {
+                            for (d, v) in mv.iter_mut().zip(&src[o..o + cnt]) {
+                                *d = *v;
+                            }
+                        }
+                        for (i, t1i) in t1.iter_mut().enumerate() {
+                            axpy(&mut t1i[b], sm.at[i][a], &mv);
+                        }
+                    }
+                }
+                // Along columns: y[r·M + i][(k0 + k)·M + j] = Σ_b Aᵀ[j][b] t1[i][b] + bias.
+                for (i, t1i) in t1.iter().enumerate() {
+                    let oy = r * M + i;
+                    if oy >= self.h {
+                        break;
+                    }
+                    let drow = &mut dst[oy * self.w..(oy + 1) * self.w];
+                    for j in 0..M {
+                        let mut acc = [bias; LANES];
+                        for (b, t) in t1i.iter().enumerate() {
+                            axpy(&mut acc, sm.at[j][b], t);
+                        }
+                        for (k, v) in acc[..cnt].iter().enumerate() {
+                            let ox = (k0 + k) * M + j;
+                            if ox < self.w {
+                                drow[ox] = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `E [c, P, nc·tiles]` from `dy [nc, c, h, w]`: `A dY Aᵀ` of every m×m output tile (zero
+    /// beyond the border), the weight gradient's view of the output gradient.
+    fn grad_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, dy: &[T], c: usize, nc: usize, e: &mut [T]) {
+        let (hw, p, nt) = (self.h * self.w, self.mats.p(), nc * self.tiles());
+        let group = groups(eng, c);
+        let per = |(g, dst): (usize, &mut [T])| {
+            for (gi, dst) in dst.chunks_mut(p * nt).enumerate() {
+                let ch = g * group + gi;
+                for img in 0..nc {
+                    let src = &dy[(img * c + ch) * hw..(img * c + ch + 1) * hw];
+                    dispatch!(self, grad_tiles, sm, src, dst, img * self.tiles(), nt);
+                }
+            }
+        };
+        par_blocks(eng, &mut e[..c * p * nt], group * p * nt, per);
+    }
+
+    /// One channel of one image: `src [h, w]` → tiles `base..base+tiles` of `dst [P, nt]`.
+    #[inline(always)]
+    fn grad_tiles<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        dst: &mut [T],
+        base: usize,
+        nt: usize,
+    ) {
+        let mut sv = [[[T::zero(); LANES]; M]; M];
+        let mut t1 = [[[T::zero(); LANES]; N]; M];
+        for r in 0..self.ty {
+            for k0 in (0..self.tx).step_by(LANES) {
+                let cnt = LANES.min(self.tx - k0);
+                // sv[i][j][k] = dY[r·M + i][(k0 + k)·M + j] (zero outside).
+                for (i, svi) in sv.iter_mut().enumerate() {
+                    let oy = r * M + i;
+                    for (j, s) in svi.iter_mut().enumerate() {
+                        for (k, o) in s.iter_mut().enumerate() {
+                            let ox = (k0 + k) * M + j;
+                            *o = if oy < self.h && ox < self.w && k < cnt { src[oy * self.w + ox] } else { T::zero() };
+                        }
+                    }
+                }
+                // Along columns: t1[i][b] = Σ_j Aᵀ[j][b] sv[i][j].
+                for i in 0..M {
+                    for b in 0..N {
+                        let mut acc = [T::zero(); LANES];
+                        for j in 0..M {
+                            axpy(&mut acc, sm.at[j][b], &sv[i][j]);
+                        }
+                        t1[i][b] = acc;
+                    }
+                }
+                // Along rows: E[(a,b)] = Σ_i Aᵀ[i][a] t1[i][b].
+                for a in 0..N {
+                    for b in 0..N {
+                        let mut acc = [T::zero(); LANES];
+                        for i in 0..M {
+                            axpy(&mut acc, sm.at[i][a], &t1[i][b]);
+                        }
+                        let o = (a * N + b) * nt + base + r * self.tx + k0;
+                        store(dst, o, &acc, cnt, (a * N + b + 1) * nt);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tiles handled together by the transforms: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Store the first `cnt` lanes of `acc` at `dst[o..]`. When a whole vector fits before `end`
+/// (the end of this transform point's block) all lanes are stored: the extra ones land on
+/// tiles of a later row or image of the same block, which the caller writes afterwards (rows
+/// and images go in increasing order). This keeps the store a fixed-size vector move.
+#[inline(always)]
+fn store<T: Float>(dst: &mut [T], o: usize, acc: &[T; LANES], cnt: usize, end: usize) {
+    if o + LANES <= end {
+        dst[o..o + LANES].copy_from_slice(acc);
+    } else {
+        for (d, v) in dst[o..o + cnt].iter_mut().zip(acc) {
+            *d = *v;
+        }
+    }
+}
+
+/// `acc += c · v` on one block of lanes.
+#[inline(always)]
+fn axpy<T: Float>(acc: &mut [T; LANES], c: T, v: &[T; LANES]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a = c.mul_add(*x, *a);
+    }
+}
+
+/// Run `f((index, block))` over `buf` cut into blocks of `block` elements, in parallel when the
+/// engine has more than one thread.
+fn par_blocks<T: Float>(eng: &Engine, buf: &mut [T], block: usize, f: impl Fn((usize, &mut [T])) + Sync + Send) {
+    if eng.threads() > 1 {
+        buf.par_chunks_mut(block).enumerate().for_each(f);
+    } else {
+        buf.chunks_mut(block).enumerate().for_each(f);
+    }
+}
+
+/// Items per parallel task: a few tasks per thread, so the stack buffers of a task are set up
+/// once per group of channels rather than once per channel.
+fn groups(eng: &Engine, items: usize) -> usize {
+    items.div_ceil(4 * eng.threads()).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct same-padded correlation, the definition.
+    fn direct(x: &[f64], wt: &[f64], ci: usize, co: usize, h: usize, w: usize, r: usize) -> Vec<f64> {
+        let p = (r / 2) as isize;
+        let mut y = vec![0.0; co * h * w];
+        for o in 0..co {
+            for i in 0..ci {
+                for yy in 0..h {
+                    for xx in 0..w {
+                        for ky in 0..r {
+                            for kx in 0..r {
+                                let (sy, sx) = (yy as isize + ky as isize - p, xx as isize + kx as isize - p);
+                                if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                                    y[(o * h + yy) * w + xx] += wt[((o * ci + i) * r + ky) * r + kx]
+                                        * x[(i * h + sy as usize) * w + sx as usize];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn points_are_distinct() {
+        let p = points(9);
+        assert_eq!(p, vec![0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.0 / 3.0, -1.0 / 3.0]);
+    }
+
+    #[test]
+    fn forward_matches_direct_for_every_tile_and_kernel() {
+        let eng = Engine::new(2).unwrap();
+        for (m, r, h, w) in [(2, 3, 6, 6), (4, 3, 7, 9), (2, 5, 8, 5), (4, 5, 9, 12), (2, 7, 7, 7), (2, 5, 28, 28), (4, 3, 5, 37), (2, 5, 5, 37)] {
+            let (ci, co) = (3, 2);
+            let wc = WinoConv::new(m, r, ci, co, h, w);
+            let x: Vec<f64> = (0..2 * ci * h * w).map(|i| (i as f64 * 0.37).sin()).collect();
+            let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.71).cos()).collect();
+            let bias = [0.25, -0.5];
+            let mut y = vec![0.0; 2 * co * h * w];
+            let mut scratch = vec![0.0; wc.scratch_len()];
+            let mut store = vec![0.0; 2 * wc.store_len()];
+            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Some(&mut store), &mut scratch, 2));
+            for img in 0..2 {
+                let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
+                for (k, (a, b)) in y[img * co * h * w..].iter().zip(&want).enumerate() {
+                    let b = b + bias[k / (h * w)];
+                    assert!((a - b).abs() < 1e-10, "F({m},{r}) {h}x{w} img {img} [{k}]: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backward_is_the_adjoint_of_forward() {
+        // <dy, conv(x; w)> is bilinear: its gradient in w is dW and in x is dX. Check both
+        // against the direct definition through directional derivatives.
+        let eng = Engine::new(2).unwrap();
+        for (m, r, h, w) in [(2, 3, 5, 6), (4, 3, 8, 8), (2, 5, 7, 7), (4, 5, 8, 9), (2, 7, 6, 9)] {
+            let (ci, co, n) = (2, 3, 2);
+            let wc = WinoConv::new(m, r, ci, co, h, w);
+            let x: Vec<f64> = (0..n * ci * h * w).map(|i| (i as f64 * 0.13).sin()).collect();
+            let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.29).cos()).collect();
+            let dy: Vec<f64> = (0..n * co * h * w).map(|i| (i as f64 * 0.53).sin()).collect();
+            let mut y = vec![0.0; n * co * h * w];
+            let mut scratch = vec![0.0; wc.scratch_len()];
+            let mut store = vec![0.0; n * wc.store_len()];
+            let mut dw = vec![1.0; wt.len()];
+            let mut dx = vec![0.0; x.len()];
+            eng.install(|| {
+                wc.forward(&eng, &wt, None, &x, &mut y, Some(&mut store), &mut scratch, n);
+                wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), &mut scratch, n);
+            });
+            let obj = |x: &[f64], wt: &[f64]| -> f64 {
+                (0..n)
+                    .map(|i| {
+                        let yy = direct(&x[i * ci * h * w..(i + 1) * ci * h * w], wt, ci, co, h, w, r);
+                        yy.iter().zip(&dy[i * co * h * w..]).map(|(a, b)| a * b).sum::<f64>()
+                    })
+                    .sum()
+            };
+            // The objective is linear in each argument, so <grad, e_k> = obj(e_k) exactly.
+            for k in 0..wt.len() {
+                let mut e = vec![0.0; wt.len()];
+                e[k] = 1.0;
+                let want = obj(&x, &e) + 1.0; // dw started at 1: backward accumulates
+                assert!((dw[k] - want).abs() < 1e-9, "F({m},{r}) dW[{k}]: {} vs {want}", dw[k]);
+            }
+            for k in (0..x.len()).step_by(3) {
+                let mut e = vec![0.0; x.len()];
+                e[k] = 1.0;
+                let want = obj(&e, &wt);
+                assert!((dx[k] - want).abs() < 1e-9, "F({m},{r}) dX[{k}]: {} vs {want}", dx[k]);
+            }
+        }
+    }
+}
