@@ -177,7 +177,7 @@ impl Conv2d {
         let w = &params[self.w.clone()];
         if let Some(wc) = self.winograd(eng) {
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
-            let st = store.then_some(&mut cols[..n * wc.store_len()]);
+            let st = if store { Some(&mut cols[..n * wc.store_len()]) } else { None };
             wc.forward(eng, w, bias, x, y, st, scratch, n);
             return;
         }

@@ -276,3 +276,31 @@ fn residual_forward_is_the_same_in_training_and_evaluation_workspaces() {
     let plain = Net::<f64> { cfg: ModelConfig { residual: false, ..cfg }, ..net.clone() };
     assert_ne!(plain.predict(&eng, &x, 3, 3), b);
 }
+
+#[test]
+fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
+    // Batches larger than Winograd's internal chunk (640 tiles: 3 images at F(2×2), 13 at F(4×4))
+    // and a ragged last batch; the evaluation workspace sizes its scratch for either algorithm.
+    let mut rng = Rng::new(11, Stream::Misc);
+    let count = 30;
+    let x: Vec<f64> = (0..count * 784).map(|_| rng.uniform()).collect();
+    for kernel in [3, 5] {
+        let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel, ..Default::default() };
+        let mut net = Net::<f64>::new(&cfg).unwrap();
+        net.init(Init::TorchDefault, 1.0, 12);
+        let mut outs = Vec::new();
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+            let eng = Engine::new(2).unwrap().with_conv_algo(algo);
+            let mut tws = net.workspace(count, true);
+            let a = net.forward(&eng, &mut tws, &x, count).to_vec();
+            for batch in [1, 7, 16, 30] {
+                let b = net.predict(&eng, &x, count, batch);
+                let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-13, "k={kernel} {algo:?} batch {batch}: {worst}");
+            }
+            outs.push(a);
+        }
+        let worst = outs[0].iter().zip(&outs[1]).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-11, "k={kernel}: im2col vs winograd {worst}");
+    }
+}
