@@ -28,9 +28,10 @@ use super::{gemm, gemm_batch, Engine, Strides};
 use crate::float::Float;
 use rayon::prelude::*;
 
-/// Target number of (image, tile) columns per chunk of a batch: bounds scratch memory while
-/// keeping the per-ξ GEMMs wide.
-const TARGET_COLS: usize = 640;
+/// Target size, in elements, of one transformed-data buffer of a chunk of a batch: bounds the
+/// scratch memory (a few such buffers, 2 MB each in f32, so they stay in cache; 16 MB ran 40%
+/// slower on the 32-channel probe benchmark) while keeping several images per pass.
+const TARGET_ELEMS: usize = 1 << 19;
 
 /// Largest input-tile side `n` supported (F(2×2, 7×7) or F(4×4, 5×5)).
 pub const MAX_TILE: usize = 8;
@@ -197,6 +198,9 @@ pub struct WinoConv {
     pub ty: usize,
     /// Tile columns, `⌈w/m⌉`.
     pub tx: usize,
+    /// Bound on the elements of one transformed-data buffer, which sets how many images of a
+    /// batch go through together ([`WinoConv::chunk`]); tests lower it to exercise chunking.
+    pub target_elems: usize,
 }
 
 /// Offsets into the scratch buffer of one call.
@@ -224,7 +228,16 @@ impl WinoConv {
     pub fn new(m: usize, r: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Self {
         assert!(SUPPORTED.contains(&(m, r)), "F({m}, {r}) is not supported");
         assert!(w <= MAX_WIDTH, "Winograd supports images up to {MAX_WIDTH} wide");
-        WinoConv { mats: WinoMats::new(m, r), c_in, c_out, h, w, ty: h.div_ceil(m), tx: w.div_ceil(m) }
+        WinoConv {
+            mats: WinoMats::new(m, r),
+            c_in,
+            c_out,
+            h,
+            w,
+            ty: h.div_ceil(m),
+            tx: w.div_ceil(m),
+            target_elems: TARGET_ELEMS,
+        }
     }
 
     /// Tiles per image.
@@ -234,7 +247,8 @@ impl WinoConv {
 
     /// Images processed together (bounded so the scratch stays small).
     pub fn chunk(&self) -> usize {
-        (TARGET_COLS / self.tiles()).max(1)
+        let per_image = self.mats.p() * self.c_in.max(self.c_out) * self.tiles();
+        (self.target_elems / per_image).max(1)
     }
 
     /// Elements of the transformed input `V` kept per image for the backward pass: `P·c_in·tiles`.
@@ -605,30 +619,82 @@ impl WinoConv {
     }
 }
 
-/// `xt [nc, hw, c]` (channel-last) from `x [nc, c, hw]`.
+/// Side of the square blocks the layout transposes move at a time (they stay in L1).
+const TB: usize = 16;
+
+/// `xt [nc, hw, c]` (channel-last) from `x [nc, c, hw]`, in TB×TB blocks.
 fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mut [T]) {
-    let per = |(img, dst): (usize, &mut [T])| {
+    // One task per block of TB pixels of one image: it writes xt[img][p0..p0+TB][..].
+    let blocks = hw.div_ceil(TB);
+    let per = |(task, dst): (usize, &mut [T])| {
+        let (img, p0) = (task / blocks, (task % blocks) * TB);
         let src = &x[img * c * hw..(img + 1) * c * hw];
-        for (ch, plane) in src.chunks(hw).enumerate() {
-            for (px, v) in plane.iter().enumerate() {
-                dst[px * c + ch] = *v;
+        let np = dst.len() / c;
+        let mut tile = [[T::zero(); TB]; TB];
+        for c0 in (0..c).step_by(TB) {
+            let nch = TB.min(c - c0);
+            // Contiguous reads of TB pixels of each channel, then contiguous writes per pixel.
+            for (k, t) in tile.iter_mut().enumerate().take(nch) {
+                t[..np].copy_from_slice(&src[(c0 + k) * hw + p0..(c0 + k) * hw + p0 + np]);
+            }
+            for pp in 0..np {
+                let row = &mut dst[pp * c + c0..pp * c + c0 + nch];
+                for (k, o) in row.iter_mut().enumerate() {
+                    *o = tile[k][pp];
+                }
             }
         }
     };
-    par_blocks(eng, &mut xt[..x.len()], c * hw, per);
+    let xt = &mut xt[..x.len()];
+    let nc = x.len() / (c * hw);
+    // Blocks of TB pixels, the last one of each image shorter when TB does not divide hw.
+    if hw % TB == 0 {
+        par_blocks(eng, xt, TB * c, per);
+    } else {
+        for img in 0..nc {
+            let dst = &mut xt[img * hw * c..(img + 1) * hw * c];
+            let one = |(b, d): (usize, &mut [T])| per((img * blocks + b, d));
+            par_blocks(eng, dst, TB * c, one);
+        }
+    }
 }
 
-/// `y [nc, c, hw]` from channel-last `yt [nc, hw, c]`, plus `bias [c]` when given.
+/// `y [nc, c, hw]` from channel-last `yt [nc, hw, c]`, plus `bias [c]` when given, in TB×TB
+/// blocks.
 fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, bias: Option<&[T]>, y: &mut [T]) {
-    let per = |(plane, dst): (usize, &mut [T])| {
-        let (img, ch) = (plane / c, plane % c);
-        let b = bias.map_or(T::zero(), |b| b[ch]);
+    // One task per group of TB channel planes of one image.
+    let groups = c.div_ceil(TB);
+    let per = |(task, dst): (usize, &mut [T])| {
+        let (img, c0) = (task / groups, (task % groups) * TB);
         let src = &yt[img * hw * c..(img + 1) * hw * c];
-        for (px, o) in dst.iter_mut().enumerate() {
-            *o = src[px * c + ch] + b;
+        let nch = dst.len() / hw;
+        let mut tile = [[T::zero(); TB]; TB];
+        for p0 in (0..hw).step_by(TB) {
+            let np = TB.min(hw - p0);
+            // Contiguous reads of the TB channels of each pixel, then contiguous writes per channel.
+            for (pp, t) in tile.iter_mut().enumerate().take(np) {
+                t[..nch].copy_from_slice(&src[(p0 + pp) * c + c0..(p0 + pp) * c + c0 + nch]);
+            }
+            for k in 0..nch {
+                let b = bias.map_or(T::zero(), |b| b[c0 + k]);
+                let out = &mut dst[k * hw + p0..k * hw + p0 + np];
+                for (pp, o) in out.iter_mut().enumerate() {
+                    *o = tile[pp][k] + b;
+                }
+            }
         }
     };
-    par_blocks(eng, &mut y[..yt.len()], hw, per);
+    let y = &mut y[..yt.len()];
+    if c % TB == 0 {
+        par_blocks(eng, y, TB * hw, per);
+    } else {
+        let nc = yt.len() / (c * hw);
+        for img in 0..nc {
+            let dst = &mut y[img * c * hw..(img + 1) * c * hw];
+            let one = |(g, d): (usize, &mut [T])| per((img * groups + g, d));
+            par_blocks(eng, dst, TB * hw, one);
+        }
+    }
 }
 
 /// `dst[..LANES] = src[..cnt]`, zero beyond `cnt`.
@@ -717,7 +783,8 @@ mod tests {
         for (m, r, h, w) in [(2, 3, 6, 6), (4, 3, 7, 9), (2, 5, 8, 5), (4, 5, 9, 12), (2, 7, 7, 7), (2, 5, 28, 28), (4, 3, 5, 37), (2, 5, 5, 37), (4, 5, 12, 12)] {
             // Channel counts below, at and above one 16-lane block.
             let (ci, co) = if h == 12 { (20, 17) } else if h == 28 { (16, 16) } else { (3, 2) };
-            let wc = WinoConv::new(m, r, ci, co, h, w);
+            let mut wc = WinoConv::new(m, r, ci, co, h, w);
+            wc.target_elems = 1; // one image per chunk: two chunks
             let x: Vec<f64> = (0..2 * ci * h * w).map(|i| (i as f64 * 0.37).sin()).collect();
             let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.71).cos()).collect();
             let bias: Vec<f64> = (0..co).map(|i| 0.25 - 0.125 * i as f64).collect();
@@ -741,8 +808,10 @@ mod tests {
         // against the direct definition through directional derivatives.
         let eng = Engine::new(2).unwrap();
         for (m, r, h, w) in [(2, 3, 5, 6), (4, 3, 8, 8), (2, 5, 7, 7), (4, 5, 8, 9), (2, 7, 6, 9)] {
-            let (ci, co, n) = (2, 3, 2);
-            let wc = WinoConv::new(m, r, ci, co, h, w);
+            let (ci, co, n) = (2, 3, 3);
+            let mut wc = WinoConv::new(m, r, ci, co, h, w);
+            // Two images per chunk: a full chunk and a partial one, dU summed across them.
+            wc.target_elems = 2 * wc.mats.p() * ci.max(co) * wc.tiles();
             let x: Vec<f64> = (0..n * ci * h * w).map(|i| (i as f64 * 0.13).sin()).collect();
             let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.29).cos()).collect();
             let dy: Vec<f64> = (0..n * co * h * w).map(|i| (i as f64 * 0.53).sin()).collect();
