@@ -24,17 +24,41 @@ pub struct Dense {
 }
 
 impl Dense {
-    /// Forward for a batch of `n`: `x [n, inp]` → `y [n, out]`.
-    pub fn forward<T: Float>(&self, eng: &Engine, params: &[T], x: &[T], y: &mut [T], n: usize) {
+    /// Forward for a batch of `n`: `x [n, inp]` → `y [n, out]`. `scratch` holds
+    /// [`Dense::scratch_len`]`(n)` elements.
+    pub fn forward<T: Float>(&self, eng: &Engine, params: &[T], x: &[T], y: &mut [T], scratch: &mut [T], n: usize) {
         let y = &mut y[..n * self.out];
-        let acc = match &self.b {
-            Some(b) => {
-                engine::fill_cols(y, &params[b.clone()]);
-                true
+        let w = &params[self.w.clone()];
+        let x = &x[..n * self.inp];
+        let bias = self.b.as_ref().map(|b| &params[b.clone()]);
+        if n == 1 {
+            // One example: y = x·Wᵀ, a matrix-vector product over W's rows.
+            if let Some(b) = bias {
+                y.copy_from_slice(b);
             }
-            None => false,
-        };
-        engine::gemm(eng, n, self.out, self.inp, y, &x[..n * self.inp], false, &params[self.w.clone()], true, acc);
+            engine::gemm(eng, 1, self.out, self.inp, y, x, false, w, true, bias.is_some());
+            return;
+        }
+        // A batch: yᵀ [out, n] = W·xᵀ, then transposed. The `gemm` crate packs the big
+        // row-major W fast, but W read as a column-major Wᵀ (y = x·Wᵀ directly) 2.2× slower at
+        // 100×2048×2048 (BENCHMARKS.md).
+        let yt = &mut scratch[..n * self.out];
+        if let Some(b) = bias {
+            for (row, bv) in yt.chunks_mut(n).zip(b) {
+                row.fill(*bv);
+            }
+        }
+        engine::gemm(eng, self.out, n, self.inp, yt, w, false, x, true, bias.is_some());
+        engine::transpose(eng, yt, self.out, n, y);
+    }
+
+    /// Scratch elements [`Dense::forward`] needs for a batch of `n`.
+    pub fn scratch_len(&self, n: usize) -> usize {
+        if n > 1 {
+            n * self.out
+        } else {
+            0
+        }
     }
 
     /// Backward for a batch of `n`. Adds `dW = dyᵀ·x` and `db = Σ dy` into `grads`; writes
@@ -330,10 +354,10 @@ impl Layer {
             Layer::Conv(c) => c.eval_cols_len(),
         }
     }
-    /// Scratch of forward and backward (0 for dense).
-    pub fn scratch_len(&self) -> usize {
+    /// Scratch of forward and backward for batches of up to `n`.
+    pub fn scratch_len(&self, n: usize) -> usize {
         match self {
-            Layer::Dense(_) => 0,
+            Layer::Dense(d) => d.scratch_len(n),
             Layer::Conv(c) => c.scratch_len(),
         }
     }

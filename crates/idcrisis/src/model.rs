@@ -331,7 +331,7 @@ impl<T: Float> Net<T> {
             let mut acts = vec![vec![z; n * PIXELS]];
             acts.extend(self.layers.iter().map(|l| vec![z; n * l.out_len()]));
             let cols = self.layers.iter().map(|l| vec![z; l.store_len(n)]).collect();
-            let scratch = self.layers.iter().map(Layer::scratch_len).max().unwrap_or(0);
+            let scratch = self.layers.iter().map(|l| l.scratch_len(n)).max().unwrap_or(0);
             Workspace {
                 n,
                 train,
@@ -343,7 +343,7 @@ impl<T: Float> Net<T> {
             }
         } else {
             let max_cols = self.layers.iter().map(Layer::eval_cols_len).max().unwrap_or(0);
-            let scratch = self.layers.iter().map(Layer::scratch_len).max().unwrap_or(0);
+            let scratch = self.layers.iter().map(|l| l.scratch_len(n)).max().unwrap_or(0);
             Workspace {
                 n,
                 train,
@@ -366,7 +366,7 @@ impl<T: Float> Net<T> {
             let skip = self.cfg.skip_source(i).map(|j| if ws.train { j } else { j % 3 });
             let (input, output, skip_src) = three_mut(&mut ws.acts, src, dst, skip);
             match layer {
-                Layer::Dense(d) => d.forward(eng, &self.params, input, output, n),
+                Layer::Dense(d) => d.forward(eng, &self.params, input, output, &mut ws.scratch, n),
                 Layer::Conv(c) => {
                     let cols = &mut ws.cols[if ws.train { i } else { 0 }];
                     c.forward(eng, &self.params, input, output, cols, &mut ws.scratch, ws.train, n);

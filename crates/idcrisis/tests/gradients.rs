@@ -45,7 +45,8 @@ fn dense_gradients() {
     let r = randv(&mut rng, n * out);
     let obj = |p: &[f64], x: &[f64]| {
         let mut y = vec![0.0; n * out];
-        layer.forward(&eng, p, x, &mut y, n);
+        let mut scratch = vec![0.0; layer.scratch_len(n)];
+        layer.forward(&eng, p, x, &mut y, &mut scratch, n);
         y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
     };
     let mut grads = vec![0.0; params.len()];

@@ -120,7 +120,26 @@ pub fn gemm<T: Float>(
     b_t: bool,
     accumulate: bool,
 ) {
-    gemm_par(eng.parallelism(), m, n, k, c, a, a_t, b, b_t, accumulate)
+    gemm_par(eng.parallelism(), m, n, k, c, false, a, a_t, b, b_t, accumulate)
+}
+
+/// [`gemm`] writing the product transposed: `C [n×m] = (accumulate ? C : 0) + (op(A)·op(B))ᵀ`.
+/// Lets a layer pick the operand order the `gemm` crate packs fastest (it is slow to pack a
+/// column-major right-hand side) without changing where the result lands.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ct<T: Float>(
+    eng: &Engine,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    accumulate: bool,
+) {
+    gemm_par(eng.parallelism(), m, n, k, c, true, a, a_t, b, b_t, accumulate)
 }
 
 /// [`gemm`] on the calling thread only: for many small independent products spread over the
@@ -137,7 +156,7 @@ pub fn gemm_seq<T: Float>(
     b_t: bool,
     accumulate: bool,
 ) {
-    gemm_par(gemm::Parallelism::None, m, n, k, c, a, a_t, b, b_t, accumulate)
+    gemm_par(gemm::Parallelism::None, m, n, k, c, false, a, a_t, b, b_t, accumulate)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -147,6 +166,7 @@ fn gemm_par<T: Float>(
     n: usize,
     k: usize,
     c: &mut [T],
+    c_t: bool,
     a: &[T],
     a_t: bool,
     b: &[T],
@@ -167,17 +187,19 @@ fn gemm_par<T: Float>(
     }
     let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
+    let (c_rs, c_cs) = if c_t { (1, m as isize) } else { (n as isize, 1) };
     // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
     // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
-    // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    // (< k·n) and C ((m-1)·c_rs + (n-1)·c_cs < m·n, row- or column-major). `c` is borrowed
+    // mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            c_cs,
+            c_rs,
             accumulate,
             a.as_ptr(),
             a_cs,
@@ -488,17 +510,34 @@ pub fn for_each_chunk<T: Float>(eng: &Engine, x: &mut [T], f: impl Fn(usize, &mu
     }
 }
 
+/// `dst [cols, rows] = srcᵀ` for `src [rows, cols]`, in 16×16 blocks (parallel over blocks of
+/// destination rows when large).
+pub fn transpose<T: Float>(eng: &Engine, src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const B: usize = 16;
+    let dst = &mut dst[..rows * cols];
+    let per = |(jb, d): (usize, &mut [T])| {
+        let j0 = jb * B;
+        let nj = d.len() / rows;
+        for i0 in (0..rows).step_by(B) {
+            for i in i0..(i0 + B).min(rows) {
+                let s = &src[i * cols + j0..i * cols + j0 + nj];
+                for (jj, v) in s.iter().enumerate() {
+                    d[jj * rows + i] = *v;
+                }
+            }
+        }
+    };
+    if eng.parallel(dst.len()) {
+        dst.par_chunks_mut(B * rows).enumerate().for_each(per);
+    } else {
+        dst.chunks_mut(B * rows).enumerate().for_each(per);
+    }
+}
+
 /// `y[r, :] = bias[r]` for `y [rows, cols]` (conv bias: one value per channel row).
 pub fn fill_rows<T: Float>(y: &mut [T], bias: &[T], cols: usize) {
     for (row, b) in y.chunks_mut(cols).zip(bias) {
         row.fill(*b);
-    }
-}
-
-/// `y[r, :] = bias` for every row of `y [rows, bias.len()]` (dense bias).
-pub fn fill_cols<T: Float>(y: &mut [T], bias: &[T]) {
-    for row in y.chunks_mut(bias.len()) {
-        row.copy_from_slice(bias);
     }
 }
 
@@ -571,6 +610,15 @@ mod tests {
                 eng.install(|| gemm(&eng, m, n, k, &mut c, &a, a_t, &b, b_t, true));
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - (y + 1.0)).abs() < 1e-12);
+                }
+                // The same product written transposed, [n, m].
+                let mut ct: Vec<f64> = (0..m * n).map(|i| i as f64).collect();
+                eng.install(|| gemm_ct(&eng, m, n, k, &mut ct, &a, a_t, &b, b_t, true));
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = want[i * n + j] + (j * m + i) as f64;
+                        assert!((ct[j * m + i] - w).abs() < 1e-12, "gemm_ct a_t={a_t} b_t={b_t} ({i},{j})");
+                    }
                 }
             }
         }

@@ -1,0 +1,23 @@
+use idcrisis::engine::*;
+use std::time::Instant;
+fn t(name: &str, f: &mut dyn FnMut()) {
+    f();
+    let s = Instant::now();
+    for _ in 0..50 { f(); }
+    println!("{name:40} {:8.3} ms", s.elapsed().as_secs_f64() * 1e3 / 50.0);
+}
+fn main() {
+    let eng = Engine::new(2).unwrap();
+    let (n, inp, out) = (100, 2048, 2048);
+    let x = vec![0.1f32; n * inp];
+    let w = vec![0.01f32; out * inp];
+    let mut y = vec![0f32; n * out];
+    let mut yt = vec![0f32; n * out];
+    eng.install(|| {
+        t("y = x W^T (b_t)", &mut || gemm(&eng, n, out, inp, &mut y, &x, false, &w, true, false));
+        t("y^T = W x^T (a plain, b_t)", &mut || gemm(&eng, out, n, inp, &mut yt, &w, false, &x, true, false));
+        let wt = vec![0.01f32; out * inp];
+        t("y = x Wt (Wt stored [inp,out])", &mut || gemm(&eng, n, out, inp, &mut y, &x, false, &wt, false, false));
+    });
+    println!("flops {:.1} MF", 2.0 * (n * inp * out) as f64 / 1e6);
+}
