@@ -3,7 +3,9 @@ use std::time::Instant;
 fn t(name: &str, f: &mut dyn FnMut()) {
     f();
     let s = Instant::now();
-    for _ in 0..50 { f(); }
+    for _ in 0..50 {
+        f();
+    }
     println!("{name:40} {:8.3} ms", s.elapsed().as_secs_f64() * 1e3 / 50.0);
 }
 fn main() {

@@ -43,21 +43,6 @@ fn main() {
         t("U = Gk W^T", &mut || gemm(&eng, p, c * c, r * r, &mut uu, &g, false, &w, true, false));
         let bk = vec![0.1f32; p * p];
         t("V = Bk D", &mut || gemm(&eng, p, c * t_, p, &mut mm, &bk, false, &v, false, false));
-        t("per-xi (serial, all)", &mut || {
-            for xi in 0..p {
-                gemm_seq(c, t_, c, &mut mm[xi * c * t_..], &u[xi * c * c..], false, &v[xi * c * t_..], false, false)
-            }
-        });
-        t("per-xi a_t (serial, all)", &mut || {
-            for xi in 0..p {
-                gemm_seq(c, t_, c, &mut mm[xi * c * t_..], &u[xi * c * c..], true, &v[xi * c * t_..], false, false)
-            }
-        });
-        t("per-xi dU b_t (serial, all)", &mut || {
-            for xi in 0..p {
-                gemm_seq(c, c, t_, &mut uu[xi * c * c..], &mm[xi * c * t_..], false, &v[xi * c * t_..], true, false)
-            }
-        });
         let ul0 = Strides { batch: c * c, row: c, col: 1 };
         let utl = Strides { batch: c * c, row: 1, col: c };
         let cm0 = Strides { batch: t_, row: p * t_, col: 1 };

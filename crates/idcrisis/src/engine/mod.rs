@@ -120,59 +120,6 @@ pub fn gemm<T: Float>(
     b_t: bool,
     accumulate: bool,
 ) {
-    gemm_par(eng.parallelism(), m, n, k, c, false, a, a_t, b, b_t, accumulate)
-}
-
-/// [`gemm`] writing the product transposed: `C [n×m] = (accumulate ? C : 0) + (op(A)·op(B))ᵀ`.
-/// Lets a layer pick the operand order the `gemm` crate packs fastest (it is slow to pack a
-/// column-major right-hand side) without changing where the result lands.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_ct<T: Float>(
-    eng: &Engine,
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [T],
-    a: &[T],
-    a_t: bool,
-    b: &[T],
-    b_t: bool,
-    accumulate: bool,
-) {
-    gemm_par(eng.parallelism(), m, n, k, c, true, a, a_t, b, b_t, accumulate)
-}
-
-/// [`gemm`] on the calling thread only: for many small independent products spread over the
-/// pool by the caller.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_seq<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [T],
-    a: &[T],
-    a_t: bool,
-    b: &[T],
-    b_t: bool,
-    accumulate: bool,
-) {
-    gemm_par(gemm::Parallelism::None, m, n, k, c, false, a, a_t, b, b_t, accumulate)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gemm_par<T: Float>(
-    par: gemm::Parallelism,
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [T],
-    c_t: bool,
-    a: &[T],
-    a_t: bool,
-    b: &[T],
-    b_t: bool,
-    accumulate: bool,
-) {
     assert!(c.len() >= m * n, "gemm: C has {} elements, needs {}", c.len(), m * n);
     assert!(a.len() >= m * k, "gemm: A has {} elements, needs {}", a.len(), m * k);
     assert!(b.len() >= k * n, "gemm: B has {} elements, needs {}", b.len(), k * n);
@@ -187,19 +134,17 @@ fn gemm_par<T: Float>(
     }
     let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
-    let (c_rs, c_cs) = if c_t { (1, m as isize) } else { (n as isize, 1) };
     // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
     // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
-    // (< k·n) and C ((m-1)·c_rs + (n-1)·c_cs < m·n, row- or column-major). `c` is borrowed
-    // mutably, so it cannot alias `a` or `b`.
+    // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            c_cs,
-            c_rs,
+            1,
+            n as isize,
             accumulate,
             a.as_ptr(),
             a_cs,
@@ -212,7 +157,7 @@ fn gemm_par<T: Float>(
             false,
             false,
             false,
-            par,
+            eng.parallelism(),
         );
     }
 }
@@ -610,15 +555,6 @@ mod tests {
                 eng.install(|| gemm(&eng, m, n, k, &mut c, &a, a_t, &b, b_t, true));
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - (y + 1.0)).abs() < 1e-12);
-                }
-                // The same product written transposed, [n, m].
-                let mut ct: Vec<f64> = (0..m * n).map(|i| i as f64).collect();
-                eng.install(|| gemm_ct(&eng, m, n, k, &mut ct, &a, a_t, &b, b_t, true));
-                for i in 0..m {
-                    for j in 0..n {
-                        let w = want[i * n + j] + (j * m + i) as f64;
-                        assert!((ct[j * m + i] - w).abs() < 1e-12, "gemm_ct a_t={a_t} b_t={b_t} ({i},{j})");
-                    }
                 }
             }
         }

@@ -203,9 +203,21 @@ pub struct WinoConv {
     pub target_elems: usize,
 }
 
+/// The scratch buffer of one call, split: kernel transforms `gk`, `gf` `[P, r²]`, transformed
+/// weights `u`, `u2` `[P, c_out·c_in]`, and four work arrays.
+struct Parts<'a, T> {
+    gk: &'a mut [T],
+    gf: &'a mut [T],
+    u: &'a mut [T],
+    u2: &'a mut [T],
+    sa: &'a mut [T],
+    sb: &'a mut [T],
+    sc: &'a mut [T],
+    sd: &'a mut [T],
+}
+
 /// Offsets into the scratch buffer of one call.
 struct Scratch {
-    gk: usize,
     gf: usize,
     u: usize,
     u2: usize,
@@ -218,7 +230,11 @@ struct Scratch {
 
 /// The 1-D matrices in `T`, on the stack.
 struct Small<T> {
+    /// `Aᵀ [m, n]`.
     at: [[T; MAX_TILE]; MAX_TILE],
+    /// `A [n, m]`.
+    a: [[T; MAX_TILE]; MAX_TILE],
+    /// `Bᵀ [n, n]`.
     bt: [[T; MAX_TILE]; MAX_TILE],
 }
 
@@ -269,7 +285,7 @@ impl WinoConv {
             off += len;
             o
         };
-        let gk = take(p * r2);
+        take(p * r2); // gk, at 0
         let gf = take(p * r2);
         let u = take(p * self.c_out * self.c_in);
         let u2 = take(p * self.c_out * self.c_in);
@@ -277,7 +293,7 @@ impl WinoConv {
         let b = take(p * cmax * cols);
         let c = take(pix);
         let d = take(pix);
-        Scratch { gk, gf, u, u2, a, b, c, d, end: off }
+        Scratch { gf, u, u2, a, b, c, d, end: off }
     }
 
     /// Scratch elements needed by [`WinoConv::forward`] and [`WinoConv::backward`].
@@ -287,13 +303,15 @@ impl WinoConv {
 
     fn small<T: Float>(&self) -> Small<T> {
         let (m, n) = (self.mats.m, self.mats.n);
-        let mut s = Small { at: [[T::zero(); MAX_TILE]; MAX_TILE], bt: [[T::zero(); MAX_TILE]; MAX_TILE] };
+        let z = [[T::zero(); MAX_TILE]; MAX_TILE];
+        let mut s = Small { at: z, a: z, bt: z };
         for a in 0..n {
             for u in 0..n {
                 s.bt[a][u] = T::from_f64(self.mats.bt[a * n + u]);
             }
             for i in 0..m {
                 s.at[i][a] = T::from_f64(self.mats.at[i * n + a]);
+                s.a[a][i] = s.at[i][a];
             }
         }
         s
@@ -313,10 +331,20 @@ impl WinoConv {
         f()
     }
 
-    fn load<T: Float>(dst: &mut [T], src: &[f64]) {
-        for (d, v) in dst.iter_mut().zip(src) {
+    /// Split the scratch buffer into its parts, with the kernel transforms written in `T`.
+    fn parts<'a, T: Float>(&self, scratch: &'a mut [T]) -> Parts<'a, T> {
+        let l = self.layout();
+        let (mats, rest) = scratch[..l.end].split_at_mut(l.u);
+        let (gk, gf) = mats.split_at_mut(l.gf);
+        for (d, v) in gk.iter_mut().zip(&self.mats.gk).chain(gf.iter_mut().zip(&self.mats.gf)) {
             *d = T::from_f64(*v);
         }
+        let (u, rest) = rest.split_at_mut(l.u2 - l.u);
+        let (u2, rest) = rest.split_at_mut(l.a - l.u2);
+        let (sa, rest) = rest.split_at_mut(l.b - l.a);
+        let (sb, rest) = rest.split_at_mut(l.c - l.b);
+        let (sc, sd) = rest.split_at_mut(l.d - l.c);
+        Parts { gk, gf, u, u2, sa, sb, sc, sd }
     }
 
     /// Per-ξ layout of a tile-major `[nt, P, c]` buffer: the ξ-th matrix is `[nt, c]`.
@@ -339,21 +367,12 @@ impl WinoConv {
         scratch: &mut [T],
         n: usize,
     ) {
-        let l = self.layout();
-        let mt = &self.mats;
-        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
         let sm = self.small::<T>();
-        let s = &mut scratch[..l.end];
-        let (mats, rest) = s.split_at_mut(l.u);
-        let (u, rest) = rest.split_at_mut(l.u2 - l.u);
-        let (_u2, rest) = rest.split_at_mut(l.a - l.u2);
-        let (sa, rest) = rest.split_at_mut(l.b - l.a);
-        let (sb, rest) = rest.split_at_mut(l.c - l.b);
-        let (sc, sd) = rest.split_at_mut(l.d - l.c);
-        Self::load(&mut mats[l.gk..l.gk + p * r2], &mt.gk);
+        let Parts { gk, u, sa, sb, sc, sd, .. } = self.parts(scratch);
         // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²].
-        gemm(eng, p, co * ci, r2, u, &mats[l.gk..], false, wt, true, false);
+        gemm(eng, p, co * ci, r2, u, gk, false, wt, true, false);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
@@ -391,23 +410,13 @@ impl WinoConv {
         scratch: &mut [T],
         n: usize,
     ) {
-        let l = self.layout();
-        let mt = &self.mats;
-        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
         let sm = self.small::<T>();
-        let s = &mut scratch[..l.end];
-        let (mats, rest) = s.split_at_mut(l.u);
-        let (du, rest) = rest.split_at_mut(l.u2 - l.u);
-        let (u2, rest) = rest.split_at_mut(l.a - l.u2);
-        let (sa, rest) = rest.split_at_mut(l.b - l.a);
-        let (sb, rest) = rest.split_at_mut(l.c - l.b);
-        let (sc, sd) = rest.split_at_mut(l.d - l.c);
-        Self::load(&mut mats[l.gk..l.gk + p * r2], &mt.gk);
-        Self::load(&mut mats[l.gf..l.gf + p * r2], &mt.gf);
+        let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
             // U' [P, c_out·c_in]: transform of the flipped kernel.
-            gemm(eng, p, co * ci, r2, u2, &mats[l.gf..], false, wt, true, false);
+            gemm(eng, p, co * ci, r2, u2, gf, false, wt, true, false);
         }
         let chunk = self.chunk();
         let ul = Strides { batch: co * ci, row: ci, col: 1 };
@@ -437,7 +446,7 @@ impl WinoConv {
         }
         if n > 0 {
             // dW [c_out·c_in, r²] += dUᵀ · Gk.
-            gemm(eng, co * ci, r2, p, dw, du, true, &mats[l.gk..], false, true);
+            gemm(eng, co * ci, r2, p, dw, du, true, gk, false, true);
         }
     }
 
@@ -465,40 +474,64 @@ impl WinoConv {
         par_blocks(eng, &mut v[..nc * t * p * c], self.tx * p * c, per);
     }
 
-    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`.
+    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`, each from the n×n window that
+    /// starts r/2 pixels before its tile.
     #[inline(always)]
-    fn input_row<T: Float, const M: usize, const N: usize>(&self, sm: &Small<T>, src: &[T], c: usize, r: usize, dst: &mut [T]) {
-        let off = self.mats.r / 2;
-        let mut wv = [[[T::zero(); LANES]; N]; N];
+    fn input_row<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        self.window_row::<T, M, N, N>(&sm.bt, self.mats.r / 2, src, c, r, dst)
+    }
+
+    /// `dst [tx, P, c]` for one row of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]` at
+    /// `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`.
+    /// Separable: along columns, then along rows, on `LANES` channels at a time.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn window_row<T: Float, const M: usize, const N: usize, const K: usize>(
+        &self,
+        coef: &[[T; MAX_TILE]; MAX_TILE],
+        off: usize,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        let mut wv = [[[T::zero(); LANES]; N]; K];
         for (tx, dst) in dst.chunks_mut(N * N * c).enumerate() {
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
-                // Along columns: wv[u][b] = Σ_v Bᵀ[b][v] d[u][v], with
-                // d[u][v] = x[r·M + u − off][tx·M + v − off][c0..] (zero outside); the N
-                // accumulators of row u in registers, each d[u][v] loaded once.
+                // Along columns: wv[u][b] = Σ_v C[b][v] d[u][v], with d[u][v] the window pixel
+                // (u, v) of channels c0.. (zero outside); the N accumulators of window row u in
+                // registers, each d[u][v] loaded once.
                 for (u, wvu) in wv.iter_mut().enumerate() {
                     let iy = (r * M + u).wrapping_sub(off);
                     let mut acc = [[T::zero(); LANES]; N];
                     if iy < self.h {
-                        for vv in 0..N {
+                        for vv in 0..K {
                             let ix = (tx * M + vv).wrapping_sub(off);
                             if ix < self.w {
                                 let mut d = [T::zero(); LANES];
                                 load(&mut d, &src[(iy * self.w + ix) * c + c0..], cnt);
                                 for (b, acc) in acc.iter_mut().enumerate() {
-                                    axpy(acc, sm.bt[b][vv], &d);
+                                    axpy(acc, coef[b][vv], &d);
                                 }
                             }
                         }
                     }
                     *wvu = acc;
                 }
-                // Along rows: V[(a,b)] = Σ_u Bᵀ[a][u] wv[u][b].
+                // Along rows: out[(a,b)] = Σ_u C[a][u] wv[u][b].
                 for b in 0..N {
                     let mut acc = [[T::zero(); LANES]; N];
                     for (u, wvu) in wv.iter().enumerate() {
                         for (a, acc) in acc.iter_mut().enumerate() {
-                            axpy(acc, sm.bt[a][u], &wvu[b]);
+                            axpy(acc, coef[a][u], &wvu[b]);
                         }
                     }
                     for (a, acc) in acc.iter().enumerate() {
@@ -524,7 +557,14 @@ impl WinoConv {
 
     /// One row of tiles: `src [tx, P, c]` → output rows `r·M..` of `dst [·, w, c]`.
     #[inline(always)]
-    fn output_row<T: Float, const M: usize, const N: usize>(&self, sm: &Small<T>, src: &[T], c: usize, r: usize, dst: &mut [T]) {
+    fn output_row<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
         let mut t1 = [[[T::zero(); LANES]; N]; M];
         let rows = M.min(self.h - r * M);
         for tx in 0..self.tx {
@@ -576,46 +616,18 @@ impl WinoConv {
         par_blocks(eng, &mut e[..nc * t * p * c], self.tx * p * c, per);
     }
 
-    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`.
+    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`, each from its own m×m tile
+    /// (`A dY Aᵀ`).
     #[inline(always)]
-    fn grad_row<T: Float, const M: usize, const N: usize>(&self, sm: &Small<T>, src: &[T], c: usize, r: usize, dst: &mut [T]) {
-        let mut t1 = [[[T::zero(); LANES]; N]; M];
-        for (tx, dst) in dst.chunks_mut(N * N * c).enumerate() {
-            for c0 in (0..c).step_by(LANES) {
-                let cnt = LANES.min(c - c0);
-                // Along columns: t1[i][b] = Σ_j Aᵀ[j][b] dY[r·M + i][tx·M + j][c0..] (zero
-                // outside), the N accumulators of row i in registers.
-                for (i, t1i) in t1.iter_mut().enumerate() {
-                    let oy = r * M + i;
-                    let mut acc = [[T::zero(); LANES]; N];
-                    if oy < self.h {
-                        for j in 0..M {
-                            let ox = tx * M + j;
-                            if ox < self.w {
-                                let mut d = [T::zero(); LANES];
-                                load(&mut d, &src[(oy * self.w + ox) * c + c0..], cnt);
-                                for (b, acc) in acc.iter_mut().enumerate() {
-                                    axpy(acc, sm.at[j][b], &d);
-                                }
-                            }
-                        }
-                    }
-                    *t1i = acc;
-                }
-                // Along rows: E[(a,b)] = Σ_i Aᵀ[i][a] t1[i][b].
-                for b in 0..N {
-                    let mut acc = [[T::zero(); LANES]; N];
-                    for (i, t1i) in t1.iter().enumerate() {
-                        for (a, acc) in acc.iter_mut().enumerate() {
-                            axpy(acc, sm.at[i][a], &t1i[b]);
-                        }
-                    }
-                    for (a, acc) in acc.iter().enumerate() {
-                        save(&mut dst[(a * N + b) * c + c0..], acc, cnt);
-                    }
-                }
-            }
-        }
+    fn grad_row<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        self.window_row::<T, M, N, M>(&sm.a, 0, src, c, r, dst)
     }
 }
 
@@ -780,9 +792,25 @@ mod tests {
     #[test]
     fn forward_matches_direct_for_every_tile_and_kernel() {
         let eng = Engine::new(2).unwrap();
-        for (m, r, h, w) in [(2, 3, 6, 6), (4, 3, 7, 9), (2, 5, 8, 5), (4, 5, 9, 12), (2, 7, 7, 7), (2, 5, 28, 28), (4, 3, 5, 37), (2, 5, 5, 37), (4, 5, 12, 12)] {
+        for (m, r, h, w) in [
+            (2, 3, 6, 6),
+            (4, 3, 7, 9),
+            (2, 5, 8, 5),
+            (4, 5, 9, 12),
+            (2, 7, 7, 7),
+            (2, 5, 28, 28),
+            (4, 3, 5, 37),
+            (2, 5, 5, 37),
+            (4, 5, 12, 12),
+        ] {
             // Channel counts below, at and above one 16-lane block.
-            let (ci, co) = if h == 12 { (20, 17) } else if h == 28 { (16, 16) } else { (3, 2) };
+            let (ci, co) = if h == 12 {
+                (20, 17)
+            } else if h == 28 {
+                (16, 16)
+            } else {
+                (3, 2)
+            };
             let mut wc = WinoConv::new(m, r, ci, co, h, w);
             wc.target_elems = 1; // one image per chunk: two chunks
             let x: Vec<f64> = (0..2 * ci * h * w).map(|i| (i as f64 * 0.37).sin()).collect();
