@@ -71,9 +71,9 @@ pub fn layer_maps(eng: &Engine, net: &Net<f32>, inputs: &[Vec<f32>], how: Projec
         for x in inputs {
             net.forward(eng, &mut ws, x, 1);
             for (l, row) in out.iter_mut().enumerate() {
-                let a = ws.activation(l);
+                let a = net.activation_chw(eng, &ws, l);
                 let c = a.len() / PIXELS;
-                row.push(collapse(a, c, how));
+                row.push(collapse(&a, c, how));
             }
         }
     });

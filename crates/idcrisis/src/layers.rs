@@ -4,7 +4,7 @@
 //! ranges it records, and its gradients at the same ranges of the flat gradient vector. Backward
 //! passes *accumulate* into the gradient vector; the model zeroes it once per step.
 
-use crate::engine::winograd::{self, WinoConv};
+use crate::engine::winograd::{self, Layouts, WinoConv};
 use crate::engine::{self, ConvAlgo, ConvGeom, Engine, Padding};
 use crate::float::Float;
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,7 @@ impl Conv2d {
 
     /// The Winograd plan when `eng` says to use it for this layer.
     pub fn winograd(&self, eng: &Engine) -> Option<&WinoConv> {
-        let wide = self.geom.c.min(self.c_out) >= engine::WINOGRAD_MIN_CHANNELS;
+        let wide = self.geom.c >= engine::WINOGRAD_MIN_CHANNELS;
         match eng.conv_algo() {
             ConvAlgo::Im2col => None,
             ConvAlgo::Winograd => self.wino.as_ref(),
@@ -178,14 +178,18 @@ impl Conv2d {
         self.cols_len().max(w)
     }
 
-    /// Elements of scratch needed by forward and backward (either algorithm).
-    pub fn scratch_len(&self) -> usize {
-        self.cols_len().max(self.wino.as_ref().map_or(0, WinoConv::scratch_len))
+    /// Elements of scratch needed by forward and backward of up to `n` images (either
+    /// algorithm and layout).
+    pub fn scratch_len(&self, n: usize) -> usize {
+        let im2col = self.cols_len() + n * self.c_out * self.geom.hw();
+        im2col.max(self.wino.as_ref().map_or(0, WinoConv::scratch_len))
     }
 
     /// Forward for a batch of `n`. When `store` is true, what the backward pass needs is kept in
     /// `cols` ([`Conv2d::store_len`]`(n)` elements); otherwise `cols` is scratch
-    /// ([`Conv2d::eval_cols_len`]). `scratch` holds [`Conv2d::scratch_len`] elements.
+    /// ([`Conv2d::eval_cols_len`]). `scratch` holds [`Conv2d::scratch_len`]`(n)` elements. `io`
+    /// gives the activation layouts; only a Winograd layer (or a 1-channel input) may read
+    /// channel-last input.
     #[allow(clippy::too_many_arguments)]
     pub fn forward<T: Float>(
         &self,
@@ -193,6 +197,7 @@ impl Conv2d {
         params: &[T],
         x: &[T],
         y: &mut [T],
+        io: Layouts,
         cols: &mut [T],
         scratch: &mut [T],
         store: bool,
@@ -202,10 +207,19 @@ impl Conv2d {
         if let Some(wc) = self.winograd(eng) {
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
             let st = if store { Some(&mut cols[..n * wc.store_len()]) } else { None };
-            wc.forward(eng, w, bias, x, y, st, scratch, n);
+            wc.forward(eng, w, bias, x, y, io, st, scratch, n);
             return;
         }
+        assert!(!io.x_cl || self.geom.c == 1, "im2col reads channel-first input");
         let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
+        if io.y_cl && self.c_out > 1 {
+            // Channel-first into scratch, then transposed for the Winograd layer that follows.
+            let (_, tmp) = scratch.split_at_mut(cl);
+            let tmp = &mut tmp[..n * self.c_out * hw];
+            self.forward(eng, params, x, tmp, Layouts::default(), cols, &mut [], store, n);
+            winograd::to_channel_last(eng, tmp, self.c_out, hw, y);
+            return;
+        }
         for i in 0..n {
             let xi = &x[i * self.geom.c * hw..(i + 1) * self.geom.c * hw];
             let yi = &mut y[i * self.c_out * hw..(i + 1) * self.c_out * hw];
@@ -223,8 +237,9 @@ impl Conv2d {
     }
 
     /// Backward for a batch of `n`, using what [`Conv2d::forward`] stored in `cols` (with the
-    /// same engine). Adds `dW` and `db` into `grads`; when `dx` is given, writes
-    /// `dx [n, c_in, h, w]`. `scratch` holds [`Conv2d::scratch_len`] elements.
+    /// same engine and layouts `io`: `dy` has the output's layout, `dx` gets the input's). Adds
+    /// `dW` and `db` into `grads`; when `dx` is given, writes `dx [n, c_in, h, w]`. `scratch`
+    /// holds [`Conv2d::scratch_len`]`(n)` elements.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(
         &self,
@@ -234,20 +249,36 @@ impl Conv2d {
         cols: &[T],
         dy: &[T],
         mut dx: Option<&mut [T]>,
+        io: Layouts,
         scratch: &mut [T],
         n: usize,
     ) {
         let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
         if let Some(b) = &self.b {
             for i in 0..n {
-                engine::sum_rows_into(&mut grads[b.clone()], &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw], hw);
+                let dyi = &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw];
+                if io.y_cl {
+                    engine::sum_cols_into(&mut grads[b.clone()], dyi);
+                } else {
+                    engine::sum_rows_into(&mut grads[b.clone()], dyi, hw);
+                }
             }
         }
         let w = &params[self.w.clone()];
         if let Some(wc) = self.winograd(eng) {
-            wc.backward(eng, w, &mut grads[self.w.clone()], &cols[..n * wc.store_len()], dy, dx, scratch, n);
+            wc.backward(eng, w, &mut grads[self.w.clone()], &cols[..n * wc.store_len()], dy, dx, io, scratch, n);
             return;
         }
+        assert!(!io.x_cl || self.geom.c == 1, "im2col writes a channel-first input gradient");
+        let (scratch, dy) = if io.y_cl && self.c_out > 1 {
+            // The gradient arrives channel-last from a Winograd layer: back to channel-first.
+            let (head, tmp) = scratch.split_at_mut(cl);
+            let tmp = &mut tmp[..n * self.c_out * hw];
+            winograd::from_channel_last(eng, &dy[..n * self.c_out * hw], self.c_out, hw, tmp);
+            (head, &*tmp)
+        } else {
+            (scratch, dy)
+        };
         for i in 0..n {
             let dyi = &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw];
             let ci = &cols[i * cl..(i + 1) * cl];
@@ -358,7 +389,7 @@ impl Layer {
     pub fn scratch_len(&self, n: usize) -> usize {
         match self {
             Layer::Dense(d) => d.scratch_len(n),
-            Layer::Conv(c) => c.scratch_len(),
+            Layer::Conv(c) => c.scratch_len(n),
         }
     }
     /// Multiply-accumulates of one forward pass per example.

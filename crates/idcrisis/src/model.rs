@@ -1,6 +1,7 @@
 //! FCN and CNN models: configuration, flat parameter storage, initialisation, weights files and
 //! the forward / backward passes over preallocated workspaces.
 
+use crate::engine::winograd::Layouts;
 use crate::engine::{Engine, Padding};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -369,10 +370,11 @@ impl<T: Float> Net<T> {
                 Layer::Dense(d) => d.forward(eng, &self.params, input, output, &mut ws.scratch, n),
                 Layer::Conv(c) => {
                     let cols = &mut ws.cols[if ws.train { i } else { 0 }];
-                    c.forward(eng, &self.params, input, output, cols, &mut ws.scratch, ws.train, n);
+                    c.forward(eng, &self.params, input, output, self.layouts(eng, i), cols, &mut ws.scratch, ws.train, n);
                 }
             }
             if let Some(h) = skip_src {
+                debug_assert_eq!(self.layouts(eng, i).y_cl, self.cfg.skip_source(i).map_or(false, |j| j > 0 && self.layouts(eng, j - 1).y_cl));
                 let len = n * layer.out_len();
                 crate::engine::for_each_chunk(eng, &mut output[..len], |off, o| {
                     for (o, v) in o.iter_mut().zip(&h[off..]) {
@@ -407,6 +409,7 @@ impl<T: Float> Net<T> {
                 // dz of the block's last layer also flows straight to the block input.
                 ws.skip_grad[..n * layer.out_len()].copy_from_slice(dy);
             }
+            let io = self.layouts(eng, i);
             match layer {
                 Layer::Dense(d) => d.backward(
                     eng,
@@ -424,6 +427,7 @@ impl<T: Float> Net<T> {
                     &ws.cols[i],
                     dy,
                     want_dx.then_some(&mut dx_buf[..]),
+                    io,
                     &mut ws.scratch,
                     n,
                 ),
@@ -439,6 +443,30 @@ impl<T: Float> Net<T> {
                 });
             }
             cur = 1 - cur;
+        }
+    }
+
+    /// Activation layouts of layer `i` as `eng` runs this net: a Winograd layer reads its input
+    /// channel-last, and a layer writes its output channel-last when the next layer is a
+    /// Winograd one, so consecutive Winograd layers exchange channel-last activations with no
+    /// transposes between them. Everything else is channel-first, as PyTorch lays it out.
+    pub fn layouts(&self, eng: &Engine, i: usize) -> Layouts {
+        let wino = |j: usize| matches!(self.layers.get(j), Some(Layer::Conv(c)) if c.winograd(eng).is_some());
+        Layouts { x_cl: wino(i), y_cl: wino(i + 1) }
+    }
+
+    /// Activation `i` (0 is the input) of the last training-mode forward with `eng`, channel-first
+    /// `[n, c, h, w]` whatever layout the engine kept it in.
+    pub fn activation_chw(&self, eng: &Engine, ws: &Workspace<T>, i: usize) -> Vec<T> {
+        let a = ws.activation(i);
+        match i.checked_sub(1).map(|l| (&self.layers[l], self.layouts(eng, l).y_cl)) {
+            Some((Layer::Conv(c), true)) if c.c_out > 1 => {
+                let mut out = vec![T::zero(); a.len()];
+                let hw = c.geom.hw();
+                eng.install(|| crate::engine::winograd::from_channel_last(eng, a, c.c_out, hw, &mut out));
+                out
+            }
+            _ => a.to_vec(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! Central differences with h = 1e-6; inputs and weights are drawn so that no ReLU input sits
 //! within reach of its kink.
 
+use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
 use idcrisis::layers::{Activation, Conv2d, Dense, Layer};
 use idcrisis::model::{Arch, Init, ModelConfig, Net};
@@ -62,11 +63,19 @@ fn dense_gradients() {
 
 fn check_conv(k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
     for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
-        check_conv_with(algo, k, cin, cout, n, pad, bias);
+        // Every activation layout the layer supports: channel-last input only where Winograd runs.
+        let wino = algo == ConvAlgo::Winograd && pad == Padding::Zero && (3..=7).contains(&k);
+        for (x_cl, y_cl) in [(false, false), (false, true), (true, false), (true, true)] {
+            if x_cl && !wino {
+                continue;
+            }
+            check_conv_with(algo, Layouts { x_cl, y_cl }, k, cin, cout, n, pad, bias);
+        }
     }
 }
 
-fn check_conv_with(algo: ConvAlgo, k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
+#[allow(clippy::too_many_arguments)]
+fn check_conv_with(algo: ConvAlgo, io: Layouts, k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
     let eng = Engine::new(2).unwrap().with_conv_algo(algo);
     let mut rng = Rng::new(k as u64 * 31 + cin as u64, Stream::Misc);
     let (h, w) = (6, 5);
@@ -77,28 +86,28 @@ fn check_conv_with(algo: ConvAlgo, k: usize, cin: usize, cout: usize, n: usize, 
     let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
     let mut x = randv(&mut rng, n * cin * h * w);
     let r = randv(&mut rng, n * cout * h * w);
-    let (ecl, sl) = (layer.eval_cols_len(), layer.scratch_len());
+    let (ecl, sl) = (layer.eval_cols_len(), layer.scratch_len(n));
     let obj = |p: &[f64], x: &[f64]| {
         let mut y = vec![0.0; n * cout * h * w];
         let mut cols = vec![0.0; ecl];
         let mut scratch = vec![0.0; sl];
-        layer.forward(&eng, p, x, &mut y, &mut cols, &mut scratch, false, n);
+        layer.forward(&eng, p, x, &mut y, io, &mut cols, &mut scratch, false, n);
         y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
     };
     let mut y = vec![0.0; n * cout * h * w];
     let mut cols = vec![0.0; layer.store_len(n)];
     let mut scratch = vec![0.0; sl];
-    layer.forward(&eng, &params, &x, &mut y, &mut cols, &mut scratch, true, n);
+    layer.forward(&eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
     let mut grads = vec![0.0; params.len()];
     let mut dx = vec![0.0; n * cin * h * w];
-    layer.backward(&eng, &params, &mut grads, &cols, &r, Some(&mut dx), &mut scratch, n);
+    layer.backward(&eng, &params, &mut grads, &cols, &r, Some(&mut dx), io, &mut scratch, n);
     let xs = x.clone();
     let num_p = numeric_grad(&mut params, &mut |p| obj(p, &xs));
     let ps = params.clone();
     let num_x = numeric_grad(&mut x, &mut |xv| obj(&ps, xv));
     let (ep, ex) = (rel_err(&grads, &num_p), rel_err(&dx, &num_x));
-    assert!(ep < 1e-8, "{algo:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dW/db rel err {ep}");
-    assert!(ex < 1e-8, "{algo:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dx rel err {ex}");
+    assert!(ep < 1e-8, "{algo:?} {io:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dW/db rel err {ep}");
+    assert!(ex < 1e-8, "{algo:?} {io:?} k={k} cin={cin} cout={cout} n={n} {pad:?}: dx rel err {ex}");
 }
 
 #[test]
@@ -216,6 +225,35 @@ fn check_net_with(algo: ConvAlgo, cfg: ModelConfig, n: usize) {
 fn whole_cnn_3_layers() {
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, ..Default::default() };
     check_net(cfg, 2);
+}
+
+#[test]
+fn whole_cnns_with_the_default_mixed_algorithms() {
+    // With `auto` and 8 channels the 1-channel first layer runs im2col and hands its output on
+    // channel-last; the 8-channel layers run Winograd and pass channel-last activations and
+    // gradients between them; the last layer returns to channel-first.
+    let eng = Engine::new(2).unwrap();
+    for (kernel, residual, depth) in [(3, false, 4), (5, false, 3), (3, true, 5)] {
+        let cfg = ModelConfig { arch: Arch::Cnn, depth, channels: 8, kernel, residual, ..Default::default() };
+        let net = Net::<f64>::new(&cfg).unwrap();
+        assert!(!net.layouts(&eng, 0).x_cl && net.layouts(&eng, 0).y_cl, "{}", cfg.label());
+        assert!(net.layouts(&eng, 1).x_cl && net.layouts(&eng, 1).y_cl);
+        assert!(!net.layouts(&eng, depth - 1).y_cl);
+        // Hidden activations read back channel-first match im2col's, layer by layer.
+        let mut net = net;
+        net.init(Init::TorchDefault, 1.0, 4);
+        let x: Vec<f64> = (0..784).map(|i| ((i * 37 % 101) as f64) / 101.0).collect();
+        let im2col = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
+        let (mut wa, mut wb) = (net.workspace(1, true), net.workspace(1, true));
+        net.forward(&eng, &mut wa, &x, 1);
+        net.forward(&im2col, &mut wb, &x, 1);
+        for l in 0..=depth {
+            let (a, b) = (net.activation_chw(&eng, &wa, l), net.activation_chw(&im2col, &wb, l));
+            let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-12, "{} activation {l}: {worst}", cfg.label());
+        }
+        check_net_with(ConvAlgo::Auto, cfg, 2);
+    }
 }
 
 #[test]

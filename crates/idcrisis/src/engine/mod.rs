@@ -25,8 +25,8 @@ const PAR_CHUNK: usize = 1 << 13;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConvAlgo {
-    /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input and output
-    /// channels and a kernel of 3 or more; im2col + GEMM for the rest.
+    /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input channels and
+    /// a 3×3, 5×5 or 7×7 kernel; im2col + GEMM for the rest (the 1-channel first layer).
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).

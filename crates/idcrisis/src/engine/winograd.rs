@@ -118,6 +118,17 @@ impl WinoMats {
     }
 }
 
+/// Which of a convolution's activations are channel-last (`[n, h, w, c]`) rather than
+/// channel-first (`[n, c, h, w]`). Consecutive Winograd layers pass channel-last activations, so
+/// no layout transposes run between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layouts {
+    /// The input `x` (and so the input gradient `dx`).
+    pub x_cl: bool,
+    /// The output `y` (and so the output gradient `dy`).
+    pub y_cl: bool,
+}
+
 /// The (m, r) pairs with specialised transforms: F(2, 3), F(2, 5), F(2, 7), F(4, 3), F(4, 5).
 pub const SUPPORTED: [(usize, usize); 5] = [(2, 3), (2, 5), (2, 7), (4, 3), (4, 5)];
 
@@ -353,8 +364,9 @@ impl WinoConv {
     }
 
     /// Forward of `n` images `x [n, c_in, h, w]` → `y [n, c_out, h, w]` with weights
-    /// `wt [c_out, c_in, r, r]` and optional bias `[c_out]`. When `store` is given, the
-    /// transformed input is kept there for [`WinoConv::backward`] (`n·store_len()` elements).
+    /// `wt [c_out, c_in, r, r]` and optional bias `[c_out]`. `io.x_cl` / `io.y_cl` say that `x` /
+    /// `y` are channel-last (`[n, h, w, c]`) instead. When `store` is given, the transformed
+    /// input is kept there for [`WinoConv::backward`] (`n·store_len()` elements).
     #[allow(clippy::too_many_arguments)]
     pub fn forward<T: Float>(
         &self,
@@ -363,6 +375,7 @@ impl WinoConv {
         bias: Option<&[T]>,
         x: &[T],
         y: &mut [T],
+        io: Layouts,
         mut store: Option<&mut [T]>,
         scratch: &mut [T],
         n: usize,
@@ -378,8 +391,13 @@ impl WinoConv {
             let nc = chunk.min(n - i0);
             let nt = nc * t;
             // Channel-last input, then V [nt, P, c_in] (kept for the backward pass when training).
-            let xt = &mut sc[..nc * hw * ci];
-            to_channel_last(eng, &x[i0 * ci * hw..(i0 + nc) * ci * hw], ci, hw, xt);
+            let xc = &x[i0 * ci * hw..(i0 + nc) * ci * hw];
+            let xt: &[T] = if io.x_cl {
+                xc
+            } else {
+                to_channel_last(eng, xc, ci, hw, &mut sc[..nc * hw * ci]);
+                &sc[..nc * hw * ci]
+            };
             let v: &mut [T] = match store.as_deref_mut() {
                 Some(st) => &mut st[i0 * self.store_len()..(i0 + nc) * self.store_len()],
                 None => &mut sa[..p * ci * nt],
@@ -389,15 +407,22 @@ impl WinoConv {
             let mm = &mut sb[..p * co * nt];
             let ut = Strides { batch: co * ci, row: 1, col: ci };
             gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), u, ut, false);
-            let yt = &mut sd[..nc * hw * co];
-            self.output_transform(eng, &sm, mm, co, nc, yt);
-            from_channel_last(eng, yt, co, hw, bias, &mut y[i0 * co * hw..(i0 + nc) * co * hw]);
+            let yc = &mut y[i0 * co * hw..(i0 + nc) * co * hw];
+            if io.y_cl {
+                self.output_transform(eng, &sm, mm, co, nc, bias, yc);
+            } else {
+                let yt = &mut sd[..nc * hw * co];
+                self.output_transform(eng, &sm, mm, co, nc, bias, yt);
+                from_channel_last(eng, yt, co, hw, yc);
+            }
         }
     }
 
     /// Backward of `n` images after [`WinoConv::forward`] stored `stored`. Adds `dW` into
-    /// `dw [c_out, c_in, r, r]`; writes `dx [n, c_in, h, w]` when given. (The bias gradient is
-    /// the caller's: it does not involve the transforms.)
+    /// `dw [c_out, c_in, r, r]`; writes `dx [n, c_in, h, w]` when given. `dy` is channel-last
+    /// when `io.y_cl`, and `dx` is written channel-last when `io.x_cl` (the layouts of the
+    /// forward's output and input). (The bias gradient is the caller's: it does not involve the
+    /// transforms.)
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(
         &self,
@@ -407,6 +432,7 @@ impl WinoConv {
         stored: &[T],
         dy: &[T],
         mut dx: Option<&mut [T]>,
+        io: Layouts,
         scratch: &mut [T],
         n: usize,
     ) {
@@ -423,8 +449,13 @@ impl WinoConv {
         for (ck, i0) in (0..n).step_by(chunk).enumerate() {
             let nc = chunk.min(n - i0);
             let nt = nc * t;
-            let dyt = &mut sc[..nc * hw * co];
-            to_channel_last(eng, &dy[i0 * co * hw..(i0 + nc) * co * hw], co, hw, dyt);
+            let dyc = &dy[i0 * co * hw..(i0 + nc) * co * hw];
+            let dyt: &[T] = if io.y_cl {
+                dyc
+            } else {
+                to_channel_last(eng, dyc, co, hw, &mut sc[..nc * hw * co]);
+                &sc[..nc * hw * co]
+            };
             let v = &stored[i0 * self.store_len()..(i0 + nc) * self.store_len()];
             // Weight gradient: E = A dY Aᵀ per tile, [nt, P, c_out]; then
             // dU_ξ [c_out, c_in] (+)= E_ξᵀ · V_ξ, summed over chunks.
@@ -439,9 +470,14 @@ impl WinoConv {
                 self.input_transform(eng, &sm, dyt, co, nc, vv);
                 let mm = &mut sb[..p * ci * nt];
                 gemm_batch(eng, p, nt, ci, co, mm, self.tm(ci), vv, self.tm(co), u2, ul, false);
-                let xt = &mut sd[..nc * hw * ci];
-                self.output_transform(eng, &sm, mm, ci, nc, xt);
-                from_channel_last(eng, xt, ci, hw, None, &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw]);
+                let dxc = &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw];
+                if io.x_cl {
+                    self.output_transform(eng, &sm, mm, ci, nc, None, dxc);
+                } else {
+                    let xt = &mut sd[..nc * hw * ci];
+                    self.output_transform(eng, &sm, mm, ci, nc, None, xt);
+                    from_channel_last(eng, xt, ci, hw, dxc);
+                }
             }
         }
         if n > 0 {
@@ -457,7 +493,7 @@ impl WinoConv {
         let sm = self.small::<T>();
         match which {
             0 => self.input_transform(eng, &sm, x, self.c_in, 1, v),
-            1 => self.output_transform(eng, &sm, v, self.c_in, 1, x),
+            1 => self.output_transform(eng, &sm, v, self.c_in, 1, None, x),
             _ => self.grad_transform(eng, &sm, x, self.c_in, 1, v),
         }
     }
@@ -543,25 +579,37 @@ impl WinoConv {
     }
 
     /// Channel-last `yt [nc, h, w, c]` from `M [nc·tiles, P, c]`: `Aᵀ M A` per tile (cropped at
-    /// the border).
-    fn output_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, mm: &[T], c: usize, nc: usize, yt: &mut [T]) {
+    /// the border), plus `bias [c]` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn output_transform<T: Float>(
+        &self,
+        eng: &Engine,
+        sm: &Small<T>,
+        mm: &[T],
+        c: usize,
+        nc: usize,
+        bias: Option<&[T]>,
+        yt: &mut [T],
+    ) {
         let (p, hw, m) = (self.mats.p(), self.h * self.w, self.mats.m);
         for img in 0..nc {
             let per = |(r, dst): (usize, &mut [T])| {
                 let src = &mm[(img * self.ty + r) * self.tx * p * c..(img * self.ty + r + 1) * self.tx * p * c];
-                dispatch!(self, output_row, sm, src, c, r, dst);
+                dispatch!(self, output_row, sm, src, c, bias, r, dst);
             };
             par_blocks(eng, &mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
         }
     }
 
-    /// One row of tiles: `src [tx, P, c]` → output rows `r·M..` of `dst [·, w, c]`.
+    /// One row of tiles: `src [tx, P, c]` → output rows `r·M..` of `dst [·, w, c]` (+ `bias`).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn output_row<T: Float, const M: usize, const N: usize>(
         &self,
         sm: &Small<T>,
         src: &[T],
         c: usize,
+        bias: Option<&[T]>,
         r: usize,
         dst: &mut [T],
     ) {
@@ -594,6 +642,9 @@ impl WinoConv {
                             break;
                         }
                         let mut acc = [T::zero(); LANES];
+                        if let Some(bv) = bias {
+                            load(&mut acc, &bv[c0..], cnt);
+                        }
                         for (b, tv) in t1i.iter().enumerate() {
                             axpy(&mut acc, sm.at[j][b], tv);
                         }
@@ -635,7 +686,7 @@ impl WinoConv {
 const TB: usize = 16;
 
 /// `xt [nc, hw, c]` (channel-last) from `x [nc, c, hw]`, in TB×TB blocks.
-fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mut [T]) {
+pub fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mut [T]) {
     // One task per block of TB pixels of one image: it writes xt[img][p0..p0+TB][..].
     let blocks = hw.div_ceil(TB);
     let per = |(task, dst): (usize, &mut [T])| {
@@ -647,7 +698,7 @@ fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mu
             let nch = TB.min(c - c0);
             // Contiguous reads of TB pixels of each channel, then contiguous writes per pixel.
             for (k, t) in tile.iter_mut().enumerate().take(nch) {
-                t[..np].copy_from_slice(&src[(c0 + k) * hw + p0..(c0 + k) * hw + p0 + np]);
+                copy_block(t, &src[(c0 + k) * hw + p0..], np);
             }
             for pp in 0..np {
                 let row = &mut dst[pp * c + c0..pp * c + c0 + nch];
@@ -671,9 +722,8 @@ fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mu
     }
 }
 
-/// `y [nc, c, hw]` from channel-last `yt [nc, hw, c]`, plus `bias [c]` when given, in TB×TB
-/// blocks.
-fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, bias: Option<&[T]>, y: &mut [T]) {
+/// `y [nc, c, hw]` from channel-last `yt [nc, hw, c]`, in TB×TB blocks.
+pub fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, y: &mut [T]) {
     // One task per group of TB channel planes of one image.
     let groups = c.div_ceil(TB);
     let per = |(task, dst): (usize, &mut [T])| {
@@ -685,13 +735,12 @@ fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, bias
             let np = TB.min(hw - p0);
             // Contiguous reads of the TB channels of each pixel, then contiguous writes per channel.
             for (pp, t) in tile.iter_mut().enumerate().take(np) {
-                t[..nch].copy_from_slice(&src[(p0 + pp) * c + c0..(p0 + pp) * c + c0 + nch]);
+                copy_block(t, &src[(p0 + pp) * c + c0..], nch);
             }
             for k in 0..nch {
-                let b = bias.map_or(T::zero(), |b| b[c0 + k]);
                 let out = &mut dst[k * hw + p0..k * hw + p0 + np];
                 for (pp, o) in out.iter_mut().enumerate() {
-                    *o = tile[pp][k] + b;
+                    *o = tile[pp][k];
                 }
             }
         }
@@ -706,6 +755,17 @@ fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, bias
             let one = |(g, d): (usize, &mut [T])| per((img * groups + g, d));
             par_blocks(eng, dst, TB * hw, one);
         }
+    }
+}
+
+/// `dst[..len] = src[..len]` for one row of a transpose block: a fixed-size (vector) copy when
+/// the row is full, instead of a `memcpy` call.
+#[inline(always)]
+fn copy_block<T: Float>(dst: &mut [T; TB], src: &[T], len: usize) {
+    if len == TB {
+        dst.copy_from_slice(&src[..TB]);
+    } else {
+        dst[..len].copy_from_slice(&src[..len]);
     }
 }
 
@@ -819,7 +879,7 @@ mod tests {
             let mut y = vec![0.0; 2 * co * h * w];
             let mut scratch = vec![0.0; wc.scratch_len()];
             let mut store = vec![0.0; 2 * wc.store_len()];
-            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Some(&mut store), &mut scratch, 2));
+            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2));
             for img in 0..2 {
                 let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
                 for (k, (a, b)) in y[img * co * h * w..].iter().zip(&want).enumerate() {
@@ -849,8 +909,8 @@ mod tests {
             let mut dw = vec![1.0; wt.len()];
             let mut dx = vec![0.0; x.len()];
             eng.install(|| {
-                wc.forward(&eng, &wt, None, &x, &mut y, Some(&mut store), &mut scratch, n);
-                wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), &mut scratch, n);
+                wc.forward(&eng, &wt, None, &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, n);
+                wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), Layouts::default(), &mut scratch, n);
             });
             let obj = |x: &[f64], wt: &[f64]| -> f64 {
                 (0..n)
