@@ -1,10 +1,11 @@
 //! Rounding error of f32 convolutions against f64 (development aid): im2col vs Winograd tiles.
+use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
 use idcrisis::layers::Conv2d;
 fn conv<T: idcrisis::float::Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
     let mut cols = vec![T::zero(); l.eval_cols_len()];
-    let mut s = vec![T::zero(); l.scratch_len()];
-    eng.install(|| l.forward(eng, p, x, y, &mut cols, &mut s, false, 1));
+    let mut s = vec![T::zero(); l.scratch_len(1)];
+    eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
 }
 fn main() {
     for (k, c) in [(5usize, 128usize), (3, 32), (3, 128), (7, 64)] {
