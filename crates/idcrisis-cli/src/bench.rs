@@ -17,10 +17,11 @@ pub struct BenchArgs {
     /// Also time PyTorch (needs `python3 -c 'import torch'` to work) in this invocation.
     #[arg(long)]
     compare_torch: bool,
-    /// Timed steps per workload (the median is reported).
+    /// Timed steps per workload, at least (the median is reported; fast workloads get enough
+    /// steps for 1 s of timing).
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Untimed warm-up steps.
+    /// Untimed warm-up steps, at least (fast workloads get 0.3 s of warm-up).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
     /// Compute threads [default: all cores]. PyTorch gets the same number.
@@ -65,14 +66,14 @@ fn torch_ms(
     python: &str,
     script: &Path,
     w: &bench::Workload,
-    a: &BenchArgs,
+    (warmup, steps): (usize, usize),
     threads: usize,
     data_dir: &Path,
 ) -> Result<f64> {
     let m = &w.model;
     let mut cmd = Command::new(python);
     cmd.arg(script).args(["--optimizer", "adam", "--lr", "1e-4", "--json"]);
-    cmd.args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string(), "--threads", &threads.to_string()]);
+    cmd.args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string(), "--threads", &threads.to_string()]);
     cmd.args(["--depth", &m.depth.to_string(), "--data-dir", &data_dir.display().to_string()]);
     match m.arch {
         Arch::Cnn => {
@@ -166,7 +167,7 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         None
     };
     println!(
-        "batch 1, Adam, MNIST train #15, {threads} threads, median of {} steps after {} warm-up, convolutions: {}",
+        "batch 1, Adam, MNIST train #15, {threads} threads, median of ≥ {} steps (≥ 1 s) after ≥ {} warm-up (≥ 0.3 s), convolutions: {}",
         a.steps, a.warmup, a.conv_algo
     );
     println!("peak assumed {PEAK_GFLOPS_PER_CORE} GFLOP/s per core (f32 FMA); GFLOP/s counts direct-convolution FLOPs,");
@@ -177,9 +178,16 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         if !a.workload.is_empty() && !a.workload.iter().any(|n| n == w.name) {
             continue;
         }
-        let r = bench::time_model(&eng, w.name, &w.model, &x, a.warmup, a.steps.max(1))?;
+        // Fast workloads get more steps: at least --warmup steps and 0.3 s of warm-up, at least
+        // --steps steps and 1 s of timing (one short calibration run first), the same for PyTorch.
+        let cal = bench::time_model(&eng, w.name, &w.model, &x, 1, 3)?.median_ms;
+        let counts = (
+            a.warmup.max((300.0 / cal).ceil() as usize).min(2000),
+            a.steps.max(1).max((1000.0 / cal).ceil() as usize).min(5000),
+        );
+        let r = bench::time_model(&eng, w.name, &w.model, &x, counts.0, counts.1)?;
         let t = match &torch {
-            Some(script) => match torch_ms(&a.python, script, &w, &a, threads, &data_dir) {
+            Some(script) => match torch_ms(&a.python, script, &w, counts, threads, &data_dir) {
                 Ok(ms) => ms,
                 Err(e) => {
                     println!("  (PyTorch failed on {}: {e})", w.name);

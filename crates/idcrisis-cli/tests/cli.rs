@@ -123,10 +123,14 @@ fn data_verify_and_bench_run() {
     let o = idcrisis(&["data", "verify", "mnist", "fashion-mnist"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).matches(" ok ").count(), 8);
-    let o = idcrisis(&["bench", "--workload", "cnn-d5-c32-k3", "--steps", "2", "--warmup", "1", "--threads", "1"]);
+    let o = idcrisis(&["bench", "--workload", "cnn-d5-c32-k3", "--steps", "2", "--warmup", "1", "--threads", "1", "--probe"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("cnn-d5-c32-k3") && s.contains("ratio"), "{s}");
+    // The probing table: 10,000 test images through the small CNN, a positive rate.
+    let row = s.lines().find(|l| l.starts_with("cnn-d5-c32-k3") && l.contains("10000")).unwrap_or_else(|| panic!("{s}"));
+    let rate: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(rate > 10.0, "{row}");
     // --compare-torch without an importable torch says so and still prints our numbers.
     let o = idcrisis(&["bench", "--compare-torch", "--python", "false", "--workload", "cnn-d5-c32-k3", "--steps", "1", "--warmup", "0", "--threads", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
