@@ -1,3 +1,5 @@
+//! GEMM shapes of a batched FCN forward (development aid): how the `gemm` crate's packing and
+//! threading treat y = x·Wᵀ versus yᵀ = W·xᵀ, and row halves on separate threads.
 use idcrisis::engine::*;
 use std::time::Instant;
 fn t(name: &str, f: &mut dyn FnMut()) {
@@ -17,9 +19,12 @@ fn main() {
     let mut yt = vec![0f32; n * out];
     eng.install(|| {
         t("y = x W^T (b_t)", &mut || gemm(&eng, n, out, inp, &mut y, &x, false, &w, true, false));
-        t("y^T = W x^T (a plain, b_t)", &mut || gemm(&eng, out, n, inp, &mut yt, &w, false, &x, true, false));
-        let wt = vec![0.01f32; out * inp];
-        t("y = x Wt (Wt stored [inp,out])", &mut || gemm(&eng, n, out, inp, &mut y, &x, false, &wt, false, false));
+        t("y^T = W x^T (b_t)", &mut || gemm(&eng, out, n, inp, &mut yt, &w, false, &x, true, false));
+        let h = out / 2;
+        let al = Strides { batch: h * inp, row: inp, col: 1 };
+        let bl = Strides { batch: 0, row: 1, col: inp };
+        let cl = Strides { batch: h * n, row: n, col: 1 };
+        t("y^T halves on 2 threads", &mut || gemm_batch(&eng, 2, h, n, inp, &mut yt, cl, &w, al, &x, bl, false));
     });
     println!("flops {:.1} MF", 2.0 * (n * inp * out) as f64 / 1e6);
 }
