@@ -27,7 +27,8 @@ pub struct BenchArgs {
     /// Compute threads [default: all cores]. PyTorch gets the same number.
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Convolution algorithm (auto: Winograd for wide zero-padded layers, im2col otherwise).
+    /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 8 input channels,
+    /// im2col otherwise).
     #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
     conv_algo: String,
     /// Also time forward passes (probing) over MNIST test images, in images per second.

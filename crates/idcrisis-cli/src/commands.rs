@@ -131,8 +131,8 @@ pub struct TrainArgs {
     /// Engine precision [default: f32].
     #[arg(long, value_parser = PossibleValuesParser::new(["f32", "f64"]))]
     dtype: Option<String>,
-    /// Convolution algorithm [default: auto = Winograd for zero-padded layers with ≥ 8 channels
-    /// in and out, im2col otherwise].
+    /// Convolution algorithm [default: auto = Winograd for zero-padded 3×3, 5×5 and 7×7 layers
+    /// with ≥ 8 input channels, im2col otherwise].
     #[arg(long, value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
     conv_algo: Option<String>,
     /// The training image: DATASET:SPLIT:INDEX or an image file [default: mnist:train:15].

@@ -145,7 +145,7 @@ impl Conv2d {
         w: Range<usize>,
         b: Option<Range<usize>>,
     ) -> Self {
-        let fits = winograd_tile(k) + k - 1 <= winograd::MAX_TILE && w_px <= winograd::MAX_WIDTH;
+        let fits = winograd_tile(k) + k - 1 <= winograd::MAX_TILE;
         let wino = (padding == Padding::Zero && k >= 3 && fits)
             .then(|| WinoConv::new(winograd_tile(k), k, c_in, c_out, h, w_px));
         Conv2d { geom: ConvGeom::new(c_in, h, w_px, k, padding), c_out, padding, w, b, wino }

@@ -13,12 +13,14 @@
 //! * Weight gradient: `∂L/∂U_ξ = (A dY Aᵀ)_ξ ⊙ V_ξ` summed over tiles — again one GEMM per ξ —
 //!   then `∂L/∂g = Gᵀ (∂L/∂U) G`.
 //!
-//! The input, output and output-gradient transforms are separable: they run one axis at a
-//! time, vectorized over a row of tiles, straight from and into the images (no gathered tile
-//! matrix). The transformed data are stored channel-major, `[c, P, tiles]`, so each channel's
-//! transform is one contiguous block; the per-ξ GEMMs read them through strides
-//! ([`gemm_batch`]), each single-threaded and spread over the pool, so results do not depend on
-//! scheduling. The kernel transforms are small dense GEMMs.
+//! The data transforms work on channel-last images (`[h, w, c]`), 16 channels per vector: each
+//! is separable (columns, then rows) with its accumulators in registers, and is compiled for
+//! AVX-512 or AVX2 when the CPU has them ([`Isa`]). Transformed data are stored tile-major,
+//! `[tiles, P, c]`; the per-ξ GEMMs read them through strides ([`gemm_batch`]), each
+//! single-threaded and spread over the pool, so results do not depend on the thread count.
+//! Consecutive Winograd layers hand each other channel-last activations ([`Layouts`]), so only
+//! the boundaries with channel-first layers transpose. The kernel transforms are small dense
+//! GEMMs.
 //!
 //! The transform matrices come from Cook–Toom interpolation at the points 0, ±1, ±½, ±2, … and
 //! ∞, computed in f64 (see [`WinoMats::new`]); `tests` checks the convolution and both gradients
@@ -35,9 +37,6 @@ const TARGET_ELEMS: usize = 1 << 19;
 
 /// Largest input-tile side `n` supported (F(2×2, 7×7) or F(4×4, 5×5)).
 pub const MAX_TILE: usize = 8;
-
-/// Largest image width supported (the transforms keep a few rows on the stack).
-pub const MAX_WIDTH: usize = 64;
 
 /// Winograd transform matrices for F(m×m, r×r), row-major, in f64.
 #[derive(Debug, Clone)]
@@ -250,11 +249,9 @@ struct Small<T> {
 }
 
 impl WinoConv {
-    /// Plan F(m×m, r×r) for this geometry. Panics unless `(m, r)` is in [`SUPPORTED`] and
-    /// `w ≤ MAX_WIDTH`.
+    /// Plan F(m×m, r×r) for this geometry. Panics unless `(m, r)` is in [`SUPPORTED`].
     pub fn new(m: usize, r: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Self {
         assert!(SUPPORTED.contains(&(m, r)), "F({m}, {r}) is not supported");
-        assert!(w <= MAX_WIDTH, "Winograd supports images up to {MAX_WIDTH} wide");
         WinoConv {
             mats: WinoMats::new(m, r),
             c_in,
