@@ -49,7 +49,7 @@ impl Dense {
             }
         }
         engine::gemm(eng, self.out, n, self.inp, yt, w, false, x, true, bias.is_some());
-        engine::transpose(eng, yt, self.out, n, y);
+        engine::transpose(eng, yt, 1, self.out, n, y);
     }
 
     /// Scratch elements [`Dense::forward`] needs for a batch of `n`.
@@ -217,7 +217,7 @@ impl Conv2d {
             let (_, tmp) = scratch.split_at_mut(cl);
             let tmp = &mut tmp[..n * self.c_out * hw];
             self.forward(eng, params, x, tmp, Layouts::default(), cols, &mut [], store, n);
-            winograd::to_channel_last(eng, tmp, self.c_out, hw, y);
+            engine::transpose(eng, tmp, n, self.c_out, hw, y);
             return;
         }
         for i in 0..n {
@@ -274,7 +274,7 @@ impl Conv2d {
             // The gradient arrives channel-last from a Winograd layer: back to channel-first.
             let (head, tmp) = scratch.split_at_mut(cl);
             let tmp = &mut tmp[..n * self.c_out * hw];
-            winograd::from_channel_last(eng, &dy[..n * self.c_out * hw], self.c_out, hw, tmp);
+            engine::transpose(eng, &dy[..n * self.c_out * hw], n, hw, self.c_out, tmp);
             (head, &*tmp)
         } else {
             (scratch, dy)

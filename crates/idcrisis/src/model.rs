@@ -463,7 +463,8 @@ impl<T: Float> Net<T> {
             Some((Layer::Conv(c), true)) if c.c_out > 1 => {
                 let mut out = vec![T::zero(); a.len()];
                 let hw = c.geom.hw();
-                eng.install(|| crate::engine::winograd::from_channel_last(eng, a, c.c_out, hw, &mut out));
+                let count = a.len() / (c.c_out * hw);
+                eng.install(|| crate::engine::transpose(eng, a, count, hw, c.c_out, &mut out));
                 out
             }
             _ => a.to_vec(),

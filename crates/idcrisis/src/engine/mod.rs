@@ -1,12 +1,13 @@
 //! Compute kernels: the only code that does raw numerics on buffers.
 //!
 //! Everything the layers and optimizers need goes through these functions, so a second backend
-//! (CUDA) can provide the same small set: [`gemm`], [`im2col`], [`col2im`], bias broadcast and
-//! reduction, ReLU forward/backward, and the optimizer updates in [`crate::optim`] via
-//! [`for_each_chunk`].
+//! (CUDA) can provide the same small set: [`gemm`] and [`gemm_batch`], [`im2col`], [`col2im`],
+//! the [`winograd`] convolution, [`transpose`], bias broadcast and reduction, ReLU
+//! forward/backward, and the optimizer updates in [`crate::optim`] via [`for_each_chunk`].
 //!
-//! All kernels work on contiguous row-major buffers. They never allocate. Reductions run in a
-//! fixed order, so results are bit-identical for a fixed thread count.
+//! All kernels work on row-major buffers (contiguous, except the strided views of
+//! [`gemm_batch`]). They never allocate. Reductions run in a fixed order, so results are
+//! bit-identical for a fixed thread count.
 
 pub mod winograd;
 
@@ -31,7 +32,8 @@ pub enum ConvAlgo {
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).
     Im2col,
-    /// Winograd wherever it applies (zero padding, kernel ≥ 3), whatever the channel counts.
+    /// Winograd wherever it applies (zero padding, 3×3, 5×5 or 7×7 kernel), whatever the channel
+    /// counts.
     Winograd,
 }
 
@@ -455,27 +457,51 @@ pub fn for_each_chunk<T: Float>(eng: &Engine, x: &mut [T], f: impl Fn(usize, &mu
     }
 }
 
-/// `dst [cols, rows] = srcᵀ` for `src [rows, cols]`, in 16×16 blocks (parallel over blocks of
-/// destination rows when large).
-pub fn transpose<T: Float>(eng: &Engine, src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
-    const B: usize = 16;
-    let dst = &mut dst[..rows * cols];
-    let per = |(jb, d): (usize, &mut [T])| {
-        let j0 = jb * B;
-        let nj = d.len() / rows;
-        for i0 in (0..rows).step_by(B) {
-            for i in i0..(i0 + B).min(rows) {
-                let s = &src[i * cols + j0..i * cols + j0 + nj];
-                for (jj, v) in s.iter().enumerate() {
-                    d[jj * rows + i] = *v;
+/// Side of the square blocks [`transpose`] moves at a time (they stay in L1).
+const TB: usize = 16;
+
+/// `dst [count, cols, rows]` = each `src [count, rows, cols]` matrix transposed, in TB×TB
+/// blocks: contiguous reads of TB source columns per row, then contiguous writes of TB
+/// destination columns per row. Tasks are blocks of TB destination rows of one matrix, spread
+/// over the pool. Serves the batched dense forward and the Winograd layout changes
+/// (`[c, hw]` ↔ `[hw, c]` per image).
+pub fn transpose<T: Float>(eng: &Engine, src: &[T], count: usize, rows: usize, cols: usize, dst: &mut [T]) {
+    let len = rows * cols;
+    for m in 0..count {
+        let s = &src[m * len..(m + 1) * len];
+        let per = |(jb, d): (usize, &mut [T])| {
+            let (j0, nj) = (jb * TB, d.len() / rows);
+            let mut tile = [[T::zero(); TB]; TB];
+            for i0 in (0..rows).step_by(TB) {
+                let ni = TB.min(rows - i0);
+                for (ii, t) in tile.iter_mut().enumerate().take(ni) {
+                    copy_block(t, &s[(i0 + ii) * cols + j0..], nj);
+                }
+                for jj in 0..nj {
+                    let out = &mut d[jj * rows + i0..jj * rows + i0 + ni];
+                    for (ii, o) in out.iter_mut().enumerate() {
+                        *o = tile[ii][jj];
+                    }
                 }
             }
+        };
+        let d = &mut dst[m * len..(m + 1) * len];
+        if eng.threads > 1 {
+            d.par_chunks_mut(TB * rows).enumerate().for_each(per);
+        } else {
+            d.chunks_mut(TB * rows).enumerate().for_each(per);
         }
-    };
-    if eng.parallel(dst.len()) {
-        dst.par_chunks_mut(B * rows).enumerate().for_each(per);
+    }
+}
+
+/// `dst[..len] = src[..len]` for one row of a transpose block: a fixed-size (vector) copy when
+/// the row is full, instead of a `memcpy` call.
+#[inline(always)]
+fn copy_block<T: Float>(dst: &mut [T; TB], src: &[T], len: usize) {
+    if len == TB {
+        dst.copy_from_slice(&src[..TB]);
     } else {
-        dst.chunks_mut(B * rows).enumerate().for_each(per);
+        dst[..len].copy_from_slice(&src[..len]);
     }
 }
 
@@ -603,6 +629,24 @@ mod tests {
         let mut c = vec![0.0f64; 64];
         let l = Strides { batch: 2, row: 4, col: 1 }; // 3 columns per product but batch stride 2
         gemm_batch(&eng, 2, 2, 3, 1, &mut c, l, &[1.0; 8], l, &[1.0; 8], l, false);
+    }
+
+    #[test]
+    fn transpose_of_a_batch_of_matrices() {
+        let eng = Engine::new(2).unwrap();
+        // Sizes below, at and above one 16×16 block, and not multiples of it.
+        for (count, rows, cols) in [(1, 3, 5), (2, 16, 16), (3, 37, 20), (2, 128, 49)] {
+            let src: Vec<f64> = (0..count * rows * cols).map(|i| i as f64).collect();
+            let mut dst = vec![-1.0; count * rows * cols];
+            eng.install(|| transpose(&eng, &src, count, rows, cols, &mut dst));
+            for m in 0..count {
+                for i in 0..rows {
+                    for j in 0..cols {
+                        assert_eq!(dst[m * rows * cols + j * rows + i], src[m * rows * cols + i * cols + j]);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! ∞, computed in f64 (see [`WinoMats::new`]); `tests` checks the convolution and both gradients
 //! against the direct definition.
 
-use super::{gemm, gemm_batch, Engine, Strides};
+use super::{gemm, gemm_batch, transpose, Engine, Strides};
 use crate::float::Float;
 use rayon::prelude::*;
 
@@ -238,6 +238,15 @@ struct Scratch {
     end: usize,
 }
 
+/// The two separable window transforms (see [`WinoConv::window_transform`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// `Bᵀ d B` of each tile's n×n input window.
+    Input,
+    /// `A dY Aᵀ` of each tile's m×m output gradient.
+    Grad,
+}
+
 /// The 1-D matrices in `T`, on the stack.
 struct Small<T> {
     /// `Aᵀ [m, n]`.
@@ -392,14 +401,14 @@ impl WinoConv {
             let xt: &[T] = if io.x_cl {
                 xc
             } else {
-                to_channel_last(eng, xc, ci, hw, &mut sc[..nc * hw * ci]);
+                transpose(eng, xc, nc, ci, hw, &mut sc[..nc * hw * ci]);
                 &sc[..nc * hw * ci]
             };
             let v: &mut [T] = match store.as_deref_mut() {
                 Some(st) => &mut st[i0 * self.store_len()..(i0 + nc) * self.store_len()],
                 None => &mut sa[..p * ci * nt],
             };
-            self.input_transform(eng, &sm, xt, ci, nc, v);
+            self.window_transform(eng, &sm, Window::Input, xt, ci, nc, v);
             // M_ξᵀ [nt, c_out] = V_ξ [nt, c_in] · U_ξᵀ, into M [nt, P, c_out].
             let mm = &mut sb[..p * co * nt];
             let ut = Strides { batch: co * ci, row: 1, col: ci };
@@ -410,7 +419,7 @@ impl WinoConv {
             } else {
                 let yt = &mut sd[..nc * hw * co];
                 self.output_transform(eng, &sm, mm, co, nc, bias, yt);
-                from_channel_last(eng, yt, co, hw, yc);
+                transpose(eng, yt, nc, hw, co, yc);
             }
         }
     }
@@ -450,21 +459,21 @@ impl WinoConv {
             let dyt: &[T] = if io.y_cl {
                 dyc
             } else {
-                to_channel_last(eng, dyc, co, hw, &mut sc[..nc * hw * co]);
+                transpose(eng, dyc, nc, co, hw, &mut sc[..nc * hw * co]);
                 &sc[..nc * hw * co]
             };
             let v = &stored[i0 * self.store_len()..(i0 + nc) * self.store_len()];
             // Weight gradient: E = A dY Aᵀ per tile, [nt, P, c_out]; then
             // dU_ξ [c_out, c_in] (+)= E_ξᵀ · V_ξ, summed over chunks.
             let e = &mut sa[..p * co * nt];
-            self.grad_transform(eng, &sm, dyt, co, nc, e);
+            self.window_transform(eng, &sm, Window::Grad, dyt, co, nc, e);
             let et = Strides { batch: co, row: 1, col: p * co };
             gemm_batch(eng, p, co, ci, nt, du, ul, e, et, v, self.tm(ci), ck > 0);
             if let Some(dx) = dx.as_deref_mut() {
                 // Input gradient: Winograd forward of dY with the flipped, transposed kernel:
                 // M'_ξᵀ [nt, c_in] = V'_ξ [nt, c_out] · U'_ξ [c_out, c_in].
                 let vv = &mut sa[..p * co * nt];
-                self.input_transform(eng, &sm, dyt, co, nc, vv);
+                self.window_transform(eng, &sm, Window::Input, dyt, co, nc, vv);
                 let mm = &mut sb[..p * ci * nt];
                 gemm_batch(eng, p, nt, ci, co, mm, self.tm(ci), vv, self.tm(co), u2, ul, false);
                 let dxc = &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw];
@@ -473,7 +482,7 @@ impl WinoConv {
                 } else {
                     let xt = &mut sd[..nc * hw * ci];
                     self.output_transform(eng, &sm, mm, ci, nc, None, xt);
-                    from_channel_last(eng, xt, ci, hw, dxc);
+                    transpose(eng, xt, nc, hw, ci, dxc);
                 }
             }
         }
@@ -489,36 +498,54 @@ impl WinoConv {
     pub fn profile_transforms<T: Float>(&self, eng: &Engine, which: usize, x: &mut [T], v: &mut [T]) {
         let sm = self.small::<T>();
         match which {
-            0 => self.input_transform(eng, &sm, x, self.c_in, 1, v),
+            0 => self.window_transform(eng, &sm, Window::Input, x, self.c_in, 1, v),
             1 => self.output_transform(eng, &sm, v, self.c_in, 1, None, x),
-            _ => self.grad_transform(eng, &sm, x, self.c_in, 1, v),
+            _ => self.window_transform(eng, &sm, Window::Grad, x, self.c_in, 1, v),
         }
     }
 
-    /// `V [nc·tiles, P, c]` from channel-last `xt [nc, h, w, c]`: `Bᵀ d B` of every n×n input
-    /// tile (zero outside the image), `LANES` channels at a time.
-    fn input_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, xt: &[T], c: usize, nc: usize, v: &mut [T]) {
-        let (p, t) = (self.mats.p(), self.tiles());
+    /// `[nc·tiles, P, c]` from channel-last `src [nc, h, w, c]`, `LANES` channels at a time:
+    /// for [`Window::Input`] `V = Bᵀ d B` of every n×n input tile (zero outside the image), for
+    /// [`Window::Grad`] `E = A dY Aᵀ` of every m×m output tile, the weight gradient's view of
+    /// the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn window_transform<T: Float>(
+        &self,
+        eng: &Engine,
+        sm: &Small<T>,
+        kind: Window,
+        src: &[T],
+        c: usize,
+        nc: usize,
+        out: &mut [T],
+    ) {
+        let (p, t, hwc) = (self.mats.p(), self.tiles(), self.h * self.w * c);
         let per = |(row, dst): (usize, &mut [T])| {
             let (img, r) = (row / self.ty, row % self.ty);
-            let src = &xt[img * self.h * self.w * c..(img + 1) * self.h * self.w * c];
-            dispatch!(self, input_row, sm, src, c, r, dst);
+            let src = &src[img * hwc..(img + 1) * hwc];
+            dispatch!(self, window_tiles, sm, kind, src, c, r, dst);
         };
-        par_blocks(eng, &mut v[..nc * t * p * c], self.tx * p * c, per);
+        par_blocks(eng, &mut out[..nc * t * p * c], self.tx * p * c, per);
     }
 
-    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`, each from the n×n window that
-    /// starts r/2 pixels before its tile.
+    /// One row of tiles of [`WinoConv::window_transform`]: `src [h, w, c]` → `dst [tx, P, c]`.
     #[inline(always)]
-    fn input_row<T: Float, const M: usize, const N: usize>(
+    #[allow(clippy::too_many_arguments)]
+    fn window_tiles<T: Float, const M: usize, const N: usize>(
         &self,
         sm: &Small<T>,
+        kind: Window,
         src: &[T],
         c: usize,
         r: usize,
         dst: &mut [T],
     ) {
-        self.window_row::<T, M, N, N>(&sm.bt, self.mats.r / 2, src, c, r, dst)
+        match kind {
+            // The n×n window starting r/2 pixels before the tile, with Bᵀ.
+            Window::Input => self.window_row::<T, M, N, N>(&sm.bt, self.mats.r / 2, src, c, r, dst),
+            // The tile's own m×m pixels, with A.
+            Window::Grad => self.window_row::<T, M, N, M>(&sm.a, 0, src, c, r, dst),
+        }
     }
 
     /// `dst [tx, P, c]` for one row of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]` at
@@ -651,119 +678,6 @@ impl WinoConv {
             }
         }
     }
-
-    /// `E [nc·tiles, P, c]` from channel-last `dyt [nc, h, w, c]`: `A dY Aᵀ` of every m×m output
-    /// tile (zero beyond the border), the weight gradient's view of the output gradient.
-    fn grad_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, dyt: &[T], c: usize, nc: usize, e: &mut [T]) {
-        let (p, t) = (self.mats.p(), self.tiles());
-        let per = |(row, dst): (usize, &mut [T])| {
-            let (img, r) = (row / self.ty, row % self.ty);
-            let src = &dyt[img * self.h * self.w * c..(img + 1) * self.h * self.w * c];
-            dispatch!(self, grad_row, sm, src, c, r, dst);
-        };
-        par_blocks(eng, &mut e[..nc * t * p * c], self.tx * p * c, per);
-    }
-
-    /// One row of tiles: `src [h, w, c]` → `dst [tx, P, c]`, each from its own m×m tile
-    /// (`A dY Aᵀ`).
-    #[inline(always)]
-    fn grad_row<T: Float, const M: usize, const N: usize>(
-        &self,
-        sm: &Small<T>,
-        src: &[T],
-        c: usize,
-        r: usize,
-        dst: &mut [T],
-    ) {
-        self.window_row::<T, M, N, M>(&sm.a, 0, src, c, r, dst)
-    }
-}
-
-/// Side of the square blocks the layout transposes move at a time (they stay in L1).
-const TB: usize = 16;
-
-/// `xt [nc, hw, c]` (channel-last) from `x [nc, c, hw]`, in TB×TB blocks.
-pub fn to_channel_last<T: Float>(eng: &Engine, x: &[T], c: usize, hw: usize, xt: &mut [T]) {
-    // One task per block of TB pixels of one image: it writes xt[img][p0..p0+TB][..].
-    let blocks = hw.div_ceil(TB);
-    let per = |(task, dst): (usize, &mut [T])| {
-        let (img, p0) = (task / blocks, (task % blocks) * TB);
-        let src = &x[img * c * hw..(img + 1) * c * hw];
-        let np = dst.len() / c;
-        let mut tile = [[T::zero(); TB]; TB];
-        for c0 in (0..c).step_by(TB) {
-            let nch = TB.min(c - c0);
-            // Contiguous reads of TB pixels of each channel, then contiguous writes per pixel.
-            for (k, t) in tile.iter_mut().enumerate().take(nch) {
-                copy_block(t, &src[(c0 + k) * hw + p0..], np);
-            }
-            for pp in 0..np {
-                let row = &mut dst[pp * c + c0..pp * c + c0 + nch];
-                for (k, o) in row.iter_mut().enumerate() {
-                    *o = tile[k][pp];
-                }
-            }
-        }
-    };
-    let xt = &mut xt[..x.len()];
-    let nc = x.len() / (c * hw);
-    // Blocks of TB pixels, the last one of each image shorter when TB does not divide hw.
-    if hw % TB == 0 {
-        par_blocks(eng, xt, TB * c, per);
-    } else {
-        for img in 0..nc {
-            let dst = &mut xt[img * hw * c..(img + 1) * hw * c];
-            let one = |(b, d): (usize, &mut [T])| per((img * blocks + b, d));
-            par_blocks(eng, dst, TB * c, one);
-        }
-    }
-}
-
-/// `y [nc, c, hw]` from channel-last `yt [nc, hw, c]`, in TB×TB blocks.
-pub fn from_channel_last<T: Float>(eng: &Engine, yt: &[T], c: usize, hw: usize, y: &mut [T]) {
-    // One task per group of TB channel planes of one image.
-    let groups = c.div_ceil(TB);
-    let per = |(task, dst): (usize, &mut [T])| {
-        let (img, c0) = (task / groups, (task % groups) * TB);
-        let src = &yt[img * hw * c..(img + 1) * hw * c];
-        let nch = dst.len() / hw;
-        let mut tile = [[T::zero(); TB]; TB];
-        for p0 in (0..hw).step_by(TB) {
-            let np = TB.min(hw - p0);
-            // Contiguous reads of the TB channels of each pixel, then contiguous writes per channel.
-            for (pp, t) in tile.iter_mut().enumerate().take(np) {
-                copy_block(t, &src[(p0 + pp) * c + c0..], nch);
-            }
-            for k in 0..nch {
-                let out = &mut dst[k * hw + p0..k * hw + p0 + np];
-                for (pp, o) in out.iter_mut().enumerate() {
-                    *o = tile[pp][k];
-                }
-            }
-        }
-    };
-    let y = &mut y[..yt.len()];
-    if c % TB == 0 {
-        par_blocks(eng, y, TB * hw, per);
-    } else {
-        let nc = yt.len() / (c * hw);
-        for img in 0..nc {
-            let dst = &mut y[img * c * hw..(img + 1) * c * hw];
-            let one = |(g, d): (usize, &mut [T])| per((img * groups + g, d));
-            par_blocks(eng, dst, TB * hw, one);
-        }
-    }
-}
-
-/// `dst[..len] = src[..len]` for one row of a transpose block: a fixed-size (vector) copy when
-/// the row is full, instead of a `memcpy` call.
-#[inline(always)]
-fn copy_block<T: Float>(dst: &mut [T; TB], src: &[T], len: usize) {
-    if len == TB {
-        dst.copy_from_slice(&src[..TB]);
-    } else {
-        dst[..len].copy_from_slice(&src[..len]);
-    }
 }
 
 /// `dst[..LANES] = src[..cnt]`, zero beyond `cnt`.
@@ -876,7 +790,9 @@ mod tests {
             let mut y = vec![0.0; 2 * co * h * w];
             let mut scratch = vec![0.0; wc.scratch_len()];
             let mut store = vec![0.0; 2 * wc.store_len()];
-            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2));
+            eng.install(|| {
+                wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2)
+            });
             for img in 0..2 {
                 let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
                 for (k, (a, b)) in y[img * co * h * w..].iter().zip(&want).enumerate() {
