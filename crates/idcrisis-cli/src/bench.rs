@@ -7,7 +7,7 @@ use clap::Args;
 use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
 use idcrisis::data::{self, ImageSpec};
 use idcrisis::engine::Engine;
-use idcrisis::model::Arch;
+use idcrisis::model::{Arch, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -63,6 +63,25 @@ fn find_script() -> Option<PathBuf> {
     }
 }
 
+/// Run a PyTorch script built into `cmd` for `model` (its depth, architecture and data flags are
+/// added here) and read `key` from the one JSON line it prints.
+fn run_torch(mut cmd: Command, model: &ModelConfig, data_dir: &Path, key: &str) -> Result<f64> {
+    cmd.args(["--depth", &model.depth.to_string(), "--data-dir"]).arg(data_dir);
+    match model.arch {
+        Arch::Cnn => {
+            cmd.args(["--arch", "cnn", "--channels", &model.channels.to_string(), "--kernel", &model.kernel.to_string()])
+        }
+        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &model.width.to_string()]),
+    };
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    v[key].as_f64().ok_or_else(|| anyhow::anyhow!("no {key} in PyTorch output"))
+}
+
+/// PyTorch's median ms per training step, from `torch_identity.py`.
 fn torch_ms(
     python: &str,
     script: &Path,
@@ -71,49 +90,30 @@ fn torch_ms(
     threads: usize,
     data_dir: &Path,
 ) -> Result<f64> {
-    let m = &w.model;
     let mut cmd = Command::new(python);
     cmd.arg(script).args(["--optimizer", "adam", "--lr", "1e-4", "--json"]);
     cmd.args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string(), "--threads", &threads.to_string()]);
-    cmd.args(["--depth", &m.depth.to_string(), "--data-dir", &data_dir.display().to_string()]);
-    match m.arch {
-        Arch::Cnn => {
-            cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()])
-        }
-        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &m.width.to_string()]),
-    };
-    let out = cmd.output()?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed"));
-    }
-    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())?;
-    v["median_ms_per_step"].as_f64().ok_or_else(|| anyhow::anyhow!("no median_ms_per_step in PyTorch output"))
+    run_torch(cmd, &w.model, data_dir, "median_ms_per_step")
 }
 
 /// Our PyTorch probing-throughput script, written to a temporary file when needed.
 const TORCH_PROBE: &str = include_str!("../../../scripts/torch_probe.py");
 
-fn torch_probe(python: &str, w: &bench::ProbeWorkload, batch: u64, threads: usize, data_dir: &Path) -> Result<f64> {
-    let dir = std::env::temp_dir().join(format!("idcrisis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let script = dir.join("torch_probe.py");
-    std::fs::write(&script, TORCH_PROBE)?;
-    let m = &w.model;
-    let mut cmd = Command::new(python);
-    cmd.arg(&script).args(["--images", &w.images.to_string(), "--batch", &batch.to_string()]);
-    cmd.args(["--threads", &threads.to_string(), "--depth", &m.depth.to_string(), "--data-dir"]).arg(data_dir);
-    match m.arch {
-        Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &m.channels.to_string(), "--kernel", &m.kernel.to_string()]),
-        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &m.width.to_string()]),
-    };
-    let out = cmd.output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed"));
+/// A temporary directory, removed when dropped (also on an early error return).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())?;
-    v["images_per_s"].as_f64().ok_or_else(|| anyhow::anyhow!("no images_per_s in PyTorch output"))
+}
+
+/// PyTorch's probing throughput in images/s, from `script` (our `torch_probe.py`).
+fn torch_probe(python: &str, script: &Path, w: &bench::ProbeWorkload, batch: u64, threads: usize, data_dir: &Path) -> Result<f64> {
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(["--images", &w.images.to_string(), "--batch", &batch.to_string()]);
+    cmd.args(["--threads", &threads.to_string()]);
+    run_torch(cmd, &w.model, data_dir, "images_per_s")
 }
 
 /// The probing table: forward passes over MNIST test images.
@@ -122,6 +122,16 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
     let all: Vec<f32> = test.pixels.iter().map(|&p| p as f32 / 255.0).collect();
     println!();
     println!("probing: forward passes over MNIST test images, batches of {}, best of 2 passes", a.probe_batch);
+    // The PyTorch script, written once for all workloads.
+    let script = if torch {
+        let dir = TempDir(std::env::temp_dir().join(format!("idcrisis-bench-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0)?;
+        let path = dir.0.join("torch_probe.py");
+        std::fs::write(&path, TORCH_PROBE)?;
+        Some((dir, path))
+    } else {
+        None
+    };
     let torch_col = if torch { "torch img/s" } else { "torch img/s (-)" };
     println!("{:<18} {:>7} {:>11} {:>15} {:>11}", "workload", "images", "ours img/s", torch_col, "ours/torch");
     for w in bench::probe_workloads() {
@@ -130,13 +140,13 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
         }
         let n = w.images.min(test.count);
         let ours = bench::time_probe(eng, &w.model, &all[..n * idcrisis::PIXELS], a.probe_batch as usize, 2)?;
-        let t = if torch {
-            torch_probe(&a.python, &w, a.probe_batch, eng.threads(), data_dir).unwrap_or_else(|e| {
-                println!("  (PyTorch failed on {}: {e})", w.name);
-                f64::NAN
-            })
-        } else {
-            f64::NAN
+        let t = match &script {
+            Some((_, path)) => torch_probe(&a.python, path, &w, a.probe_batch, eng.threads(), data_dir)
+                .unwrap_or_else(|e| {
+                    println!("  (PyTorch failed on {}: {e})", w.name);
+                    f64::NAN
+                }),
+            None => f64::NAN,
         };
         println!("{:<18} {:>7} {:>11.0} {:>15.0} {:>11.2}", w.name, n, ours, t, ours / t);
     }
