@@ -343,7 +343,8 @@ pub fn probe(args: ProbeArgs, data_dir: PathBuf) -> Result<ExitCode> {
             (probe::dataset_probes(&data_dir, dataset, split, args.limit)?, format!("{}-{}", dataset.name(), split.name()))
         }
     };
-    let eng = Engine::new(args.threads)?;
+    // The run's convolution algorithm, so the re-evaluation rounds as the run did.
+    let eng = Engine::new(args.threads)?.with_conv_algo(cfg.conv_algo);
     let mut net = Net::<f32>::new(&cfg.model)?;
     net.load_safetensors(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?, &weights)?;
     let (eval, _) = run::evaluate(&eng, &net, &train_img, &probes);

@@ -41,6 +41,9 @@ fn bad_flags_exit_2_naming_the_flag() {
     assert_usage_error(&["train", "--momentum", "1.5"], "--momentum");
     assert_usage_error(&["train", "--residual", "--depth", "3"], "--residual");
     assert_usage_error(&["train", "--residual", "--arch", "fcn"], "--residual");
+    assert_usage_error(&["train", "--conv-algo", "fast"], "--conv-algo");
+    assert_usage_error(&["bench", "--conv-algo", "fast"], "--conv-algo");
+    assert_usage_error(&["bench", "--probe", "--probe-batch", "0"], "--probe-batch");
 }
 
 #[test]
@@ -63,6 +66,9 @@ fn config_file_errors_exit_2_naming_the_key() {
     let even = dir.join("even.toml");
     std::fs::write(&even, "[model]\nkernel = 4\n").unwrap();
     assert_usage_error(&["train", "--config", even.to_str().unwrap()], "--kernel");
+    let algo = dir.join("algo.toml");
+    std::fs::write(&algo, "conv_algo = \"fast\"\n").unwrap();
+    assert_usage_error(&["train", "--config", algo.to_str().unwrap()], "conv_algo");
     let bad_toml = dir.join("bad.toml");
     std::fs::write(&bad_toml, "[model\n").unwrap();
     assert_usage_error(&["train", "--config", bad_toml.to_str().unwrap()], "bad.toml");
@@ -104,6 +110,34 @@ fn train_writes_a_run_and_flags_override_the_config() {
     assert_eq!(r["evaluation"]["probes"], p["probes"]);
     // Probing something that is not a run is a clear error.
     assert_usage_error(&["probe", dir.to_str().unwrap()], "config.toml");
+}
+
+#[test]
+fn the_convolution_algorithm_is_recorded_and_probe_reuses_it() {
+    let dir = tempdir("algo");
+    let out = dir.join("run");
+    let mut args: Vec<&str> = TINY.to_vec();
+    args.extend(["--out", out.to_str().unwrap(), "--threads", "1", "--conv-algo", "winograd"]);
+    let o = idcrisis(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["conv_algo"], "winograd");
+    assert_eq!(r["config"]["conv_algo"], "winograd");
+    let toml = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(toml.contains("conv_algo = \"winograd\""), "{toml}");
+    // probe evaluates with the run's algorithm, so it reproduces the run's numbers exactly.
+    let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-paper.json")).unwrap()).unwrap();
+    assert_eq!(r["evaluation"]["probes"], p["probes"]);
+    // The default is not written, so configs (and sweep cell ids) from before the option stay the same.
+    let out2 = dir.join("run2");
+    let mut args: Vec<&str> = TINY.to_vec();
+    args.extend(["--out", out2.to_str().unwrap(), "--threads", "1"]);
+    assert!(idcrisis(&args).status.success());
+    assert!(!std::fs::read_to_string(out2.join("config.toml")).unwrap().contains("conv_algo"));
+    let r2: serde_json::Value = serde_json::from_slice(&std::fs::read(out2.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r2["conv_algo"], "auto");
 }
 
 #[test]
