@@ -7,7 +7,7 @@ use clap::Args;
 use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
 use idcrisis::data::{self, ImageSpec};
 use idcrisis::engine::Engine;
-use idcrisis::model::{Arch, ModelConfig};
+use idcrisis::nn::model::{Arch, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -51,8 +51,7 @@ pub struct BenchArgs {
 fn find_script() -> Option<PathBuf> {
     let mut dir = std::env::current_dir().ok()?;
     loop {
-        for cand in [dir.join("shared/reference/torch_identity.py"), dir.join("../shared/reference/torch_identity.py")]
-        {
+        for cand in [dir.join("shared/reference/torch_identity.py"), dir.join("../shared/reference/torch_identity.py")] {
             if cand.is_file() {
                 return Some(cand);
             }
@@ -68,9 +67,7 @@ fn find_script() -> Option<PathBuf> {
 fn run_torch(mut cmd: Command, model: &ModelConfig, data_dir: &Path, key: &str) -> Result<f64> {
     cmd.args(["--depth", &model.depth.to_string(), "--data-dir"]).arg(data_dir);
     match model.arch {
-        Arch::Cnn => {
-            cmd.args(["--arch", "cnn", "--channels", &model.channels.to_string(), "--kernel", &model.kernel.to_string()])
-        }
+        Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &model.channels.to_string(), "--kernel", &model.kernel.to_string()]),
         Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &model.width.to_string()]),
     };
     let out = cmd.output()?;
@@ -141,11 +138,10 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
         let n = w.images.min(test.count);
         let ours = bench::time_probe(eng, &w.model, &all[..n * idcrisis::PIXELS], a.probe_batch as usize, 2)?;
         let t = match &script {
-            Some((_, path)) => torch_probe(&a.python, path, &w, a.probe_batch, eng.threads(), data_dir)
-                .unwrap_or_else(|e| {
-                    println!("  (PyTorch failed on {}: {e})", w.name);
-                    f64::NAN
-                }),
+            Some((_, path)) => torch_probe(&a.python, path, &w, a.probe_batch, eng.threads(), data_dir).unwrap_or_else(|e| {
+                println!("  (PyTorch failed on {}: {e})", w.name);
+                f64::NAN
+            }),
             None => f64::NAN,
         };
         println!("{:<18} {:>7} {:>11.0} {:>15.0} {:>11.2}", w.name, n, ours, t, ours / t);
@@ -155,13 +151,12 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
 
 /// Run the benchmark table.
 pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    idcrisis::run::check_data_dir(&data_dir)?;
+    idcrisis::experiment::run::check_data_dir(&data_dir)?;
     let x = data::load_image(&data_dir, &ImageSpec::default())?;
     let eng = Engine::new(a.threads)?.with_conv_algo(crate::commands::kebab(&a.conv_algo));
     let threads = eng.threads();
     let torch = if a.compare_torch {
-        let ok =
-            Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok = Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
         let script = a.torch_script.clone().or_else(find_script);
         match (ok, script) {
             (true, Some(s)) => Some(s),
@@ -192,10 +187,7 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         // Fast workloads get more steps: at least --warmup steps and 0.3 s of warm-up, at least
         // --steps steps and 1 s of timing (one short calibration run first), the same for PyTorch.
         let cal = bench::time_model(&eng, w.name, &w.model, &x, 1, 3)?.median_ms;
-        let counts = (
-            a.warmup.max((300.0 / cal).ceil() as usize).min(2000),
-            a.steps.max(1).max((1000.0 / cal).ceil() as usize).min(5000),
-        );
+        let counts = (a.warmup.max((300.0 / cal).ceil() as usize).min(2000), a.steps.max(1).max((1000.0 / cal).ceil() as usize).min(5000));
         let r = bench::time_model(&eng, w.name, &w.model, &x, counts.0, counts.1)?;
         let t = match &torch {
             Some(script) => match torch_ms(&a.python, script, &w, counts, threads, &data_dir) {

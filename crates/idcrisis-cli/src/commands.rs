@@ -3,14 +3,14 @@
 use anyhow::{Context, Result};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
-use idcrisis::config::RunConfig;
 use idcrisis::data::{self, fetch, Dataset, ImageSpec, Split};
 use idcrisis::engine::Engine;
+use idcrisis::eval::metrics::Summary;
+use idcrisis::eval::probe;
+use idcrisis::experiment::config::RunConfig;
+use idcrisis::experiment::run::{self, RunOptions};
 use idcrisis::fsutil::write_atomic;
-use idcrisis::metrics::Summary;
-use idcrisis::model::Net;
-use idcrisis::probe;
-use idcrisis::run::{self, RunOptions};
+use idcrisis::nn::model::Net;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use std::io::IsTerminal;
@@ -292,7 +292,7 @@ pub fn train(args: TrainArgs, data_dir: PathBuf) -> Result<ExitCode> {
         print_summary(&ev.categories);
         println!("figure: {}", out.join("predictions.png").display());
     }
-    if result.status == idcrisis::train::Status::Diverged {
+    if result.status == idcrisis::nn::train::Status::Diverged {
         eprintln!(
             "error: training diverged (loss became NaN or infinite at step {}); lower --lr (now {}) or change --init. The run directory records it.",
             result.steps, cfg.train.lr
@@ -404,7 +404,9 @@ pub fn data(cmd: DataCommand, data_dir: PathBuf) -> Result<ExitCode> {
         DataCommand::Fetch { dataset, mirror } => {
             let d: Dataset = dataset.parse()?;
             let pb = progress_bar(0, false);
-            pb.set_style(ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bar:30}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            pb.set_style(
+                ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bar:30}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
             let mut progress = |name: &str, done: u64, total: u64| {
                 pb.set_length(total);
                 pb.set_position(done);
@@ -419,11 +421,8 @@ pub fn data(cmd: DataCommand, data_dir: PathBuf) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Verify { datasets } => {
-            let ds: Vec<Dataset> = if datasets.is_empty() {
-                Dataset::ALL.to_vec()
-            } else {
-                datasets.iter().map(|s| s.parse()).collect::<Result<_, _>>()?
-            };
+            let ds: Vec<Dataset> =
+                if datasets.is_empty() { Dataset::ALL.to_vec() } else { datasets.iter().map(|s| s.parse()).collect::<Result<_, _>>()? };
             let mut bad = 0;
             let mut present = 0;
             for line in fetch::verify(&data_dir, &ds)? {

@@ -60,7 +60,12 @@ fn main() -> ExitCode {
     let chosen = cli.data_dir.is_some() || std::env::var_os(idcrisis::data::DATA_ENV).is_some_and(|v| !v.is_empty());
     let needs_data = matches!(
         cli.command,
-        Command::Train(_) | Command::Probe(_) | Command::Bench(_) | Command::Theory(_) | Command::Reproduce(_) | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
+        Command::Train(_)
+            | Command::Probe(_)
+            | Command::Bench(_)
+            | Command::Theory(_)
+            | Command::Reproduce(_)
+            | Command::Sweep(sweep::SweepCommand::Run { .. } | sweep::SweepCommand::RunCell { .. })
     );
     let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
     let result = result.and_then(|()| match cli.command {

@@ -4,9 +4,9 @@ use anyhow::Result;
 use clap::builder::PossibleValuesParser;
 use clap::Args;
 use idcrisis::engine::Engine;
-use idcrisis::hidden::Projection;
-use idcrisis::reproduce::{self, Experiment, Scale};
-use idcrisis::sweep::SlurmOptions;
+use idcrisis::experiment::hidden::Projection;
+use idcrisis::experiment::reproduce::{self, Experiment, Scale};
+use idcrisis::experiment::sweep::SlurmOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -45,13 +45,24 @@ pub struct ReproduceArgs {
 }
 
 fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Result<ExitCode> {
-    let scale = if a.micro { Scale::Micro } else if a.quick { Scale::Quick } else { Scale::Full };
+    let scale = if a.micro {
+        Scale::Micro
+    } else if a.quick {
+        Scale::Quick
+    } else {
+        Scale::Full
+    };
     let exe = std::env::current_exe()?;
     let dir = reproduce::plan(exp, out, scale, a.seeds, &SlurmOptions::default(), &exe, data_dir)?;
     if a.plan_only {
         println!("planned {} in {}", exp.name(), dir.display());
         println!("submit:  sbatch {}", dir.join("slurm.sbatch").display());
-        println!("then:    idcrisis reproduce {} --out {}{}   (runs what is missing, then analyzes)", exp.name(), out.display(), if a.quick { " --quick" } else { "" });
+        println!(
+            "then:    idcrisis reproduce {} --out {}{}   (runs what is missing, then analyzes)",
+            exp.name(),
+            out.display(),
+            if a.quick { " --quick" } else { "" }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("== {}", exp.name());
@@ -60,7 +71,11 @@ fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Resul
     let projection = if a.projection == "mean" { Projection::Mean } else { Projection::Pca };
     let summary = reproduce::analyze(exp, out, data_dir, &eng, projection)?;
     println!("\n{summary}");
-    let mut files: Vec<String> = std::fs::read_dir(out)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.') && n != "sweep").collect();
+    let mut files: Vec<String> = std::fs::read_dir(out)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n != "sweep")
+        .collect();
     files.sort();
     println!("wrote {}: {}", out.display(), files.join(", "));
     Ok(code)
@@ -68,7 +83,7 @@ fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Resul
 
 /// Run it.
 pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    idcrisis::run::check_data_dir(&data_dir)?;
+    idcrisis::experiment::run::check_data_dir(&data_dir)?;
     let suffix = if a.quick { "-quick" } else { "" };
     if a.experiment == "all" {
         let base = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-all{suffix}")));
@@ -92,7 +107,7 @@ pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
 
 /// `idcrisis report DIR [--open]`.
 pub fn report(dir: &Path, open: bool) -> Result<ExitCode> {
-    let (path, images) = idcrisis::report::write(dir)?;
+    let (path, images) = idcrisis::experiment::report::write(dir)?;
     println!("wrote {} ({images} figures embedded)", path.display());
     if open {
         let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use idcrisis::engine::default_threads;
-use idcrisis::sweep::{self, CellOutcome, PlanOutcome, SlurmOptions};
+use idcrisis::experiment::sweep::{self, CellOutcome, PlanOutcome, SlurmOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -119,10 +119,7 @@ fn cell_index(index: Option<usize>) -> Result<usize> {
     }
     for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
         if let Ok(v) = std::env::var(var) {
-            return v
-                .trim()
-                .parse()
-                .map_err(|_| idcrisis::Error::invalid("index", format!("${var} = {v:?} is not a cell index")).into());
+            return v.trim().parse().map_err(|_| idcrisis::Error::invalid("index", format!("${var} = {v:?} is not a cell index")).into());
         }
     }
     Err(idcrisis::Error::invalid("index", "no --index, $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX").into())
@@ -146,9 +143,12 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let i = cell_index(index)?;
             let plan = sweep::load_plan(&dir)?;
             let cell = plan.get(i).ok_or_else(|| {
-                idcrisis::Error::invalid("index", format!("{i} is out of range: the plan has {} cells (0..={})", plan.len(), plan.len().saturating_sub(1)))
+                idcrisis::Error::invalid(
+                    "index",
+                    format!("{i} is out of range: the plan has {} cells (0..={})", plan.len(), plan.len().saturating_sub(1)),
+                )
             })?;
-            idcrisis::run::check_data_dir(&data_dir)?;
+            idcrisis::experiment::run::check_data_dir(&data_dir)?;
             let out = sweep::run_cell(&dir, cell, &data_dir, threads, retry_failed)?;
             let what = sweep::cell_dir(&dir, cell);
             Ok(match out {
@@ -165,7 +165,10 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                     ExitCode::SUCCESS
                 }
                 CellOutcome::SkippedFailed => {
-                    eprintln!("error: cell {i} failed before (see {}); pass --retry-failed to run it again", what.join("error.json").display());
+                    eprintln!(
+                        "error: cell {i} failed before (see {}); pass --retry-failed to run it again",
+                        what.join("error.json").display()
+                    );
                     ExitCode::from(1)
                 }
                 CellOutcome::Failed(msg) => {
@@ -174,7 +177,9 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 }
             })
         }
-        SweepCommand::Run { dir, jobs, threads_per_worker, retry_failed, quiet } => run_local(&dir, &data_dir, jobs, threads_per_worker, retry_failed, quiet),
+        SweepCommand::Run { dir, jobs, threads_per_worker, retry_failed, quiet } => {
+            run_local(&dir, &data_dir, jobs, threads_per_worker, retry_failed, quiet)
+        }
         SweepCommand::Status { dir, format } => {
             let s = sweep::status(&dir)?;
             match format {
@@ -218,15 +223,23 @@ fn print_table(cols: &[String], rows: &[sweep::Row]) {
         None => String::new(),
     };
     let cells: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| text(r.get(c))).collect()).collect();
-    let widths: Vec<usize> = cols.iter().enumerate().map(|(i, c)| cells.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        cols.iter().enumerate().map(|(i, c)| cells.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0)).collect();
     println!("{}", cols.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  "));
     for r in cells {
         println!("{}", r.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  "));
     }
 }
 
-pub(crate) fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: Option<usize>, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
-    idcrisis::run::check_data_dir(data_dir)?;
+pub(crate) fn run_local(
+    dir: &Path,
+    data_dir: &Path,
+    jobs: Option<usize>,
+    tpw: Option<usize>,
+    retry_failed: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
+    idcrisis::experiment::run::check_data_dir(data_dir)?;
     let plan = sweep::load_plan(dir)?;
     let mut already_done = 0;
     let todo: Vec<&sweep::Cell> = plan
@@ -253,7 +266,10 @@ pub(crate) fn run_local(dir: &Path, data_dir: &Path, jobs: Option<usize>, tpw: O
     }
     eprintln!("{} cells to run ({already_done} already done), {jobs} workers × {threads} threads", todo.len());
     let pb = if quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(todo.len() as u64) };
-    pb.set_style(ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let next = AtomicUsize::new(0);
     let running = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());

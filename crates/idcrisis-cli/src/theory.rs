@@ -5,11 +5,11 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use idcrisis::data::ImageSpec;
 use idcrisis::engine::Engine;
+use idcrisis::eval::metrics::pearson;
 use idcrisis::figures;
 use idcrisis::fsutil::write_atomic;
-use idcrisis::layers::Activation;
-use idcrisis::metrics::pearson;
-use idcrisis::model::{Arch, Init};
+use idcrisis::nn::layers::Activation;
+use idcrisis::nn::model::{Arch, Init};
 use idcrisis::theory::{cnn1, fcn1, ntk};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,12 +130,13 @@ fn to32(v: &[f64]) -> Vec<f32> {
 
 /// Dispatch.
 pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
-    idcrisis::run::check_data_dir(&data_dir)?;
+    idcrisis::experiment::run::check_data_dir(&data_dir)?;
     match cmd {
         TheoryCommand::Fcn1 { common, init, steps } => {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "fcn1");
-            let o = fcn1::run(&eng, &data_dir, &common.train_image, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
+            let o =
+                fcn1::run(&eng, &data_dir, &common.train_image, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
             let r = &o.report;
             let mut csv = String::from("probe,max_rel_diff,pred_corr_identity,pred_corr_constant\n");
             for p in &r.probes {
@@ -172,13 +173,36 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "cnn1");
             let t0 = Instant::now();
-            let o = cnn1::run(&eng, &data_dir, &common.train_image, &kernels, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
+            let o = cnn1::run(
+                &eng,
+                &data_dir,
+                &common.train_image,
+                &kernels,
+                kebab::<Init>(&init.init),
+                init.init_scale,
+                init.seed,
+                steps,
+                &common.rho,
+            )?;
             let mut csv = String::from("kernel,rank,nullity,null_component,predicted_rms_error,bound,trained_rms_error,max_rel_diff,weight_max_rel_diff,final_loss,steps\n");
-            println!("{:>3} {:>5} {:>7} {:>11} {:>11} {:>11} {:>10} {:>9}", "k", "rank", "nullity", "predicted", "bound", "trained", "max diff", "steps");
+            println!(
+                "{:>3} {:>5} {:>7} {:>11} {:>11} {:>11} {:>10} {:>9}",
+                "k", "rank", "nullity", "predicted", "bound", "trained", "max diff", "steps"
+            );
             for r in &o.rows {
                 csv += &format!(
                     "{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{}\n",
-                    r.kernel, r.rank, r.nullity, r.null_component, r.predicted_error, r.bound, r.trained_error, r.max_rel_diff, r.weight_max_rel_diff, r.final_loss, r.steps
+                    r.kernel,
+                    r.rank,
+                    r.nullity,
+                    r.null_component,
+                    r.predicted_error,
+                    r.bound,
+                    r.trained_error,
+                    r.max_rel_diff,
+                    r.weight_max_rel_diff,
+                    r.final_loss,
+                    r.steps
                 );
                 println!(
                     "{:>3} {:>5} {:>7} {:>11.3e} {:>11.3e} {:>11.3e} {:>10.1e} {:>9}",
@@ -202,18 +226,30 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             write_atomic(&out.join("cnn1.png"), &png)?;
             write_atomic(&out.join("cnn1.svg"), svg.as_bytes())?;
             let worst = o.rows.iter().filter(|r| r.nullity > 0).map(|r| r.max_rel_diff).fold(0.0, f64::max);
-            println!("largest trained-vs-predicted difference where the null space is non-trivial: {worst:.2e} ({:.1} s)", t0.elapsed().as_secs_f64());
+            println!(
+                "largest trained-vs-predicted difference where the null space is non-trivial: {worst:.2e} ({:.1} s)",
+                t0.elapsed().as_secs_f64()
+            );
             println!("wrote {}/cnn1.{{json,csv,png,svg}}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         TheoryCommand::Ntk { common, arch, depth, act, kernel, weight_var, bias_var, heatmap, compare, compare_seeds, compare_steps } => {
             let out = out_dir(&common.out, "ntk");
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads }).build()?;
-            let cfg = ntk::NtkConfig { arch: kebab::<Arch>(&arch), depth: depth as usize, act: kebab::<Activation>(&act), kernel, weight_var, bias_var };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads })
+                .build()?;
+            let cfg = ntk::NtkConfig {
+                arch: kebab::<Arch>(&arch),
+                depth: depth as usize,
+                act: kebab::<Activation>(&act),
+                kernel,
+                weight_var,
+                bias_var,
+            };
             cfg.validate()?;
             let x = idcrisis::theory::train_image_f64(&data_dir, &common.train_image)?;
             let x32 = to32(&x);
-            let probes = idcrisis::probe::paper_probes(&data_dir, &x32, &common.rho)?;
+            let probes = idcrisis::eval::probe::paper_probes(&data_dir, &x32, &common.rho)?;
             let inputs: Vec<Vec<f64>> = probes.iter().map(|p| p.image.iter().map(|&v| v as f64).collect()).collect();
             let t0 = Instant::now();
             let pred = pool.install(|| ntk::predict(&cfg, &x, &inputs))?;
@@ -313,12 +349,15 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 )?;
                 write_atomic(&out.join("ntk-compare.png"), &png)?;
                 write_atomic(&out.join("ntk-compare.svg"), svg.as_bytes())?;
-                println!("finite nets vs NTK ({:.1} s): width → mean relative distance to the linearization / to the mean prediction", t1.elapsed().as_secs_f64());
+                println!(
+                    "finite nets vs NTK ({:.1} s): width → mean relative distance to the linearization / to the mean prediction",
+                    t1.elapsed().as_secs_f64()
+                );
                 for ((w, a), (_, b)) in lin.iter().zip(&mean_e) {
                     println!("  {w:>6} {a:>10.4} {b:>10.4}");
                 }
             }
-                    println!("wrote {}/ntk.{{json,csv,png}}", out.display());
+            println!("wrote {}/ntk.{{json,csv,png}}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -144,7 +144,24 @@ fn the_convolution_algorithm_is_recorded_and_probe_reuses_it() {
 fn a_diverging_run_exits_3_with_a_message() {
     let dir = tempdir("diverge");
     let out = dir.join("run");
-    let args = ["train", "--depth", "2", "--channels", "4", "--kernel", "3", "-q", "--optimizer", "gd", "--lr", "1e6", "--steps", "100", "--out", out.to_str().unwrap()];
+    let args = [
+        "train",
+        "--depth",
+        "2",
+        "--channels",
+        "4",
+        "--kernel",
+        "3",
+        "-q",
+        "--optimizer",
+        "gd",
+        "--lr",
+        "1e6",
+        "--steps",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let o = idcrisis(&args);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("diverged"));
@@ -166,7 +183,20 @@ fn data_verify_and_bench_run() {
     let rate: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(rate > 10.0, "{row}");
     // --compare-torch without an importable torch says so and still prints our numbers.
-    let o = idcrisis(&["bench", "--compare-torch", "--python", "false", "--workload", "cnn-d5-c32-k3", "--steps", "1", "--warmup", "0", "--threads", "1"]);
+    let o = idcrisis(&[
+        "bench",
+        "--compare-torch",
+        "--python",
+        "false",
+        "--workload",
+        "cnn-d5-c32-k3",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("not importable") && s.contains("cnn-d5-c32-k3"), "{s}");

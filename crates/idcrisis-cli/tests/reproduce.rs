@@ -90,7 +90,12 @@ fn every_experiment_micro_run_and_the_report() {
     let o = run(&["report", d.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(d.join("report.html")).unwrap();
-    let pngs: usize = promised.iter().map(|(e, _, _)| std::fs::read_dir(d.join(e)).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|x| x == "png")).count()).sum();
+    let pngs: usize = promised
+        .iter()
+        .map(|(e, _, _)| {
+            std::fs::read_dir(d.join(e)).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|x| x == "png")).count()
+        })
+        .sum();
     assert_eq!(html.matches("<img ").count(), pngs);
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), pngs);
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external resources");

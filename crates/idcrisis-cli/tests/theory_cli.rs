@@ -45,11 +45,31 @@ fn fcn1_and_cnn1_write_figures_and_tables() {
 fn ntk_writes_predictions_heatmap_and_comparison() {
     let d = tempdir("ntk");
     let s = ok(&run(&[
-        "theory", "ntk", "--arch", "cnn", "--depth", "2", "--kernel", "3", "--heatmap", "2", "--compare", "8,32", "--compare-steps", "20",
-        "--compare-seeds", "1", "--out", d.to_str().unwrap(), "--threads", "2",
+        "theory",
+        "ntk",
+        "--arch",
+        "cnn",
+        "--depth",
+        "2",
+        "--kernel",
+        "3",
+        "--heatmap",
+        "2",
+        "--compare",
+        "8,32",
+        "--compare-steps",
+        "20",
+        "--compare-seeds",
+        "1",
+        "--out",
+        d.to_str().unwrap(),
+        "--threads",
+        "2",
     ]));
     assert!(s.contains("NTK mean corr to identity"), "{s}");
-    for f in ["ntk.json", "ntk.csv", "ntk.png", "ntk-heatmap.png", "ntk-heatmap.svg", "ntk-heatmap.csv", "ntk-compare.csv", "ntk-compare.png"] {
+    for f in
+        ["ntk.json", "ntk.csv", "ntk.png", "ntk-heatmap.png", "ntk-heatmap.svg", "ntk-heatmap.csv", "ntk-compare.csv", "ntk-compare.png"]
+    {
         assert!(d.join(f).is_file(), "{f}");
     }
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("ntk.json")).unwrap()).unwrap();

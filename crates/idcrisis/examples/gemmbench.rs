@@ -3,7 +3,9 @@ use std::time::Instant;
 fn t(name: &str, f: &mut dyn FnMut()) {
     f();
     let s = Instant::now();
-    for _ in 0..20 { f(); }
+    for _ in 0..20 {
+        f();
+    }
     println!("{name:30} {:8.3} ms", s.elapsed().as_secs_f64() * 1e3 / 20.0);
 }
 fn main() {
@@ -22,9 +24,11 @@ fn main() {
         t("fwd W·cols", &mut || gemm(&eng, co, hw, ckk, &mut y, &w, false, &cols, false, false));
         t("dW dY·colsT", &mut || gemm(&eng, co, ckk, hw, &mut dw, &y, false, &cols, true, true));
         t("dcols WT·dY", &mut || gemm(&eng, ckk, hw, co, &mut dcols, &w, true, &y, false, false));
-        let n = 1024; let a = vec![0.1f32; n*n]; let mut c = vec![0f32; n*n];
+        let n = 1024;
+        let a = vec![0.1f32; n * n];
+        let mut c = vec![0f32; n * n];
         t("1024^3", &mut || gemm(&eng, n, n, n, &mut c, &a, false, &a, false, false));
-        println!("1024^3 flops {:.3} GF", 2.0*(n*n*n) as f64/1e9);
+        println!("1024^3 flops {:.3} GF", 2.0 * (n * n * n) as f64 / 1e9);
         let mut c2 = cols.clone();
         t("im2col", &mut || im2col(&eng, &g, &x, &mut c2));
         t("col2im", &mut || col2im(&eng, &g, &dcols, &mut xo));

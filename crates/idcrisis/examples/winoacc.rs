@@ -1,7 +1,7 @@
 //! Rounding error of f32 convolutions against f64 (development aid): im2col vs Winograd tiles.
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
-use idcrisis::layers::Conv2d;
+use idcrisis::nn::layers::Conv2d;
 fn conv<T: idcrisis::float::Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
     let mut cols = vec![T::zero(); l.eval_cols_len()];
     let mut s = vec![T::zero(); l.scratch_len(1)];

@@ -2,10 +2,10 @@
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::layers::Activation;
-use crate::model::{Arch, Init, ModelConfig, Net};
-use crate::optim::{Optimizer, OptimizerKind};
-use crate::train::{forward_loss, update};
+use crate::nn::layers::Activation;
+use crate::nn::model::{Arch, Init, ModelConfig, Net};
+use crate::nn::optim::{Optimizer, OptimizerKind};
+use crate::nn::train::{forward_loss, update};
 use serde::Serialize;
 use std::time::Instant;
 

@@ -98,8 +98,7 @@ pub fn image_grid_cmap(
             let y0 = (TITLE_H + r as u32 * (COL_LABEL_H + CELL + GAP)) as i32;
             let y_img = y0 + COL_LABEL_H as i32;
             if let Some(label) = row_labels.get(r) {
-                root.draw(&Text::new(label.clone(), (GAP as i32, y_img + CELL as i32 / 2 - 9), label_style.clone()))
-                    .map_err(plot_err)?;
+                root.draw(&Text::new(label.clone(), (GAP as i32, y_img + CELL as i32 / 2 - 9), label_style.clone())).map_err(plot_err)?;
             }
             for (c, img) in row.iter().enumerate() {
                 let x = x_of(c);
@@ -163,15 +162,21 @@ pub fn magnify_diverging(img: &[f32], side: u32) -> Vec<u8> {
 pub fn encode_png(w: u32, h: u32, rgb: Vec<u8>) -> Result<Vec<u8>> {
     let img = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| Error::Other("PNG buffer size".into()))?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Other(format!("encoding PNG: {e}")))?;
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Other(format!("encoding PNG: {e}")))?;
     Ok(bytes)
 }
 
 /// One named series of `(x, y)` points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, xlabel: &str, ylabel: &str, series: &[Series], log_y: bool) -> Result<()>
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -250,7 +255,13 @@ pub fn diverging(v: f64) -> RGBColor {
     }
 }
 
-fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>]) -> Result<()>
+fn draw_heatmap<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    rows: &[String],
+    cols: &[String],
+    values: &[Vec<f64>],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -268,7 +279,8 @@ where
         }
     }
     for (c, label) in cols.iter().enumerate() {
-        root.draw(&Text::new(label.clone(), (left + c as i32 * cw + cw / 2 - 6, top + nr * ch + 8), ("sans-serif", 15).into_font())).map_err(plot_err)?;
+        root.draw(&Text::new(label.clone(), (left + c as i32 * cw + cw / 2 - 6, top + nr * ch + 8), ("sans-serif", 15).into_font()))
+            .map_err(plot_err)?;
     }
     root.draw(&Text::new("depth", (left + nc * cw / 2 - 20, top + nr * ch + 32), ("sans-serif", 17).into_font())).map_err(plot_err)?;
     // Color bar.

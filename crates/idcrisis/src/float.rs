@@ -3,9 +3,7 @@
 use std::fmt::{Debug, Display};
 
 /// A floating-point element type the engine can run in.
-pub trait Float:
-    num_traits::Float + Copy + Default + Send + Sync + Debug + Display + std::iter::Sum + 'static
-{
+pub trait Float: num_traits::Float + Copy + Default + Send + Sync + Debug + Display + std::iter::Sum + 'static {
     /// The safetensors dtype used when saving weights of this type.
     const DTYPE: safetensors::Dtype;
     /// Human name, `"f32"` or `"f64"`.

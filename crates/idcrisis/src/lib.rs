@@ -19,26 +19,17 @@
 //! - [`config`], [`run`]: run configuration (TOML) and the run directory writer.
 
 pub mod bench;
-pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod eval;
+pub mod experiment;
 pub mod figures;
 pub mod float;
 pub mod fsutil;
-pub mod hidden;
-pub mod layers;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod probe;
+pub mod nn;
 pub mod rng;
-pub mod report;
-pub mod reproduce;
-pub mod run;
-pub mod sweep;
 pub mod theory;
-pub mod train;
 
 pub use error::{Error, Result};
 pub use float::Float;

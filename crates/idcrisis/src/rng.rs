@@ -68,10 +68,12 @@ mod tests {
 
     #[test]
     fn streams_differ_and_repeat() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(7, Stream::Init);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7, Stream::Init);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r2 = Rng::new(7, Stream::Init);
         let mut r3 = Rng::new(7, Stream::Probes);
         assert_eq!(a[0], r2.next_u64());

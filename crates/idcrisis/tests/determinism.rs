@@ -3,8 +3,8 @@
 mod common;
 
 use idcrisis::engine::{ConvAlgo, Engine};
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
-use idcrisis::train::{train, TrainConfig};
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::train::{train, TrainConfig};
 
 fn run(cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
     run_with(ConvAlgo::Auto, cfg, seed, threads, x)
@@ -108,7 +108,8 @@ fn minibatch_training_is_deterministic_and_learns() {
         let mut net = Net::<f32>::new(&cfg).unwrap();
         net.init(Init::TorchDefault, 1.0, 1);
         let tc = TrainConfig { lr: 1e-3, tol: 0.0, steps: 1000, ..Default::default() };
-        let out = idcrisis::train::train_minibatch(&eng, &mut net, &imgs.pixels[..512 * 784], 512, 32, 3, seed, &tc, &mut |_, _| {}).unwrap();
+        let out =
+            idcrisis::nn::train::train_minibatch(&eng, &mut net, &imgs.pixels[..512 * 784], 512, 32, 3, seed, &tc, &mut |_, _| {}).unwrap();
         (net.params, out)
     };
     let (a, oa) = go(5);

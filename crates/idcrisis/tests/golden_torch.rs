@@ -4,9 +4,9 @@
 mod common;
 
 use idcrisis::engine::Engine;
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
-use idcrisis::optim::OptimizerKind;
-use idcrisis::train::{train, TrainConfig};
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::optim::OptimizerKind;
+use idcrisis::nn::train::{train, TrainConfig};
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("fixtures/torch_golden.json");

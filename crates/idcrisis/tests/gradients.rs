@@ -4,10 +4,10 @@
 
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
-use idcrisis::layers::{Activation, Conv2d, Dense, Layer};
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::layers::{Activation, Conv2d, Dense, Layer};
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::train::mse_loss;
 use idcrisis::rng::{Rng, Stream};
-use idcrisis::train::mse_loss;
 
 const H: f64 = 1e-6;
 
@@ -264,19 +264,8 @@ fn whole_fcn_3_layers() {
 
 #[test]
 fn whole_linear_nets() {
-    use idcrisis::layers::Activation::Linear;
-    check_net(
-        ModelConfig {
-            arch: Arch::Cnn,
-            depth: 2,
-            channels: 3,
-            kernel: 5,
-            act: Linear,
-            bias: false,
-            ..Default::default()
-        },
-        1,
-    );
+    use idcrisis::nn::layers::Activation::Linear;
+    check_net(ModelConfig { arch: Arch::Cnn, depth: 2, channels: 3, kernel: 5, act: Linear, bias: false, ..Default::default() }, 1);
     check_net(ModelConfig { arch: Arch::Fcn, depth: 1, act: Linear, ..Default::default() }, 1);
 }
 

@@ -1,7 +1,7 @@
 //! One Adam step, two Adam steps, momentum and GD against values worked out by hand.
 
 use idcrisis::engine::Engine;
-use idcrisis::optim::{Optimizer, OptimizerKind};
+use idcrisis::nn::optim::{Optimizer, OptimizerKind};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12

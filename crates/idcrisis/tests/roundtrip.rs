@@ -2,9 +2,9 @@
 
 mod common;
 
-use idcrisis::config::RunConfig;
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
-use idcrisis::run::{execute, RunOptions, RunResult};
+use idcrisis::experiment::config::RunConfig;
+use idcrisis::experiment::run::{execute, RunOptions, RunResult};
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use std::path::Path;
 
 #[test]
@@ -121,11 +121,11 @@ fn run_directory_has_every_promised_file() {
 fn a_diverging_run_is_recorded_not_panicked() {
     let dir = common::tempdir("diverge").join("run");
     let mut cfg = small_config();
-    cfg.train.optimizer = idcrisis::optim::OptimizerKind::Gd;
+    cfg.train.optimizer = idcrisis::nn::optim::OptimizerKind::Gd;
     cfg.train.lr = 1e6;
     cfg.train.steps = 200;
     let r = go(&cfg, &dir);
-    assert_eq!(r.status, idcrisis::train::Status::Diverged);
+    assert_eq!(r.status, idcrisis::nn::train::Status::Diverged);
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
     assert_eq!(j["status"], "diverged");
     assert!(j["final_loss"].is_null());

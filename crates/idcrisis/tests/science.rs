@@ -3,13 +3,13 @@
 
 mod common;
 
-use idcrisis::config::RunConfig;
-use idcrisis::layers::Activation;
-use idcrisis::model::{Arch, ModelConfig};
-use idcrisis::optim::OptimizerKind;
-use idcrisis::run::{execute, RunOptions};
+use idcrisis::experiment::config::RunConfig;
+use idcrisis::experiment::run::{execute, RunOptions};
+use idcrisis::nn::layers::Activation;
+use idcrisis::nn::model::{Arch, ModelConfig};
+use idcrisis::nn::optim::OptimizerKind;
 
-fn go(cfg: &RunConfig, tag: &str) -> idcrisis::run::Evaluation {
+fn go(cfg: &RunConfig, tag: &str) -> idcrisis::experiment::run::Evaluation {
     let out = common::tempdir(tag).join("run");
     execute(cfg, RunOptions { data_dir: common::data_dir(), out, progress: &mut |_, _| {} }).unwrap().evaluation.unwrap()
 }

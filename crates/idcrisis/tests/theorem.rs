@@ -4,11 +4,11 @@
 mod common;
 
 use idcrisis::engine::{im2col, ConvGeom, Engine, Padding};
-use idcrisis::layers::Activation;
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
-use idcrisis::optim::OptimizerKind;
-use idcrisis::probe;
-use idcrisis::train::{train, Status, TrainConfig};
+use idcrisis::eval::probe;
+use idcrisis::nn::layers::Activation;
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::optim::OptimizerKind;
+use idcrisis::nn::train::{train, Status, TrainConfig};
 use idcrisis::PIXELS;
 
 fn fcn1() -> ModelConfig {
@@ -103,9 +103,8 @@ fn one_layer_cnn_learns_the_centre_tap() {
         let mut cols = vec![0.0; k * k * PIXELS];
         im2col(&eng, &g, &x, &mut cols);
         let kk = k * k;
-        let gram: Vec<f64> = (0..kk * kk)
-            .map(|ij| (0..PIXELS).map(|p| cols[(ij / kk) * PIXELS + p] * cols[(ij % kk) * PIXELS + p]).sum())
-            .collect();
+        let gram: Vec<f64> =
+            (0..kk * kk).map(|ij| (0..PIXELS).map(|p| cols[(ij / kk) * PIXELS + p] * cols[(ij % kk) * PIXELS + p]).sum()).collect();
         let lmax = power_iteration(&gram, kk);
         let cfg = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: k, bias: false, act: Activation::Linear, ..Default::default() };
         let mut net = Net::<f64>::new(&cfg).unwrap();

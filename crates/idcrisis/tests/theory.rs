@@ -5,8 +5,8 @@ mod common;
 
 use idcrisis::data::ImageSpec;
 use idcrisis::engine::{im2col, ConvGeom, Engine, Padding};
-use idcrisis::layers::Activation;
-use idcrisis::model::{Arch, Init, ModelConfig, Net};
+use idcrisis::nn::layers::Activation;
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::rng::{Rng, Stream};
 use idcrisis::theory::ntk::{pair_recursion, NtkConfig};
 use idcrisis::theory::{cnn1, fcn1};

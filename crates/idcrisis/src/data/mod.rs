@@ -265,7 +265,10 @@ pub fn load_image(dir: &Path, spec: &ImageSpec) -> Result<Vec<f32>> {
         ImageSpec::Dataset { dataset, split, index } => {
             let imgs = load_images(dir, *dataset, *split)?;
             if *index >= imgs.count {
-                return Err(Error::invalid("train-image", format!("{spec}: index {index} out of range, the split has {} images", imgs.count)));
+                return Err(Error::invalid(
+                    "train-image",
+                    format!("{spec}: index {index} out of range, the split has {} images", imgs.count),
+                ));
             }
             Ok(imgs.image_f32(*index))
         }

@@ -3,7 +3,7 @@
 //! Everything the layers and optimizers need goes through these functions, so a second backend
 //! (CUDA) can provide the same small set: [`gemm`] and [`gemm_batch`], [`im2col`], [`col2im`],
 //! the [`winograd`] convolution, [`transpose`], bias broadcast and reduction, ReLU
-//! forward/backward, and the optimizer updates in [`crate::optim`] via [`for_each_chunk`].
+//! forward/backward, and the optimizer updates in [`crate::nn::optim`] via [`for_each_chunk`].
 //!
 //! All kernels work on row-major buffers (contiguous, except the strided views of
 //! [`gemm_batch`]). They never allocate. Reductions run in a fixed order, so results are
@@ -110,18 +110,7 @@ pub fn default_threads() -> usize {
 ///
 /// `A` is stored `[m, k]`, or `[k, m]` when `a_t`; `B` is stored `[k, n]`, or `[n, k]` when `b_t`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Float>(
-    eng: &Engine,
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [T],
-    a: &[T],
-    a_t: bool,
-    b: &[T],
-    b_t: bool,
-    accumulate: bool,
-) {
+pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a: &[T], a_t: bool, b: &[T], b_t: bool, accumulate: bool) {
     assert!(c.len() >= m * n, "gemm: C has {} elements, needs {}", c.len(), m * n);
     assert!(a.len() >= m * k, "gemm: A has {} elements, needs {}", a.len(), m * k);
     assert!(b.len() >= k * n, "gemm: B has {} elements, needs {}", b.len(), k * n);
@@ -343,8 +332,8 @@ impl ConvGeom {
     /// Build the tap tables.
     pub fn new(c: usize, h: usize, w: usize, k: usize, pad: Padding) -> Self {
         let p = k / 2;
-        let xrange = (pad == Padding::Zero)
-            .then(|| (0..k).map(|kx| (p.saturating_sub(kx).min(w), (w + p).saturating_sub(kx).min(w))).collect());
+        let xrange =
+            (pad == Padding::Zero).then(|| (0..k).map(|kx| (p.saturating_sub(kx).min(w), (w + p).saturating_sub(kx).min(w))).collect());
         ConvGeom { c, h, w, k, ytab: tap_table(h, k, pad), xtab: tap_table(w, k, pad), xrange }
     }
     /// Rows of the column matrix: `c·k·k`.

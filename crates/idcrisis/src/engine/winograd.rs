@@ -261,16 +261,7 @@ impl WinoConv {
     /// Plan F(m×m, r×r) for this geometry. Panics unless `(m, r)` is in [`SUPPORTED`].
     pub fn new(m: usize, r: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Self {
         assert!(SUPPORTED.contains(&(m, r)), "F({m}, {r}) is not supported");
-        WinoConv {
-            mats: WinoMats::new(m, r),
-            c_in,
-            c_out,
-            h,
-            w,
-            ty: h.div_ceil(m),
-            tx: w.div_ceil(m),
-            target_elems: TARGET_ELEMS,
-        }
+        WinoConv { mats: WinoMats::new(m, r), c_in, c_out, h, w, ty: h.div_ceil(m), tx: w.div_ceil(m), target_elems: TARGET_ELEMS }
     }
 
     /// Tiles per image.
@@ -509,16 +500,7 @@ impl WinoConv {
     /// [`Window::Grad`] `E = A dY Aᵀ` of every m×m output tile, the weight gradient's view of
     /// the output gradient.
     #[allow(clippy::too_many_arguments)]
-    fn window_transform<T: Float>(
-        &self,
-        eng: &Engine,
-        sm: &Small<T>,
-        kind: Window,
-        src: &[T],
-        c: usize,
-        nc: usize,
-        out: &mut [T],
-    ) {
+    fn window_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, kind: Window, src: &[T], c: usize, nc: usize, out: &mut [T]) {
         let (p, t, hwc) = (self.mats.p(), self.tiles(), self.h * self.w * c);
         let per = |(row, dst): (usize, &mut [T])| {
             let (img, r) = (row / self.ty, row % self.ty);
@@ -605,16 +587,7 @@ impl WinoConv {
     /// Channel-last `yt [nc, h, w, c]` from `M [nc·tiles, P, c]`: `Aᵀ M A` per tile (cropped at
     /// the border), plus `bias [c]` when given.
     #[allow(clippy::too_many_arguments)]
-    fn output_transform<T: Float>(
-        &self,
-        eng: &Engine,
-        sm: &Small<T>,
-        mm: &[T],
-        c: usize,
-        nc: usize,
-        bias: Option<&[T]>,
-        yt: &mut [T],
-    ) {
+    fn output_transform<T: Float>(&self, eng: &Engine, sm: &Small<T>, mm: &[T], c: usize, nc: usize, bias: Option<&[T]>, yt: &mut [T]) {
         let (p, hw, m) = (self.mats.p(), self.h * self.w, self.mats.m);
         for img in 0..nc {
             let per = |(r, dst): (usize, &mut [T])| {
@@ -742,8 +715,8 @@ mod tests {
                             for kx in 0..r {
                                 let (sy, sx) = (yy as isize + ky as isize - p, xx as isize + kx as isize - p);
                                 if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
-                                    y[(o * h + yy) * w + xx] += wt[((o * ci + i) * r + ky) * r + kx]
-                                        * x[(i * h + sy as usize) * w + sx as usize];
+                                    y[(o * h + yy) * w + xx] +=
+                                        wt[((o * ci + i) * r + ky) * r + kx] * x[(i * h + sy as usize) * w + sx as usize];
                                 }
                             }
                         }
@@ -790,9 +763,7 @@ mod tests {
             let mut y = vec![0.0; 2 * co * h * w];
             let mut scratch = vec![0.0; wc.scratch_len()];
             let mut store = vec![0.0; 2 * wc.store_len()];
-            eng.install(|| {
-                wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2)
-            });
+            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2));
             for img in 0..2 {
                 let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
                 for (k, (a, b)) in y[img * co * h * w..].iter().zip(&want).enumerate() {

@@ -5,11 +5,11 @@ use super::{max_rel_diff, norm, train_image_f64};
 use crate::data::ImageSpec;
 use crate::engine::{self, ConvGeom, Engine, Padding};
 use crate::error::{Error, Result};
-use crate::layers::Activation;
-use crate::model::{Arch, Init, ModelConfig, Net};
-use crate::optim::OptimizerKind;
-use crate::probe::{self, Probe};
-use crate::train::{train, TrainConfig};
+use crate::eval::probe::{self, Probe};
+use crate::nn::layers::Activation;
+use crate::nn::model::{Arch, Init, ModelConfig, Net};
+use crate::nn::optim::OptimizerKind;
+use crate::nn::train::{train, TrainConfig};
 use crate::{PIXELS, SIDE};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::Serialize;
@@ -105,7 +105,9 @@ impl NullProjector {
     fn new(cols: &[f64], kk: usize) -> Self {
         if kk <= PIXELS {
             // G = PᵀP [k², k²].
-            let g = DMatrix::from_fn(kk, kk, |i, j| cols[i * PIXELS..(i + 1) * PIXELS].iter().zip(&cols[j * PIXELS..(j + 1) * PIXELS]).map(|(a, b)| a * b).sum::<f64>());
+            let g = DMatrix::from_fn(kk, kk, |i, j| {
+                cols[i * PIXELS..(i + 1) * PIXELS].iter().zip(&cols[j * PIXELS..(j + 1) * PIXELS]).map(|(a, b)| a * b).sum::<f64>()
+            });
             let e = SymmetricEigen::new(g);
             let lmax = e.eigenvalues.iter().cloned().fold(0.0, f64::max);
             let null: Vec<usize> = (0..kk).filter(|&i| e.eigenvalues[i] <= RANK_TOL * lmax).collect();

@@ -4,11 +4,11 @@ use super::{max_rel_diff, norm, train_image_f64};
 use crate::data::ImageSpec;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::layers::Activation;
-use crate::model::{Arch, Init, ModelConfig, Net};
-use crate::optim::OptimizerKind;
-use crate::probe::{self, Probe};
-use crate::train::{train, TrainConfig};
+use crate::eval::probe::{self, Probe};
+use crate::nn::layers::Activation;
+use crate::nn::model::{Arch, Init, ModelConfig, Net};
+use crate::nn::optim::OptimizerKind;
+use crate::nn::train::{train, TrainConfig};
 use crate::PIXELS;
 use serde::Serialize;
 use std::path::Path;
@@ -75,7 +75,16 @@ pub struct Outcome {
 }
 
 /// Run Theorem 1 from the seeded `W0` (`scheme`, `scale`, `seed`).
-pub fn run(eng: &Engine, data_dir: &Path, spec: &ImageSpec, scheme: Init, scale: f64, seed: u64, steps: u64, rhos: &[f64]) -> Result<Outcome> {
+pub fn run(
+    eng: &Engine,
+    data_dir: &Path,
+    spec: &ImageSpec,
+    scheme: Init,
+    scale: f64,
+    seed: u64,
+    steps: u64,
+    rhos: &[f64],
+) -> Result<Outcome> {
     let x = train_image_f64(data_dir, spec)?;
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let probes = probe::paper_probes(data_dir, &x32, rhos)?;
@@ -113,8 +122,8 @@ pub fn run(eng: &Engine, data_dir: &Path, spec: &ImageSpec, scheme: Init, scale:
             ProbeRow {
                 probe: p.name.clone(),
                 max_rel_diff: max_rel_diff(tr, pr),
-                corr_identity: crate::metrics::pearson(&pr32, &p.image),
-                corr_constant: crate::metrics::pearson(&pr32, &x32),
+                corr_identity: crate::eval::metrics::pearson(&pr32, &p.image),
+                corr_constant: crate::eval::metrics::pearson(&pr32, &x32),
             }
         })
         .collect();

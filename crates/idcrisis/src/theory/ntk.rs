@@ -19,8 +19,8 @@
 //! Only kernels against `x̂` are ever formed: one 784×784 pair recursion per probe.
 
 use crate::error::{Error, Result};
-use crate::layers::Activation;
-use crate::model::Arch;
+use crate::nn::layers::Activation;
+use crate::nn::model::Arch;
 use crate::{PIXELS, SIDE};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
@@ -166,7 +166,9 @@ pub fn pair_recursion(cfg: &NtkConfig, x: &[f64], xp: &[f64], mut each: impl FnM
             let c = sw / (cfg.kernel * cfg.kernel) as f64;
             let outer: Vec<f64> = (0..PIXELS * PIXELS).map(|i| x[i / PIXELS] * xp[i % PIXELS]).collect();
             let k: Vec<f64> = shift_sum(&outer, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
-            let sq = |v: &[f64]| -> Vec<f64> { shift_sum_diag(&v.iter().map(|a| a * a).collect::<Vec<_>>(), cfg.kernel).into_iter().map(|v| c * v + sb).collect() };
+            let sq = |v: &[f64]| -> Vec<f64> {
+                shift_sum_diag(&v.iter().map(|a| a * a).collect::<Vec<_>>(), cfg.kernel).into_iter().map(|v| c * v + sb).collect()
+            };
             PairKernels { theta: k.clone(), k, dx: sq(x), dxp: sq(xp) }
         }
     };
@@ -317,10 +319,10 @@ pub fn compare(
     train: &[f64],
     probes: &[Vec<f64>],
 ) -> Result<Vec<CompareRow>> {
-    use crate::model::{ModelConfig, Net};
-    use crate::optim::{Optimizer, OptimizerKind};
+    use crate::nn::model::{ModelConfig, Net};
+    use crate::nn::optim::{Optimizer, OptimizerKind};
+    use crate::nn::train::{train_with, TrainConfig};
     use crate::rng::{Rng, Stream};
-    use crate::train::{train_with, TrainConfig};
     cfg.validate()?;
     let n = cfg.n();
     // Analytic kernels of the full depth: Θ̂ = Θ(x̂, x̂) and Θ(x, x̂) for every probe.
@@ -350,7 +352,10 @@ pub fn compare(
     let eta = 0.5 * PIXELS as f64 / lmax;
     let c = eta * 2.0 / PIXELS as f64;
     // g(λ) = (1 − (1 − cλ)^t)/λ, the finite-time GD factor (→ c·t as λ → 0).
-    let g: Vec<f64> = evals.iter().map(|&l| if l.abs() < 1e-14 * lmax { c * steps as f64 } else { (1.0 - (1.0 - c * l).powi(steps as i32)) / l }).collect();
+    let g: Vec<f64> = evals
+        .iter()
+        .map(|&l| if l.abs() < 1e-14 * lmax { c * steps as f64 } else { (1.0 - (1.0 - c * l).powi(steps as i32)) / l })
+        .collect();
     let apply_g = |r: &[f64]| -> Vec<f64> {
         match cfg.arch {
             Arch::Fcn => r.iter().map(|v| v * g[0]).collect(),
@@ -369,7 +374,9 @@ pub fn compare(
     for p in probes {
         all.extend_from_slice(p);
     }
-    let rel = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt() / b.iter().map(|q| q * q).sum::<f64>().sqrt().max(1e-300);
+    let rel = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt() / b.iter().map(|q| q * q).sum::<f64>().sqrt().max(1e-300)
+    };
     let mut rows = Vec::new();
     for &w in widths {
         for seed in 0..seeds {

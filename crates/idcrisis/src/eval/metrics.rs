@@ -9,7 +9,7 @@
 //! corr-to-constant; `constant` if corr-to-constant ≥ 0.9 and above corr-to-identity; else
 //! `other`. [`OUTCOME_THRESHOLD`] is the 0.9.
 
-use crate::probe::{Category, Probe};
+use crate::eval::probe::{Category, Probe};
 use crate::SIDE;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

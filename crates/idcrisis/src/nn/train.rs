@@ -3,8 +3,8 @@
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::float::Float;
-use crate::model::{Net, Workspace};
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::nn::model::{Net, Workspace};
+use crate::nn::optim::{Optimizer, OptimizerKind};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 

@@ -6,8 +6,8 @@
 use crate::data::ImageSpec;
 use crate::engine::ConvAlgo;
 use crate::error::{Error, Result};
-use crate::model::{Init, ModelConfig};
-use crate::train::TrainConfig;
+use crate::nn::model::{Init, ModelConfig};
+use crate::nn::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,10 @@ fn default_epochs() -> usize {
 impl TrainSet {
     /// The data set and split.
     pub fn source(&self) -> Result<(crate::data::Dataset, crate::data::Split)> {
-        let (d, sp) = self.data.split_once(':').ok_or_else(|| Error::invalid("train-set", format!("{:?}: expected DATASET:SPLIT, e.g. mnist:train", self.data)))?;
+        let (d, sp) = self
+            .data
+            .split_once(':')
+            .ok_or_else(|| Error::invalid("train-set", format!("{:?}: expected DATASET:SPLIT, e.g. mnist:train", self.data)))?;
         Ok((
             d.parse().map_err(|e: Error| Error::invalid("train-set", e.to_string()))?,
             sp.parse().map_err(|e: Error| Error::invalid("train-set", e.to_string()))?,
@@ -121,7 +124,7 @@ impl Default for RunConfig {
             dtype: Dtype::F32,
             conv_algo: ConvAlgo::Auto,
             train_image: ImageSpec::default(),
-            rho: crate::probe::DEFAULT_RHOS.to_vec(),
+            rho: crate::eval::probe::DEFAULT_RHOS.to_vec(),
             model: ModelConfig::default(),
             init: InitConfig::default(),
             train: TrainConfig::default(),

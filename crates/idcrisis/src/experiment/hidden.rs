@@ -10,12 +10,12 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::eval::metrics::pearson;
+use crate::eval::probe;
+use crate::experiment::sweep::{self, Cell, CellState};
 use crate::figures;
 use crate::fsutil::{self, write_atomic};
-use crate::metrics::pearson;
-use crate::model::Net;
-use crate::probe;
-use crate::sweep::{self, Cell, CellState};
+use crate::nn::model::Net;
 use crate::{data, PIXELS};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,7 +35,8 @@ pub fn collapse(a: &[f32], c: usize, how: Projection) -> Vec<f32> {
     let map: Vec<f64> = if c == 1 || how == Projection::Mean {
         mean_map.clone()
     } else {
-        let means: Vec<f64> = (0..c).map(|ch| a[ch * PIXELS..(ch + 1) * PIXELS].iter().map(|&v| v as f64).sum::<f64>() / PIXELS as f64).collect();
+        let means: Vec<f64> =
+            (0..c).map(|ch| a[ch * PIXELS..(ch + 1) * PIXELS].iter().map(|&v| v as f64).sum::<f64>() / PIXELS as f64).collect();
         let cov = |i: usize, j: usize| -> f64 {
             let (ai, aj) = (&a[i * PIXELS..(i + 1) * PIXELS], &a[j * PIXELS..(j + 1) * PIXELS]);
             ai.iter().zip(aj).map(|(&x, &y)| (x as f64 - means[i]) * (y as f64 - means[j])).sum::<f64>()
@@ -83,10 +84,15 @@ pub fn layer_maps(eng: &Engine, net: &Net<f32>, inputs: &[Vec<f32>], how: Projec
 /// The `hidden` experiment's figures and summary, from the done cells of its sweep.
 pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Engine, how: Projection) -> Result<String> {
     let mut nets: Vec<(String, String, Net<f32>)> = Vec::new();
-    let deepest = plan.iter().filter(|c| c.config.seed == 0).max_by_key(|c| c.config.model.depth).ok_or_else(|| Error::Other("empty plan".into()))?;
+    let deepest =
+        plan.iter().filter(|c| c.config.seed == 0).max_by_key(|c| c.config.model.depth).ok_or_else(|| Error::Other("empty plan".into()))?;
     let mut untrained = Net::<f32>::new(&deepest.config.model)?;
     untrained.init(deepest.config.init.scheme, deepest.config.init.scale, deepest.config.seed);
-    nets.push((format!("untrained {}-layer CNN", deepest.config.model.depth), format!("hidden-untrained-d{}", deepest.config.model.depth), untrained));
+    nets.push((
+        format!("untrained {}-layer CNN", deepest.config.model.depth),
+        format!("hidden-untrained-d{}", deepest.config.model.depth),
+        untrained,
+    ));
     let mut depths: Vec<&Cell> = plan.iter().filter(|c| c.config.seed == plan[0].config.seed).collect();
     depths.sort_by_key(|c| c.config.model.depth);
     for c in depths {
@@ -114,10 +120,27 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
     let mut csv = String::from("net,layer,corr_with_training_image,corr_with_input\n");
     for (label, file, net) in &nets {
         let maps = layer_maps(eng, net, &inputs, how);
-        let row_labels: Vec<String> = (0..maps.len()).map(|l| if l == 0 { "input".into() } else if l + 1 == maps.len() { format!("output ({l})") } else { format!("layer {l}") }).collect();
+        let row_labels: Vec<String> = (0..maps.len())
+            .map(|l| {
+                if l == 0 {
+                    "input".into()
+                } else if l + 1 == maps.len() {
+                    format!("output ({l})")
+                } else {
+                    format!("layer {l}")
+                }
+            })
+            .collect();
         let rows: Vec<Vec<Option<Vec<f32>>>> = maps.iter().map(|r| r.iter().cloned().map(Some).collect()).collect();
         let col_labels = vec![names.clone(); rows.len()];
-        let png = figures::image_grid_cmap(&format!("Hidden-layer maps of the {label}"), &row_labels, &col_labels, &rows, Some(0), figures::Cmap::Diverging)?;
+        let png = figures::image_grid_cmap(
+            &format!("Hidden-layer maps of the {label}"),
+            &row_labels,
+            &col_labels,
+            &rows,
+            Some(0),
+            figures::Cmap::Diverging,
+        )?;
         write_atomic(&out.join(format!("{file}.png")), &png)?;
         let mut last = Vec::new();
         for (l, r) in maps.iter().enumerate() {

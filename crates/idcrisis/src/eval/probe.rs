@@ -72,9 +72,7 @@ pub struct Probe {
 /// The seven synthetic 28×28 patterns, values in {0, 1} (the ramp in [0, 1]).
 pub fn synthetic() -> Vec<(&'static str, Vec<f32>)> {
     let c = (SIDE as f64 - 1.0) / 2.0; // 13.5, the image centre
-    let make = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f32> {
-        (0..PIXELS).map(|i| f((i / SIDE) as f64, (i % SIDE) as f64) as f32).collect()
-    };
+    let make = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f32> { (0..PIXELS).map(|i| f((i / SIDE) as f64, (i % SIDE) as f64) as f32).collect() };
     let ind = |b: bool| if b { 1.0 } else { 0.0 };
     vec![
         // Centred filled square, 12×12 (rows/cols 8..20).

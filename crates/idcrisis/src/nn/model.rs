@@ -5,7 +5,7 @@ use crate::engine::winograd::Layouts;
 use crate::engine::{Engine, Padding};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{Activation, Conv2d, Dense, Layer};
+use crate::nn::layers::{Activation, Conv2d, Dense, Layer};
 use crate::rng::{Rng, Stream};
 use crate::{PIXELS, SIDE};
 use serde::{Deserialize, Serialize};
@@ -102,10 +102,7 @@ impl ModelConfig {
             }
             Arch::Cnn => {
                 if self.kernel % 2 == 0 {
-                    return Err(Error::invalid(
-                        "kernel",
-                        format!("{} is even; \"same\" padding needs an odd kernel", self.kernel),
-                    ));
+                    return Err(Error::invalid("kernel", format!("{} is even; \"same\" padding needs an odd kernel", self.kernel)));
                 }
                 if self.kernel > 2 * SIDE - 1 {
                     return Err(Error::invalid("kernel", format!("{} is larger than {}", self.kernel, 2 * SIDE - 1)));
@@ -145,13 +142,9 @@ impl ModelConfig {
         };
         match self.arch {
             Arch::Fcn => format!("fcn-d{}-w{}-{act}", self.depth, self.width),
-            Arch::Cnn => format!(
-                "{}-d{}-c{}-k{}-{act}",
-                if self.residual { "rescnn" } else { "cnn" },
-                self.depth,
-                self.channels,
-                self.kernel
-            ),
+            Arch::Cnn => {
+                format!("{}-d{}-c{}-k{}-{act}", if self.residual { "rescnn" } else { "cnn" }, self.depth, self.channels, self.kernel)
+            }
         }
     }
 }
@@ -266,8 +259,7 @@ impl<T: Float> Net<T> {
     /// The parameters as a safetensors file image, in the engine's dtype.
     pub fn to_safetensors(&self, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
         let tensors = self.tensors();
-        let bytes: Vec<Vec<u8>> =
-            tensors.iter().map(|(_, _, r)| T::slice_to_le_bytes(&self.params[r.clone()])).collect();
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, r)| T::slice_to_le_bytes(&self.params[r.clone()])).collect();
         let views = tensors
             .iter()
             .zip(&bytes)
@@ -284,18 +276,13 @@ impl<T: Float> Net<T> {
     /// the right shape and no others may be; `path` is only used in messages.
     pub fn load_safetensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
         let err = |msg: String| Error::Weights { path: path.to_path_buf(), msg };
-        let st =
-            safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let tensors = self.tensors();
         let mut names = st.names();
         names.sort();
         for name in names {
             if !tensors.iter().any(|(n, _, _)| n == name) {
-                return Err(err(format!(
-                    "unexpected tensor {name} for a {} network (bias {})",
-                    self.cfg.label(),
-                    self.cfg.bias
-                )));
+                return Err(err(format!("unexpected tensor {name} for a {} network (bias {})", self.cfg.label(), self.cfg.bias)));
             }
         }
         for (name, shape, range) in tensors {
@@ -374,7 +361,10 @@ impl<T: Float> Net<T> {
                 }
             }
             if let Some(h) = skip_src {
-                debug_assert_eq!(self.layouts(eng, i).y_cl, self.cfg.skip_source(i).map_or(false, |j| j > 0 && self.layouts(eng, j - 1).y_cl));
+                debug_assert_eq!(
+                    self.layouts(eng, i).y_cl,
+                    self.cfg.skip_source(i).map_or(false, |j| j > 0 && self.layouts(eng, j - 1).y_cl)
+                );
                 let len = n * layer.out_len();
                 crate::engine::for_each_chunk(eng, &mut output[..len], |off, o| {
                     for (o, v) in o.iter_mut().zip(&h[off..]) {
@@ -411,15 +401,7 @@ impl<T: Float> Net<T> {
             }
             let io = self.layouts(eng, i);
             match layer {
-                Layer::Dense(d) => d.backward(
-                    eng,
-                    &self.params,
-                    &mut self.grads,
-                    &ws.acts[i],
-                    dy,
-                    want_dx.then_some(&mut dx_buf[..]),
-                    n,
-                ),
+                Layer::Dense(d) => d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n),
                 Layer::Conv(c) => c.backward(
                     eng,
                     &self.params,

@@ -16,10 +16,10 @@
 //! an axis only when given as a list of lists. An optional `[zip]` table holds lists of one common
 //! length that vary together (one axis). Cells are ordered with the last axis varying fastest.
 
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::experiment::config::RunConfig;
+use crate::experiment::run::{self, RunOptions};
 use crate::fsutil::write_atomic;
-use crate::run::{self, RunOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -65,11 +65,8 @@ fn set_path(t: &mut toml::Table, key: &str, v: toml::Value) {
     let last = parts.pop().expect("non-empty key");
     let mut cur = t;
     for p in parts {
-        cur = cur
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .expect("path through tables");
+        cur =
+            cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut().expect("path through tables");
     }
     cur.insert(last.to_string(), v);
 }
@@ -155,8 +152,8 @@ pub fn expand(text: &str, path: &Path, force: bool) -> Result<Vec<Cell>> {
                 vary.insert(k.clone(), serde_json::to_value(v).unwrap_or(Json::Null));
             }
         }
-        let config: RunConfig = RunConfig::deserialize(toml::Value::Table(t))
-            .map_err(|e| cfg_err(format!("cell {index}: {}", e.to_string().trim())))?;
+        let config: RunConfig =
+            RunConfig::deserialize(toml::Value::Table(t)).map_err(|e| cfg_err(format!("cell {index}: {}", e.to_string().trim())))?;
         config.validate().map_err(|e| cfg_err(format!("cell {index} ({}): {e}", describe(&vary))))?;
         let id = cell_id(&config);
         cells.push(Cell { index, id, vary, config });
@@ -265,8 +262,13 @@ pub fn sbatch(dir: &Path, n: usize, s: &SlurmOptions, exe: &Path, data_dir: &Pat
 /// Read `plan.jsonl`.
 pub fn load_plan(dir: &Path) -> Result<Vec<Cell>> {
     let p = dir.join("plan.jsonl");
-    let text = std::fs::read_to_string(&p)
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { Error::invalid("dir", format!("{} has no plan.jsonl; run `idcrisis sweep plan` first", dir.display())) } else { Error::io(&p, e) })?;
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::invalid("dir", format!("{} has no plan.jsonl; run `idcrisis sweep plan` first", dir.display()))
+        } else {
+            Error::io(&p, e)
+        }
+    })?;
     text.lines()
         .enumerate()
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::bad_data(&p, format!("line {}: {e}", i + 1))))
@@ -346,7 +348,7 @@ pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, r
     }
     let result = run::execute(&cfg, RunOptions { data_dir: data_dir.to_path_buf(), out: cd.clone(), progress: &mut |_, _| {} });
     let outcome = match result {
-        Ok(r) if r.status == crate::train::Status::Diverged => {
+        Ok(r) if r.status == crate::nn::train::Status::Diverged => {
             Err(format!("training diverged after {} steps (loss NaN or infinite)", r.steps))
         }
         Ok(_) => Ok(()),

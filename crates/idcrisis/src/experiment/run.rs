@@ -11,17 +11,17 @@
 //!
 //! Every file is written to a temporary name and renamed into place.
 
-use crate::config::{Dtype, RunConfig};
 use crate::data::{self};
 use crate::engine::{ConvAlgo, Engine};
 use crate::error::{Error, Result};
+use crate::eval::metrics::{self, ProbeScore, Summary};
+use crate::eval::probe::{self, Probe};
+use crate::experiment::config::{Dtype, RunConfig};
 use crate::figures;
 use crate::float::Float;
 use crate::fsutil::{self, write_atomic};
-use crate::metrics::{self, ProbeScore, Summary};
-use crate::model::Net;
-use crate::probe::{self, Probe};
-use crate::train::{self, Status, TrainOutcome};
+use crate::nn::model::Net;
+use crate::nn::train::{self, Status, TrainOutcome};
 use crate::PIXELS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -173,7 +173,17 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
             let (d, split) = ts.source()?;
             let imgs = data::load_images(&opts.data_dir, d, split)?;
             let count = if ts.limit == 0 { imgs.count } else { ts.limit.min(imgs.count) };
-            train::train_minibatch(&eng, &mut net, &imgs.pixels[..count * PIXELS], count, ts.batch, ts.epochs, cfg.seed, &cfg.train, opts.progress)?
+            train::train_minibatch(
+                &eng,
+                &mut net,
+                &imgs.pixels[..count * PIXELS],
+                count,
+                ts.batch,
+                ts.epochs,
+                cfg.seed,
+                &cfg.train,
+                opts.progress,
+            )?
         }
     };
 
@@ -252,10 +262,7 @@ pub fn predictions_png(label: &str, train: &[f32], probes: &[Probe], outs: &[Vec
     out_labels.extend(eval.probes.iter().map(|s| format!("id {:.2} / const {:.2}", s.corr_identity, s.corr_constant)));
     let paper = &eval.categories.get("paper");
     let title = match paper {
-        Some(s) => format!(
-            "{label}: mean corr to identity {:.2}, to constant {:.2} (12 paper probes)",
-            s.corr_identity, s.corr_constant
-        ),
+        Some(s) => format!("{label}: mean corr to identity {:.2}, to constant {:.2} (12 paper probes)", s.corr_identity, s.corr_constant),
         None => label.to_string(),
     };
     figures::image_grid(&title, &["input".into(), "output".into()], &[in_labels, out_labels], &[inputs, outputs], Some(0))

@@ -64,34 +64,14 @@ impl Dense {
     /// Backward for a batch of `n`. Adds `dW = dyᵀ·x` and `db = Σ dy` into `grads`; writes
     /// `dx [n, inp] = dy · W` when `dx` is given.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward<T: Float>(
-        &self,
-        eng: &Engine,
-        params: &[T],
-        grads: &mut [T],
-        x: &[T],
-        dy: &[T],
-        dx: Option<&mut [T]>,
-        n: usize,
-    ) {
+    pub fn backward<T: Float>(&self, eng: &Engine, params: &[T], grads: &mut [T], x: &[T], dy: &[T], dx: Option<&mut [T]>, n: usize) {
         let dy = &dy[..n * self.out];
         engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, true, &x[..n * self.inp], false, true);
         if let Some(b) = &self.b {
             engine::sum_cols_into(&mut grads[b.clone()], dy);
         }
         if let Some(dx) = dx {
-            engine::gemm(
-                eng,
-                n,
-                self.inp,
-                self.out,
-                &mut dx[..n * self.inp],
-                dy,
-                false,
-                &params[self.w.clone()],
-                false,
-                false,
-            );
+            engine::gemm(eng, n, self.inp, self.out, &mut dx[..n * self.inp], dy, false, &params[self.w.clone()], false, false);
         }
     }
 }
@@ -146,8 +126,7 @@ impl Conv2d {
         b: Option<Range<usize>>,
     ) -> Self {
         let fits = winograd_tile(k) + k - 1 <= winograd::MAX_TILE;
-        let wino = (padding == Padding::Zero && k >= 3 && fits)
-            .then(|| WinoConv::new(winograd_tile(k), k, c_in, c_out, h, w_px));
+        let wino = (padding == Padding::Zero && k >= 3 && fits).then(|| WinoConv::new(winograd_tile(k), k, c_in, c_out, h, w_px));
         Conv2d { geom: ConvGeom::new(c_in, h, w_px, k, padding), c_out, padding, w, b, wino }
     }
 

@@ -25,7 +25,7 @@ pub fn experiments(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     let order = |p: &PathBuf| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        (crate::reproduce::Experiment::ALL.iter().position(|e| e.name() == name).unwrap_or(99), name)
+        (crate::experiment::reproduce::Experiment::ALL.iter().position(|e| e.name() == name).unwrap_or(99), name)
     };
     v.sort_by_key(order);
     Ok(v)
@@ -97,7 +97,12 @@ pub fn markdown(md: &str) -> String {
             html.push_str("</ul>\n");
         } else {
             let mut para = Vec::new();
-            while i < lines.len() && !lines[i].trim().is_empty() && !lines[i].starts_with('|') && !lines[i].starts_with("- ") && !lines[i].starts_with("# ") {
+            while i < lines.len()
+                && !lines[i].trim().is_empty()
+                && !lines[i].starts_with('|')
+                && !lines[i].starts_with("- ")
+                && !lines[i].starts_with("# ")
+            {
                 para.push(lines[i].trim());
                 i += 1;
             }
@@ -107,7 +112,8 @@ pub fn markdown(md: &str) -> String {
     html
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}\
+const STYLE: &str =
+    "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}\
 h1{font-size:1.8em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}\
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}\
@@ -119,7 +125,10 @@ const CHECK: &str = "<script>\n(function(){\n  var errors = 0;\n  window.addEven
 pub fn write(dir: &Path) -> Result<(PathBuf, usize)> {
     let exps = experiments(dir)?;
     if exps.is_empty() {
-        return Err(Error::invalid("dir", format!("no experiment (a directory with summary.md) in {}; run `idcrisis reproduce` first", dir.display())));
+        return Err(Error::invalid(
+            "dir",
+            format!("no experiment (a directory with summary.md) in {}; run `idcrisis reproduce` first", dir.display()),
+        ));
     }
     let mut body = String::new();
     let mut nav = String::new();
@@ -135,12 +144,21 @@ pub fn write(dir: &Path) -> Result<(PathBuf, usize)> {
         for f in files.iter().filter(|f| f.extension().is_some_and(|x| x == "png")) {
             let b64 = base64::engine::general_purpose::STANDARD.encode(fsutil::read(f)?);
             let fname = f.file_name().unwrap().to_string_lossy();
-            let _ = writeln!(body, "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{b64}\"><figcaption>{0}</figcaption></figure>", esc(&fname));
+            let _ = writeln!(
+                body,
+                "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{b64}\"><figcaption>{0}</figcaption></figure>",
+                esc(&fname)
+            );
             images += 1;
         }
         for f in files.iter().filter(|f| f.to_string_lossy().ends_with(".sweep.toml")) {
             let text = String::from_utf8_lossy(&fsutil::read(f)?).into_owned();
-            let _ = writeln!(body, "<details><summary>config: {}</summary><pre>{}</pre></details>", esc(&f.file_name().unwrap().to_string_lossy()), esc(&text));
+            let _ = writeln!(
+                body,
+                "<details><summary>config: {}</summary><pre>{}</pre></details>",
+                esc(&f.file_name().unwrap().to_string_lossy()),
+                esc(&text)
+            );
         }
         body.push_str("</section>\n");
     }

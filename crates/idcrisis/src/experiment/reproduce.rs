@@ -5,16 +5,16 @@
 //! and `cifar`. Every experiment is a sweep under `OUT/sweep`, so it resumes after a crash and can
 //! be sent to Slurm (`--plan-only`).
 
-use crate::config::RunConfig;
 use crate::data;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::eval::probe;
+use crate::experiment::config::RunConfig;
+use crate::experiment::run;
+use crate::experiment::sweep::{self, CellState};
 use crate::figures;
 use crate::fsutil::{self, write_atomic};
-use crate::model::Net;
-use crate::probe;
-use crate::run;
-use crate::sweep::{self, CellState};
+use crate::nn::model::Net;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -108,7 +108,15 @@ fn list<T: std::fmt::Display>(v: &[T]) -> String {
 pub fn sweep_toml(exp: Experiment, scale: Scale, seeds: usize) -> String {
     let seeds = list(&(0..seeds.max(1)).collect::<Vec<_>>());
     let (q, m) = (scale == Scale::Quick, scale == Scale::Micro);
-    let steps = |full: u64| if m { 8 } else if q { full.min(3000) } else { full };
+    let steps = |full: u64| {
+        if m {
+            8
+        } else if q {
+            full.min(3000)
+        } else {
+            full
+        }
+    };
     let cnn = |channels: usize, kernel: &str, depths: &str, extra: &str| {
         format!(
             "seed = [{seeds}]\nrho = [0.0, 0.5, 0.9]\n{extra}[model]\narch = \"cnn\"\nkernel = {kernel}\nchannels = {channels}\ndepth = [{depths}]\n[train]\noptimizer = \"adam\"\nlr = 3e-4\ntol = 1e-4\nsteps = {}\n",
@@ -190,7 +198,15 @@ pub fn sweep_toml(exp: Experiment, scale: Scale, seeds: usize) -> String {
 }
 
 /// Write `OUT/<experiment>.sweep.toml` and plan it into `OUT/sweep`.
-pub fn plan(exp: Experiment, out: &Path, scale: Scale, seeds: usize, slurm: &sweep::SlurmOptions, exe: &Path, data_dir: &Path) -> Result<PathBuf> {
+pub fn plan(
+    exp: Experiment,
+    out: &Path,
+    scale: Scale,
+    seeds: usize,
+    slurm: &sweep::SlurmOptions,
+    exe: &Path,
+    data_dir: &Path,
+) -> Result<PathBuf> {
     if exp == Experiment::Cifar {
         // Fail before planning anything when the data is not there.
         data::load_image(data_dir, &CIFAR_IMAGE.parse()?)?;
@@ -245,18 +261,26 @@ pub struct NetSummary {
 fn group_label(exp: Experiment, c: &RunConfig) -> String {
     let m = &c.model;
     match exp {
-        Experiment::Fcn | Experiment::Fcn60k => format!("FCN {}-layer {}", m.depth, if m.act == crate::layers::Activation::Relu { "ReLU" } else { "linear" }),
+        Experiment::Fcn | Experiment::Fcn60k => {
+            format!("FCN {}-layer {}", m.depth, if m.act == crate::nn::layers::Activation::Relu { "ReLU" } else { "linear" })
+        }
         Experiment::CnnDepth | Experiment::Cifar => format!("CNN depth {} ({})", m.depth, protocol(c)),
         Experiment::Hidden => format!("CNN depth {}", m.depth),
         Experiment::Resnet => format!("{} CNN depth {}", if m.residual { "residual" } else { "plain" }, m.depth),
         Experiment::Kernels => format!("k={} depth {}", m.kernel, m.depth),
         Experiment::Channels => format!("C={} depth {}", m.channels, m.depth),
-        Experiment::Linear => format!("{} depth {}", if m.arch == crate::model::Arch::Cnn { "CNN" } else { "FCN" }, m.depth),
+        Experiment::Linear => format!("{} depth {}", if m.arch == crate::nn::model::Arch::Cnn { "CNN" } else { "FCN" }, m.depth),
     }
 }
 
 /// Build figures, CSVs and `summary.md` from the done cells. Returns the summary text.
-pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, projection: crate::hidden::Projection) -> Result<String> {
+pub fn analyze(
+    exp: Experiment,
+    out: &Path,
+    data_dir: &Path,
+    eng: &Engine,
+    projection: crate::experiment::hidden::Projection,
+) -> Result<String> {
     let dir = out.join("sweep");
     let plan = sweep::load_plan(&dir)?;
     let mut groups: Vec<(String, Vec<&sweep::Cell>)> = Vec::new();
@@ -313,13 +337,18 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, proje
         if ids.is_empty() {
             continue;
         }
-        let stat = |v: &[f64]| (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(f64::MIN, f64::max));
+        let stat = |v: &[f64]| {
+            (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(f64::MIN, f64::max))
+        };
         let per_category = cats
             .into_iter()
             .map(|(k, v)| (k, (v.iter().map(|p| p.0).sum::<f64>() / v.len() as f64, v.iter().map(|p| p.1).sum::<f64>() / v.len() as f64)))
             .collect();
         // Prediction-grid row: outputs of the first seed, re-evaluated from its saved weights.
-        let wants_grid = matches!(exp, Experiment::Fcn | Experiment::Fcn60k | Experiment::CnnDepth | Experiment::Cifar | Experiment::Linear | Experiment::Resnet);
+        let wants_grid = matches!(
+            exp,
+            Experiment::Fcn | Experiment::Fcn60k | Experiment::CnnDepth | Experiment::Cifar | Experiment::Linear | Experiment::Resnet
+        );
         if let Some(c) = first_done.filter(|_| wants_grid) {
             let cd = sweep::cell_dir(&dir, c);
             let train = data::load_image(data_dir, &c.config.train_image)?;
@@ -345,7 +374,7 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, proje
         let m = &cells[0].config.model;
         nets.push(NetSummary {
             protocol: protocol(&cells[0].config),
-            arch: if m.arch == crate::model::Arch::Cnn { "cnn".into() } else { "fcn".into() },
+            arch: if m.arch == crate::nn::model::Arch::Cnn { "cnn".into() } else { "fcn".into() },
             residual: m.residual,
             kernel: m.kernel,
             channels: m.channels,
@@ -383,7 +412,7 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, proje
         Experiment::CnnDepth | Experiment::Cifar => summary_cnn_depth(exp, &nets, out)?,
         Experiment::Linear => summary_linear(&nets, out)?,
         Experiment::Kernels | Experiment::Channels => summary_grid2d(exp, &nets, out)?,
-        Experiment::Hidden => crate::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?,
+        Experiment::Hidden => crate::experiment::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?,
     };
     let mut text = summary;
     if skipped > 0 {
@@ -394,7 +423,13 @@ pub fn analyze(exp: Experiment, out: &Path, data_dir: &Path, eng: &Engine, proje
 }
 
 fn summary_fcn(nets: &[NetSummary]) -> String {
-    let reference = [("FCN 1-layer linear", 0.50), ("FCN 2-layer linear", 0.69), ("FCN 2-layer ReLU", 0.82), ("FCN 6-layer linear", 0.98), ("FCN 6-layer ReLU", 1.00)];
+    let reference = [
+        ("FCN 1-layer linear", 0.50),
+        ("FCN 2-layer linear", 0.69),
+        ("FCN 2-layer ReLU", 0.82),
+        ("FCN 6-layer linear", 0.98),
+        ("FCN 6-layer ReLU", 1.00),
+    ];
     let mut s = String::from("# fcn (Fig. 2): FCNs of width 784 trained on one image\n\n");
     s += "Protocol: plain gradient descent, lr 0.1, stop at training MSE < 1e-4 (the independent PyTorch run that matched the paper).\n\n";
     s += "| net | seeds | corr to constant: reference PyTorch run | ours (mean, min–max) | corr to identity (ours) |\n|---|---|---|---|---|\n";
@@ -441,7 +476,12 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
         }
         series.push((format!("{p}: to constant"), pts(&|n| n.corr_constant.0)));
     }
-    write_depth_curves(out, &format!("{}-corr", exp.name()), "ReLU CNNs trained on one image: mean correlation over the 12 probes, by protocol", &series)?;
+    write_depth_curves(
+        out,
+        &format!("{}-corr", exp.name()),
+        "ReLU CNNs trained on one image: mean correlation over the 12 probes, by protocol",
+        &series,
+    )?;
     let mut s = if exp == Experiment::Cifar {
         format!("# cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image ({CIFAR_IMAGE}, gray, central 28×28 crop), by depth\n\n")
     } else {
@@ -454,7 +494,16 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.2} ({:.2}–{:.2}) | {:.2} | {} | {} | {} |",
-            n.protocol, n.depth, n.seeds, n.corr_identity.0, n.corr_identity.1, n.corr_identity.2, n.corr_constant.0, cat("synthetic"), cat("mnist"), cat("fashion")
+            n.protocol,
+            n.depth,
+            n.seeds,
+            n.corr_identity.0,
+            n.corr_identity.1,
+            n.corr_identity.2,
+            n.corr_constant.0,
+            cat("synthetic"),
+            cat("mnist"),
+            cat("fashion")
         );
     }
     s += "\nClaims:\n\n";
@@ -473,7 +522,11 @@ fn summary_cnn_depth(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result
             "- `{p}`: near-identity (mean corr to identity ≥ 0.9): paper up to about 7 layers, ours up to {}.",
             ident_up_to.map(|d| format!("{d} layers")).unwrap_or_else(|| "no depth".into())
         );
-        let _ = writeln!(s, "- `{p}`: the deepest net outputs the constant \"7\": paper yes at 19–20, ours: depth {} corr to constant {:.2}.", deepest.0, deepest.1);
+        let _ = writeln!(
+            s,
+            "- `{p}`: the deepest net outputs the constant \"7\": paper yes at 19–20, ours: depth {} corr to constant {:.2}.",
+            deepest.0, deepest.1
+        );
     }
     s += "\nThe deep end depends on the training protocol; see docs/defaults.md.\n";
     Ok(s)
@@ -506,15 +559,27 @@ fn summary_linear(nets: &[NetSummary], out: &Path) -> Result<String> {
         series.push((format!("{}: to constant", arch.to_uppercase()), pts(&|n| n.corr_constant.0)));
     }
     write_depth_curves(out, "linear-corr", "Linear networks trained on one image: mean correlation over the 12 probes", &series)?;
-    let mut s = String::from("# linear: linear CNNs (5×5) and FCNs (width 784) by depth\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n");
+    let mut s = String::from(
+        "# linear: linear CNNs (5×5) and FCNs (width 784) by depth\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n",
+    );
     s += "| net | seeds | corr to identity | corr to constant |\n|---|---|---|---|\n";
     for n in nets {
         let _ = writeln!(s, "| {} | {} | {:.2} | {:.2} |", n.label, n.seeds, n.corr_identity.0, n.corr_constant.0);
     }
-    let t = |a: &str| transition(nets.iter().filter(|n| n.arch == a)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into());
+    let t = |a: &str| {
+        transition(nets.iter().filter(|n| n.arch == a)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into())
+    };
     s += "\nClaims:\n\n";
-    let _ = writeln!(s, "- Paper: linear FCNs output the constant (a linear FCN at any depth does not learn the identity). Ours: FCN transition depth {}.", t("fcn"));
-    let _ = writeln!(s, "- Paper: linear CNNs, like ReLU CNNs, move from identity to the constant with depth. Ours: CNN transition depth {}.", t("cnn"));
+    let _ = writeln!(
+        s,
+        "- Paper: linear FCNs output the constant (a linear FCN at any depth does not learn the identity). Ours: FCN transition depth {}.",
+        t("fcn")
+    );
+    let _ = writeln!(
+        s,
+        "- Paper: linear CNNs, like ReLU CNNs, move from identity to the constant with depth. Ours: CNN transition depth {}.",
+        t("cnn")
+    );
     Ok(s)
 }
 
@@ -536,7 +601,12 @@ fn summary_grid2d(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result<St
             .map(|k| {
                 depths
                     .iter()
-                    .map(|d| nets.iter().find(|n| key(n) == *k && n.depth == *d).map(|n| if f == 0 { n.corr_identity.0 } else { n.corr_constant.0 }).unwrap_or(f64::NAN))
+                    .map(|d| {
+                        nets.iter()
+                            .find(|n| key(n) == *k && n.depth == *d)
+                            .map(|n| if f == 0 { n.corr_identity.0 } else { n.corr_constant.0 })
+                            .unwrap_or(f64::NAN)
+                    })
                     .collect()
             })
             .collect();
@@ -548,9 +618,13 @@ fn summary_grid2d(exp: Experiment, nets: &[NetSummary], out: &Path) -> Result<St
         let _ = writeln!(csv, "{},{},{},{}", key(n), n.depth, n.corr_identity.0, n.corr_constant.0);
     }
     write_atomic(&out.join(format!("{}-grid.csv", exp.name())), csv.as_bytes())?;
-    let mut s = format!("# {}: depth × {what}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n| {what} | transition depth |\n|---|---|\n", exp.name());
+    let mut s = format!(
+        "# {}: depth × {what}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n| {what} | transition depth |\n|---|---|\n",
+        exp.name()
+    );
     for (k, r) in keys.iter().zip(&rows) {
-        let t = transition(nets.iter().filter(|n| key(n) == *k)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into());
+        let t =
+            transition(nets.iter().filter(|n| key(n) == *k)).map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into());
         let _ = writeln!(s, "| {r} | {t} |");
     }
     s += "\nClaims:\n\n";
@@ -608,11 +682,22 @@ fn summary_resnet(nets: &[NetSummary], out: &Path) -> Result<String> {
     ordered.sort_by_key(|n| (n.residual, n.depth));
     for n in &ordered {
         let cat = |k: &str| n.per_category.get(k).map(|v| format!("{:.2}", v.0)).unwrap_or_else(|| "–".into());
-        let _ = writeln!(s, "| {} | {} | {:.2} | {:.2} | {} | {} |", n.label, n.seeds, n.corr_identity.0, n.corr_constant.0, cat("synthetic"), cat("mnist"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.2} | {} | {} |",
+            n.label,
+            n.seeds,
+            n.corr_identity.0,
+            n.corr_constant.0,
+            cat("synthetic"),
+            cat("mnist")
+        );
     }
     let res: Vec<&&NetSummary> = ordered.iter().filter(|n| n.residual).collect();
     let trend = match (res.first(), res.last()) {
-        (Some(a), Some(b)) if a.depth != b.depth => format!("corr to identity {:.2} at depth {} → {:.2} at depth {}", a.corr_identity.0, a.depth, b.corr_identity.0, b.depth),
+        (Some(a), Some(b)) if a.depth != b.depth => {
+            format!("corr to identity {:.2} at depth {} → {:.2} at depth {}", a.corr_identity.0, a.depth, b.corr_identity.0, b.depth)
+        }
         _ => "not enough depths run".into(),
     };
     s += "\nClaims:\n\n";

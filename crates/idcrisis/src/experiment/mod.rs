@@ -1,0 +1,9 @@
+//! Experiments: the run configuration, the run directory, sweeps of runs, the paper's
+//! experiments built from sweeps, hidden-layer maps and the HTML report.
+
+pub mod config;
+pub mod hidden;
+pub mod report;
+pub mod reproduce;
+pub mod run;
+pub mod sweep;
