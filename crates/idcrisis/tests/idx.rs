@@ -34,7 +34,7 @@ fn real_mnist_and_fashion_load_with_known_label_counts() {
     assert_eq!(f.len(), 10000);
     assert!((0..10).all(|c| f.iter().filter(|&&l| l == c).count() == 1000));
     let img = test.image_f32(0);
-    assert!(img.iter().all(|v| (0.0..=1.0).contains(v)) && img.iter().any(|v| *v == 1.0));
+    assert!(img.iter().all(|v| (0.0..=1.0).contains(v)) && img.contains(&1.0));
 }
 
 #[test]
@@ -59,7 +59,8 @@ fn bad_files_are_rejected_clearly() {
 
     // Truncated: raw and gzip.
     std::fs::write(dir.join("trunc.idx"), &good[..good.len() - 100]).unwrap();
-    assert!(err_of(&dir.join("trunc.idx")).contains("truncated"));
+    let e = err_of(&dir.join("trunc.idx"));
+    assert!(e.contains("truncated") && e.contains("the header's count does not match the file size"), "{e}");
     std::fs::write(dir.join("trunc.gz"), gz(&good[..good.len() - 100])).unwrap();
     assert!(err_of(&dir.join("trunc.gz")).contains("truncated"));
     std::fs::write(dir.join("short.idx"), [0u8, 0]).unwrap();
@@ -113,9 +114,9 @@ fn missing_data_names_the_fix() {
 
 fn cifar_record(label: u8, r: u8, g: u8, b: u8) -> Vec<u8> {
     let mut v = vec![label];
-    v.extend(std::iter::repeat(r).take(1024));
-    v.extend(std::iter::repeat(g).take(1024));
-    v.extend(std::iter::repeat(b).take(1024));
+    v.extend(std::iter::repeat_n(r, 1024));
+    v.extend(std::iter::repeat_n(g, 1024));
+    v.extend(std::iter::repeat_n(b, 1024));
     v
 }
 

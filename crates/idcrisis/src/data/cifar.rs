@@ -33,14 +33,28 @@ pub fn batch_files(dir: &Path, split: Split) -> Vec<PathBuf> {
 }
 
 /// Read every record of a binary batch file.
+///
+/// The file's size is checked before it is read: more than 100 000 records (ten times a real
+/// batch) is refused, so a wrong file is never read into memory whole. Then [`parse_batch`]'s
+/// checks; errors name the file.
 pub fn read_batch(path: &Path) -> Result<Vec<CifarImage>> {
+    const MAX_RECORDS: u64 = 100_000;
+    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if len > MAX_RECORDS * RECORD as u64 {
+        return Err(Error::bad_data(
+            path,
+            format!("not a CIFAR-10 binary batch: {len} bytes is more than {MAX_RECORDS} records of {RECORD} bytes"),
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_batch(&bytes).map_err(|m| Error::bad_data(path, m))
 }
 
-/// Parse a batch from memory.
+/// Parse a batch from memory: `bytes.len() / RECORD` records, each label in 0..=9. The error
+/// says what is wrong (size or which record's label) but not where the bytes came from; see
+/// [`read_batch`] for the file version.
 pub fn parse_batch(bytes: &[u8]) -> std::result::Result<Vec<CifarImage>, String> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format!("not a CIFAR-10 binary batch: {} bytes is not a positive multiple of {RECORD}", bytes.len()));
     }
     bytes
