@@ -166,8 +166,10 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 }
                 CellOutcome::SkippedFailed => {
                     eprintln!(
-                        "error: cell {i} failed before (see {}); pass --retry-failed to run it again",
-                        what.join("error.json").display()
+                        "error: cell {i} failed before (see {}); pass --retry-failed to run it again (on Slurm: sbatch --export=ALL,{}=1 --array={i} {})",
+                        what.join("error.json").display(),
+                        sweep::RETRY_ENV,
+                        dir.join("slurm.sbatch").display()
                     );
                     ExitCode::from(1)
                 }
@@ -186,6 +188,7 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 StatusFormat::Json => {
                     let mut j = serde_json::to_value(&s)?;
                     j["array"] = sweep::array_spec(&s.not_done).into();
+                    j["resubmit"] = sweep::resubmit_command(&dir, &s).into();
                     println!("{}", serde_json::to_string_pretty(&j)?);
                 }
                 StatusFormat::Text => {
@@ -193,8 +196,8 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                     if !s.failed_indices.is_empty() {
                         println!("failed: {}", s.failed_indices.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
                     }
-                    if !s.not_done.is_empty() {
-                        println!("resubmit: sbatch {} {}", sweep::array_spec(&s.not_done), dir.join("slurm.sbatch").display());
+                    if let Some(line) = sweep::resubmit_command(&dir, &s) {
+                        println!("resubmit: {line}");
                     }
                 }
             }

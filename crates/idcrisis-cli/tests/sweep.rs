@@ -191,3 +191,77 @@ fn two_runners_on_one_directory_finish_cleanly() {
         }
     }
 }
+
+#[test]
+fn plan_makes_logs_and_the_printed_resubmission_reruns_failed_cells() {
+    let t = tempdir("retry");
+    // Cells 1 and 2 train on a PNG that does not exist yet: they fail until it is written.
+    let png = t.join("late.png");
+    let f = t.join("grid.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "threads = 1\nrho = [0.5]\n[model]\narch = \"cnn\"\ndepth = 1\nchannels = 4\nkernel = 3\n[train]\nsteps = 5\ntol = 0.0\nlr = 1e-3\n[zip]\nseed = [0, 1, 2]\ntrain_image = [\"mnist:train:15\", {:?}, {:?}]\n",
+            s(&png),
+            s(&png)
+        ),
+    )
+    .unwrap();
+    let d = t.join("sw");
+    let o = run(&["sweep", "plan", s(&f), "--out", s(&d)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(d.join("logs").is_dir(), "plan creates the directory of slurm.sbatch's --output");
+    // run-cell does not need logs/ (only Slurm writes there).
+    std::fs::remove_dir(d.join("logs")).unwrap();
+    let o = run(&["sweep", "run-cell", s(&d), "--index", "0"]);
+    assert!(o.status.success(), "{}", err(&o));
+    // Re-planning the same file restores logs/.
+    assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
+    assert!(d.join("logs").is_dir());
+    for i in ["1", "2"] {
+        let o = run(&["sweep", "run-cell", s(&d), "--index", i]);
+        assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    }
+    let resubmit = format!("sbatch --export=ALL,IDCRISIS_RETRY_FAILED=1 --array=1-2 {}", s(&d.join("slurm.sbatch")));
+    let o = run(&["sweep", "status", s(&d)]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("1 done, 2 failed, 0 missing") && text.contains(&format!("resubmit: {resubmit}\n")), "{text}");
+    let j: serde_json::Value = serde_json::from_slice(&run(&["sweep", "status", s(&d), "--format", "json"]).stdout).unwrap();
+    assert_eq!(j["resubmit"], resubmit.as_str());
+    assert_eq!(j["array"], "--array=1-2");
+    let stamp = |i: usize| {
+        let plan = std::fs::read_to_string(d.join("plan.jsonl")).unwrap();
+        let c: serde_json::Value = serde_json::from_str(plan.lines().nth(i).unwrap()).unwrap();
+        d.join("cells").join(c["id"].as_str().unwrap())
+    };
+    let done0 = std::fs::metadata(stamp(0).join("result.json")).unwrap().modified().unwrap();
+    // Fix the cause, then run the array task as Slurm would: without the variable the failed cell
+    // is skipped, with it (what the printed line sets) the cell runs again and ends done.
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * 3) % 256) as u8])).save(&png).unwrap();
+    let task = |i: &str, retry: bool| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(d.join("slurm.sbatch")).env("SLURM_ARRAY_TASK_ID", i).env_remove("SLURM_CPUS_PER_TASK").env_remove("IDCRISIS_RETRY_FAILED");
+        if retry {
+            c.env("IDCRISIS_RETRY_FAILED", "1");
+        }
+        c.output().unwrap()
+    };
+    let o = task("1", false);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("IDCRISIS_RETRY_FAILED=1"), "{}", err(&o));
+    assert!(stamp(1).join("error.json").is_file() && !stamp(1).join("DONE").exists());
+    let o = task("1", true);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(stamp(1).join("DONE").is_file() && !stamp(1).join("error.json").exists());
+    // The same through run-cell --retry-failed.
+    let o = run(&["sweep", "run-cell", s(&d), "--index", "2", "--retry-failed"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cell 2 done"));
+    // The done cell was not run again; nothing is left to resubmit.
+    let o = task("0", true);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("already done"), "{}", err(&o));
+    assert_eq!(std::fs::metadata(stamp(0).join("result.json")).unwrap().modified().unwrap(), done0);
+    let o = run(&["sweep", "status", s(&d)]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("3 done, 0 failed, 0 missing") && !text.contains("resubmit"), "{text}");
+}

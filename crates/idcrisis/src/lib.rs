@@ -29,12 +29,14 @@ pub mod float;
 pub mod fsutil;
 pub mod nn;
 pub mod rng;
+pub mod shape;
 pub mod theory;
 
 pub use error::{Error, Result};
 pub use float::Float;
+pub use shape::Shape;
 
-/// Side length of every image the models see (MNIST geometry).
-pub const SIDE: usize = 28;
-/// Pixels per image: 28 × 28.
+/// Side of an MNIST image (28). Being replaced by [`Shape`]; new code takes a shape.
+pub const SIDE: usize = Shape::MNIST.height;
+/// Pixels of an MNIST image (784). Being replaced by [`Shape`].
 pub const PIXELS: usize = SIDE * SIDE;
