@@ -73,15 +73,18 @@ fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) 
     }
 }
 
-fn set_path(t: &mut toml::Table, key: &str, v: toml::Value) {
+/// Set the dotted `key` (`model.depth`) in `t`, creating tables on the way. Err (a message naming
+/// the key) when a segment on the way already holds a value that is not a table.
+fn set_path(t: &mut toml::Table, key: &str, v: toml::Value) -> std::result::Result<(), String> {
     let mut parts: Vec<&str> = key.split('.').collect();
-    let last = parts.pop().expect("non-empty key");
+    let last = parts.pop().unwrap_or(key);
     let mut cur = t;
-    for p in parts {
-        cur =
-            cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut().expect("path through tables");
+    for (i, p) in parts.iter().enumerate() {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| format!("key {key}: {} is not a table", parts[..=i].join(".")))?;
     }
     cur.insert(last.to_string(), v);
+    Ok(())
 }
 
 /// Keys whose plain value is itself a list.
@@ -117,7 +120,7 @@ pub fn expand(text: &str, path: &Path, force: bool) -> Result<Vec<Cell>> {
             }
             axes.push(Axis { keys: vec![key], values: a.iter().map(|x| vec![x.clone()]).collect() });
         } else {
-            set_path(&mut base, &key, v);
+            set_path(&mut base, &key, v).map_err(cfg_err)?;
         }
     }
     if let Some(z) = zip {
@@ -144,11 +147,13 @@ pub fn expand(text: &str, path: &Path, force: bool) -> Result<Vec<Cell>> {
             axes.push(Axis { keys, values: (0..n).map(|i| cols.iter().map(|c| c[i].clone()).collect()).collect() });
         }
     }
-    let total = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.values.len())).unwrap_or(usize::MAX);
+    let total = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.values.len())).ok_or_else(|| {
+        cfg_err(format!("the grid has more than {MAX_CELLS} cells (more than 2^64: its size overflows); it cannot be planned"))
+    })?;
     if total > MAX_CELLS && !force {
-        return Err(Error::invalid("force", format!("the grid has {total} cells, more than {MAX_CELLS}; pass --force to plan it anyway")));
+        return Err(cfg_err(format!("the grid has {total} cells, more than {MAX_CELLS}; pass --force to plan it anyway")));
     }
-    let mut cells = Vec::with_capacity(total);
+    let mut cells = Vec::with_capacity(total.min(MAX_CELLS));
     let mut pos = vec![0usize; axes.len()];
     for index in 0..total {
         // Mixed-radix position, last axis fastest.
@@ -161,7 +166,7 @@ pub fn expand(text: &str, path: &Path, force: bool) -> Result<Vec<Cell>> {
         let mut vary = BTreeMap::new();
         for (a, &p) in axes.iter().zip(&pos) {
             for (k, v) in a.keys.iter().zip(&a.values[p]) {
-                set_path(&mut t, k, v.clone());
+                set_path(&mut t, k, v.clone()).map_err(cfg_err)?;
                 vary.insert(k.clone(), serde_json::to_value(v).unwrap_or(Json::Null));
             }
         }

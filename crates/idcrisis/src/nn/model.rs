@@ -285,25 +285,29 @@ impl<T: Float> Net<T> {
                 return Err(err(format!("unexpected tensor {name} for a {} network (bias {})", self.cfg.label(), self.cfg.bias)));
             }
         }
+        // Check every tensor before copying any, so that a failed load leaves the net unchanged.
+        let mut checked = Vec::with_capacity(tensors.len());
         for (name, shape, range) in tensors {
             let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name} (expected shape {shape:?})")))?;
             if t.shape() != shape.as_slice() {
                 return Err(err(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape())));
             }
+            match t.dtype() {
+                safetensors::Dtype::F32 | safetensors::Dtype::F64 => checked.push((t, range)),
+                other => return Err(err(format!("tensor {name} has dtype {other:?}; expected F32 or F64"))),
+            }
+        }
+        for (t, range) in checked {
             let dst = &mut self.params[range];
             let data = t.data();
-            match t.dtype() {
-                safetensors::Dtype::F32 => {
-                    for (d, c) in dst.iter_mut().zip(data.chunks_exact(4)) {
-                        *d = T::from_f64(f32::from_le_bytes(c.try_into().unwrap()) as f64);
-                    }
+            if t.dtype() == safetensors::Dtype::F32 {
+                for (d, c) in dst.iter_mut().zip(data.chunks_exact(4)) {
+                    *d = T::from_f64(f32::from_le_bytes(c.try_into().unwrap()) as f64);
                 }
-                safetensors::Dtype::F64 => {
-                    for (d, c) in dst.iter_mut().zip(data.chunks_exact(8)) {
-                        *d = T::from_f64(f64::from_le_bytes(c.try_into().unwrap()));
-                    }
+            } else {
+                for (d, c) in dst.iter_mut().zip(data.chunks_exact(8)) {
+                    *d = T::from_f64(f64::from_le_bytes(c.try_into().unwrap()));
                 }
-                other => return Err(err(format!("tensor {name} has dtype {other:?}; expected F32 or F64"))),
             }
         }
         Ok(())
