@@ -2,11 +2,10 @@
 //! figure for the same workload beside it.
 
 use anyhow::{bail, Result};
-use clap::builder::PossibleValuesParser;
 use clap::Args;
 use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
 use idcrisis::data::{self, ImageSpec};
-use idcrisis::engine::Engine;
+use idcrisis::engine::{ConvAlgo, Engine};
 use idcrisis::nn::model::{Arch, ModelConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -29,8 +28,8 @@ pub struct BenchArgs {
     threads: usize,
     /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 8 input channels,
     /// im2col otherwise).
-    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
-    conv_algo: String,
+    #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
+    conv_algo: ConvAlgo,
     /// Also time forward passes (probing) over MNIST test images, in images per second.
     #[arg(long)]
     probe: bool,
@@ -68,7 +67,7 @@ fn run_torch(mut cmd: Command, model: &ModelConfig, data_dir: &Path, key: &str) 
     cmd.args(["--depth", &model.depth.to_string(), "--data-dir"]).arg(data_dir);
     match model.arch {
         Arch::Cnn => cmd.args(["--arch", "cnn", "--channels", &model.channels.to_string(), "--kernel", &model.kernel.to_string()]),
-        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &model.width.to_string()]),
+        Arch::Fcn => cmd.args(["--arch", "fcn", "--width", &model.width_for(idcrisis::Shape::MNIST).to_string()]),
     };
     let out = cmd.output()?;
     if !out.status.success() {
@@ -152,8 +151,8 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
 /// Run the benchmark table.
 pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
     idcrisis::experiment::run::check_data_dir(&data_dir)?;
-    let x = data::load_image(&data_dir, &ImageSpec::default())?;
-    let eng = Engine::new(a.threads)?.with_conv_algo(crate::commands::kebab(&a.conv_algo));
+    let (_, x) = data::load_image(&data_dir, &ImageSpec::default(), None)?;
+    let eng = Engine::new(a.threads)?.with_conv_algo(a.conv_algo);
     let threads = eng.threads();
     let torch = if a.compare_torch {
         let ok = Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);

@@ -1,62 +1,24 @@
 //! `train`, `probe` and `data`: argument structs and their thin handlers.
 
 use anyhow::{Context, Result};
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use idcrisis::data::{self, fetch, Dataset, ImageSpec, Split};
 use idcrisis::engine::Engine;
+use idcrisis::engine::{ConvAlgo, Padding};
 use idcrisis::eval::metrics::Summary;
 use idcrisis::eval::probe;
+use idcrisis::experiment::config::Dtype;
 use idcrisis::experiment::config::RunConfig;
 use idcrisis::experiment::run::{self, RunOptions};
 use idcrisis::fsutil::write_atomic;
-use idcrisis::nn::model::Net;
+use idcrisis::nn::layers::Activation;
+use idcrisis::nn::model::{Arch, Init};
+use idcrisis::nn::optim::OptimizerKind;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::de::DeserializeOwned;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-/// Parse a kebab-case enum name through its serde representation.
-pub(crate) fn kebab<T: DeserializeOwned>(s: &str) -> T {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).expect("value checked by clap")
-}
-
-fn positive_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        Ok(v) => Err(format!("{v} must be a positive number")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn nonneg_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        Ok(v) => Err(format!("{v} must be a non-negative number")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn unit_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
-        Ok(v) => Err(format!("{v} must be in [0, 1)")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn odd_kernel(s: &str) -> Result<usize, String> {
-    let k: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if k % 2 == 0 {
-        Err(format!("{k} is even; \"same\" padding needs an odd kernel"))
-    } else if k > 55 {
-        Err(format!("{k} is larger than 55"))
-    } else {
-        Ok(k)
-    }
-}
 
 fn image_spec(s: &str) -> Result<ImageSpec, String> {
     s.parse().map_err(|e: idcrisis::Error| e.to_string())
@@ -68,24 +30,24 @@ pub struct TrainArgs {
     /// TOML config (the `config.toml` of a run reruns it). Flags override its values.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
-    /// Network family.
-    #[arg(long, value_parser = PossibleValuesParser::new(["cnn", "fcn"]))]
-    arch: Option<String>,
-    /// Number of weight layers L (≥ 1).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    depth: Option<u64>,
-    /// FCN hidden width [default: 784].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    width: Option<u64>,
+    /// Network family [default: cnn].
+    #[arg(long, value_enum)]
+    arch: Option<Arch>,
+    /// Number of weight layers L (≥ 1) [default: 5].
+    #[arg(long)]
+    depth: Option<usize>,
+    /// FCN hidden width [default: the input dimension C·H·W, 784 for MNIST].
+    #[arg(long)]
+    width: Option<usize>,
     /// CNN hidden channels [default: 128].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16384))]
-    channels: Option<u64>,
+    #[arg(long)]
+    channels: Option<usize>,
     /// CNN kernel side, odd [default: 5].
-    #[arg(long, value_parser = odd_kernel)]
+    #[arg(long)]
     kernel: Option<usize>,
     /// Activation between layers [default: relu].
-    #[arg(long, value_parser = PossibleValuesParser::new(["relu", "linear"]))]
-    act: Option<String>,
+    #[arg(long, value_enum)]
+    act: Option<Activation>,
     /// Give every layer a bias (default).
     #[arg(long, overrides_with = "no_bias")]
     bias: bool,
@@ -96,13 +58,13 @@ pub struct TrainArgs {
     #[arg(long)]
     residual: bool,
     /// CNN border handling [default: zero].
-    #[arg(long, value_parser = PossibleValuesParser::new(["zero", "circular", "reflect"]))]
-    padding: Option<String>,
+    #[arg(long, value_enum)]
+    padding: Option<Padding>,
     /// Weight initialisation [default: torch-default].
-    #[arg(long, value_parser = PossibleValuesParser::new(["torch-default", "he-normal", "he-uniform", "glorot-normal", "glorot-uniform"]))]
-    init: Option<String>,
+    #[arg(long, value_enum)]
+    init: Option<Init>,
     /// Multiply the freshly drawn initial weights by this [default: 1].
-    #[arg(long, value_parser = nonneg_f64, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true)]
     init_scale: Option<f64>,
     /// Start from these weights (safetensors, PyTorch layout) instead of drawing them.
     #[arg(long, value_name = "FILE.safetensors")]
@@ -111,33 +73,42 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Optimizer [default: adam].
-    #[arg(long, value_parser = PossibleValuesParser::new(["gd", "momentum", "adam"]))]
-    optimizer: Option<String>,
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
     /// Learning rate [default: 3e-4].
-    #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Momentum for `--optimizer momentum` [default: 0.9].
-    #[arg(long, value_parser = unit_interval, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Maximum number of updates [default: 10000].
     #[arg(long)]
     steps: Option<u64>,
     /// Stop once the training MSE is below this [default: 1e-4].
-    #[arg(long, value_parser = nonneg_f64, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true)]
     tol: Option<f64>,
     /// Compute threads [default: all cores].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[arg(long)]
+    threads: Option<usize>,
     /// Engine precision [default: f32].
-    #[arg(long, value_parser = PossibleValuesParser::new(["f32", "f64"]))]
-    dtype: Option<String>,
+    #[arg(long, value_enum)]
+    dtype: Option<Dtype>,
     /// Convolution algorithm [default: auto = Winograd for zero-padded 3×3, 5×5 and 7×7 layers
     /// with ≥ 8 input channels, im2col otherwise].
-    #[arg(long, value_parser = PossibleValuesParser::new(["auto", "im2col", "winograd"]))]
-    conv_algo: Option<String>,
+    #[arg(long, value_enum)]
+    conv_algo: Option<ConvAlgo>,
     /// The training image: DATASET:SPLIT:INDEX or an image file [default: mnist:train:15].
+    /// CIFAR-10 images are 3×32×32, files keep their size and colour.
     #[arg(long, value_parser = image_spec)]
     train_image: Option<ImageSpec>,
+    /// Gray N×N view of the image: luma, then the central N×N crop (`--gray 28` gives CIFAR-10
+    /// the MNIST shape).
+    #[arg(long, value_name = "N")]
+    gray: Option<usize>,
+    /// Place the training image and every probe at the centre of an N×N zero canvas; loss and
+    /// metrics cover the whole canvas, and are also reported on the central window.
+    #[arg(long, value_name = "N")]
+    canvas: Option<usize>,
     /// Correlations of the random-ρ probes, comma-separated [default: 0,0.5,0.9].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     rho: Option<Vec<f64>>,
@@ -157,22 +128,22 @@ impl TrainArgs {
             None => RunConfig::default(),
         };
         if let Some(v) = &self.arch {
-            c.model.arch = kebab(v);
+            c.model.arch = *v;
         }
         if let Some(v) = self.depth {
-            c.model.depth = v as usize;
+            c.model.depth = v;
         }
         if let Some(v) = self.width {
-            c.model.width = v as usize;
+            c.model.width = Some(v);
         }
         if let Some(v) = self.channels {
-            c.model.channels = v as usize;
+            c.model.channels = v;
         }
         if let Some(v) = self.kernel {
             c.model.kernel = v;
         }
         if let Some(v) = &self.act {
-            c.model.act = kebab(v);
+            c.model.act = *v;
         }
         if self.bias {
             c.model.bias = true;
@@ -181,13 +152,13 @@ impl TrainArgs {
             c.model.bias = false;
         }
         if let Some(v) = &self.padding {
-            c.model.padding = kebab(v);
+            c.model.padding = *v;
         }
         if self.residual {
             c.model.residual = true;
         }
         if let Some(v) = &self.init {
-            c.init.scheme = kebab(v);
+            c.init.scheme = *v;
         }
         if let Some(v) = self.init_scale {
             c.init.scale = v;
@@ -199,7 +170,7 @@ impl TrainArgs {
             c.seed = v;
         }
         if let Some(v) = &self.optimizer {
-            c.train.optimizer = kebab(v);
+            c.train.optimizer = *v;
         }
         if let Some(v) = self.lr {
             c.train.lr = v;
@@ -214,19 +185,25 @@ impl TrainArgs {
             c.train.tol = v;
         }
         if let Some(v) = self.threads {
-            c.threads = v as usize;
+            c.threads = v;
         }
         if let Some(v) = &self.dtype {
-            c.dtype = kebab(v);
+            c.dtype = *v;
         }
         if let Some(v) = &self.conv_algo {
-            c.conv_algo = kebab(v);
+            c.conv_algo = *v;
         }
         if let Some(v) = &self.train_image {
             c.train_image = v.clone();
         }
         if let Some(v) = &self.rho {
             c.rho = v.clone();
+        }
+        if let Some(v) = self.gray {
+            c.gray = Some(v);
+        }
+        if let Some(v) = self.canvas {
+            c.canvas = Some(v);
         }
         c.validate()?;
         Ok(c)
@@ -333,21 +310,35 @@ pub struct ProbeArgs {
 pub fn probe(args: ProbeArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let (cfg, weights) = run::load_run(&args.run_dir)?;
     run::check_data_dir(&data_dir)?;
-    let train_img = data::load_image(&data_dir, &cfg.train_image)?;
-    let (probes, tag) = match &args.dataset {
-        None => (probe::paper_probes(&data_dir, &train_img, &cfg.rho)?, "paper".to_string()),
+    let (net, mut inputs) = run::open::<f32>(&data_dir, &cfg, &weights)?;
+    let tag = match &args.dataset {
+        None => "paper".to_string(),
         Some(spec) => {
             let (d, s) = spec.split_once(':').unwrap_or((spec.as_str(), "test"));
             let dataset: Dataset = d.parse().map_err(|e: idcrisis::Error| idcrisis::Error::invalid("dataset", e.to_string()))?;
             let split: Split = s.parse().map_err(|e: idcrisis::Error| idcrisis::Error::invalid("dataset", e.to_string()))?;
-            (probe::dataset_probes(&data_dir, dataset, split, args.limit)?, format!("{}-{}", dataset.name(), split.name()))
+            inputs.probes = probe::dataset_probes(&data_dir, dataset, split, cfg.gray, args.limit)?;
+            if let Some(w) = &inputs.window {
+                inputs.probes.iter_mut().for_each(|p| p.image = w.place(&p.image));
+            }
+            if let Some(p) = inputs.probes.first().filter(|p| p.image.len() != inputs.shape.len()) {
+                return Err(idcrisis::Error::invalid(
+                    "dataset",
+                    format!(
+                        "{spec} images have {} values, but the run's model takes {} ({})",
+                        p.image.len(),
+                        inputs.shape.len(),
+                        inputs.shape
+                    ),
+                )
+                .into());
+            }
+            format!("{}-{}", dataset.name(), split.name())
         }
     };
     // The run's convolution algorithm, so the re-evaluation rounds as the run did.
     let eng = Engine::new(args.threads)?.with_conv_algo(cfg.conv_algo);
-    let mut net = Net::<f32>::new(&cfg.model)?;
-    net.load_safetensors(&std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?, &weights)?;
-    let (eval, _) = run::evaluate(&eng, &net, &train_img, &probes);
+    let (eval, _) = run::evaluate(&eng, &net, &inputs);
     let path = args.run_dir.join(format!("probe-{tag}.json"));
     write_atomic(&path, &serde_json::to_vec_pretty(&eval)?)?;
     if args.dataset.is_none() {
@@ -367,8 +358,8 @@ pub enum DataCommand {
     /// Download a data set from its canonical mirrors, verifying SHA-256.
     Fetch {
         /// mnist, fashion-mnist or cifar-10.
-        #[arg(value_parser = PossibleValuesParser::new(["mnist", "fashion-mnist", "cifar-10"]))]
-        dataset: String,
+        #[arg(value_enum)]
+        dataset: Dataset,
         /// Use these base URLs instead of the canonical mirrors (repeatable; BASE/<dataset>/FILE).
         #[arg(long, value_name = "URL")]
         mirror: Vec<String>,
@@ -376,8 +367,8 @@ pub enum DataCommand {
     /// Check the SHA-256 of every data file on disk.
     Verify {
         /// Data sets to check [default: all].
-        #[arg(value_parser = PossibleValuesParser::new(["mnist", "fashion-mnist", "cifar-10"]))]
-        datasets: Vec<String>,
+        #[arg(value_enum)]
+        datasets: Vec<Dataset>,
     },
 }
 
@@ -402,7 +393,7 @@ pub fn ensure_data(dir: &std::path::Path) -> Result<()> {
 pub fn data(cmd: DataCommand, data_dir: PathBuf) -> Result<ExitCode> {
     match cmd {
         DataCommand::Fetch { dataset, mirror } => {
-            let d: Dataset = dataset.parse()?;
+            let d = dataset;
             let pb = progress_bar(0, false);
             pb.set_style(
                 ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bar:30}").unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -421,8 +412,7 @@ pub fn data(cmd: DataCommand, data_dir: PathBuf) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Verify { datasets } => {
-            let ds: Vec<Dataset> =
-                if datasets.is_empty() { Dataset::ALL.to_vec() } else { datasets.iter().map(|s| s.parse()).collect::<Result<_, _>>()? };
+            let ds: Vec<Dataset> = if datasets.is_empty() { Dataset::ALL.to_vec() } else { datasets };
             let mut bad = 0;
             let mut present = 0;
             for line in fetch::verify(&data_dir, &ds)? {

@@ -1,7 +1,6 @@
 //! `idcrisis theory fcn1|cnn1|ntk`.
 
 use anyhow::Result;
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use idcrisis::data::ImageSpec;
 use idcrisis::engine::Engine;
@@ -14,8 +13,6 @@ use idcrisis::theory::{cnn1, fcn1, ntk};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-
-use crate::commands::kebab;
 
 /// Flags shared by the theory commands.
 #[derive(Args, Debug, Clone)]
@@ -38,8 +35,8 @@ pub struct Common {
 #[derive(Args, Debug, Clone)]
 pub struct InitArgs {
     /// Initial weights' scheme.
-    #[arg(long, default_value = "torch-default", value_parser = PossibleValuesParser::new(["torch-default", "he-normal", "he-uniform", "glorot-normal", "glorot-uniform"]))]
-    init: String,
+    #[arg(long, value_enum, default_value_t = Init::TorchDefault)]
+    init: Init,
     /// Multiplies the initial weights.
     #[arg(long, default_value_t = 1.0)]
     init_scale: f64,
@@ -79,14 +76,14 @@ pub enum TheoryCommand {
         #[command(flatten)]
         common: Common,
         /// Network family.
-        #[arg(long, default_value = "cnn", value_parser = PossibleValuesParser::new(["cnn", "fcn"]))]
-        arch: String,
+        #[arg(long, value_enum, default_value_t = Arch::Cnn)]
+        arch: Arch,
         /// Weight layers.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
         depth: u64,
         /// Activation.
-        #[arg(long, default_value = "relu", value_parser = PossibleValuesParser::new(["relu", "linear"]))]
-        act: String,
+        #[arg(long, value_enum, default_value_t = Activation::Relu)]
+        act: Activation,
         /// CNN kernel side (odd).
         #[arg(long, default_value_t = 5)]
         kernel: usize,
@@ -135,8 +132,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
         TheoryCommand::Fcn1 { common, init, steps } => {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "fcn1");
-            let o =
-                fcn1::run(&eng, &data_dir, &common.train_image, kebab::<Init>(&init.init), init.init_scale, init.seed, steps, &common.rho)?;
+            let o = fcn1::run(&eng, &data_dir, &common.train_image, init.init, init.init_scale, init.seed, steps, &common.rho)?;
             let r = &o.report;
             let mut csv = String::from("probe,max_rel_diff,pred_corr_identity,pred_corr_constant\n");
             for p in &r.probes {
@@ -153,6 +149,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let diffs: Vec<String> = r.probes.iter().map(|p| format!("diff {:.1e}", p.max_rel_diff)).collect();
             let png = figures::image_grid(
                 "Theorem 1: one-layer linear FCN, prediction Π∥x + W0·Π⊥x vs trained",
+                idcrisis::Shape::MNIST,
                 &["input".into(), "theorem".into(), "trained".into()],
                 &[names.clone(), names, diffs],
                 &rows,
@@ -173,17 +170,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "cnn1");
             let t0 = Instant::now();
-            let o = cnn1::run(
-                &eng,
-                &data_dir,
-                &common.train_image,
-                &kernels,
-                kebab::<Init>(&init.init),
-                init.init_scale,
-                init.seed,
-                steps,
-                &common.rho,
-            )?;
+            let o = cnn1::run(&eng, &data_dir, &common.train_image, &kernels, init.init, init.init_scale, init.seed, steps, &common.rho)?;
             let mut csv = String::from("kernel,rank,nullity,null_component,predicted_rms_error,bound,trained_rms_error,max_rel_diff,weight_max_rel_diff,final_loss,steps\n");
             println!(
                 "{:>3} {:>5} {:>7} {:>11} {:>11} {:>11} {:>10} {:>9}",
@@ -238,14 +225,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads })
                 .build()?;
-            let cfg = ntk::NtkConfig {
-                arch: kebab::<Arch>(&arch),
-                depth: depth as usize,
-                act: kebab::<Activation>(&act),
-                kernel,
-                weight_var,
-                bias_var,
-            };
+            let cfg = ntk::NtkConfig { arch: arch, depth: depth as usize, act: act, kernel, weight_var, bias_var };
             cfg.validate()?;
             let x = idcrisis::theory::train_image_f64(&data_dir, &common.train_image)?;
             let x32 = to32(&x);
@@ -278,7 +258,11 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 pred.nngp[l].iter().map(|v| Some(to32(v))).collect::<Vec<_>>(),
             ];
             let png = figures::image_grid(
-                &format!("Infinite-width {} (depth {depth}, {act}): predictions after training on one image", arch.to_uppercase()),
+                &format!(
+                    "Infinite-width {} (depth {depth}, {act}): predictions after training on one image",
+                    arch.to_string().to_uppercase()
+                ),
+                idcrisis::Shape::MNIST,
                 &["input".into(), "NTK".into(), "NNGP".into()],
                 &[names.clone(), names.clone(), names],
                 &grid,
@@ -287,7 +271,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             write_atomic(&out.join("ntk.png"), &png)?;
             println!(
                 "{} depth {depth} {act}: NTK mean corr to identity {ntk_id:.3}, to constant {ntk_c:.3} (12 paper probes); {secs:.1} s, about {:.0} MB of kernel matrices",
-                arch.to_uppercase(),
+                arch.to_string().to_uppercase(),
                 pred.memory_bytes as f64 / 1e6
             );
             if let Some(maxd) = heatmap {
@@ -338,7 +322,10 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 let lin = avg(&|r| r.rel_err_linearized);
                 let mean_e = avg(&|r| r.rel_err_mean);
                 let (png, svg) = figures::line_plot(
-                    &format!("Finite {} (depth {depth}) trained {compare_steps} GD steps vs infinite width", arch.to_uppercase()),
+                    &format!(
+                        "Finite {} (depth {depth}) trained {compare_steps} GD steps vs infinite width",
+                        arch.to_string().to_uppercase()
+                    ),
                     if cfg.arch == Arch::Cnn { "channels" } else { "width" },
                     "relative distance of outputs on the probes",
                     &[

@@ -6,6 +6,7 @@ use crate::nn::layers::Activation;
 use crate::nn::model::{Arch, Init, ModelConfig, Net};
 use crate::nn::optim::{Optimizer, OptimizerKind};
 use crate::nn::train::{forward_loss, update};
+use crate::shape::Shape;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -33,7 +34,7 @@ pub fn workloads() -> Vec<Workload> {
         Workload { name: "cnn-d5-c32-k3", model: cnn(5, 32, 3), torch_ms: 1.4 },
         Workload {
             name: "fcn-d3-w2048",
-            model: ModelConfig { arch: Arch::Fcn, depth: 3, width: 2048, act: Activation::Relu, ..Default::default() },
+            model: ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(2048), act: Activation::Relu, ..Default::default() },
             torch_ms: 21.0,
         },
     ]
@@ -58,9 +59,9 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
-/// Time `steps` Adam steps (after `warmup`) of `model` on the image `x [784]`.
+/// Time `steps` Adam steps (after `warmup`) of `model` on the MNIST-shaped image `x [784]`.
 pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warmup: usize, steps: usize) -> Result<BenchResult> {
-    let mut net = Net::<f32>::new(model)?;
+    let mut net = Net::<f32>::new(model, Shape::MNIST)?;
     net.init(Init::TorchDefault, 1.0, 0);
     let mut opt = Optimizer::<f32>::new(OptimizerKind::Adam, 1e-4, 0.0, net.num_params())?;
     let mut ws = net.workspace(1, true);
@@ -116,9 +117,9 @@ pub fn probe_workloads() -> Vec<ProbeWorkload> {
 /// Forward-pass throughput of `model` (torch-default init, seed 0) over `images [count, 784]` in
 /// batches of `batch`: the best of `repeats` timed passes, in images per second.
 pub fn time_probe(eng: &Engine, model: &ModelConfig, images: &[f32], batch: usize, repeats: usize) -> Result<f64> {
-    let mut net = Net::<f32>::new(model)?;
+    let mut net = Net::<f32>::new(model, Shape::MNIST)?;
     net.init(Init::TorchDefault, 1.0, 0);
-    let count = images.len() / crate::PIXELS;
+    let count = images.len() / Shape::MNIST.len();
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) {
         let t = Instant::now();

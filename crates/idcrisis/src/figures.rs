@@ -1,12 +1,13 @@
 //! Figures, drawn with `plotters` into memory and written as PNG by the `image` crate.
 //!
 //! [`image_grid`] is the paper's prediction figure: one labelled row per set of images, one
-//! labelled column per probe, every 28×28 image magnified [`CELL`]/28 times (nearest neighbour)
-//! so each pixel stays visible, gray values clamped to [0, 1], and an optional red dashed
-//! separator after a column (the training image). Text uses the bundled DejaVu Sans.
+//! labelled column per probe, every image magnified to [`CELL`]×[`CELL`] (nearest neighbour) so
+//! each pixel stays visible, values clamped to [0, 1] (3-channel images in colour, others gray:
+//! the mean over channels), and an optional red dashed separator after a column (the training
+//! image). Text uses the bundled DejaVu Sans.
 
 use crate::error::{Error, Result};
-use crate::SIDE;
+use crate::shape::Shape;
 use plotters::prelude::*;
 use std::sync::Once;
 
@@ -44,21 +45,22 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
     Error::Other(format!("drawing figure: {e:?}"))
 }
 
-/// Render a grid of 28×28 images to PNG bytes.
+/// Render a grid of images of `shape` to PNG bytes.
 ///
-/// `rows[r][c]` is a `[784]` image or `None` for an empty cell; `col_labels[r][c]` labels it;
+/// `rows[r][c]` is a `[C·H·W]` image or `None` for an empty cell; `col_labels[r][c]` labels it;
 /// `separator_after` draws a red dashed line after that column.
 pub fn image_grid(
     title: &str,
+    shape: Shape,
     row_labels: &[String],
     col_labels: &[Vec<String>],
     rows: &[Vec<Option<Vec<f32>>>],
     separator_after: Option<usize>,
 ) -> Result<Vec<u8>> {
-    image_grid_cmap(title, row_labels, col_labels, rows, separator_after, Cmap::Gray)
+    image_grid_cmap(title, shape, row_labels, col_labels, rows, separator_after, Cmap::Gray)
 }
 
-/// How cell values become colors.
+/// How cell values become colors. A 3-channel image is drawn in colour whatever the map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmap {
     /// [0, 1] → black..white (clamped).
@@ -70,6 +72,7 @@ pub enum Cmap {
 /// [`image_grid`] with a choice of colormap.
 pub fn image_grid_cmap(
     title: &str,
+    shape: Shape,
     row_labels: &[String],
     col_labels: &[Vec<String>],
     rows: &[Vec<Option<Vec<f32>>>],
@@ -107,8 +110,8 @@ pub fn image_grid_cmap(
                 }
                 if let Some(img) = img {
                     let px = match cmap {
-                        Cmap::Gray => magnify(img, CELL),
-                        Cmap::Diverging => magnify_diverging(img, CELL),
+                        Cmap::Gray => magnify(img, shape, CELL),
+                        Cmap::Diverging => magnify_diverging(img, shape, CELL),
                     };
                     let elem = BitMapElement::<_, plotters::backend::RGBPixel>::with_owned_buffer((x, y_img), (CELL, CELL), px)
                         .ok_or_else(|| Error::Other("image buffer size".into()))?;
@@ -132,27 +135,45 @@ pub fn image_grid_cmap(
     encode_png(w, h, buf)
 }
 
-/// Nearest-neighbour magnification of a 28×28 image to `side`×`side` RGB, clamped to [0, 1].
-pub fn magnify(img: &[f32], side: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity((side * side * 3) as usize);
-    for y in 0..side {
-        for x in 0..side {
-            let (sy, sx) = ((y as usize * SIDE) / side as usize, (x as usize * SIDE) / side as usize);
-            let v = (img[sy * SIDE + sx].clamp(0.0, 1.0) * 255.0).round() as u8;
-            out.extend_from_slice(&[v, v, v]);
+/// Nearest-neighbour magnification of an image of `shape` to `side`×`side` RGB, clamped to
+/// [0, 1]: colour for 3 channels, else gray (the mean over channels).
+pub fn magnify(img: &[f32], shape: Shape, side: u32) -> Vec<u8> {
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let hw = shape.hw();
+    magnify_with(shape, side, |i| {
+        if shape.channels == 3 {
+            [byte(img[i]), byte(img[hw + i]), byte(img[2 * hw + i])]
+        } else {
+            let v = byte(channel_mean(img, shape, i));
+            [v, v, v]
         }
-    }
-    out
+    })
 }
 
-/// Like [`magnify`], coloring [−1, 1] with [`diverging`].
-pub fn magnify_diverging(img: &[f32], side: u32) -> Vec<u8> {
+/// Like [`magnify`], coloring [−1, 1] with [`diverging`] (the mean over channels).
+pub fn magnify_diverging(img: &[f32], shape: Shape, side: u32) -> Vec<u8> {
+    magnify_with(shape, side, |i| {
+        let c = diverging(channel_mean(img, shape, i) as f64);
+        [c.0, c.1, c.2]
+    })
+}
+
+/// Mean over channels at pixel `i` (exact for one channel).
+fn channel_mean(img: &[f32], shape: Shape, i: usize) -> f32 {
+    if shape.channels == 1 {
+        img[i]
+    } else {
+        (0..shape.channels).map(|c| img[c * shape.hw() + i]).sum::<f32>() / shape.channels as f32
+    }
+}
+
+/// `side`×`side` RGB, each output pixel colored by `color(source pixel index)`.
+fn magnify_with(shape: Shape, side: u32, color: impl Fn(usize) -> [u8; 3]) -> Vec<u8> {
     let mut out = Vec::with_capacity((side * side * 3) as usize);
     for y in 0..side {
         for x in 0..side {
-            let (sy, sx) = ((y as usize * SIDE) / side as usize, (x as usize * SIDE) / side as usize);
-            let c = diverging(img[sy * SIDE + sx] as f64);
-            out.extend_from_slice(&[c.0, c.1, c.2]);
+            let (sy, sx) = ((y as usize * shape.height) / side as usize, (x as usize * shape.width) / side as usize);
+            out.extend_from_slice(&color(sy * shape.width + sx));
         }
     }
     out

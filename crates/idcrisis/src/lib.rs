@@ -40,3 +40,27 @@ pub use shape::Shape;
 pub const SIDE: usize = Shape::MNIST.height;
 /// Pixels of an MNIST image (784). Being replaced by [`Shape`].
 pub const PIXELS: usize = SIDE * SIDE;
+
+/// `Display` as the serde (kebab-case) name: the text that config files and flags use.
+macro_rules! display_as_serde {
+    ($($t:ty),* $(,)?) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    _ => write!(f, "{self:?}"),
+                }
+            }
+        }
+    )*};
+}
+
+display_as_serde!(
+    engine::ConvAlgo,
+    engine::Padding,
+    nn::layers::Activation,
+    nn::model::Arch,
+    nn::model::Init,
+    nn::optim::OptimizerKind,
+    experiment::config::Dtype,
+);

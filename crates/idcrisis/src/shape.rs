@@ -50,7 +50,7 @@ impl Shape {
     }
 
     /// Values per image: `C·H·W`.
-    pub fn len(&self) -> usize {
+    pub const fn len(&self) -> usize {
         self.channels * self.height * self.width
     }
 
@@ -60,7 +60,7 @@ impl Shape {
     }
 
     /// Pixels per channel: `H·W`.
-    pub fn hw(&self) -> usize {
+    pub const fn hw(&self) -> usize {
         self.height * self.width
     }
 
@@ -93,7 +93,7 @@ pub fn center_on_canvas(img: &[f32], from: Shape, side: usize) -> Vec<f32> {
 }
 
 /// Place `img` (shape `from`) on a zero `side`×`side` canvas with its top-left pixel at
-/// `(top, left)`.
+/// `(top, left)`. The canvas must be square and hold the image.
 pub fn place_on_canvas(img: &[f32], from: Shape, side: usize, top: usize, left: usize) -> Vec<f32> {
     assert!(top + from.height <= side && left + from.width <= side, "image {from} does not fit at ({top}, {left}) on {side}");
     let to = from.on_canvas(side);
@@ -116,6 +116,36 @@ pub fn crop(img: &[f32], canvas: Shape, window: Shape, top: usize, left: usize) 
         }
     }
     out
+}
+
+/// Where an image of shape `shape` sits on a canvas of shape `canvas`: top-left at `(top, left)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// The image's shape.
+    pub shape: Shape,
+    /// The canvas's shape (same channels).
+    pub canvas: Shape,
+    /// First row.
+    pub top: usize,
+    /// First column.
+    pub left: usize,
+}
+
+impl Window {
+    /// An image of `shape` at the centre of a `side`×`side` canvas (see [`center_on_canvas`]).
+    pub fn centred(shape: Shape, side: usize) -> Window {
+        Window { shape, canvas: shape.on_canvas(side), top: (side - shape.height) / 2, left: (side - shape.width) / 2 }
+    }
+
+    /// `img` (the image's shape) placed on a zero canvas.
+    pub fn place(&self, img: &[f32]) -> Vec<f32> {
+        place_on_canvas(img, self.shape, self.canvas.height, self.top, self.left)
+    }
+
+    /// The window's part of `img` (the canvas's shape).
+    pub fn crop(&self, img: &[f32]) -> Vec<f32> {
+        crop(img, self.canvas, self.shape, self.top, self.left)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ fn run(cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Ve
 
 fn run_with(algo: ConvAlgo, cfg: &ModelConfig, seed: u64, threads: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
     let eng = Engine::new(threads).unwrap().with_conv_algo(algo);
-    let mut net = Net::<f32>::new(cfg).unwrap();
+    let mut net = Net::<f32>::new(cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, seed);
     let tc = TrainConfig { steps: 15, tol: 0.0, lr: 1e-3, ..Default::default() };
     let out = train(&eng, &mut net, x, 1, &tc, &mut |_, _| {}).unwrap();
@@ -24,7 +24,7 @@ fn same_seed_same_threads_is_bit_identical() {
     let x = common::seven();
     for cfg in [
         ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() },
-        ModelConfig { arch: Arch::Fcn, depth: 3, width: 256, ..Default::default() },
+        ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(256), ..Default::default() },
     ] {
         for threads in [1, 2] {
             let (a, la) = run(&cfg, 7, threads, &x);
@@ -75,8 +75,8 @@ fn both_convolution_algorithms_are_deterministic_and_train_alike() {
 #[test]
 fn init_is_deterministic_and_has_the_documented_ranges() {
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 5, ..Default::default() };
-    let mut a = Net::<f64>::new(&cfg).unwrap();
-    let mut b = Net::<f64>::new(&cfg).unwrap();
+    let mut a = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+    let mut b = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
     a.init(Init::TorchDefault, 1.0, 1);
     b.init(Init::TorchDefault, 1.0, 1);
     assert_eq!(a.params, b.params);
@@ -102,10 +102,10 @@ fn init_is_deterministic_and_has_the_documented_ranges() {
 #[test]
 fn minibatch_training_is_deterministic_and_learns() {
     let imgs = idcrisis::data::load_images(&common::data_dir(), idcrisis::data::Dataset::Mnist, idcrisis::data::Split::Test).unwrap();
-    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: 64, ..Default::default() };
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(64), ..Default::default() };
     let go = |seed: u64| {
         let eng = Engine::new(2).unwrap();
-        let mut net = Net::<f32>::new(&cfg).unwrap();
+        let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         net.init(Init::TorchDefault, 1.0, 1);
         let tc = TrainConfig { lr: 1e-3, tol: 0.0, steps: 1000, ..Default::default() };
         let out =

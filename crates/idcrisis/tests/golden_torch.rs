@@ -32,12 +32,12 @@ fn training_matches_pytorch_float64() {
             depth: c["depth"].as_u64().unwrap() as usize,
             channels: c["channels"].as_u64().unwrap_or(1) as usize,
             kernel: c["kernel"].as_u64().unwrap_or(5) as usize,
-            width: c["width"].as_u64().unwrap_or(784) as usize,
+            width: Some(c["width"].as_u64().unwrap_or(784) as usize),
             act: serde_json::from_value(c["act"].clone()).unwrap(),
             bias: c["bias"].as_bool().unwrap(),
             ..Default::default()
         };
-        let mut net = Net::<f64>::new(&cfg).unwrap();
+        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         net.init(Init::TorchDefault, 1.0, c["seed"].as_u64().unwrap());
         let opt: OptimizerKind = serde_json::from_value(c["optimizer"].clone()).unwrap();
         let tc = TrainConfig {

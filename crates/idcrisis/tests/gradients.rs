@@ -172,7 +172,7 @@ fn check_net(cfg: ModelConfig, n: usize) {
 
 fn check_net_with(algo: ConvAlgo, cfg: ModelConfig, n: usize) {
     let eng = Engine::new(2).unwrap().with_conv_algo(algo);
-    let mut net = Net::<f64>::new(&cfg).unwrap();
+    let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::HeNormal, 1.0, 5);
     // Non-zero biases so the bias gradients are exercised.
     for l in net.layers.clone() {
@@ -235,7 +235,7 @@ fn whole_cnns_with_the_default_mixed_algorithms() {
     let eng = Engine::new(2).unwrap();
     for (kernel, residual, depth) in [(3, false, 4), (5, false, 3), (3, true, 5)] {
         let cfg = ModelConfig { arch: Arch::Cnn, depth, channels: 8, kernel, residual, ..Default::default() };
-        let net = Net::<f64>::new(&cfg).unwrap();
+        let net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         assert!(!net.layouts(&eng, 0).x_cl && net.layouts(&eng, 0).y_cl, "{}", cfg.label());
         assert!(net.layouts(&eng, 1).x_cl && net.layouts(&eng, 1).y_cl);
         assert!(!net.layouts(&eng, depth - 1).y_cl);
@@ -258,7 +258,7 @@ fn whole_cnns_with_the_default_mixed_algorithms() {
 
 #[test]
 fn whole_fcn_3_layers() {
-    let cfg = ModelConfig { arch: Arch::Fcn, depth: 3, width: 16, ..Default::default() };
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(16), ..Default::default() };
     check_net(cfg, 2);
 }
 
@@ -292,7 +292,7 @@ fn whole_residual_cnn() {
 fn residual_forward_is_the_same_in_training_and_evaluation_workspaces() {
     let eng = Engine::new(2).unwrap();
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 7, channels: 4, kernel: 3, residual: true, ..Default::default() };
-    let mut net = Net::<f64>::new(&cfg).unwrap();
+    let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 9);
     let mut rng = Rng::new(10, Stream::Misc);
     let x: Vec<f64> = (0..3 * 784).map(|_| rng.uniform()).collect();
@@ -314,7 +314,7 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
     let x: Vec<f64> = (0..count * 784).map(|_| rng.uniform()).collect();
     for kernel in [3, 5] {
         let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel, ..Default::default() };
-        let mut net = Net::<f64>::new(&cfg).unwrap();
+        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         net.init(Init::TorchDefault, 1.0, 12);
         for layer in net.layers.iter_mut() {
             if let Layer::Conv(c) = layer {

@@ -2,6 +2,7 @@
 //! panic and no huge allocation. The bad files are generated here.
 
 mod common;
+use idcrisis::Shape;
 
 use idcrisis::data::{self, cifar, idx, Dataset, Split};
 use std::io::Write;
@@ -136,14 +137,25 @@ fn cifar_batches_read_and_convert_to_gray28() {
     assert_eq!((recs[0].label, recs[1].label), (3, 9));
     assert_eq!(recs[0].rgb.len(), 3072, "RGB kept");
     // Pure red 255: L = 299·255/1000 = 76.245 → 76.
-    assert!(cifar::to_gray28(&recs[0].rgb).iter().all(|&v| v == 76));
+    assert!(cifar::gray_crop(&recs[0].rgb, Shape::CIFAR, 28).iter().all(|&v| v == 76));
     // (10, 20, 30): (2990 + 11740 + 3420)/1000 = 18.15 → 18; the marked pixel: (59800+11740+3420)/1000 = 74.96 → 75.
-    let g = cifar::to_gray28(&recs[1].rgb);
+    let g = cifar::gray_crop(&recs[1].rgb, Shape::CIFAR, 28);
     assert_eq!(g.len(), 784);
     assert_eq!(g[0], 75);
     assert_eq!(g[1], 18);
+    // As stored: 3×32×32 RGB planes, u8/255.
     let imgs = data::load_images(&dir, Dataset::Cifar10, Split::Test).unwrap();
-    assert_eq!((imgs.count, imgs.rows, imgs.cols), (2, 28, 28));
+    assert_eq!((imgs.count, imgs.shape()), (2, Shape::CIFAR));
+    let x = imgs.image_f32(1);
+    assert_eq!(x.len(), 3072);
+    assert_eq!((x[2 * 32 + 2], x[1024], x[2048]), (200.0 / 255.0, 20.0 / 255.0, 30.0 / 255.0));
+    // The gray view: luma, central 28×28 crop.
+    let g = imgs.to_gray(28).unwrap();
+    assert_eq!((g.count, g.shape()), (2, Shape::MNIST));
+    assert_eq!(g.image_f32(1)[0], 75.0 / 255.0);
+    assert!(imgs.to_gray(33).unwrap_err().to_string().contains("--gray"));
+    let (shape, one) = data::load_image(&dir, &"cifar-10:test:1".parse().unwrap(), Some(28)).unwrap();
+    assert_eq!((shape, one), (Shape::MNIST, g.image_f32(1)));
     assert_eq!(data::load_labels(&dir, Dataset::Cifar10, Split::Test).unwrap(), vec![3, 9]);
 
     std::fs::write(&p, &batch[..5000]).unwrap();
@@ -162,7 +174,7 @@ fn image_specs_parse_and_load() {
     assert!("mnist:train:x".parse::<ImageSpec>().is_err());
     assert!("mnist:valid:1".parse::<ImageSpec>().is_err());
     assert!("nothing".parse::<ImageSpec>().unwrap_err().to_string().contains("--train-image"));
-    let e = data::load_image(&common::data_dir(), &"mnist:test:10000".parse().unwrap()).unwrap_err();
+    let e = data::load_image(&common::data_dir(), &"mnist:test:10000".parse().unwrap(), None).unwrap_err();
     assert!(e.to_string().contains("out of range"));
     // A PNG file round trip: the MNIST 7 saved as PNG reads back within quantisation.
     let seven = common::seven();
@@ -170,6 +182,37 @@ fn image_specs_parse_and_load() {
     let bytes: Vec<u8> = seven.iter().map(|v| (v * 255.0).round() as u8).collect();
     let img = image::GrayImage::from_raw(28, 28, bytes).unwrap();
     img.save(dir.join("seven.png")).unwrap();
-    let back = data::load_image(&dir, &ImageSpec::File(dir.join("seven.png"))).unwrap();
+    let (shape, back) = data::load_image(&dir, &ImageSpec::File(dir.join("seven.png")), None).unwrap();
+    assert_eq!(shape, Shape::MNIST);
     assert!(back.iter().zip(&seven).all(|(a, b)| (a - b).abs() < 1e-6));
+}
+
+#[test]
+fn image_files_keep_their_size_and_colour() {
+    use idcrisis::data::ImageSpec;
+    let dir = common::tempdir("pngs");
+    let load = |name: &str| data::load_image(&dir, &ImageSpec::File(dir.join(name)), None);
+    // RGB 40×30 (w×h): 3 planes, R first.
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 7])).save(dir.join("rgb.png")).unwrap();
+    let (s, v) = load("rgb.png").unwrap();
+    assert_eq!(s, Shape::new(3, 30, 40));
+    assert_eq!((v[41], v[1200 + 41], v[2400 + 41]), (1.0 / 255.0, 1.0 / 255.0, 7.0 / 255.0));
+    // 16-bit gray: converted to 8 bits.
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(5, 4, |x, _| image::Luma([(x as u16) * 257 * 60]))
+        .save(dir.join("g16.png"))
+        .unwrap();
+    let (s, v) = load("g16.png").unwrap();
+    assert_eq!(s, Shape::new(1, 4, 5));
+    assert_eq!(v[3], 180.0 / 255.0);
+    // Opaque alpha is dropped; transparency is refused with the reason.
+    image::RgbaImage::from_fn(6, 6, |_, _| image::Rgba([1, 2, 3, 255])).save(dir.join("opaque.png")).unwrap();
+    assert_eq!(load("opaque.png").unwrap().0, Shape::new(3, 6, 6));
+    image::RgbaImage::from_fn(6, 6, |x, _| image::Rgba([1, 2, 3, if x == 0 { 0 } else { 255 }])).save(dir.join("alpha.png")).unwrap();
+    let e = load("alpha.png").unwrap_err().to_string();
+    assert!(e.contains("alpha.png") && e.contains("transparent"), "{e}");
+    // The gray view of a colour file: luma, central crop.
+    let (s, v) = data::load_image(&dir, &ImageSpec::File(dir.join("rgb.png")), Some(20)).unwrap();
+    assert_eq!(s, Shape::new(1, 20, 20));
+    // Pixel (0, 0) of the crop is (x, y) = (10, 5): (299·10 + 587·5 + 114·7 + 500)/1000 = 7.
+    assert_eq!(v[0], 7.0 / 255.0);
 }

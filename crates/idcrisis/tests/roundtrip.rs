@@ -11,9 +11,9 @@ use std::path::Path;
 fn safetensors_round_trip_in_pytorch_layout() {
     for cfg in [
         ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, ..Default::default() },
-        ModelConfig { arch: Arch::Fcn, depth: 2, width: 10, bias: false, ..Default::default() },
+        ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(10), bias: false, ..Default::default() },
     ] {
-        let mut a = Net::<f32>::new(&cfg).unwrap();
+        let mut a = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         a.init(Init::HeUniform, 1.0, 4);
         let bytes = a.to_safetensors(None).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -28,11 +28,11 @@ fn safetensors_round_trip_in_pytorch_layout() {
                 assert!(st.tensor("layers.0.bias").is_err());
             }
         }
-        let mut b = Net::<f32>::new(&cfg).unwrap();
+        let mut b = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         b.load_safetensors(&bytes, Path::new("x")).unwrap();
         assert_eq!(a.params, b.params);
         // f32 → f64 loads exactly.
-        let mut c = Net::<f64>::new(&cfg).unwrap();
+        let mut c = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         c.load_safetensors(&bytes, Path::new("x")).unwrap();
         assert!(a.params.iter().zip(&c.params).all(|(x, y)| *x as f64 == *y));
     }
@@ -42,13 +42,13 @@ fn safetensors_round_trip_in_pytorch_layout() {
 fn weights_for_another_shape_are_rejected() {
     let small = ModelConfig { arch: Arch::Cnn, depth: 2, channels: 4, kernel: 3, ..Default::default() };
     let other = ModelConfig { channels: 5, ..small.clone() };
-    let bytes = Net::<f32>::new(&small).unwrap().to_safetensors(None).unwrap();
-    let e = Net::<f32>::new(&other).unwrap().load_safetensors(&bytes, Path::new("w.safetensors")).unwrap_err();
+    let bytes = Net::<f32>::new(&small, idcrisis::Shape::MNIST).unwrap().to_safetensors(None).unwrap();
+    let e = Net::<f32>::new(&other, idcrisis::Shape::MNIST).unwrap().load_safetensors(&bytes, Path::new("w.safetensors")).unwrap_err();
     assert!(e.to_string().contains("layers.0.weight has shape [4, 1, 3, 3], expected [5, 1, 3, 3]"), "{e}");
     let nobias = ModelConfig { bias: false, ..small.clone() };
-    let e = Net::<f32>::new(&nobias).unwrap().load_safetensors(&bytes, Path::new("w")).unwrap_err();
+    let e = Net::<f32>::new(&nobias, idcrisis::Shape::MNIST).unwrap().load_safetensors(&bytes, Path::new("w")).unwrap_err();
     assert!(e.to_string().contains("unexpected tensor layers.0.bias"), "{e}");
-    let e = Net::<f32>::new(&small).unwrap().load_safetensors(b"garbage", Path::new("w")).unwrap_err();
+    let e = Net::<f32>::new(&small, idcrisis::Shape::MNIST).unwrap().load_safetensors(b"garbage", Path::new("w")).unwrap_err();
     assert!(e.to_string().contains("not a safetensors file"), "{e}");
 }
 
@@ -73,7 +73,12 @@ fn config_toml_reruns_the_same_run() {
     let first = go(&cfg, &dir.join("a"));
     let text = std::fs::read_to_string(dir.join("a/config.toml")).unwrap();
     let back = RunConfig::from_toml(&text, Path::new("config.toml")).unwrap();
-    assert_eq!(back, cfg);
+    // The run records what the data resolved: the image shape and the FCN width it implies.
+    let mut want = cfg.clone();
+    want.shape = Some(idcrisis::Shape::MNIST);
+    want.model.width = Some(784);
+    assert_eq!(back, want);
+    assert!(text.contains("shape = [\n    1,\n    28,\n    28,\n]") || text.contains("shape = [1, 28, 28]"), "{text}");
     let second = go(&back, &dir.join("b"));
     assert_eq!(first.final_loss, second.final_loss);
     assert_eq!(std::fs::read(dir.join("a/weights.safetensors")).unwrap(), std::fs::read(dir.join("b/weights.safetensors")).unwrap());

@@ -28,7 +28,7 @@ fn one_layer_cnn_learns_the_identity_on_digits() {
 #[test]
 fn six_layer_relu_fcn_memorizes_the_seven() {
     let mut c = RunConfig::default();
-    c.model = ModelConfig { arch: Arch::Fcn, depth: 6, width: 784, act: Activation::Relu, ..Default::default() };
+    c.model = ModelConfig { arch: Arch::Fcn, depth: 6, width: Some(784), act: Activation::Relu, ..Default::default() };
     c.train.optimizer = OptimizerKind::Gd;
     c.train.lr = 0.1;
     c.train.steps = 5000;

@@ -35,7 +35,7 @@ fn theorem1_gd_converges_to_the_closed_form() {
     let x: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
     let nx: f64 = x.iter().map(|v| v * v).sum();
     let eng = Engine::new(2).unwrap();
-    let mut net = Net::<f64>::new(&fcn1()).unwrap();
+    let mut net = Net::<f64>::new(&fcn1(), idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 11);
     let w0 = net.params.clone();
     // The residual contracts by |1 − lr·2‖x̂‖²/784| per step: 0.5 with this lr.
@@ -68,7 +68,7 @@ fn theorem1_also_holds_in_f32_to_f32_precision() {
     let x = common::seven();
     let nx: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
     let eng = Engine::new(2).unwrap();
-    let mut net = Net::<f32>::new(&fcn1()).unwrap();
+    let mut net = Net::<f32>::new(&fcn1(), idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 12);
     let w0: Vec<f64> = net.params.iter().map(|&v| v as f64).collect();
     let lr = 0.5 * PIXELS as f64 / (2.0 * nx);
@@ -84,7 +84,7 @@ fn theorem1_also_holds_in_f32_to_f32_precision() {
 fn theorem1_fails_for_a_wrong_prediction() {
     // The comparison must be able to fail: with a perturbed W0 the prediction is far off.
     let x: Vec<f64> = common::seven().iter().map(|&v| v as f64).collect();
-    let mut net = Net::<f64>::new(&fcn1()).unwrap();
+    let mut net = Net::<f64>::new(&fcn1(), idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 13);
     let mut w0 = net.params.clone();
     w0[100] += 0.5;
@@ -107,7 +107,7 @@ fn one_layer_cnn_learns_the_centre_tap() {
             (0..kk * kk).map(|ij| (0..PIXELS).map(|p| cols[(ij / kk) * PIXELS + p] * cols[(ij % kk) * PIXELS + p]).sum()).collect();
         let lmax = power_iteration(&gram, kk);
         let cfg = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: k, bias: false, act: Activation::Linear, ..Default::default() };
-        let mut net = Net::<f64>::new(&cfg).unwrap();
+        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         net.init(Init::TorchDefault, 1.0, 3);
         let lr = PIXELS as f64 / (2.0 * lmax);
         let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps: 200_000, tol: 1e-26 };

@@ -67,10 +67,10 @@ fn ntk_of_a_one_layer_linear_cnn_is_the_patch_gram() {
 /// returns the mean over seeds of the relative errors against the analytic (K, Θ).
 fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds: u64, k: f64, t: f64) -> (f64, f64) {
     let eng = Engine::new(2).unwrap();
-    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width, act: Activation::Relu, bias: true, ..Default::default() };
+    let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(width), act: Activation::Relu, bias: true, ..Default::default() };
     let (mut ek, mut et) = (0.0, 0.0);
     for seed in 0..seeds {
-        let mut net = Net::<f64>::new(&cfg).unwrap();
+        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         let mut rng = Rng::new(seed, Stream::Misc);
         let layers = net.layers.clone();
         for l in &layers {

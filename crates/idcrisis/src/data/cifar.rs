@@ -1,14 +1,15 @@
 //! CIFAR-10 binary batches (`cifar-10-batches-bin/*.bin`).
 //!
 //! Each record is 3073 bytes: a label byte, then 1024 R, 1024 G and 1024 B bytes, each plane
-//! row-major over 32×32. [`to_gray28`] makes the 28×28 gray input the models take:
-//! ITU-R 601-2 luma `L = (299·R + 587·G + 114·B) / 1000` rounded to the nearest integer (PIL's
-//! `convert("L")`), then the central 28×28 crop (rows and columns 2..30). Cropping, unlike
-//! resizing, keeps every pixel value as it was.
+//! row-major over 32×32. By default the models see them as they are, `[3, 32, 32]` (the paper's
+//! CIFAR-10 appendix). [`gray_crop`] gives the gray view (`--gray N`): ITU-R 601-2 luma
+//! `L = (299·R + 587·G + 114·B) / 1000` rounded to the nearest integer (PIL's `convert("L")`),
+//! then the central N×N crop (for N = 28, rows and columns 2..30). Cropping, unlike resizing,
+//! keeps every pixel value as it was.
 
 use super::Split;
 use crate::error::{Error, Result};
-use crate::SIDE;
+use crate::shape::Shape;
 use std::path::{Path, PathBuf};
 
 /// Bytes per record.
@@ -70,14 +71,22 @@ pub fn parse_batch(bytes: &[u8]) -> std::result::Result<Vec<CifarImage>, String>
         .collect()
 }
 
-/// `[3, 32, 32]` RGB → `[28, 28]` gray by the rule in the module docs.
-pub fn to_gray28(rgb: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SIDE * SIDE);
-    for y in 2..30 {
-        for x in 2..30 {
-            let i = y * 32 + x;
-            let (r, g, b) = (rgb[i] as u32, rgb[1024 + i] as u32, rgb[2048 + i] as u32);
-            out.push(((299 * r + 587 * g + 114 * b + 500) / 1000) as u8);
+/// One image of shape `from` (1 or 3 channels, u8 planes) → `[side, side]` gray: luma for RGB
+/// (see the module docs), then the central `side`×`side` crop, offset `((H − side) / 2, (W − side) / 2)`.
+/// `side` must not exceed H or W; the caller checks (see [`crate::data::Images::to_gray`]).
+pub fn gray_crop(planes: &[u8], from: Shape, side: usize) -> Vec<u8> {
+    let (top, left) = ((from.height - side) / 2, (from.width - side) / 2);
+    let hw = from.hw();
+    let mut out = Vec::with_capacity(side * side);
+    for y in top..top + side {
+        for x in left..left + side {
+            let i = y * from.width + x;
+            out.push(if from.channels == 3 {
+                let (r, g, b) = (planes[i] as u32, planes[hw + i] as u32, planes[2 * hw + i] as u32);
+                ((299 * r + 587 * g + 114 * b + 500) / 1000) as u8
+            } else {
+                planes[i]
+            });
         }
     }
     out

@@ -126,7 +126,7 @@ pub fn read_images(path: &Path) -> Result<Images> {
     if dims[1] == 0 || dims[2] == 0 {
         return Err(Error::bad_data(path, format!("wrong dimensions {}x{}", dims[1], dims[2])));
     }
-    Ok(Images { count: dims[0], rows: dims[1], cols: dims[2], pixels })
+    Ok(Images { count: dims[0], channels: 1, rows: dims[1], cols: dims[2], pixels })
 }
 
 /// Read an IDX label file (magic 0x00000801): `[count]` u8.

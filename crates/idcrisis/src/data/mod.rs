@@ -14,7 +14,7 @@ pub mod fetch;
 pub mod idx;
 
 use crate::error::{Error, Result};
-use crate::{PIXELS, SIDE};
+use crate::shape::Shape;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -34,6 +34,7 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
 }
 
 /// A data set idcrisis knows how to fetch and read.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dataset {
     /// MNIST digits (LeCun & Cortes, CC BY-SA 3.0).
@@ -41,6 +42,7 @@ pub enum Dataset {
     /// Fashion-MNIST (Zalando, MIT).
     FashionMnist,
     /// CIFAR-10 binary batches (Krizhevsky 2009), converted to 28×28 gray, see [`cifar`].
+    #[cfg_attr(feature = "clap", value(name = "cifar-10"))]
     Cifar10,
 }
 
@@ -103,24 +105,55 @@ impl FromStr for Split {
     }
 }
 
-/// A set of 8-bit gray images, row-major, `[count, rows, cols]`.
+/// A set of 8-bit images, channel-first and row-major, `[count, channels, rows, cols]`.
 #[derive(Debug, Clone)]
 pub struct Images {
     /// Number of images.
     pub count: usize,
+    /// Channels per image (1 gray, 3 RGB planes).
+    pub channels: usize,
     /// Rows per image.
     pub rows: usize,
     /// Columns per image.
     pub cols: usize,
-    /// `count·rows·cols` bytes, 0 = black.
+    /// `count·channels·rows·cols` bytes, 0 = black.
     pub pixels: Vec<u8>,
 }
 
 impl Images {
-    /// Image `i` scaled to [0, 1], `[rows·cols]`.
+    /// The shape of one image.
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.channels, self.rows, self.cols)
+    }
+
+    /// Image `i` scaled to [0, 1], `[channels·rows·cols]`.
     pub fn image_f32(&self, i: usize) -> Vec<f32> {
-        let n = self.rows * self.cols;
+        let n = self.shape().len();
         self.pixels[i * n..(i + 1) * n].iter().map(|&p| p as f32 / 255.0).collect()
+    }
+
+    /// The gray `side`×`side` view of every image (`--gray N`): luma of RGB, then the central
+    /// crop (see [`cifar::gray_crop`]). Err if `side` is larger than the images or they have
+    /// neither 1 nor 3 channels.
+    pub fn to_gray(&self, side: usize) -> Result<Images> {
+        let from = self.shape();
+        if side == 0 || side > from.height || side > from.width || !(from.channels == 1 || from.channels == 3) {
+            return Err(Error::invalid("gray", format!("{side}: the gray view is a central crop of at most the image's {from}")));
+        }
+        let n = from.len();
+        let mut pixels = Vec::with_capacity(self.count * side * side);
+        for i in 0..self.count {
+            pixels.extend_from_slice(&cifar::gray_crop(&self.pixels[i * n..(i + 1) * n], from, side));
+        }
+        Ok(Images { count: self.count, channels: 1, rows: side, cols: side, pixels })
+    }
+
+    /// `self`, or its gray view when `gray` is set.
+    pub fn view(self, gray: Option<usize>) -> Result<Images> {
+        match gray {
+            None => Ok(self),
+            Some(side) => self.to_gray(side),
+        }
     }
 }
 
@@ -142,14 +175,15 @@ fn require(path: &Path, dataset: Dataset, what: &str) -> Result<()> {
     }
 }
 
-/// Load one split as 28×28 gray images (CIFAR-10 is converted, see [`cifar::to_gray28`]).
+/// Load one split as stored: MNIST and Fashion-MNIST `1×28×28`, CIFAR-10 `3×32×32` RGB planes
+/// (see [`Images::to_gray`] for the gray view).
 pub fn load_images(dir: &Path, dataset: Dataset, split: Split) -> Result<Images> {
     match dataset {
         Dataset::Mnist | Dataset::FashionMnist => {
             let p = idx_path(dir, dataset, split, false);
             require(&p, dataset, &format!("{dataset} {} images", split.name()))?;
             let imgs = idx::read_images(&p)?;
-            if imgs.rows != SIDE || imgs.cols != SIDE {
+            if imgs.shape() != Shape::MNIST {
                 return Err(Error::bad_data(&p, format!("wrong dimensions {}x{}, expected 28x28", imgs.rows, imgs.cols)));
             }
             Ok(imgs)
@@ -163,11 +197,12 @@ pub fn load_images(dir: &Path, dataset: Dataset, split: Split) -> Result<Images>
             let mut count = 0;
             for f in &files {
                 for rec in cifar::read_batch(f)? {
-                    pixels.extend_from_slice(&cifar::to_gray28(&rec.rgb));
+                    pixels.extend_from_slice(&rec.rgb);
                     count += 1;
                 }
             }
-            Ok(Images { count, rows: SIDE, cols: SIDE, pixels })
+            let s = Shape::CIFAR;
+            Ok(Images { count, channels: s.channels, rows: s.height, cols: s.width, pixels })
         }
     }
 }
@@ -192,7 +227,8 @@ pub fn load_labels(dir: &Path, dataset: Dataset, split: Split) -> Result<Vec<u8>
 }
 
 /// Where an input image comes from: `DATASET:SPLIT:INDEX` (e.g. `mnist:train:15`) or an image
-/// file path (PNG/JPEG, converted to gray and resized to 28×28 with a triangle filter).
+/// file path (PNG/JPEG at its own size: gray files have 1 channel, colour files 3; see
+/// [`load_image_file`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageSpec {
     /// One image of a data set.
@@ -259,9 +295,10 @@ impl<'de> serde::Deserialize<'de> for ImageSpec {
     }
 }
 
-/// Load the image `spec` names as `[784]` values in [0, 1].
-pub fn load_image(dir: &Path, spec: &ImageSpec) -> Result<Vec<f32>> {
-    match spec {
+/// Load the image `spec` names, in [0, 1], with its shape: as stored, or its gray `N`×`N` view
+/// when `gray` is `Some(N)` (see [`Images::to_gray`]).
+pub fn load_image(dir: &Path, spec: &ImageSpec, gray: Option<usize>) -> Result<(Shape, Vec<f32>)> {
+    let imgs = match spec {
         ImageSpec::Dataset { dataset, split, index } => {
             let imgs = load_images(dir, *dataset, *split)?;
             if *index >= imgs.count {
@@ -270,22 +307,44 @@ pub fn load_image(dir: &Path, spec: &ImageSpec) -> Result<Vec<f32>> {
                     format!("{spec}: index {index} out of range, the split has {} images", imgs.count),
                 ));
             }
-            Ok(imgs.image_f32(*index))
+            let n = imgs.shape().len();
+            Images { count: 1, pixels: imgs.pixels[index * n..(index + 1) * n].to_vec(), ..imgs }
         }
-        ImageSpec::File(p) => load_image_file(p),
-    }
+        ImageSpec::File(p) => load_image_file(p)?,
+    };
+    let imgs = imgs.view(gray)?;
+    Ok((imgs.shape(), imgs.image_f32(0)))
 }
 
-/// Read an image file as 28×28 gray in [0, 1] (luma, then a triangle-filter resize if needed).
-pub fn load_image_file(p: &Path) -> Result<Vec<f32>> {
+/// Read an image file at its own size as 8-bit planes: gray (L) as 1 channel, colour as 3 (R, G,
+/// B). 16-bit files are converted to 8 bits (`v / 257`, rounded). An alpha channel is dropped
+/// when every pixel is opaque; a file with transparent pixels is refused (what the model should
+/// see there is not defined: flatten it onto a background first).
+pub fn load_image_file(p: &Path) -> Result<Images> {
+    use image::DynamicImage as D;
     let img = image::open(p).map_err(|e| Error::bad_data(p, format!("cannot read image: {e}")))?;
-    let gray = img.to_luma8();
-    let gray = if gray.width() as usize != SIDE || gray.height() as usize != SIDE {
-        image::imageops::resize(&gray, SIDE as u32, SIDE as u32, image::imageops::FilterType::Triangle)
-    } else {
-        gray
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 || w > 4096 || h > 4096 {
+        return Err(Error::bad_data(p, format!("{w}x{h} pixels: sides must be in 1..=4096")));
+    }
+    let opaque = match &img {
+        D::ImageLumaA8(_) | D::ImageRgba8(_) => img.to_rgba8().pixels().all(|q| q.0[3] == 255),
+        D::ImageLumaA16(_) | D::ImageRgba16(_) => img.to_rgba16().pixels().all(|q| q.0[3] == u16::MAX),
+        D::ImageRgba32F(_) => img.to_rgba32f().pixels().all(|q| q.0[3] >= 1.0),
+        _ => true,
     };
-    let v: Vec<f32> = gray.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
-    debug_assert_eq!(v.len(), PIXELS);
-    Ok(v)
+    if !opaque {
+        return Err(Error::bad_data(
+            p,
+            "has transparent pixels (an alpha channel below 255); flatten it onto a background first, e.g. `convert in.png -background black -flatten out.png`",
+        ));
+    }
+    let gray = matches!(img, D::ImageLuma8(_) | D::ImageLumaA8(_) | D::ImageLuma16(_) | D::ImageLumaA16(_));
+    let pixels: Vec<u8> = if gray {
+        img.to_luma8().into_raw()
+    } else {
+        let rgb = img.to_rgb8();
+        (0..3).flat_map(|c| rgb.pixels().map(move |q| q.0[c]).collect::<Vec<_>>()).collect()
+    };
+    Ok(Images { count: 1, channels: if gray { 1 } else { 3 }, rows: h, cols: w, pixels })
 }

@@ -23,6 +23,7 @@ const PAR_CHUNK: usize = 1 << 13;
 
 /// How convolutions are computed. Both give the same convolution up to rounding; a run records
 /// which one it used, because the rounding (and so the bits of the trained weights) differ.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConvAlgo {
@@ -261,6 +262,7 @@ pub fn gemm_batch<T: Float>(
 }
 
 /// How a "same" convolution fills the border. Only `Zero` is used by the paper.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Padding {

@@ -1,16 +1,21 @@
 //! Scores of an output against the probe itself (identity) and the training image (constant).
 //!
 //! - Pearson correlation (0 when either image is constant);
-//! - MSE, mean over the 784 pixels;
+//! - MSE, mean over all C·H·W values;
 //! - SSIM (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, "valid" positions only
-//!   (18×18 on 28×28), K1 = 0.01, K2 = 0.03, data range 1.
+//!   (18×18 on 28×28), K1 = 0.01, K2 = 0.03, data range 1; per channel, then the mean over
+//!   channels. Images with a side below 11 use the largest odd window that fits.
+//!
+//! Correlation and MSE are over the flat image, whatever its shape. On a canvas
+//! ([`crate::experiment::inputs`]) every score is over the whole canvas, and again over the
+//! central window where the image sits ([`ProbeScore::window`]).
 //!
 //! Outcome label, from the correlations: `identity` if corr-to-identity ≥ 0.9 and at least
 //! corr-to-constant; `constant` if corr-to-constant ≥ 0.9 and above corr-to-identity; else
 //! `other`. [`OUTCOME_THRESHOLD`] is the 0.9.
 
 use crate::eval::probe::{Category, Probe};
-use crate::SIDE;
+use crate::shape::{Shape, Window};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,35 +46,44 @@ pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.len() as f64
 }
 
-/// Mean SSIM of two 28×28 images (see the module docs).
-pub fn ssim(a: &[f32], b: &[f32]) -> f64 {
-    const WIN: usize = 11;
+/// Mean SSIM of two images of `shape` (see the module docs): per channel, then averaged.
+pub fn ssim(a: &[f32], b: &[f32], shape: Shape) -> f64 {
+    let hw = shape.hw();
+    (0..shape.channels).map(|c| ssim_plane(&a[c * hw..(c + 1) * hw], &b[c * hw..(c + 1) * hw], shape.height, shape.width)).sum::<f64>()
+        / shape.channels as f64
+}
+
+/// Mean SSIM of two `h`×`w` planes.
+fn ssim_plane(a: &[f32], b: &[f32], h: usize, w: usize) -> f64 {
+    let win = 11.min(h).min(w);
+    let win = if win % 2 == 0 { win - 1 } else { win };
+    let mid = (win / 2) as f64;
     let sigma = 1.5f64;
-    let g: Vec<f64> = (0..WIN).map(|i| (-((i as f64 - 5.0).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+    let g: Vec<f64> = (0..win).map(|i| (-((i as f64 - mid).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
     let gs: f64 = g.iter().sum();
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
-    let n = SIDE - WIN + 1;
+    let (ny, nx) = (h - win + 1, w - win + 1);
     let mut total = 0.0;
-    for oy in 0..n {
-        for ox in 0..n {
+    for oy in 0..ny {
+        for ox in 0..nx {
             let (mut ma, mut mb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            for dy in 0..WIN {
-                for dx in 0..WIN {
-                    let w = g[dy] * g[dx] / (gs * gs);
-                    let i = (oy + dy) * SIDE + ox + dx;
+            for dy in 0..win {
+                for dx in 0..win {
+                    let wt = g[dy] * g[dx] / (gs * gs);
+                    let i = (oy + dy) * w + ox + dx;
                     let (x, y) = (a[i] as f64, b[i] as f64);
-                    ma += w * x;
-                    mb += w * y;
-                    saa += w * x * x;
-                    sbb += w * y * y;
-                    sab += w * x * y;
+                    ma += wt * x;
+                    mb += wt * y;
+                    saa += wt * x * x;
+                    sbb += wt * y * y;
+                    sab += wt * x * y;
                 }
             }
             let (va, vb, cov) = (saa - ma * ma, sbb - mb * mb, sab - ma * mb);
             total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
         }
     }
-    total / (n * n) as f64
+    total / (ny * nx) as f64
 }
 
 /// Which function the net computed on a probe.
@@ -116,11 +130,43 @@ pub struct ProbeScore {
     pub ssim_constant: f64,
     /// Label.
     pub outcome: Outcome,
+    /// The same scores over the central window where the image sits, on a canvas run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowScore>,
 }
 
-/// Score `output [784]` on `probe` given the training image.
-pub fn score(probe: &Probe, output: &[f32], train: &[f32]) -> ProbeScore {
+/// Scores over the central window of a canvas (see [`ProbeScore::window`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WindowScore {
+    /// Pearson(output, probe) in the window.
+    pub corr_identity: f64,
+    /// Pearson(output, training image) in the window.
+    pub corr_constant: f64,
+    /// MSE(output, probe) in the window.
+    pub mse_identity: f64,
+    /// MSE(output, training image) in the window.
+    pub mse_constant: f64,
+    /// SSIM(output, probe) in the window.
+    pub ssim_identity: f64,
+    /// SSIM(output, training image) in the window.
+    pub ssim_constant: f64,
+}
+
+/// Score `output` (shape `shape`) on `probe` given the training image; with `window`, also
+/// over that part of the canvas.
+pub fn score(probe: &Probe, output: &[f32], train: &[f32], shape: Shape, window: Option<&Window>) -> ProbeScore {
     let (ci, cc) = (pearson(output, &probe.image), pearson(output, train));
+    let window = window.map(|w| {
+        let (o, p, t) = (w.crop(output), w.crop(&probe.image), w.crop(train));
+        WindowScore {
+            corr_identity: pearson(&o, &p),
+            corr_constant: pearson(&o, &t),
+            mse_identity: mse(&o, &p),
+            mse_constant: mse(&o, &t),
+            ssim_identity: ssim(&o, &p, w.shape),
+            ssim_constant: ssim(&o, &t, w.shape),
+        }
+    });
     ProbeScore {
         probe: probe.name.clone(),
         category: probe.category,
@@ -128,9 +174,10 @@ pub fn score(probe: &Probe, output: &[f32], train: &[f32]) -> ProbeScore {
         corr_constant: cc,
         mse_identity: mse(output, &probe.image),
         mse_constant: mse(output, train),
-        ssim_identity: ssim(output, &probe.image),
-        ssim_constant: ssim(output, train),
+        ssim_identity: ssim(output, &probe.image, shape),
+        ssim_constant: ssim(output, train, shape),
         outcome: outcome(ci, cc),
+        window,
     }
 }
 
@@ -155,6 +202,9 @@ pub struct Summary {
     pub n_identity: usize,
     /// Probes labelled constant.
     pub n_constant: usize,
+    /// Mean scores over the central window, on a canvas run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowScore>,
 }
 
 /// Mean of each score over `scores`.
@@ -172,6 +222,21 @@ pub fn summarize<'a>(scores: impl IntoIterator<Item = &'a ProbeScore>) -> Summar
         ssim_constant: mean(&|s| s.ssim_constant),
         n_identity: v.iter().filter(|s| s.outcome == Outcome::Identity).count(),
         n_constant: v.iter().filter(|s| s.outcome == Outcome::Constant).count(),
+        window: v
+            .iter()
+            .all(|s| s.window.is_some())
+            .then(|| {
+                let w = |f: &dyn Fn(&WindowScore) -> f64| mean(&|s| s.window.as_ref().map_or(0.0, f));
+                WindowScore {
+                    corr_identity: w(&|s| s.corr_identity),
+                    corr_constant: w(&|s| s.corr_constant),
+                    mse_identity: w(&|s| s.mse_identity),
+                    mse_constant: w(&|s| s.mse_constant),
+                    ssim_identity: w(&|s| s.ssim_identity),
+                    ssim_constant: w(&|s| s.ssim_constant),
+                }
+            })
+            .filter(|_| !v.is_empty()),
     }
 }
 
@@ -211,14 +276,30 @@ mod tests {
 
     #[test]
     fn ssim_of_identical_is_one_and_of_inverted_is_low() {
+        let m = Shape::MNIST;
         let x: Vec<f32> = (0..784).map(|i| ((i * 31) % 17) as f32 / 17.0).collect();
-        assert!((ssim(&x, &x) - 1.0).abs() < 1e-12);
+        assert!((ssim(&x, &x, m) - 1.0).abs() < 1e-12);
         let inv: Vec<f32> = x.iter().map(|v| 1.0 - v).collect();
-        assert!(ssim(&x, &inv) < 0.0);
+        assert!(ssim(&x, &inv, m) < 0.0);
         // Constant images: SSIM reduces to the luminance term (2·0.2·0.6 + c1)/(0.04 + 0.36 + c1).
         let (p, q) = (vec![0.2f32; 784], vec![0.6f32; 784]);
         let c1 = 1e-4;
-        assert!((ssim(&p, &q) - (0.24 + c1) / (0.40 + c1)).abs() < 1e-6);
+        assert!((ssim(&p, &q, m) - (0.24 + c1) / (0.40 + c1)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ssim_is_the_mean_over_channels() {
+        let m = Shape::MNIST;
+        let x: Vec<f32> = (0..784).map(|i| ((i * 31) % 17) as f32 / 17.0).collect();
+        let y: Vec<f32> = (0..784).map(|i| ((i * 7) % 11) as f32 / 11.0).collect();
+        let (a, b) = (ssim(&x, &y, m), ssim(&x, &x, m));
+        // Channel planes [x, x] against [y, x]: the mean of the two plane SSIMs.
+        let two = Shape::new(2, 28, 28);
+        let got = ssim(&[x.clone(), x.clone()].concat(), &[y, x].concat(), two);
+        assert!((got - (a + b) / 2.0).abs() < 1e-12, "{got} vs {}", (a + b) / 2.0);
+        // A 5×5 image still scores (window 5): identical gives 1.
+        let small: Vec<f32> = (0..25).map(|i| i as f32 / 25.0).collect();
+        assert!((ssim(&small, &small, Shape::new(1, 5, 5)) - 1.0).abs() < 1e-12);
     }
 
     #[test]

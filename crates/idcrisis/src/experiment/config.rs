@@ -3,15 +3,17 @@
 //! Every field has a default; a file may set any subset. Unknown keys and wrong types are
 //! rejected with the key named. Command-line flags override the file.
 
-use crate::data::ImageSpec;
+use crate::data::{Dataset, ImageSpec};
 use crate::engine::ConvAlgo;
 use crate::error::{Error, Result};
 use crate::nn::model::{Init, ModelConfig};
 use crate::nn::train::TrainConfig;
+use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Engine precision.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dtype {
@@ -103,6 +105,18 @@ pub struct RunConfig {
     pub conv_algo: ConvAlgo,
     /// The one training image.
     pub train_image: ImageSpec,
+    /// Gray view (`--gray N`): luma of a colour image, then its central N×N crop. Unset: the
+    /// image as stored (CIFAR-10 3×32×32, MNIST 1×28×28, a file at its own size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gray: Option<usize>,
+    /// Canvas (`--canvas N`): the training image and every probe are placed at the centre of an
+    /// N×N zero canvas; the loss and the metrics cover the whole canvas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canvas: Option<usize>,
+    /// The model's input and output shape `[C, H, W]`, written by the run once the data are
+    /// read. Given in a file, it must match what the data give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
     /// ρ values of the random-ρ probes.
     pub rho: Vec<f64>,
     /// The network.
@@ -124,6 +138,9 @@ impl Default for RunConfig {
             dtype: Dtype::F32,
             conv_algo: ConvAlgo::Auto,
             train_image: ImageSpec::default(),
+            gray: None,
+            canvas: None,
+            shape: None,
             rho: crate::eval::probe::DEFAULT_RHOS.to_vec(),
             model: ModelConfig::default(),
             init: InitConfig::default(),
@@ -134,6 +151,51 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// The shape of the stored image `spec` names when it is known without reading a file: data
+    /// sets only (an image file's size is known once it is read).
+    pub fn stored_shape(&self) -> Option<Shape> {
+        match self.train_image {
+            ImageSpec::Dataset { dataset: Dataset::Cifar10, .. } => Some(Shape::CIFAR),
+            ImageSpec::Dataset { .. } => Some(Shape::MNIST),
+            ImageSpec::File(_) => None,
+        }
+    }
+
+    /// The model's shape for images stored at `stored`: the gray view, then the canvas. Err
+    /// when the gray view or the canvas does not fit (naming the flag).
+    pub fn model_shape(&self, stored: Shape) -> Result<Shape> {
+        let image = match self.gray {
+            None => stored,
+            Some(g) if g <= stored.height && g <= stored.width && (stored.channels == 1 || stored.channels == 3) => Shape::new(1, g, g),
+            Some(g) => {
+                return Err(Error::invalid("gray", format!("{g}: the gray view is a central crop of at most the image's {stored}")));
+            }
+        };
+        self.canvas_shape(image)
+    }
+
+    /// The model's shape for an image of shape `image` (after any gray view): the N×N canvas,
+    /// or the image's own. Err when the canvas is smaller than the image.
+    pub fn canvas_shape(&self, image: Shape) -> Result<Shape> {
+        match self.canvas {
+            None => Ok(image),
+            Some(n) if n >= image.height && n >= image.width => Ok(image.on_canvas(n)),
+            Some(n) => Err(Error::invalid("canvas", format!("{n} is smaller than the image ({image}); the canvas must hold it"))),
+        }
+    }
+
+    /// Fill what the data set alone determines: the FCN width (the input dimension by default)
+    /// when the image's shape is known from its spec. Sweep cells are resolved this way, so a
+    /// cell's id (a hash of its config) names the width it trains.
+    pub fn resolve_static(&mut self) -> Result<()> {
+        if self.model.width.is_none() {
+            if let Some(stored) = self.stored_shape() {
+                self.model.width = Some(self.model_shape(stored)?.len());
+            }
+        }
+        Ok(())
+    }
+
     /// Parse TOML text; `path` is used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::Config { path: path.to_path_buf(), msg: e.to_string().trim().to_string() })
@@ -177,6 +239,19 @@ impl RunConfig {
             if ts.epochs == 0 {
                 return Err(Error::invalid("train-set", "epochs must be at least 1"));
             }
+        }
+        if let Some(g) = self.gray {
+            if !(1..=4096).contains(&g) {
+                return Err(Error::invalid("gray", format!("{g} must be in 1..=4096")));
+            }
+        }
+        if let Some(n) = self.canvas {
+            if !(1..=4096).contains(&n) {
+                return Err(Error::invalid("canvas", format!("{n} must be in 1..=4096")));
+            }
+        }
+        if let Some(s) = self.shape {
+            s.validate()?;
         }
         if self.threads > 1024 {
             return Err(Error::invalid("threads", format!("{} is more than 1024", self.threads)));

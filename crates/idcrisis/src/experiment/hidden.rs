@@ -1,26 +1,27 @@
 //! Hidden-layer maps: what every layer of a CNN computes on each probe.
 //!
-//! Each hidden layer's `C` channels (after ReLU) are collapsed to one 28×28 map per probe by
+//! Each hidden layer's `C` channels (after ReLU) are collapsed to one H×W map per probe by
 //! [`Projection::Pca`]: the first principal component across channels — the top eigenvector `v`
-//! of the `C×C` covariance of the channel vectors over the 784 pixels — and `map[p] = v·a[:, p]`,
+//! of the `C×C` covariance of the channel vectors over the H·W pixels — and `map[p] = v·a[:, p]`,
 //! with the sign of `v` chosen so that the map correlates positively with the channel mean;
 //! or by [`Projection::Mean`], the channel mean. Each map is divided by its largest absolute
-//! value and drawn with a diverging colormap (blue < 0 < red). The input and output rows have one
-//! channel and are drawn the same way.
+//! value and drawn with a diverging colormap (blue < 0 < red). The input and output rows are
+//! collapsed and drawn the same way.
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::metrics::pearson;
-use crate::eval::probe;
 use crate::experiment::sweep::{self, Cell, CellState};
+use crate::experiment::{inputs, run};
 use crate::figures;
-use crate::fsutil::{self, write_atomic};
+use crate::fsutil::write_atomic;
 use crate::nn::model::Net;
-use crate::{data, PIXELS};
+use crate::shape::Shape;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// How channels collapse to one map.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Projection {
     /// First principal component across channels (sign fixed).
@@ -29,16 +30,16 @@ pub enum Projection {
     Mean,
 }
 
-/// Collapse `a [C, 784]` to `[784]`, normalised to max |·| = 1.
-pub fn collapse(a: &[f32], c: usize, how: Projection) -> Vec<f32> {
-    let mean_map: Vec<f64> = (0..PIXELS).map(|p| (0..c).map(|ch| a[ch * PIXELS + p] as f64).sum::<f64>() / c as f64).collect();
+/// Collapse `a [C, P]` (P = `pixels`, H·W) to `[P]`, normalised to max |·| = 1.
+pub fn collapse(a: &[f32], c: usize, pixels: usize, how: Projection) -> Vec<f32> {
+    let mean_map: Vec<f64> = (0..pixels).map(|p| (0..c).map(|ch| a[ch * pixels + p] as f64).sum::<f64>() / c as f64).collect();
     let map: Vec<f64> = if c == 1 || how == Projection::Mean {
         mean_map.clone()
     } else {
         let means: Vec<f64> =
-            (0..c).map(|ch| a[ch * PIXELS..(ch + 1) * PIXELS].iter().map(|&v| v as f64).sum::<f64>() / PIXELS as f64).collect();
+            (0..c).map(|ch| a[ch * pixels..(ch + 1) * pixels].iter().map(|&v| v as f64).sum::<f64>() / pixels as f64).collect();
         let cov = |i: usize, j: usize| -> f64 {
-            let (ai, aj) = (&a[i * PIXELS..(i + 1) * PIXELS], &a[j * PIXELS..(j + 1) * PIXELS]);
+            let (ai, aj) = (&a[i * pixels..(i + 1) * pixels], &a[j * pixels..(j + 1) * pixels]);
             ai.iter().zip(aj).map(|(&x, &y)| (x as f64 - means[i]) * (y as f64 - means[j])).sum::<f64>()
         };
         let m: Vec<f64> = (0..c * c).map(|k| cov(k / c, k % c)).collect();
@@ -51,7 +52,7 @@ pub fn collapse(a: &[f32], c: usize, how: Projection) -> Vec<f32> {
             }
             v = w.iter().map(|x| x / n).collect();
         }
-        let map: Vec<f64> = (0..PIXELS).map(|p| (0..c).map(|ch| v[ch] * (a[ch * PIXELS + p] as f64 - means[ch])).sum()).collect();
+        let map: Vec<f64> = (0..pixels).map(|p| (0..c).map(|ch| v[ch] * (a[ch * pixels + p] as f64 - means[ch])).sum()).collect();
         let (m32, mm32): (Vec<f32>, Vec<f32>) = (map.iter().map(|&x| x as f32).collect(), mean_map.iter().map(|&x| x as f32).collect());
         if pearson(&m32, &mm32) < 0.0 {
             map.iter().map(|x| -x).collect()
@@ -73,8 +74,8 @@ pub fn layer_maps(eng: &Engine, net: &Net<f32>, inputs: &[Vec<f32>], how: Projec
             net.forward(eng, &mut ws, x, 1);
             for (l, row) in out.iter_mut().enumerate() {
                 let a = net.activation_chw(eng, &ws, l);
-                let c = a.len() / PIXELS;
-                row.push(collapse(&a, c, how));
+                let hw = net.shape.hw();
+                row.push(collapse(&a, a.len() / hw, hw, how));
             }
         }
     });
@@ -86,7 +87,8 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
     let mut nets: Vec<(String, String, Net<f32>)> = Vec::new();
     let deepest =
         plan.iter().filter(|c| c.config.seed == 0).max_by_key(|c| c.config.model.depth).ok_or_else(|| Error::Other("empty plan".into()))?;
-    let mut untrained = Net::<f32>::new(&deepest.config.model)?;
+    let inputs = inputs::load(data_dir, &deepest.config)?;
+    let mut untrained = Net::<f32>::new(&deepest.config.model, inputs.shape)?;
     untrained.init(deepest.config.init.scheme, deepest.config.init.scale, deepest.config.seed);
     nets.push((
         format!("untrained {}-layer CNN", deepest.config.model.depth),
@@ -99,17 +101,23 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         if sweep::state(dir, c) != CellState::Done {
             continue;
         }
-        let mut net = Net::<f32>::new(&c.config.model)?;
-        let w = sweep::cell_dir(dir, c).join("weights.safetensors");
-        net.load_safetensors(&fsutil::read(&w)?, &w)?;
+        let (net, _) = run::open::<f32>(data_dir, &c.config, &sweep::cell_dir(dir, c).join("weights.safetensors"))?;
         nets.push((format!("trained {}-layer CNN", c.config.model.depth), format!("hidden-d{}", c.config.model.depth), net));
     }
-    let train = data::load_image(data_dir, &deepest.config.train_image)?;
-    let probes: Vec<probe::Probe> = probe::paper_probes(data_dir, &train, &[])?;
-    let mut inputs = vec![train.clone()];
-    inputs.extend(probes.iter().map(|p| p.image.clone()));
+    let map_shape = Shape::new(1, inputs.shape.height, inputs.shape.width);
+    let probes: Vec<_> = inputs.probes.iter().filter(|p| p.category.is_paper()).collect();
+    let train = inputs.train.clone();
     let mut names = vec!["training image".to_string()];
     names.extend(probes.iter().map(|p| p.name.clone()));
+    let mut inputs = vec![train.clone()];
+    inputs.extend(probes.iter().map(|p| p.image.clone()));
+    // What the maps are compared with: the images themselves, channel-averaged if in colour.
+    let hw = map_shape.hw();
+    let gray = |x: &[f32]| -> Vec<f32> {
+        let c = x.len() / hw;
+        (0..hw).map(|p| (0..c).map(|ch| x[ch * hw + p]).sum::<f32>() / c as f32).collect()
+    };
+    let (train_gray, inputs_gray): (Vec<f32>, Vec<Vec<f32>>) = (gray(&train), inputs.iter().map(|x| gray(x)).collect());
     let mut s = String::from("# hidden: hidden-layer maps\n\nProtocol: PyTorch default init, SGD with momentum 0.9, lr 0.01, MSE < 1e-4 (under which the 20-layer CNN memorizes the clean \"7\"; see cnn-depth).\n\n");
     let _ = writeln!(
         s,
@@ -135,6 +143,7 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         let col_labels = vec![names.clone(); rows.len()];
         let png = figures::image_grid_cmap(
             &format!("Hidden-layer maps of the {label}"),
+            map_shape,
             &row_labels,
             &col_labels,
             &rows,
@@ -144,8 +153,8 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         write_atomic(&out.join(format!("{file}.png")), &png)?;
         let mut last = Vec::new();
         for (l, r) in maps.iter().enumerate() {
-            let ct: f64 = r[1..].iter().map(|m| pearson(m, &train)).sum::<f64>() / (r.len() - 1) as f64;
-            let ci: f64 = r[1..].iter().zip(&inputs[1..]).map(|(m, x)| pearson(m, x)).sum::<f64>() / (r.len() - 1) as f64;
+            let ct: f64 = r[1..].iter().map(|m| pearson(m, &train_gray)).sum::<f64>() / (r.len() - 1) as f64;
+            let ci: f64 = r[1..].iter().zip(&inputs_gray[1..]).map(|(m, x)| pearson(m, x)).sum::<f64>() / (r.len() - 1) as f64;
             let _ = writeln!(csv, "{label},{l},{ct},{ci}");
             if l + 5 >= maps.len() {
                 last.push(format!("{ct:.2}"));

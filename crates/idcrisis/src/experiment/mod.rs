@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod hidden;
+pub mod inputs;
 pub mod report;
 pub mod reproduce;
 pub mod run;

@@ -8,13 +8,11 @@
 use crate::data;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::eval::probe;
 use crate::experiment::config::RunConfig;
 use crate::experiment::run;
 use crate::experiment::sweep::{self, CellState};
 use crate::figures;
 use crate::fsutil::{self, write_atomic};
-use crate::nn::model::Net;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -209,7 +207,7 @@ pub fn plan(
 ) -> Result<PathBuf> {
     if exp == Experiment::Cifar {
         // Fail before planning anything when the data is not there.
-        data::load_image(data_dir, &CIFAR_IMAGE.parse()?)?;
+        data::load_image(data_dir, &CIFAR_IMAGE.parse()?, None)?;
     }
     let file = out.join(format!("{}.sweep.toml", exp.name()));
     let text = sweep_toml(exp, scale, seeds);
@@ -296,7 +294,7 @@ pub fn analyze(
     let mut grid_rows: Vec<Vec<Option<Vec<f32>>>> = Vec::new();
     let mut row_labels = vec!["input".to_string()];
     let mut col_labels: Vec<Vec<String>> = Vec::new();
-    let mut inputs_row: Option<Vec<Option<Vec<f32>>>> = None;
+    let mut inputs_row: Option<(crate::shape::Shape, Vec<Option<Vec<f32>>>)> = None;
     let mut skipped = 0;
     for (label, cells) in &groups {
         let mut ids = Vec::new();
@@ -351,18 +349,14 @@ pub fn analyze(
         );
         if let Some(c) = first_done.filter(|_| wants_grid) {
             let cd = sweep::cell_dir(&dir, c);
-            let train = data::load_image(data_dir, &c.config.train_image)?;
-            let probes = probe::paper_probes(data_dir, &train, &c.config.rho)?;
-            let mut net = Net::<f32>::new(&c.config.model)?;
-            let w = cd.join("weights.safetensors");
-            net.load_safetensors(&fsutil::read(&w)?, &w)?;
-            let (eval, outs) = run::evaluate(eng, &net, &train, &probes);
+            let (net, inputs) = run::open::<f32>(data_dir, &c.config, &cd.join("weights.safetensors"))?;
+            let (eval, outs) = run::evaluate(eng, &net, &inputs);
             if inputs_row.is_none() {
-                let mut row = vec![Some(train.clone())];
-                row.extend(probes.iter().map(|p| Some(p.image.clone())));
-                inputs_row = Some(row);
+                let mut row = vec![Some(inputs.train.clone())];
+                row.extend(inputs.probes.iter().map(|p| Some(p.image.clone())));
+                inputs_row = Some((inputs.shape, row));
                 let mut names = vec!["training image".to_string()];
-                names.extend(probes.iter().map(|p| p.name.clone()));
+                names.extend(inputs.probes.iter().map(|p| p.name.clone()));
                 col_labels.push(names);
             }
             grid_rows.push(outs.into_iter().map(Some).collect());
@@ -391,7 +385,7 @@ pub fn analyze(
     }
     write_atomic(&out.join(format!("{}.csv", exp.name())), csv.as_bytes())?;
     write_atomic(&out.join(format!("{}.json", exp.name())), &serde_json::to_vec_pretty(&nets).map_err(|e| Error::Other(e.to_string()))?)?;
-    if let Some(inputs) = inputs_row {
+    if let Some((shape, inputs)) = inputs_row {
         let mut rows = vec![inputs];
         rows.extend(grid_rows);
         let title = match exp {
@@ -402,7 +396,7 @@ pub fn analyze(
             Experiment::Resnet => "Plain and residual CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes",
             _ => "Fig. 3: ReLU CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes",
         };
-        let png = figures::image_grid(title, &row_labels, &col_labels, &rows, Some(0))?;
+        let png = figures::image_grid(title, shape, &row_labels, &col_labels, &rows, Some(0))?;
         write_atomic(&out.join(format!("{}-predictions.png", exp.name())), &png)?;
     }
     let summary = match exp {

@@ -15,14 +15,14 @@ use crate::data::{self};
 use crate::engine::{ConvAlgo, Engine};
 use crate::error::{Error, Result};
 use crate::eval::metrics::{self, ProbeScore, Summary};
-use crate::eval::probe::{self, Probe};
+use crate::eval::probe::Probe;
 use crate::experiment::config::{Dtype, RunConfig};
+use crate::experiment::inputs::{self, Inputs};
 use crate::figures;
 use crate::float::Float;
 use crate::fsutil::{self, write_atomic};
 use crate::nn::model::Net;
 use crate::nn::train::{self, Status, TrainOutcome};
-use crate::PIXELS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,36 +147,53 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     let t0 = Instant::now();
     let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     check_data_dir(&opts.data_dir)?;
-    let train_img = data::load_image(&opts.data_dir, &cfg.train_image)?;
-    let probes = probe::paper_probes(&opts.data_dir, &train_img, &cfg.rho)?;
+    let inputs = inputs::load(&opts.data_dir, cfg)?;
+    let shape = inputs.shape;
+    // The config as run: with the shape the data gave and the FCN width it implies.
+    let mut cfg = cfg.clone();
+    cfg.shape = Some(shape);
+    cfg.model.width = Some(cfg.model.width_for(shape));
+    cfg.model.validate_for(shape)?;
+    let cfg = &cfg;
+    let train_images = match &cfg.train_set {
+        None => None,
+        Some(ts) => {
+            let (d, split) = ts.source()?;
+            let imgs = data::load_images(&opts.data_dir, d, split)?.view(cfg.gray)?;
+            if imgs.shape() != shape {
+                return Err(Error::invalid(
+                    "train-set",
+                    format!(
+                        "{} gives {} images, but the model takes {shape} (a canvas with a training set is not supported)",
+                        ts.data,
+                        imgs.shape()
+                    ),
+                ));
+            }
+            Some(imgs)
+        }
+    };
     let out = &opts.out;
     if out.join("result.json").exists() {
         return Err(Error::invalid("out", format!("{} already holds a finished run; choose another --out", out.display())));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-
     let eng = Engine::new(cfg.threads)?.with_conv_algo(cfg.conv_algo);
-    let mut net = Net::<T>::new(&cfg.model)?;
+    let mut net = Net::<T>::new(&cfg.model, shape)?;
     match &cfg.init.from {
         Some(p) => net.load_safetensors(&fsutil::read(p)?, p)?,
         None => net.init(cfg.init.scheme, cfg.init.scale, cfg.seed),
     }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     write_atomic(&out.join("init.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
 
-    let outcome: TrainOutcome = match &cfg.train_set {
-        None => {
-            let x: Vec<T> = train_img.iter().map(|&v| T::from_f64(v as f64)).collect();
-            train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?
-        }
-        Some(ts) => {
-            let (d, split) = ts.source()?;
-            let imgs = data::load_images(&opts.data_dir, d, split)?;
+    let outcome: TrainOutcome = match (&cfg.train_set, &train_images) {
+        (Some(ts), Some(imgs)) => {
             let count = if ts.limit == 0 { imgs.count } else { ts.limit.min(imgs.count) };
             train::train_minibatch(
                 &eng,
                 &mut net,
-                &imgs.pixels[..count * PIXELS],
+                &imgs.pixels[..count * shape.len()],
                 count,
                 ts.batch,
                 ts.epochs,
@@ -184,6 +201,10 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
                 &cfg.train,
                 opts.progress,
             )?
+        }
+        _ => {
+            let x: Vec<T> = inputs.train.iter().map(|&v| T::from_f64(v as f64)).collect();
+            train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?
         }
     };
 
@@ -198,8 +219,8 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     let evaluation = if outcome.status == Status::Diverged {
         None
     } else {
-        let (eval, outputs) = evaluate(&eng, &net, &train_img, &probes);
-        write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &train_img, &probes, &outputs, &eval)?)?;
+        let (eval, outputs) = evaluate(&eng, &net, &inputs);
+        write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &inputs, &outputs, &eval)?)?;
         Some(eval)
     };
     let finite = |v: f64| v.is_finite().then_some(v);
@@ -232,40 +253,57 @@ fn weight_metadata(cfg: &RunConfig) -> std::collections::HashMap<String, String>
     m
 }
 
-/// Outputs of `net` on the training image followed by every probe, `[1 + probes, 784]` as f32.
+/// Outputs of `net` on the training image followed by every probe, `[1 + probes, C·H·W]` as f32.
 pub fn outputs<T: Float>(eng: &Engine, net: &Net<T>, train: &[f32], probes: &[Probe]) -> Vec<Vec<f32>> {
-    let mut xs: Vec<T> = Vec::with_capacity((probes.len() + 1) * PIXELS);
+    let dim = net.shape.len();
+    let mut xs: Vec<T> = Vec::with_capacity((probes.len() + 1) * dim);
     xs.extend(train.iter().map(|&v| T::from_f64(v as f64)));
     for p in probes {
         xs.extend(p.image.iter().map(|&v| T::from_f64(v as f64)));
     }
     let ys = net.predict(eng, &xs, probes.len() + 1, 16);
-    ys.chunks(PIXELS).map(|c| c.iter().map(|v| Float::to_f64(*v) as f32).collect()).collect()
+    ys.chunks(dim).map(|c| c.iter().map(|v| Float::to_f64(*v) as f32).collect()).collect()
 }
 
-/// Score `net` on `probes`; also returns the raw outputs (training image first).
-pub fn evaluate<T: Float>(eng: &Engine, net: &Net<T>, train: &[f32], probes: &[Probe]) -> (Evaluation, Vec<Vec<f32>>) {
-    let outs = outputs(eng, net, train, probes);
-    let scores: Vec<ProbeScore> = probes.iter().zip(&outs[1..]).map(|(p, o)| metrics::score(p, o, train)).collect();
-    let eval = Evaluation { train_mse: metrics::mse(&outs[0], train), categories: metrics::by_category(&scores), probes: scores };
+/// Score `net` on the probes of `inputs`; also returns the raw outputs (training image first).
+pub fn evaluate<T: Float>(eng: &Engine, net: &Net<T>, inputs: &Inputs) -> (Evaluation, Vec<Vec<f32>>) {
+    let outs = outputs(eng, net, &inputs.train, &inputs.probes);
+    let scores: Vec<ProbeScore> = inputs
+        .probes
+        .iter()
+        .zip(&outs[1..])
+        .map(|(p, o)| metrics::score(p, o, &inputs.train, inputs.shape, inputs.window.as_ref()))
+        .collect();
+    let eval = Evaluation { train_mse: metrics::mse(&outs[0], &inputs.train), categories: metrics::by_category(&scores), probes: scores };
     (eval, outs)
 }
 
 /// The paper's prediction figure for one model.
-pub fn predictions_png(label: &str, train: &[f32], probes: &[Probe], outs: &[Vec<f32>], eval: &Evaluation) -> Result<Vec<u8>> {
-    let mut inputs = vec![Some(train.to_vec())];
-    inputs.extend(probes.iter().map(|p| Some(p.image.clone())));
+pub fn predictions_png(label: &str, inputs: &Inputs, outs: &[Vec<f32>], eval: &Evaluation) -> Result<Vec<u8>> {
+    let mut images = vec![Some(inputs.train.clone())];
+    images.extend(inputs.probes.iter().map(|p| Some(p.image.clone())));
     let outputs: Vec<Option<Vec<f32>>> = outs.iter().cloned().map(Some).collect();
     let mut in_labels = vec!["training image".to_string()];
-    in_labels.extend(probes.iter().map(|p| p.name.clone()));
+    in_labels.extend(inputs.probes.iter().map(|p| p.name.clone()));
     let mut out_labels = vec![format!("mse {:.1e}", eval.train_mse)];
     out_labels.extend(eval.probes.iter().map(|s| format!("id {:.2} / const {:.2}", s.corr_identity, s.corr_constant)));
     let paper = &eval.categories.get("paper");
     let title = match paper {
-        Some(s) => format!("{label}: mean corr to identity {:.2}, to constant {:.2} (12 paper probes)", s.corr_identity, s.corr_constant),
+        Some(s) => {
+            format!("{label}: mean corr to identity {:.2}, to constant {:.2} ({} fixed probes)", s.corr_identity, s.corr_constant, s.count)
+        }
         None => label.to_string(),
     };
-    figures::image_grid(&title, &["input".into(), "output".into()], &[in_labels, out_labels], &[inputs, outputs], Some(0))
+    figures::image_grid(&title, inputs.shape, &["input".into(), "output".into()], &[in_labels, out_labels], &[images, outputs], Some(0))
+}
+
+/// A net rebuilt from `cfg` with the weights in `weights`, and the inputs `cfg` describes: how a
+/// finished run (or sweep cell) is opened for probing and figures.
+pub fn open<T: Float>(data_dir: &Path, cfg: &RunConfig, weights: &Path) -> Result<(Net<T>, Inputs)> {
+    let inputs = inputs::load(data_dir, cfg)?;
+    let mut net = Net::<T>::new(&cfg.model, inputs.shape)?;
+    net.load_safetensors(&fsutil::read(weights)?, weights)?;
+    Ok((net, inputs))
 }
 
 /// Load a finished run's config and trained weights.

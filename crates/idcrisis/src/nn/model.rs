@@ -7,22 +7,25 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::layers::{Activation, Conv2d, Dense, Layer};
 use crate::rng::{Rng, Stream};
-use crate::{PIXELS, SIDE};
+use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Network family.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
-    /// Fully connected: 784→W, (L−2)×(W→W), W→784; L = 1 is 784→784.
+    /// Fully connected: D→W, (L−2)×(W→W), W→D with D = C·H·W the input dimension; L = 1 is D→D.
     Fcn,
-    /// Convolutional: 1→C, (L−2)×(C→C), C→1 with k×k same padding; L = 1 is 1→1.
+    /// Convolutional: c→C, (L−2)×(C→C), C→c with k×k same padding and c the image's channels;
+    /// L = 1 is c→c.
     #[default]
     Cnn,
 }
 
 /// Weight initialisation scheme.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
@@ -48,8 +51,10 @@ pub struct ModelConfig {
     pub arch: Arch,
     /// Number of weight layers L ≥ 1.
     pub depth: usize,
-    /// FCN hidden width W.
-    pub width: usize,
+    /// FCN hidden width W; unset: the input dimension C·H·W (784 for MNIST). A run writes the
+    /// width it used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
     /// CNN hidden channels C.
     pub channels: usize,
     /// CNN kernel side k (odd).
@@ -71,7 +76,7 @@ impl Default for ModelConfig {
         ModelConfig {
             arch: Arch::Cnn,
             depth: 5,
-            width: 784,
+            width: None,
             channels: 128,
             kernel: 5,
             act: Activation::Relu,
@@ -83,7 +88,8 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// Check every field; the error names the flag.
+    /// Check every field that does not depend on the image; the error names the flag. See
+    /// [`ModelConfig::validate_for`] for the rest.
     pub fn validate(&self) -> Result<()> {
         if self.depth == 0 {
             return Err(Error::invalid("depth", "must be at least 1"));
@@ -96,16 +102,16 @@ impl ModelConfig {
                 if self.residual {
                     return Err(Error::invalid("residual", "skips are implemented for CNNs only"));
                 }
-                if self.width == 0 || self.width > 1 << 16 {
-                    return Err(Error::invalid("width", format!("{} must be in 1..=65536", self.width)));
+                if let Some(w) = self.width.filter(|w| *w == 0 || *w > 1 << 16) {
+                    return Err(Error::invalid("width", format!("{w} must be in 1..=65536")));
                 }
             }
             Arch::Cnn => {
                 if self.kernel % 2 == 0 {
                     return Err(Error::invalid("kernel", format!("{} is even; \"same\" padding needs an odd kernel", self.kernel)));
                 }
-                if self.kernel > 2 * SIDE - 1 {
-                    return Err(Error::invalid("kernel", format!("{} is larger than {}", self.kernel, 2 * SIDE - 1)));
+                if self.kernel > 8191 {
+                    return Err(Error::invalid("kernel", format!("{} is larger than 8191", self.kernel)));
                 }
                 if self.residual && self.depth < 4 {
                     return Err(Error::invalid(
@@ -113,15 +119,37 @@ impl ModelConfig {
                         format!("a residual CNN needs depth ≥ 4 (one pair of hidden layers), got {}", self.depth),
                     ));
                 }
-                if self.padding == Padding::Reflect && self.kernel / 2 >= SIDE {
-                    return Err(Error::invalid("padding", "reflect padding needs kernel/2 < 28"));
-                }
                 if self.channels == 0 || self.channels > 1 << 14 {
                     return Err(Error::invalid("channels", format!("{} must be in 1..=16384", self.channels)));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Check that the network fits images of `shape`: the kernel at most `2·side − 1`, reflect
+    /// padding with `kernel/2 < side`.
+    pub fn validate_for(&self, shape: Shape) -> Result<()> {
+        self.validate()?;
+        shape.validate()?;
+        if self.arch == Arch::Cnn {
+            let side = shape.height.min(shape.width);
+            if self.kernel > 2 * side - 1 {
+                return Err(Error::invalid(
+                    "kernel",
+                    format!("{} is larger than {} (2·side − 1 for {shape} images)", self.kernel, 2 * side - 1),
+                ));
+            }
+            if self.padding == Padding::Reflect && self.kernel / 2 >= side {
+                return Err(Error::invalid("padding", format!("reflect padding needs kernel/2 < {side} for {shape} images")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The FCN hidden width for inputs of `shape`: `width`, else the input dimension.
+    pub fn width_for(&self, shape: Shape) -> usize {
+        self.width.unwrap_or(shape.len())
     }
 
     /// For a residual CNN, the activation index whose value is added to layer `i`'s output.
@@ -141,7 +169,10 @@ impl ModelConfig {
             Activation::Linear => "linear",
         };
         match self.arch {
-            Arch::Fcn => format!("fcn-d{}-w{}-{act}", self.depth, self.width),
+            Arch::Fcn => match self.width {
+                Some(w) => format!("fcn-d{}-w{w}-{act}", self.depth),
+                None => format!("fcn-d{}-{act}", self.depth),
+            },
             Arch::Cnn => {
                 format!("{}-d{}-c{}-k{}-{act}", if self.residual { "rescnn" } else { "cnn" }, self.depth, self.channels, self.kernel)
             }
@@ -154,6 +185,8 @@ impl ModelConfig {
 pub struct Net<T: Float> {
     /// What it was built from.
     pub cfg: ModelConfig,
+    /// Shape of one input (and output) image.
+    pub shape: Shape,
     /// Weight layers, input to output.
     pub layers: Vec<Layer>,
     /// All parameters, layer by layer: weight then bias, each in PyTorch layout.
@@ -163,9 +196,11 @@ pub struct Net<T: Float> {
 }
 
 impl<T: Float> Net<T> {
-    /// Build the network `cfg` describes, with all parameters zero (see [`Net::init`]).
-    pub fn new(cfg: &ModelConfig) -> Result<Self> {
-        cfg.validate()?;
+    /// Build the network `cfg` describes for images of `shape` (input and output), with all
+    /// parameters zero (see [`Net::init`]).
+    pub fn new(cfg: &ModelConfig, shape: Shape) -> Result<Self> {
+        cfg.validate_for(shape)?;
+        let (dim, width) = (shape.len(), cfg.width_for(shape));
         let mut layers = Vec::with_capacity(cfg.depth);
         let mut off = 0usize;
         let mut take = |len: usize| {
@@ -176,23 +211,23 @@ impl<T: Float> Net<T> {
         for i in 0..cfg.depth {
             match cfg.arch {
                 Arch::Fcn => {
-                    let inp = if i == 0 { PIXELS } else { cfg.width };
-                    let out = if i + 1 == cfg.depth { PIXELS } else { cfg.width };
+                    let inp = if i == 0 { dim } else { width };
+                    let out = if i + 1 == cfg.depth { dim } else { width };
                     let w = take(inp * out);
                     let b = cfg.bias.then(|| take(out));
                     layers.push(Layer::Dense(Dense { inp, out, w, b }));
                 }
                 Arch::Cnn => {
-                    let cin = if i == 0 { 1 } else { cfg.channels };
-                    let cout = if i + 1 == cfg.depth { 1 } else { cfg.channels };
+                    let cin = if i == 0 { shape.channels } else { cfg.channels };
+                    let cout = if i + 1 == cfg.depth { shape.channels } else { cfg.channels };
                     let k = cfg.kernel;
                     let w = take(cout * cin * k * k);
                     let b = cfg.bias.then(|| take(cout));
-                    layers.push(Layer::Conv(Conv2d::new(cin, cout, SIDE, SIDE, k, cfg.padding, w, b)));
+                    layers.push(Layer::Conv(Conv2d::new(cin, cout, shape.height, shape.width, k, cfg.padding, w, b)));
                 }
             }
         }
-        Ok(Net { cfg: cfg.clone(), layers, params: vec![T::zero(); off], grads: vec![T::zero(); off] })
+        Ok(Net { cfg: cfg.clone(), shape, layers, params: vec![T::zero(); off], grads: vec![T::zero(); off] })
     }
 
     /// Number of parameters.
@@ -317,15 +352,17 @@ impl<T: Float> Net<T> {
     /// matrix for [`Net::backward`]; otherwise only two ping-pong buffers and one column buffer.
     pub fn workspace(&self, n: usize, train: bool) -> Workspace<T> {
         let n = n.max(1);
-        let max_act = self.layers.iter().map(|l| l.out_len().max(l.in_len())).max().unwrap_or(PIXELS);
+        let dim = self.shape.len();
+        let max_act = self.layers.iter().map(|l| l.out_len().max(l.in_len())).max().unwrap_or(dim);
         let z = T::zero();
         if train {
-            let mut acts = vec![vec![z; n * PIXELS]];
+            let mut acts = vec![vec![z; n * dim]];
             acts.extend(self.layers.iter().map(|l| vec![z; n * l.out_len()]));
             let cols = self.layers.iter().map(|l| vec![z; l.store_len(n)]).collect();
             let scratch = self.layers.iter().map(|l| l.scratch_len(n)).max().unwrap_or(0);
             Workspace {
                 n,
+                dim,
                 train,
                 acts,
                 cols,
@@ -338,6 +375,7 @@ impl<T: Float> Net<T> {
             let scratch = self.layers.iter().map(|l| l.scratch_len(n)).max().unwrap_or(0);
             Workspace {
                 n,
+                dim,
                 train,
                 acts: vec![vec![z; n * max_act], vec![z; n * max_act], vec![z; n * max_act]],
                 cols: vec![vec![z; max_cols]],
@@ -348,10 +386,12 @@ impl<T: Float> Net<T> {
         }
     }
 
-    /// Forward pass of `n ≤ ws.n` examples `x [n, 1, 28, 28]`; returns the output `[n, 784]`.
+    /// Forward pass of `n ≤ ws.n` examples `x [n, C, H, W]` (`self.shape`); returns the output
+    /// `[n, C·H·W]`.
     pub fn forward<'w>(&self, eng: &Engine, ws: &'w mut Workspace<T>, x: &[T], n: usize) -> &'w [T] {
         assert!(n <= ws.n, "batch {n} larger than workspace {}", ws.n);
-        ws.acts[0][..n * PIXELS].copy_from_slice(&x[..n * PIXELS]);
+        let dim = self.shape.len();
+        ws.acts[0][..n * dim].copy_from_slice(&x[..n * dim]);
         let depth = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {
             let (src, dst) = if ws.train { (i, i + 1) } else { (i % 3, (i + 1) % 3) };
@@ -381,7 +421,7 @@ impl<T: Float> Net<T> {
             }
         }
         let last = if ws.train { depth } else { depth % 3 };
-        &ws.acts[last][..n * PIXELS]
+        &ws.acts[last][..n * dim]
     }
 
     /// Backward pass after a training-mode [`Net::forward`] of `n` examples. Reads the loss
@@ -457,15 +497,17 @@ impl<T: Float> Net<T> {
         }
     }
 
-    /// Outputs for `count` inputs `xs [count, 784]`, evaluated in batches of `batch`.
+    /// Outputs `[count, C·H·W]` for `count` inputs `xs [count, C·H·W]`, evaluated in batches of
+    /// `batch`.
     pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
         let batch = batch.clamp(1, count.max(1));
         let mut ws = self.workspace(batch, false);
-        let mut out = Vec::with_capacity(count * PIXELS);
+        let dim = self.shape.len();
+        let mut out = Vec::with_capacity(count * dim);
         eng.install(|| {
             for start in (0..count).step_by(batch) {
                 let n = batch.min(count - start);
-                let y = self.forward(eng, &mut ws, &xs[start * PIXELS..(start + n) * PIXELS], n);
+                let y = self.forward(eng, &mut ws, &xs[start * dim..(start + n) * dim], n);
                 out.extend_from_slice(y);
             }
         });
@@ -478,6 +520,8 @@ impl<T: Float> Net<T> {
 pub struct Workspace<T> {
     /// Largest batch the buffers hold.
     pub n: usize,
+    /// Values per example, `C·H·W`.
+    dim: usize,
     train: bool,
     acts: Vec<Vec<T>>,
     cols: Vec<Vec<T>>,
@@ -488,18 +532,18 @@ pub struct Workspace<T> {
 }
 
 impl<T: Float> Workspace<T> {
-    /// Where the loss writes `∂L/∂output [n, 784]` before [`Net::backward`].
+    /// Where the loss writes `∂L/∂output [n, C·H·W]` before [`Net::backward`].
     pub fn dout(&mut self) -> &mut [T] {
         &mut self.dbuf[0]
     }
-    /// The last training-mode output `[n, 784]` and the loss-gradient buffer, borrowed together.
+    /// The last training-mode output `[n, C·H·W]` and the loss-gradient buffer, borrowed together.
     pub fn output_and_dout(&mut self, n: usize) -> (&[T], &mut [T]) {
         let last = self.acts.len() - 1;
-        (&self.acts[last][..n * PIXELS], &mut self.dbuf[0])
+        (&self.acts[last][..n * self.dim], &mut self.dbuf[0])
     }
-    /// Output of the last training-mode forward, `[n, 784]`.
+    /// Output of the last training-mode forward, `[n, C·H·W]`.
     pub fn output(&self, n: usize) -> &[T] {
-        &self.acts[self.acts.len() - 1][..n * PIXELS]
+        &self.acts[self.acts.len() - 1][..n * self.dim]
     }
     /// Activation after layer `i` (0 is the input) of the last training-mode forward.
     pub fn activation(&self, i: usize) -> &[T] {

@@ -6,6 +6,7 @@ use crate::float::Float;
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizerKind {

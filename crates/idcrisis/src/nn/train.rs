@@ -22,11 +22,11 @@ pub fn mse_loss<T: Float>(y: &[T], t: &[T], dy: &mut [T]) -> f64 {
     sum / len as f64
 }
 
-/// First half of a training step: forward `x [n, 784]` and the MSE against itself. Leaves
+/// First half of a training step: forward `x [n, C·H·W]` and the MSE against itself. Leaves
 /// `∂L/∂output` in the workspace for [`update`] and returns the loss.
 pub fn forward_loss<T: Float>(eng: &Engine, net: &Net<T>, ws: &mut Workspace<T>, x: &[T], n: usize) -> f64 {
     net.forward(eng, ws, x, n);
-    let len = n * crate::PIXELS;
+    let len = n * net.shape.len();
     let (out, dout) = ws.output_and_dout(n);
     mse_loss(&out[..len], &x[..len], dout)
 }
@@ -107,7 +107,7 @@ impl TrainOutcome {
     }
 }
 
-/// Train `net` to reproduce `x [n, 784]` (targets = inputs). `progress(step, loss)` is called
+/// Train `net` to reproduce `x [n, C·H·W]` (targets = inputs). `progress(step, loss)` is called
 /// after every loss evaluation. Nothing is allocated per step.
 pub fn train<T: Float>(
     eng: &Engine,
@@ -157,7 +157,7 @@ pub fn train_with<T: Float>(
     Ok(TrainOutcome::new(status, opt.steps(), final_loss, losses, t0.elapsed().as_secs_f64()))
 }
 
-/// Minibatch training on many images (targets = inputs): `images [count, 784]` as `u8`, scaled
+/// Minibatch training on many images (targets = inputs): `images [count, C·H·W]` (`net.shape`) as `u8`, scaled
 /// by 1/255 into a preallocated batch buffer. Each epoch visits the images in a fresh order drawn
 /// from the ChaCha stream of `shuffle_seed`; the last, smaller batch of an epoch is dropped.
 /// `losses` holds the loss of every update; `final_loss` is the mean over the last epoch. Stops at
@@ -177,7 +177,8 @@ pub fn train_minibatch<T: Float>(
     let batch = batch.min(count).max(1);
     let mut opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
     let mut ws = net.workspace(batch, true);
-    let mut x = vec![T::zero(); batch * crate::PIXELS];
+    let dim = net.shape.len();
+    let mut x = vec![T::zero(); batch * dim];
     let mut order: Vec<usize> = (0..count).collect();
     let mut rng = crate::rng::Rng::new(shuffle_seed, crate::rng::Stream::Misc);
     let per_epoch = count / batch;
@@ -194,8 +195,8 @@ pub fn train_minibatch<T: Float>(
             let mut sum = 0.0;
             for b in 0..per_epoch {
                 for (k, &idx) in order[b * batch..(b + 1) * batch].iter().enumerate() {
-                    let src = &pixels[idx * crate::PIXELS..(idx + 1) * crate::PIXELS];
-                    for (d, &p) in x[k * crate::PIXELS..(k + 1) * crate::PIXELS].iter_mut().zip(src) {
+                    let src = &pixels[idx * dim..(idx + 1) * dim];
+                    for (d, &p) in x[k * dim..(k + 1) * dim].iter_mut().zip(src) {
                         *d = T::from_f64(p as f64) * scale;
                     }
                 }

@@ -173,7 +173,7 @@ pub fn run(
         let cols = patches(eng, &x, k);
         let proj = NullProjector::new(&cols, kk);
         let cfg = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: k, act: Activation::Linear, bias: false, ..Default::default() };
-        let mut net = Net::<f64>::new(&cfg)?;
+        let mut net = Net::<f64>::new(&cfg, crate::Shape::MNIST)?;
         net.init(scheme, scale, seed);
         let w0 = net.params.clone();
         let mut e = vec![0.0; kk];

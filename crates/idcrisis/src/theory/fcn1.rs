@@ -9,7 +9,10 @@ use crate::nn::layers::Activation;
 use crate::nn::model::{Arch, Init, ModelConfig, Net};
 use crate::nn::optim::OptimizerKind;
 use crate::nn::train::{train, TrainConfig};
-use crate::PIXELS;
+use crate::shape::Shape;
+
+/// Values of the MNIST images Theorem 1 is checked on.
+const PIXELS: usize = Shape::MNIST.len();
 use serde::Serialize;
 use std::path::Path;
 
@@ -89,7 +92,7 @@ pub fn run(
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let probes = probe::paper_probes(data_dir, &x32, rhos)?;
     let cfg = ModelConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, bias: false, ..Default::default() };
-    let mut net = Net::<f64>::new(&cfg)?;
+    let mut net = Net::<f64>::new(&cfg, Shape::MNIST)?;
     net.init(scheme, scale, seed);
     let w0 = net.params.clone();
     let nx2: f64 = x.iter().map(|v| v * v).sum();

@@ -30,7 +30,7 @@ pub fn train_image_f64(data_dir: &Path, spec: &data::ImageSpec) -> Result<Vec<f6
             let n = imgs.rows * imgs.cols;
             Ok(imgs.pixels[index * n..(index + 1) * n].iter().map(|&p| p as f64 / 255.0).collect())
         }
-        _ => Ok(data::load_image(data_dir, spec)?.into_iter().map(|v| v as f64).collect()),
+        _ => Ok(data::load_image(data_dir, spec, None)?.1.into_iter().map(|v| v as f64).collect()),
     }
 }
 

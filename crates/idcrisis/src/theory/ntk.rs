@@ -383,14 +383,14 @@ pub fn compare(
             let mcfg = ModelConfig {
                 arch: cfg.arch,
                 depth: cfg.depth,
-                width: w,
+                width: Some(w),
                 channels: w,
                 kernel: cfg.kernel,
                 act: cfg.act,
                 bias: cfg.bias_var > 0.0,
                 ..Default::default()
             };
-            let mut net = Net::<f64>::new(&mcfg)?;
+            let mut net = Net::<f64>::new(&mcfg, crate::Shape::MNIST)?;
             let mut rng = Rng::new(seed, Stream::Init);
             let mut scale = vec![0.0; net.num_params()];
             for l in net.layers.clone() {

@@ -15,7 +15,7 @@ pub fn data_dir() -> PathBuf {
 
 /// The paper's training image, MNIST train #15 (a "7"), in [0, 1].
 pub fn seven() -> Vec<f32> {
-    idcrisis::data::load_image(&data_dir(), &idcrisis::data::ImageSpec::default()).expect("MNIST train #15")
+    idcrisis::data::load_image(&data_dir(), &idcrisis::data::ImageSpec::default(), None).expect("MNIST train #15").1
 }
 
 /// A fresh empty temporary directory.
