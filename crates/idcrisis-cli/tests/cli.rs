@@ -43,6 +43,9 @@ fn bad_flags_exit_2_naming_the_flag() {
     assert_usage_error(&["train", "--residual", "--arch", "fcn"], "--residual");
     assert_usage_error(&["train", "--conv-algo", "fast"], "--conv-algo");
     assert_usage_error(&["bench", "--conv-algo", "fast"], "--conv-algo");
+    assert_usage_error(&["train", "--canvas", "20", "--depth", "1", "--steps", "1"], "--canvas");
+    assert_usage_error(&["train", "--gray", "29", "--depth", "1", "--steps", "1"], "--gray");
+    assert_usage_error(&["train", "--kernel", "57", "--depth", "1", "--steps", "1"], "--kernel");
     assert_usage_error(&["bench", "--probe", "--probe-batch", "0"], "--probe-batch");
 }
 
@@ -234,4 +237,37 @@ fn first_use_downloads_into_the_cache_dir() {
     assert!(home.join("cache/idcrisis/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file());
     assert!(out.join("result.json").is_file());
     drop(h);
+}
+
+#[test]
+fn a_canvas_run_trains_probes_and_draws_at_the_canvas_size() {
+    let t = tempdir("canvas");
+    let out = t.join("run");
+    let o = idcrisis(&[
+        "train",
+        "--canvas",
+        "56",
+        "--depth",
+        "3",
+        "--channels",
+        "16",
+        "--steps",
+        "20",
+        "--threads",
+        "1",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["config"]["shape"], serde_json::json!([1, 56, 56]));
+    assert!(r["evaluation"]["probes"][0]["window"]["corr_identity"].is_number());
+    let png = image::open(out.join("predictions.png")).unwrap();
+    assert!(png.width() > 1000);
+    // probe re-opens the run at its shape and reproduces its scores.
+    let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-paper.json")).unwrap()).unwrap();
+    assert_eq!(p["probes"], r["evaluation"]["probes"]);
 }

@@ -170,9 +170,11 @@ pub fn expand(text: &str, path: &Path, force: bool) -> Result<Vec<Cell>> {
                 vary.insert(k.clone(), serde_json::to_value(v).unwrap_or(Json::Null));
             }
         }
-        let config: RunConfig =
+        let mut config: RunConfig =
             RunConfig::deserialize(toml::Value::Table(t)).map_err(|e| cfg_err(format!("cell {index}: {}", e.to_string().trim())))?;
         config.validate().map_err(|e| cfg_err(format!("cell {index} ({}): {e}", describe(&vary))))?;
+        // The FCN width a data set implies, so that the id names what the cell trains.
+        config.resolve_static().map_err(|e| cfg_err(format!("cell {index} ({}): {e}", describe(&vary))))?;
         let id = cell_id(&config);
         cells.push(Cell { index, id, vary, config });
     }
