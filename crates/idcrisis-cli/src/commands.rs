@@ -205,7 +205,7 @@ impl TrainArgs {
         if let Some(v) = self.canvas {
             c.canvas = Some(v);
         }
-        c.validate()?;
+        // Checked once, by `run::execute` (RunConfig::validate), before anything is written.
         Ok(c)
     }
 }
@@ -227,18 +227,7 @@ pub fn train(args: TrainArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let cfg = args.resolve()?;
     let out = args.out.clone().unwrap_or_else(|| run::default_out_dir(&cfg));
     // With a training set the bar counts minibatch updates over all epochs.
-    let total = match &cfg.train_set {
-        Some(ts) => {
-            let n = match ts.source()? {
-                (Dataset::Cifar10, Split::Train) => 50000,
-                (_, Split::Train) => 60000,
-                (_, Split::Test) => 10000,
-            };
-            let n = if ts.limit == 0 { n } else { ts.limit.min(n) };
-            cfg.train.steps.min((ts.epochs * (n / ts.batch.max(1)).max(1)) as u64)
-        }
-        None => cfg.train.steps,
-    };
+    let total = cfg.planned_steps();
     let pb = progress_bar(total, args.quiet);
     let start = Instant::now();
     let mut last = Instant::now();

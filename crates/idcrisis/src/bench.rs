@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::nn::layers::Activation;
 use crate::nn::model::{Arch, Init, ModelConfig, Net};
 use crate::nn::optim::{Optimizer, OptimizerKind};
-use crate::nn::train::{forward_loss, update};
+use crate::nn::train::{forward_loss, update, TrainConfig};
 use crate::shape::Shape;
 use serde::Serialize;
 use std::time::Instant;
@@ -63,7 +63,8 @@ pub struct BenchResult {
 pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warmup: usize, steps: usize) -> Result<BenchResult> {
     let mut net = Net::<f32>::new(model, Shape::MNIST)?;
     net.init(Init::TorchDefault, 1.0, 0);
-    let mut opt = Optimizer::<f32>::new(OptimizerKind::Adam, 1e-4, 0.0, net.num_params())?;
+    let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-4, ..TrainConfig::default() };
+    let mut opt = Optimizer::<f32>::new(&tc, net.num_params());
     let mut ws = net.workspace(1, true);
     let mut times = Vec::with_capacity(steps);
     eng.install(|| {

@@ -2,6 +2,7 @@
 
 use idcrisis::engine::Engine;
 use idcrisis::nn::optim::{Optimizer, OptimizerKind};
+use idcrisis::nn::train::TrainConfig;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -14,7 +15,7 @@ fn adam_matches_hand_computed_steps() {
     let eng = Engine::new(1).unwrap();
     let mut p = vec![1.0f64, -2.0];
     let g = vec![0.5f64, -0.1];
-    let mut opt = Optimizer::<f64>::new(OptimizerKind::Adam, 0.1, 0.0, 2).unwrap();
+    let mut opt = Optimizer::<f64>::new(&tc(OptimizerKind::Adam, 0.1, 0.0), 2);
     opt.step(&eng, &mut p, &g);
     assert!(close(p[0], 1.0 - 0.05 / 0.500_000_01), "{}", p[0]);
     assert!(close(p[1], -2.0 + 0.01 / 0.100_000_01), "{}", p[1]);
@@ -30,7 +31,7 @@ fn momentum_matches_pytorch_sgd() {
     // → p = 0.95 − 0.095 = 0.855.
     let eng = Engine::new(1).unwrap();
     let mut p = vec![1.0f64];
-    let mut opt = Optimizer::<f64>::new(OptimizerKind::Momentum, 0.1, 0.9, 1).unwrap();
+    let mut opt = Optimizer::<f64>::new(&tc(OptimizerKind::Momentum, 0.1, 0.9), 1);
     opt.step(&eng, &mut p, &[0.5]);
     assert!(close(p[0], 0.95));
     opt.step(&eng, &mut p, &[0.5]);
@@ -41,7 +42,7 @@ fn momentum_matches_pytorch_sgd() {
 fn gd_step() {
     let eng = Engine::new(1).unwrap();
     let mut p = vec![1.0f64, 2.0];
-    let mut opt = Optimizer::<f64>::new(OptimizerKind::Gd, 0.1, 0.0, 2).unwrap();
+    let mut opt = Optimizer::<f64>::new(&tc(OptimizerKind::Gd, 0.1, 0.0), 2);
     opt.step(&eng, &mut p, &[0.5, -1.0]);
     assert!(close(p[0], 0.95) && close(p[1], 2.1));
 }
@@ -56,7 +57,7 @@ fn parallel_updates_match_serial_ones() {
         let eng = Engine::new(threads).unwrap();
         for kind in [OptimizerKind::Gd, OptimizerKind::Momentum, OptimizerKind::Adam] {
             let mut p = vec![0.25f32; n];
-            let mut opt = Optimizer::<f32>::new(kind, 1e-3, 0.9, n).unwrap();
+            let mut opt = Optimizer::<f32>::new(&tc(kind, 1e-3, 0.9), n);
             eng.install(|| {
                 opt.step(&eng, &mut p, &g);
                 opt.step(&eng, &mut p, &g);
@@ -71,7 +72,13 @@ fn parallel_updates_match_serial_ones() {
 
 #[test]
 fn bad_hyperparameters_are_rejected() {
-    assert!(Optimizer::<f32>::new(OptimizerKind::Adam, -1.0, 0.0, 1).is_err());
-    assert!(Optimizer::<f32>::new(OptimizerKind::Adam, f64::NAN, 0.0, 1).is_err());
-    assert!(Optimizer::<f32>::new(OptimizerKind::Momentum, 0.1, 1.0, 1).is_err());
+    assert!(tc(OptimizerKind::Adam, 1e-3, 0.9).validate().is_ok());
+    assert!(tc(OptimizerKind::Adam, -1.0, 0.0).validate().unwrap_err().to_string().contains("--lr"));
+    assert!(tc(OptimizerKind::Adam, f64::NAN, 0.0).validate().unwrap_err().to_string().contains("--lr"));
+    assert!(tc(OptimizerKind::Momentum, 0.1, 1.0).validate().unwrap_err().to_string().contains("--momentum"));
+}
+
+/// The train config of an optimizer.
+fn tc(optimizer: OptimizerKind, lr: f64, momentum: f64) -> TrainConfig {
+    TrainConfig { optimizer, lr, momentum, ..TrainConfig::default() }
 }

@@ -49,6 +49,16 @@ pub enum Dataset {
 impl Dataset {
     /// All known data sets.
     pub const ALL: [Dataset; 3] = [Dataset::Mnist, Dataset::FashionMnist, Dataset::Cifar10];
+    /// Images in `split` of the full data set (CIFAR-10: 50 000 / 10 000; the MNISTs: 60 000 /
+    /// 10 000).
+    pub fn count(self, split: Split) -> usize {
+        match (self, split) {
+            (Dataset::Cifar10, Split::Train) => 50_000,
+            (_, Split::Train) => 60_000,
+            (_, Split::Test) => 10_000,
+        }
+    }
+
     /// Name used on the command line and as the directory name.
     pub fn name(self) -> &'static str {
         match self {

@@ -196,6 +196,18 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Most updates the run can make: `train.steps`, or with a training set the minibatches of
+    /// all its epochs if fewer (for progress bars).
+    pub fn planned_steps(&self) -> u64 {
+        match self.train_set.as_ref().and_then(|ts| ts.source().ok().map(|(d, s)| (ts, d.count(s)))) {
+            Some((ts, n)) => {
+                let n = if ts.limit == 0 { n } else { ts.limit.min(n) };
+                self.train.steps.min((ts.epochs * (n / ts.batch.max(1)).max(1)) as u64)
+            }
+            None => self.train.steps,
+        }
+    }
+
     /// Parse TOML text; `path` is used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::Config { path: path.to_path_buf(), msg: e.to_string().trim().to_string() })
@@ -215,16 +227,7 @@ impl RunConfig {
     /// Check every value; the error names the flag.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
-        let t = &self.train;
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return Err(Error::invalid("lr", format!("{} must be a positive number", t.lr)));
-        }
-        if !(0.0..1.0).contains(&t.momentum) {
-            return Err(Error::invalid("momentum", format!("{} must be in [0, 1)", t.momentum)));
-        }
-        if !(t.tol.is_finite() && t.tol >= 0.0) {
-            return Err(Error::invalid("tol", format!("{} must be a non-negative number", t.tol)));
-        }
+        self.train.validate()?;
         if !(self.init.scale.is_finite() && self.init.scale >= 0.0) {
             return Err(Error::invalid("init-scale", format!("{} must be a non-negative number", self.init.scale)));
         }

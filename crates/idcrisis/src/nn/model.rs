@@ -555,10 +555,15 @@ impl<T: Float> Workspace<T> {
 /// Disjoint borrows of `v[a]` and `v[b]`, and a shared borrow of `v[c]` when given
 /// (`c` ∉ {a, b}, which the residual layout guarantees).
 fn three_mut<V>(v: &mut [V], a: usize, b: usize, c: Option<usize>) -> (&mut V, &mut V, Option<&V>) {
-    assert!(a != b && c.is_none_or(|c| c != a && c != b));
-    let ptr = v.as_mut_ptr();
-    assert!(a < v.len() && b < v.len() && c.is_none_or(|c| c < v.len()));
-    // SAFETY: a, b and c are distinct in-bounds indices (asserted above), so the two mutable
-    // references and the shared one point to different elements; all live no longer than `v`.
-    unsafe { (&mut *ptr.add(a), &mut *ptr.add(b), c.map(|c| &*ptr.add(c))) }
+    let distinct = "three_mut needs distinct in-bounds indices";
+    match c {
+        None => {
+            let [x, y] = v.get_disjoint_mut([a, b]).expect(distinct);
+            (x, y, None)
+        }
+        Some(c) => {
+            let [x, y, z] = v.get_disjoint_mut([a, b, c]).expect(distinct);
+            (x, y, Some(&*z))
+        }
+    }
 }

@@ -3,6 +3,8 @@
 use crate::engine::{for_each_chunk, Engine};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::nn::train::TrainConfig;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer.
@@ -40,20 +42,16 @@ pub struct Optimizer<T> {
 }
 
 impl<T: Float> Optimizer<T> {
-    /// State for `n` parameters.
-    pub fn new(kind: OptimizerKind, lr: f64, momentum: f64, n: usize) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::invalid("lr", format!("{lr} must be a positive number")));
-        }
-        if !(0.0..1.0).contains(&momentum) {
-            return Err(Error::invalid("momentum", format!("{momentum} must be in [0, 1)")));
-        }
+    /// State for `n` parameters, as `cfg` describes (its optimizer, lr and momentum; checked by
+    /// [`TrainConfig::validate`]).
+    pub fn new(cfg: &TrainConfig, n: usize) -> Self {
+        let (kind, lr, momentum) = (cfg.optimizer, cfg.lr, cfg.momentum);
         let (m, v) = match kind {
             OptimizerKind::Gd => (Vec::new(), Vec::new()),
             OptimizerKind::Momentum => (vec![T::zero(); n], Vec::new()),
             OptimizerKind::Adam => (vec![T::zero(); n], vec![T::zero(); n]),
         };
-        Ok(Optimizer { kind, lr: T::from_f64(lr), momentum: T::from_f64(momentum), step: 0, m, v, lr_scale: Vec::new() })
+        Optimizer { kind, lr: T::from_f64(lr), momentum: T::from_f64(momentum), step: 0, m, v, lr_scale: Vec::new() }
     }
 
     /// Per-parameter learning-rate multipliers for `gd` (`p ← p − lr·s·g`), e.g. to train in the
@@ -91,17 +89,18 @@ impl<T: Float> Optimizer<T> {
             }),
             OptimizerKind::Momentum => {
                 let (mu, first) = (self.momentum, self.step == 1);
-                // The momentum buffer is updated in the same pass: walk it alongside params.
-                let m = SyncPtr(self.m.as_mut_ptr());
-                for_each_chunk(eng, params, |off, p| {
-                    // SAFETY: chunks are disjoint ranges [off, off+p.len()) of a vector with the
-                    // same length as `m`, so each thread touches a disjoint part of `m`.
-                    let m = unsafe { std::slice::from_raw_parts_mut(m.get().add(off), p.len()) };
-                    for ((p, g), b) in p.iter_mut().zip(&grads[off..]).zip(m) {
+                // The momentum buffer is updated in the same pass, chunk by chunk beside params.
+                let update = |((p, b), g): ((&mut [T], &mut [T]), &[T])| {
+                    for ((p, b), g) in p.iter_mut().zip(b).zip(g) {
                         *b = if first { *g } else { mu * *b + *g };
                         *p = *p - lr * *b;
                     }
-                });
+                };
+                if parallel(eng, params.len()) {
+                    params.par_chunks_mut(CHUNK).zip(self.m.par_chunks_mut(CHUNK)).zip(grads.par_chunks(CHUNK)).for_each(update);
+                } else {
+                    update(((params, &mut self.m), grads));
+                }
             }
             OptimizerKind::Adam => {
                 let t = self.step as i32;
@@ -110,32 +109,33 @@ impl<T: Float> Optimizer<T> {
                 let bc2_sqrt = (T::one() - b2.powi(t)).sqrt();
                 let step_size = lr / bc1;
                 let eps = T::from_f64(ADAM_EPS);
-                let (mp, vp) = (SyncPtr(self.m.as_mut_ptr()), SyncPtr(self.v.as_mut_ptr()));
-                for_each_chunk(eng, params, |off, p| {
-                    // SAFETY: as above; `m` and `v` have the length of `params` and each chunk
-                    // is a disjoint range.
-                    let m = unsafe { std::slice::from_raw_parts_mut(mp.get().add(off), p.len()) };
-                    let v = unsafe { std::slice::from_raw_parts_mut(vp.get().add(off), p.len()) };
-                    for (((p, g), m), v) in p.iter_mut().zip(&grads[off..]).zip(m).zip(v) {
+                let update = |(((p, m), v), g): (((&mut [T], &mut [T]), &mut [T]), &[T])| {
+                    for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
                         *m = b1 * *m + (T::one() - b1) * *g;
                         *v = b2 * *v + (T::one() - b2) * *g * *g;
                         let denom = v.sqrt() / bc2_sqrt + eps;
                         *p = *p - step_size * (*m / denom);
                     }
-                });
+                };
+                if parallel(eng, params.len()) {
+                    params
+                        .par_chunks_mut(CHUNK)
+                        .zip(self.m.par_chunks_mut(CHUNK))
+                        .zip(self.v.par_chunks_mut(CHUNK))
+                        .zip(grads.par_chunks(CHUNK))
+                        .for_each(update);
+                } else {
+                    update((((params, &mut self.m), &mut self.v), grads));
+                }
             }
         }
     }
 }
 
-#[derive(Clone, Copy)]
-struct SyncPtr<T>(*mut T);
-impl<T> SyncPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
+/// Elements per parallel task of an update (the result does not depend on it).
+const CHUNK: usize = 1 << 13;
+
+/// Whether an update of `len` parameters is worth spreading over the engine's threads.
+fn parallel(eng: &Engine, len: usize) -> bool {
+    eng.threads() > 1 && len >= 4 * CHUNK
 }
-// SAFETY: used only to hand disjoint sub-slices of one vector to the threads of one parallel
-// loop (see the SAFETY notes at the use sites); the vector outlives the loop.
-unsafe impl<T> Send for SyncPtr<T> {}
-unsafe impl<T> Sync for SyncPtr<T> {}

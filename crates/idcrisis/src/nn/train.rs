@@ -1,7 +1,7 @@
 //! The MSE loss and the training loop with its stopping rules.
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::model::{Net, Workspace};
 use crate::nn::optim::{Optimizer, OptimizerKind};
@@ -51,6 +51,22 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Stop once the training loss is below this.
     pub tol: f64,
+}
+
+impl TrainConfig {
+    /// Check every field; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid("lr", format!("{} must be a positive number", self.lr)));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(Error::invalid("momentum", format!("{} must be in [0, 1)", self.momentum)));
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(Error::invalid("tol", format!("{} must be a non-negative number", self.tol)));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -117,7 +133,7 @@ pub fn train<T: Float>(
     cfg: &TrainConfig,
     progress: &mut (dyn FnMut(u64, f64) + Send),
 ) -> Result<TrainOutcome> {
-    let opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    let opt = Optimizer::<T>::new(cfg, net.num_params());
     train_with(eng, net, x, n, cfg, opt, progress)
 }
 
@@ -175,7 +191,7 @@ pub fn train_minibatch<T: Float>(
     progress: &mut (dyn FnMut(u64, f64) + Send),
 ) -> Result<TrainOutcome> {
     let batch = batch.min(count).max(1);
-    let mut opt = Optimizer::<T>::new(cfg.optimizer, cfg.lr, cfg.momentum, net.num_params())?;
+    let mut opt = Optimizer::<T>::new(cfg, net.num_params());
     let mut ws = net.workspace(batch, true);
     let dim = net.shape.len();
     let mut x = vec![T::zero(); batch * dim];

@@ -409,9 +409,9 @@ pub fn compare(
             let f0 = net.predict(eng, &all, probes.len() + 1, 16);
             let r0: Vec<f64> = f0[..PIXELS].iter().zip(train).map(|(a, b)| a - b).collect();
             let z = apply_g(&r0);
-            let mut opt = Optimizer::<f64>::new(OptimizerKind::Gd, eta, 0.0, net.num_params())?;
-            opt.set_lr_scale(scale)?;
             let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr: eta, momentum: 0.0, steps, tol: 0.0 };
+            let mut opt = Optimizer::<f64>::new(&tc, net.num_params());
+            opt.set_lr_scale(scale)?;
             let out = train_with(eng, &mut net, train, 1, &tc, opt, &mut |_, _| {})?;
             let ft = net.predict(eng, &all, probes.len() + 1, 16);
             let (mut e_lin, mut e_mean) = (0.0, 0.0);
