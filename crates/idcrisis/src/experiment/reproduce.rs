@@ -1,9 +1,14 @@
 //! Paper experiments as sweeps, and their analysis: figures, CSVs and `summary.md` with the
 //! paper's claims beside our numbers.
 //!
-//! Implemented: `fcn` (Fig. 2), `cnn-depth` (Fig. 3), `hidden`, `kernels`, `channels`, `linear`
-//! and `cifar`. Every experiment is a sweep under `OUT/sweep`, so it resumes after a crash and can
-//! be sent to Slurm (`--plan-only`).
+//! Implemented: `fcn` (Fig. 2), `cnn-depth` (Fig. 3), `hidden`, `linear`, `kernels`, `channels`,
+//! `resnet`, `fcn-60k` and `cifar`. Every experiment is a sweep under `OUT/sweep`, so it resumes
+//! after a crash and can be sent to Slurm (`--plan-only`).
+//!
+//! Each experiment is one [`Spec`]: its sweep per [`Scale`] as data ([`SweepSpec`]: fixed keys,
+//! grid axes, zipped axes), how cells group into nets, its figures, its summary table and its
+//! claims. [`SweepSpec::to_table`] is the one place a spec becomes a sweep file. Each claim in
+//! `summary.md` carries a [`Verdict`] computed from our numbers ([`claims`]).
 
 use crate::data;
 use crate::engine::Engine;
