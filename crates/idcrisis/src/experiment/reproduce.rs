@@ -269,8 +269,10 @@ pub struct Spec {
     pub exp: Experiment,
     /// Command-line name (also the file stem of its outputs).
     pub name: &'static str,
-    /// One line on what it does.
+    /// One line on what it does (in the sweep file's header).
     pub about: &'static str,
+    /// The heading of `summary.md` (the scale-independent facts: full-scale sizes).
+    pub heading: &'static str,
     /// The sweep at a scale, without the `seed` axis and `rho` (added by [`sweep_spec`]).
     sweep: fn(Scale) -> SweepSpec,
     /// Label of the net a cell belongs to: cells that differ only by seed share it.
@@ -297,6 +299,7 @@ const FCN: Spec = Spec {
     exp: Experiment::Fcn,
     name: "fcn",
     about: "Fig. 2: FCNs, linear and ReLU, 1 to 6 layers",
+    heading: "fcn (Fig. 2): FCNs of width 784 trained on one image",
     // The protocol of the independent PyTorch run that matched the paper: plain GD, lr 0.1.
     sweep: |scale| {
         SweepSpec::default()
@@ -318,6 +321,7 @@ const CNN_DEPTH: Spec = Spec {
     exp: Experiment::CnnDepth,
     name: "cnn-depth",
     about: "Fig. 3: ReLU CNNs by depth, under two training protocols",
+    heading: "cnn-depth (Fig. 3): ReLU CNNs (5×5) trained on one image, by depth",
     sweep: cnn_depth,
     label: |c| format!("CNN depth {} ({})", c.model.depth, protocol(c)),
     predictions: Some("Fig. 3: ReLU CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes"),
@@ -328,6 +332,7 @@ const CIFAR: Spec = Spec {
     exp: Experiment::Cifar,
     name: "cifar",
     about: "cnn-depth with a CIFAR-10 training image",
+    heading: "cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image (cifar-10:test:3, gray, central 28×28 crop), by depth",
     sweep: |scale| cnn_depth(scale).set("train_image", CIFAR_IMAGE),
     label: CNN_DEPTH.label,
     predictions: Some("ReLU CNNs (5×5) trained on one CIFAR-10 image, by depth; outputs on unseen probes"),
@@ -338,6 +343,7 @@ const HIDDEN: Spec = Spec {
     exp: Experiment::Hidden,
     name: "hidden",
     about: "hidden-layer maps of an untrained and of trained 7-, 14- and 20-layer CNNs",
+    heading: "hidden: hidden-layer maps",
     // SGD with momentum: the protocol under which the deep CNN memorizes the clean "7" (see
     // cnn-depth), so the maps show how the constant forms.
     sweep: |scale| {
@@ -359,6 +365,7 @@ const KERNELS: Spec = Spec {
     exp: Experiment::Kernels,
     name: "kernels",
     about: "ReLU CNNs, depth × kernel size",
+    heading: "kernels: depth × kernel",
     sweep: |scale| match scale {
         Scale::Micro => cnn(scale, 4, 3, &[1, 2]).axis("model.kernel", [3, 5]),
         Scale::Quick => cnn(scale, 8, 5, &[1, 3, 5, 9, 13]).axis("model.kernel", [3, 5, 7, 9, 11, 13]),
@@ -373,6 +380,7 @@ const CHANNELS: Spec = Spec {
     exp: Experiment::Channels,
     name: "channels",
     about: "ReLU CNNs, depth × channels",
+    heading: "channels: depth × channels",
     sweep: |scale| match scale {
         Scale::Micro => cnn(scale, 4, 3, &[1, 2]).axis("model.channels", [2, 4]),
         Scale::Quick => cnn(scale, 8, 5, &[1, 3, 5, 9, 13]).axis("model.channels", [4, 8, 16, 32]),
@@ -387,6 +395,7 @@ const LINEAR: Spec = Spec {
     exp: Experiment::Linear,
     name: "linear",
     about: "linear CNNs and FCNs by depth",
+    heading: "linear: linear CNNs (5×5) and FCNs (width 784) by depth",
     sweep: |scale| {
         let (ch, depths): (i64, &[usize]) = match scale {
             Scale::Micro => (4, &[1, 2]),
@@ -415,6 +424,7 @@ const FCN60K: Spec = Spec {
     exp: Experiment::Fcn60k,
     name: "fcn-60k",
     about: "FCNs trained on MNIST training images with minibatches (all 60,000 at full scale)",
+    heading: "fcn-60k: FCNs (width 784) trained on all 60,000 MNIST training images",
     // Adam 1e-3, batches of 128, a fixed number of epochs (tol 0: no early stop).
     sweep: |scale| {
         let (width, limit, epochs, batch) = match scale {
@@ -445,6 +455,7 @@ const RESNET: Spec = Spec {
     exp: Experiment::Resnet,
     name: "resnet",
     about: "residual against plain CNNs by depth",
+    heading: "resnet: residual against plain CNNs (5×5), by depth",
     // Residual (skip around every pair of hidden layers) against plain, default protocol.
     sweep: |scale| {
         match scale {
@@ -713,7 +724,7 @@ pub fn analyze(
     Ok(text)
 }
 
-fn summary_fcn(_: &Spec, nets: &[NetSummary]) -> String {
+fn summary_fcn(spec: &Spec, nets: &[NetSummary]) -> String {
     let reference = [
         ("FCN 1-layer linear", 0.50),
         ("FCN 2-layer linear", 0.69),
@@ -721,7 +732,7 @@ fn summary_fcn(_: &Spec, nets: &[NetSummary]) -> String {
         ("FCN 6-layer linear", 0.98),
         ("FCN 6-layer ReLU", 1.00),
     ];
-    let mut s = String::from("# fcn (Fig. 2): FCNs of width 784 trained on one image\n\n");
+    let mut s = format!("# {}\n\n", spec.heading);
     s += "Protocol: plain gradient descent, lr 0.1, stop at training MSE < 1e-4 (the independent PyTorch run that matched the paper).\n\n";
     s += "| net | seeds | corr to constant: reference PyTorch run | ours (mean, min–max) | corr to identity (ours) |\n|---|---|---|---|---|\n";
     for n in nets {
@@ -771,11 +782,7 @@ fn summary_cnn_depth(spec: &Spec, nets: &[NetSummary]) -> String {
     let protocols = protocols(nets);
     let mut ordered: Vec<&NetSummary> = nets.iter().collect();
     ordered.sort_by_key(|n| (protocols.iter().position(|p| p == &n.protocol), n.depth));
-    let mut s = if spec.exp == Experiment::Cifar {
-        format!("# cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image ({CIFAR_IMAGE}, gray, central 28×28 crop), by depth\n\n")
-    } else {
-        String::from("# cnn-depth (Fig. 3): ReLU CNNs (5×5) trained on one image, by depth\n\n")
-    };
+    let mut s = format!("# {}\n\n", spec.heading);
     s += "Two protocols, both from PyTorch's default init and stopping at training MSE < 1e-4: `adam 0.0003` (idcrisis's default) and `momentum 0.01` (SGD, momentum 0.9, lr 0.01).\n\n";
     s += "| protocol | depth | seeds | corr to identity (mean, min–max) | corr to constant | synthetic | mnist | fashion |\n|---|---|---|---|---|---|---|---|\n";
     for n in ordered {
@@ -828,10 +835,8 @@ fn figures_linear(_: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
     write_depth_curves(out, "linear-corr", "Linear networks trained on one image: mean correlation over the 12 probes", &series)
 }
 
-fn summary_linear(_: &Spec, nets: &[NetSummary]) -> String {
-    let mut s = String::from(
-        "# linear: linear CNNs (5×5) and FCNs (width 784) by depth\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n",
-    );
+fn summary_linear(spec: &Spec, nets: &[NetSummary]) -> String {
+    let mut s = format!("# {}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n", spec.heading);
     s += "| net | seeds | corr to identity | corr to constant |\n|---|---|---|---|\n";
     for n in nets {
         let _ = writeln!(s, "| {} | {} | {:.2} | {:.2} |", n.label, n.seeds, n.corr_identity.0, n.corr_constant.0);
@@ -896,8 +901,8 @@ fn figures_grid2d(spec: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
 fn summary_grid2d(spec: &Spec, nets: &[NetSummary]) -> String {
     let GridAxis { what, keys, rows, key } = grid_axis(spec, nets);
     let mut s = format!(
-        "# {}: depth × {what}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n| {what} | transition depth |\n|---|---|\n",
-        spec.name
+        "# {}\n\nProtocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n| {what} | transition depth |\n|---|---|\n",
+        spec.heading
     );
     for (k, r) in keys.iter().zip(&rows) {
         let t =
@@ -907,8 +912,8 @@ fn summary_grid2d(spec: &Spec, nets: &[NetSummary]) -> String {
     s
 }
 
-fn summary_fcn60k(_: &Spec, nets: &[NetSummary]) -> String {
-    let mut s = String::from("# fcn-60k: FCNs (width 784) trained on all 60,000 MNIST training images\n\n");
+fn summary_fcn60k(spec: &Spec, nets: &[NetSummary]) -> String {
+    let mut s = format!("# {}\n\n", spec.heading);
     s += "Protocol: Adam lr 1e-3, minibatches of 128, a fixed number of epochs (see `fcn-60k.sweep.toml`); the \"constant\" reference is MNIST train #15.\n\n";
     s += "Mean corr to identity per probe category:\n\n| net | mnist | fashion | synthetic | random-rho | weakest category |\n|---|---|---|---|---|---|\n";
     for n in nets {
@@ -935,8 +940,8 @@ fn figures_resnet(_: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
     write_depth_curves(out, "resnet-corr", "Plain and residual CNNs trained on one image: mean correlation over the 12 probes", &series)
 }
 
-fn summary_resnet(_: &Spec, nets: &[NetSummary]) -> String {
-    let mut s = String::from("# resnet: residual against plain CNNs (5×5), by depth\n\n");
+fn summary_resnet(spec: &Spec, nets: &[NetSummary]) -> String {
+    let mut s = format!("# {}\n\n", spec.heading);
     s += "Block: the hidden C→C layers are paired, (1, 2), (3, 4), …; a pair with input h computes relu(h + conv_b(relu(conv_a(h)))) (ResNet's basic block). The first (1→C) and last (C→1) layers and an unpaired hidden layer have no skip. Protocol: PyTorch default init, Adam lr 3e-4, MSE < 1e-4.\n\n";
     s += "| net | seeds | corr to identity | corr to constant | synthetic | mnist |\n|---|---|---|---|---|---|\n";
     let mut ordered: Vec<&NetSummary> = nets.iter().collect();
@@ -1335,6 +1340,15 @@ mod tests {
         assert_eq!(unknown_keys(&typo, &known), vec!["model.dept"]);
         let text = toml::to_string(&typo.to_table().unwrap()).unwrap();
         assert!(sweep::expand(&text, Path::new("t.toml"), false).is_err());
+    }
+
+    #[test]
+    fn headings_start_with_the_name_and_cifar_names_its_image() {
+        for exp in Experiment::ALL {
+            assert!(exp.spec().heading.starts_with(exp.name()), "{}", exp.spec().heading);
+            assert_eq!(exp.spec().exp, exp);
+        }
+        assert!(CIFAR.heading.contains(CIFAR_IMAGE));
     }
 
     #[test]
