@@ -89,8 +89,8 @@ pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
         let base = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-all{suffix}")));
         let mut worst = ExitCode::SUCCESS;
         for exp in Experiment::ALL {
-            if exp == Experiment::Cifar && idcrisis::data::load_image(&data_dir, &reproduce::CIFAR_IMAGE.parse()?, None).is_err() {
-                eprintln!("== cifar: skipped, CIFAR-10 is not in {} (idcrisis data fetch cifar-10)", data_dir.display());
+            if let Err(e) = reproduce::check_data(exp, &data_dir) {
+                eprintln!("== {}: skipped, its training image is not in {} ({e}; see idcrisis data fetch)", exp.name(), data_dir.display());
                 continue;
             }
             let code = one(exp, &a, &base.join(exp.name()), &data_dir)?;
