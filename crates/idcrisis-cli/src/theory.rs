@@ -4,12 +4,11 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use idcrisis::data::ImageSpec;
 use idcrisis::engine::Engine;
-use idcrisis::eval::metrics::pearson;
 use idcrisis::figures;
 use idcrisis::fsutil::write_atomic;
 use idcrisis::nn::layers::Activation;
 use idcrisis::nn::model::{Arch, Init};
-use idcrisis::theory::{cnn1, fcn1, ntk};
+use idcrisis::theory::{cnn1, fcn1, ntk, ntk_run};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -29,6 +28,10 @@ pub struct Common {
     /// Correlations of the random probes.
     #[arg(long, value_delimiter = ',', default_value = "0,0.5,0.9", allow_negative_numbers = true)]
     rho: Vec<f64>,
+    /// Gray N×N view of a colour training image (luma, central crop); the analyses take one
+    /// channel of any H×W.
+    #[arg(long, value_name = "N")]
+    gray: Option<usize>,
 }
 
 /// Init flags of fcn1 / cnn1.
@@ -79,8 +82,8 @@ pub enum TheoryCommand {
         #[arg(long, value_enum, default_value_t = Arch::Cnn)]
         arch: Arch,
         /// Weight layers.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
-        depth: u64,
+        #[arg(long, default_value_t = 5)]
+        depth: usize,
         /// Activation.
         #[arg(long, value_enum, default_value_t = Activation::Relu)]
         act: Activation,
@@ -132,7 +135,8 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
         TheoryCommand::Fcn1 { common, init, steps } => {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "fcn1");
-            let o = fcn1::run(&eng, &data_dir, &common.train_image, init.init, init.init_scale, init.seed, steps, &common.rho)?;
+            let o =
+                fcn1::run(&eng, &data_dir, &common.train_image, common.gray, init.init, init.init_scale, init.seed, steps, &common.rho)?;
             let r = &o.report;
             let mut csv = String::from("probe,max_rel_diff,pred_corr_identity,pred_corr_constant\n");
             for p in &r.probes {
@@ -149,7 +153,7 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let diffs: Vec<String> = r.probes.iter().map(|p| format!("diff {:.1e}", p.max_rel_diff)).collect();
             let png = figures::image_grid(
                 "Theorem 1: one-layer linear FCN, prediction Π∥x + W0·Π⊥x vs trained",
-                idcrisis::Shape::MNIST,
+                o.shape,
                 &["input".into(), "theorem".into(), "trained".into()],
                 &[names.clone(), names, diffs],
                 &rows,
@@ -170,7 +174,18 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
             let eng = Engine::new(common.threads)?;
             let out = out_dir(&common.out, "cnn1");
             let t0 = Instant::now();
-            let o = cnn1::run(&eng, &data_dir, &common.train_image, &kernels, init.init, init.init_scale, init.seed, steps, &common.rho)?;
+            let o = cnn1::run(
+                &eng,
+                &data_dir,
+                &common.train_image,
+                common.gray,
+                &kernels,
+                init.init,
+                init.init_scale,
+                init.seed,
+                steps,
+                &common.rho,
+            )?;
             let mut csv = String::from("kernel,rank,nullity,null_component,predicted_rms_error,bound,trained_rms_error,max_rel_diff,weight_max_rel_diff,final_loss,steps\n");
             println!(
                 "{:>3} {:>5} {:>7} {:>11} {:>11} {:>11} {:>10} {:>9}",
@@ -222,125 +237,28 @@ pub fn run(cmd: TheoryCommand, data_dir: PathBuf) -> Result<ExitCode> {
         }
         TheoryCommand::Ntk { common, arch, depth, act, kernel, weight_var, bias_var, heatmap, compare, compare_seeds, compare_steps } => {
             let out = out_dir(&common.out, "ntk");
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(if common.threads == 0 { idcrisis::engine::default_threads() } else { common.threads })
-                .build()?;
-            let cfg = ntk::NtkConfig { arch: arch, depth: depth as usize, act: act, kernel, weight_var, bias_var };
-            cfg.validate()?;
-            let x = idcrisis::theory::train_image_f64(&data_dir, &common.train_image)?;
-            let x32 = to32(&x);
-            let probes = idcrisis::eval::probe::paper_probes(&data_dir, &x32, &common.rho)?;
-            let inputs: Vec<Vec<f64>> = probes.iter().map(|p| p.image.iter().map(|&v| v as f64).collect()).collect();
-            let t0 = Instant::now();
-            let pred = pool.install(|| ntk::predict(&cfg, &x, &inputs))?;
-            let secs = t0.elapsed().as_secs_f64();
-            let l = cfg.depth - 1;
-            let mut csv = String::from("probe,category,ntk_corr_identity,ntk_corr_constant,nngp_corr_identity,nngp_corr_constant\n");
-            let mut rows_json = Vec::new();
-            for (i, p) in probes.iter().enumerate() {
-                let (a, b) = (to32(&pred.ntk[l][i]), to32(&pred.nngp[l][i]));
-                let r = (pearson(&a, &p.image), pearson(&a, &x32), pearson(&b, &p.image), pearson(&b, &x32));
-                csv += &format!("{},{},{},{},{},{}\n", p.name, p.category.name(), r.0, r.1, r.2, r.3);
-                rows_json.push(serde_json::json!({"probe": p.name, "category": p.category.name(), "ntk": {"corr_identity": r.0, "corr_constant": r.1}, "nngp": {"corr_identity": r.2, "corr_constant": r.3}}));
-            }
-            write_atomic(&out.join("ntk.csv"), csv.as_bytes())?;
-            let mean = |f: &dyn Fn(usize) -> f64| (0..probes.len()).filter(|&i| probes[i].category.is_paper()).map(f).sum::<f64>() / 12.0;
-            let ntk_id = mean(&|i| pearson(&to32(&pred.ntk[l][i]), &probes[i].image));
-            let ntk_c = mean(&|i| pearson(&to32(&pred.ntk[l][i]), &x32));
-            write_json(
-                &out.join("ntk.json"),
-                &serde_json::json!({"config": cfg, "seconds": secs, "memory_bytes": pred.memory_bytes, "jitter": pred.jitter, "paper_mean": {"ntk_corr_identity": ntk_id, "ntk_corr_constant": ntk_c}, "probes": rows_json}),
-            )?;
-            let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
-            let grid = vec![
-                probes.iter().map(|p| Some(p.image.clone())).collect(),
-                pred.ntk[l].iter().map(|v| Some(to32(v))).collect(),
-                pred.nngp[l].iter().map(|v| Some(to32(v))).collect::<Vec<_>>(),
-            ];
-            let png = figures::image_grid(
-                &format!(
-                    "Infinite-width {} (depth {depth}, {act}): predictions after training on one image",
-                    arch.to_string().to_uppercase()
-                ),
-                idcrisis::Shape::MNIST,
-                &["input".into(), "NTK".into(), "NNGP".into()],
-                &[names.clone(), names.clone(), names],
-                &grid,
-                None,
-            )?;
-            write_atomic(&out.join("ntk.png"), &png)?;
+            let eng = Engine::new(common.threads)?;
+            let cfg = ntk::NtkConfig { arch, depth, act, kernel, weight_var, bias_var, ..Default::default() };
+            let opts = ntk_run::NtkOptions { heatmap, compare, compare_seeds, compare_steps };
+            let s = ntk_run::analyze(&eng, &data_dir, &common.train_image, common.gray, &common.rho, &cfg, &opts, &out)?;
             println!(
-                "{} depth {depth} {act}: NTK mean corr to identity {ntk_id:.3}, to constant {ntk_c:.3} (12 paper probes); {secs:.1} s, about {:.0} MB of kernel matrices",
+                "{} depth {depth} {act}: NTK mean corr to identity {:.3}, to constant {:.3} ({} fixed probes); {:.1} s, about {:.0} MB of kernel matrices",
                 arch.to_string().to_uppercase(),
-                pred.memory_bytes as f64 / 1e6
+                s.ntk_corr_identity,
+                s.ntk_corr_constant,
+                s.fixed_probes,
+                s.seconds,
+                s.memory_bytes as f64 / 1e6
             );
-            if let Some(maxd) = heatmap {
-                let mut values = Vec::new();
-                let mut hcsv = String::from("arch,depth,ntk_corr_identity,ntk_corr_constant\n");
-                for a in [Arch::Fcn, Arch::Cnn] {
-                    let c = ntk::NtkConfig { arch: a, depth: maxd.max(1), ..cfg.clone() };
-                    let p = pool.install(|| ntk::predict(&c, &x, &inputs))?;
-                    let mut row = Vec::new();
-                    for d in 0..c.depth {
-                        let id = mean(&|i| pearson(&to32(&p.ntk[d][i]), &probes[i].image));
-                        let co = mean(&|i| pearson(&to32(&p.ntk[d][i]), &x32));
-                        hcsv += &format!("{},{},{},{}\n", if a == Arch::Fcn { "fcn" } else { "cnn" }, d + 1, id, co);
-                        row.push(id);
-                    }
-                    values.push(row);
-                }
-                let cols: Vec<String> = (1..=maxd.max(1)).map(|d| d.to_string()).collect();
-                let (png, svg) = figures::heatmap(
-                    &format!("NTK prediction: mean corr to identity (12 probes), {act}, σw²={weight_var}, σb²={bias_var}"),
-                    &["FCN".into(), format!("CNN {kernel}×{kernel}")],
-                    &cols,
-                    &values,
-                )?;
-                write_atomic(&out.join("ntk-heatmap.png"), &png)?;
-                write_atomic(&out.join("ntk-heatmap.svg"), svg.as_bytes())?;
-                write_atomic(&out.join("ntk-heatmap.csv"), hcsv.as_bytes())?;
+            if heatmap.is_some() {
                 println!("heat map: {}", out.join("ntk-heatmap.png").display());
             }
-            if !compare.is_empty() {
-                let eng = Engine::new(common.threads)?;
-                let t1 = Instant::now();
-                let rows = ntk::compare(&eng, &cfg, &compare, compare_seeds, compare_steps, &x, &inputs)?;
-                let mut ccsv = String::from("width,seed,rel_err_linearized,rel_err_mean,final_loss\n");
-                for r in &rows {
-                    ccsv += &format!("{},{},{},{},{:e}\n", r.width, r.seed, r.rel_err_linearized, r.rel_err_mean, r.final_loss);
-                }
-                write_atomic(&out.join("ntk-compare.csv"), ccsv.as_bytes())?;
-                let avg = |f: &dyn Fn(&ntk::CompareRow) -> f64| -> Vec<(f64, f64)> {
-                    compare
-                        .iter()
-                        .map(|&w| {
-                            let v: Vec<f64> = rows.iter().filter(|r| r.width == w).map(f).collect();
-                            (w as f64, v.iter().sum::<f64>() / v.len().max(1) as f64)
-                        })
-                        .collect()
-                };
-                let lin = avg(&|r| r.rel_err_linearized);
-                let mean_e = avg(&|r| r.rel_err_mean);
-                let (png, svg) = figures::line_plot(
-                    &format!(
-                        "Finite {} (depth {depth}) trained {compare_steps} GD steps vs infinite width",
-                        arch.to_string().to_uppercase()
-                    ),
-                    if cfg.arch == Arch::Cnn { "channels" } else { "width" },
-                    "relative distance of outputs on the probes",
-                    &[
-                        ("to the NTK linearization from the same init".to_string(), lin.clone()),
-                        ("to the mean NTK prediction Θ(x,x̂)Θ̂⁻¹x̂".to_string(), mean_e.clone()),
-                    ],
-                    true,
-                )?;
-                write_atomic(&out.join("ntk-compare.png"), &png)?;
-                write_atomic(&out.join("ntk-compare.svg"), svg.as_bytes())?;
+            if !s.compare.is_empty() {
                 println!(
                     "finite nets vs NTK ({:.1} s): width → mean relative distance to the linearization / to the mean prediction",
-                    t1.elapsed().as_secs_f64()
+                    s.compare_seconds
                 );
-                for ((w, a), (_, b)) in lin.iter().zip(&mean_e) {
+                for (w, a, b) in &s.compare {
                     println!("  {w:>6} {a:>10.4} {b:>10.4}");
                 }
             }

@@ -32,7 +32,8 @@ fn last(cfg: &NtkConfig, x: &[f64], y: &[f64]) -> (Vec<f64>, Vec<f64>) {
 #[test]
 fn ntk_of_a_one_layer_linear_fcn_is_its_closed_form() {
     let (x, y) = images();
-    let cfg = NtkConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, kernel: 5, weight_var: 1.7, bias_var: 0.3 };
+    let cfg =
+        NtkConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, kernel: 5, weight_var: 1.7, bias_var: 0.3, ..NtkConfig::default() };
     let (k, t) = last(&cfg, &x, &y);
     let want = 1.7 * x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>() / 784.0 + 0.3;
     assert!((t[0] - want).abs() < 1e-12 * want, "{} vs {want}", t[0]);
@@ -50,7 +51,8 @@ fn ntk_of_a_one_layer_linear_cnn_is_the_patch_gram() {
     let (x, y) = images();
     let eng = Engine::new(1).unwrap();
     let k = 3;
-    let cfg = NtkConfig { arch: Arch::Cnn, depth: 1, act: Activation::Linear, kernel: k, weight_var: 2.0, bias_var: 0.1 };
+    let cfg =
+        NtkConfig { arch: Arch::Cnn, depth: 1, act: Activation::Linear, kernel: k, weight_var: 2.0, bias_var: 0.1, ..NtkConfig::default() };
     let (_, t) = last(&cfg, &x, &y);
     let g = ConvGeom::new(1, 28, 28, k, Padding::Zero);
     let (mut px, mut py) = (vec![0.0; 9 * 784], vec![0.0; 9 * 784]);
@@ -61,6 +63,37 @@ fn ntk_of_a_one_layer_linear_cnn_is_the_patch_gram() {
         let want = 2.0 / 9.0 * dot + 0.1;
         assert!((t[p * 784 + q] - want).abs() < 1e-12, "[{p},{q}]: {} vs {want}", t[p * 784 + q]);
     }
+}
+
+#[test]
+fn cnn_ntk_takes_any_height_and_width() {
+    // 9×13 images: the one-layer linear NTK is the patch Gram of the zero-padded image there too,
+    // and a two-layer ReLU recursion runs and is symmetric in its two inputs.
+    let (h, w, k) = (9, 13, 5);
+    let n = h * w;
+    let x: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 / 11.0).collect();
+    let y: Vec<f64> = (0..n).map(|i| ((i * 17) % 7) as f64 / 7.0).collect();
+    let eng = Engine::new(1).unwrap();
+    let cfg =
+        NtkConfig { arch: Arch::Cnn, depth: 1, act: Activation::Linear, kernel: k, weight_var: 2.0, bias_var: 0.1, height: h, width: w };
+    let (_, t) = last(&cfg, &x, &y);
+    assert_eq!(t.len(), n * n);
+    let g = ConvGeom::new(1, h, w, k, Padding::Zero);
+    let (mut px, mut py) = (vec![0.0; k * k * n], vec![0.0; k * k * n]);
+    im2col(&eng, &g, &x, &mut px);
+    im2col(&eng, &g, &y, &mut py);
+    for (p, q) in [(0, 0), (12, 13), (60, 61), (n - 1, 3), (40, 100)] {
+        let dot: f64 = (0..k * k).map(|r| px[r * n + p] * py[r * n + q]).sum();
+        let want = 2.0 / (k * k) as f64 * dot + 0.1;
+        assert!((t[p * n + q] - want).abs() < 1e-12, "[{p},{q}]: {} vs {want}", t[p * n + q]);
+    }
+    let relu = NtkConfig { depth: 2, act: Activation::Relu, ..cfg };
+    let (_, t_xy) = last(&relu, &x, &y);
+    let (_, t_yx) = last(&relu, &y, &x);
+    for (p, q) in [(0, 5), (30, 77), (n - 1, 0)] {
+        assert!((t_xy[p * n + q] - t_yx[q * n + p]).abs() < 1e-12);
+    }
+    assert!(NtkConfig { height: 0, ..cfg }.validate().is_err());
 }
 
 /// Empirical (NNGP, NTK) of a depth-2 FCN of `width` in NTK parameterization, one draw per seed;
@@ -115,7 +148,8 @@ fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds:
 fn monte_carlo_ntk_of_wide_fcns_approaches_the_recursion() {
     let (x, y) = images();
     let (sw, sb) = (2.0, 0.1);
-    let cfg = NtkConfig { arch: Arch::Fcn, depth: 2, act: Activation::Relu, kernel: 5, weight_var: sw, bias_var: sb };
+    let cfg =
+        NtkConfig { arch: Arch::Fcn, depth: 2, act: Activation::Relu, kernel: 5, weight_var: sw, bias_var: sb, ..NtkConfig::default() };
     let (k, t) = last(&cfg, &x, &y);
     let narrow = empirical_errors(64, sw, sb, &x, &y, 6, k[0], t[0]);
     let wide = empirical_errors(4096, sw, sb, &x, &y, 6, k[0], t[0]);
@@ -132,7 +166,8 @@ fn monte_carlo_ntk_of_wide_fcns_approaches_the_recursion() {
 #[test]
 fn cnn1_closed_form_matches_training_where_the_null_space_is_not_trivial() {
     let eng = Engine::new(2).unwrap();
-    let out = cnn1::run(&eng, &common::data_dir(), &ImageSpec::default(), &[3, 41], Init::TorchDefault, 1.0, 0, 30_000, &[0.5]).unwrap();
+    let out =
+        cnn1::run(&eng, &common::data_dir(), &ImageSpec::default(), None, &[3, 41], Init::TorchDefault, 1.0, 0, 30_000, &[0.5]).unwrap();
     let (k3, k29) = (&out.rows[0], &out.rows[1]);
     assert_eq!(k3.nullity, 0, "3×3 patches of the 7 have full rank");
     assert!(k3.predicted_error < 1e-10, "full rank: f(x) = x exactly, got {}", k3.predicted_error);
@@ -151,7 +186,7 @@ fn cnn1_closed_form_matches_training_where_the_null_space_is_not_trivial() {
 #[test]
 fn theorem1_through_the_theory_module() {
     let eng = Engine::new(2).unwrap();
-    let o = fcn1::run(&eng, &common::data_dir(), &ImageSpec::default(), Init::TorchDefault, 1.0, 3, 100, &[0.0]).unwrap();
+    let o = fcn1::run(&eng, &common::data_dir(), &ImageSpec::default(), None, Init::TorchDefault, 1.0, 3, 100, &[0.0]).unwrap();
     assert!(o.report.weights_max_rel_diff < 1e-12, "{}", o.report.weights_max_rel_diff);
     assert!(o.report.worst_probe_max_rel_diff < 1e-10, "{}", o.report.worst_probe_max_rel_diff);
     // The empirical noise level matches the scheme's variance within sampling error.
@@ -159,4 +194,27 @@ fn theorem1_through_the_theory_module() {
     assert!((r - 1.0).abs() < 0.01, "{r}");
     assert_eq!(o.predicted.len(), o.probes.len());
     let _ = PIXELS;
+}
+
+#[test]
+fn one_layer_closed_forms_hold_at_another_image_size() {
+    // A 12×10 gray image file: Theorem 1 (FCN) and the one-layer CNN closed form both hold.
+    let dir = common::tempdir("theory-size");
+    let png = dir.join("small.png");
+    image::GrayImage::from_fn(10, 12, |x, y| image::Luma([((x * 23 + y * 11) % 256) as u8])).save(&png).unwrap();
+    let spec = ImageSpec::File(png);
+    let eng = Engine::new(2).unwrap();
+    let o = fcn1::run(&eng, &dir, &spec, None, Init::TorchDefault, 1.0, 3, 100, &[0.0]).unwrap();
+    assert_eq!(o.shape, idcrisis::Shape::new(1, 12, 10));
+    assert!(o.report.weights_max_rel_diff < 1e-12, "{}", o.report.weights_max_rel_diff);
+    assert!(o.probes.iter().all(|p| p.image.len() == 120));
+    let c = cnn1::run(&eng, &dir, &spec, None, &[3], Init::TorchDefault, 1.0, 0, 30_000, &[0.5]).unwrap();
+    assert!(c.rows[0].max_rel_diff < 1e-6, "{}", c.rows[0].max_rel_diff);
+    // A colour image needs its gray view.
+    let rgb = dir.join("rgb.png");
+    image::RgbImage::from_fn(10, 12, |x, _| image::Rgb([x as u8 * 20, 3, 9])).save(&rgb).unwrap();
+    let e = fcn1::run(&eng, &dir, &ImageSpec::File(rgb.clone()), None, Init::TorchDefault, 1.0, 3, 10, &[0.0]).map(|_| ());
+    assert!(e.is_ok(), "Theorem 1 holds in any dimension, colour included");
+    let e = cnn1::run(&eng, &dir, &ImageSpec::File(rgb), None, &[3], Init::TorchDefault, 1.0, 0, 10, &[0.5]).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("--gray"), "{e}");
 }

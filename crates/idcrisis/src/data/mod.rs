@@ -308,7 +308,13 @@ impl<'de> serde::Deserialize<'de> for ImageSpec {
 /// Load the image `spec` names, in [0, 1], with its shape: as stored, or its gray `N`×`N` view
 /// when `gray` is `Some(N)` (see [`Images::to_gray`]).
 pub fn load_image(dir: &Path, spec: &ImageSpec, gray: Option<usize>) -> Result<(Shape, Vec<f32>)> {
-    let imgs = match spec {
+    let imgs = load_spec(dir, spec)?.view(gray)?;
+    Ok((imgs.shape(), imgs.image_f32(0)))
+}
+
+/// The image `spec` names as stored, as a one-image [`Images`] (8-bit planes).
+pub fn load_spec(dir: &Path, spec: &ImageSpec) -> Result<Images> {
+    Ok(match spec {
         ImageSpec::Dataset { dataset, split, index } => {
             let imgs = load_images(dir, *dataset, *split)?;
             if *index >= imgs.count {
@@ -321,9 +327,7 @@ pub fn load_image(dir: &Path, spec: &ImageSpec, gray: Option<usize>) -> Result<(
             Images { count: 1, pixels: imgs.pixels[index * n..(index + 1) * n].to_vec(), ..imgs }
         }
         ImageSpec::File(p) => load_image_file(p)?,
-    };
-    let imgs = imgs.view(gray)?;
-    Ok((imgs.shape(), imgs.image_f32(0)))
+    })
 }
 
 /// Read an image file at its own size as 8-bit planes: gray (L) as 1 channel, colour as 3 (R, G,

@@ -9,10 +9,6 @@ use crate::nn::layers::Activation;
 use crate::nn::model::{Arch, Init, ModelConfig, Net};
 use crate::nn::optim::OptimizerKind;
 use crate::nn::train::{train, TrainConfig};
-use crate::shape::Shape;
-
-/// Values of the MNIST images Theorem 1 is checked on.
-const PIXELS: usize = Shape::MNIST.len();
 use serde::Serialize;
 use std::path::Path;
 
@@ -75,6 +71,8 @@ pub struct Outcome {
     pub predicted: Vec<Vec<f64>>,
     /// Trained outputs, one per probe.
     pub trained: Vec<Vec<f64>>,
+    /// Shape of the images.
+    pub shape: crate::shape::Shape,
 }
 
 /// Run Theorem 1 from the seeded `W0` (`scheme`, `scale`, `seed`).
@@ -82,40 +80,42 @@ pub fn run(
     eng: &Engine,
     data_dir: &Path,
     spec: &ImageSpec,
+    gray: Option<usize>,
     scheme: Init,
     scale: f64,
     seed: u64,
     steps: u64,
     rhos: &[f64],
 ) -> Result<Outcome> {
-    let x = train_image_f64(data_dir, spec)?;
+    // Theorem 1 holds for inputs of any dimension D = C·H·W: W is D×D.
+    let (shape, x) = train_image_f64(data_dir, spec, gray)?;
+    let d = shape.len();
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let probes = probe::paper_probes(data_dir, &x32, rhos)?;
+    let probes = probe::probes_for(data_dir, spec, shape, gray, &x32, rhos)?;
     let cfg = ModelConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, bias: false, ..Default::default() };
-    let mut net = Net::<f64>::new(&cfg, Shape::MNIST)?;
+    let mut net = Net::<f64>::new(&cfg, shape)?;
     net.init(scheme, scale, seed);
     let w0 = net.params.clone();
     let nx2: f64 = x.iter().map(|v| v * v).sum();
     // W* = W0 + (x̂ − W0 x̂) x̂ᵀ / ‖x̂‖².
     let mut w = w0.clone();
-    for i in 0..PIXELS {
-        let row = &w0[i * PIXELS..(i + 1) * PIXELS];
+    for i in 0..d {
+        let row = &w0[i * d..(i + 1) * d];
         let r = x[i] - row.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>();
         for (j, xj) in x.iter().enumerate() {
-            w[i * PIXELS + j] += r * xj / nx2;
+            w[i * d + j] += r * xj / nx2;
         }
     }
-    let matvec = |m: &[f64], v: &[f64]| -> Vec<f64> {
-        (0..PIXELS).map(|i| m[i * PIXELS..(i + 1) * PIXELS].iter().zip(v).map(|(a, b)| a * b).sum()).collect()
-    };
+    let matvec =
+        |m: &[f64], v: &[f64]| -> Vec<f64> { (0..d).map(|i| m[i * d..(i + 1) * d].iter().zip(v).map(|(a, b)| a * b).sum()).collect() };
     let inputs: Vec<Vec<f64>> = probes.iter().map(|p| p.image.iter().map(|&v| v as f64).collect()).collect();
     let predicted: Vec<Vec<f64>> = inputs.iter().map(|v| matvec(&w, v)).collect();
 
-    let lr = 0.5 * PIXELS as f64 / (2.0 * nx2);
+    let lr = 0.5 * d as f64 / (2.0 * nx2);
     let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps, tol: 1e-30 };
     let out = train(eng, &mut net, &x, 1, &tc, &mut |_, _| {})?;
     let flat: Vec<f64> = inputs.concat();
-    let trained: Vec<Vec<f64>> = net.predict(eng, &flat, inputs.len(), 16).chunks(PIXELS).map(|c| c.to_vec()).collect();
+    let trained: Vec<Vec<f64>> = net.predict(eng, &flat, inputs.len(), 16).chunks(d).map(|c| c.to_vec()).collect();
 
     let rows: Vec<ProbeRow> = probes
         .iter()
@@ -138,9 +138,9 @@ pub fn run(
         final_loss: out.final_loss,
         steps: out.steps,
         lr,
-        noise_std_predicted: nx2.sqrt() * weight_variance(scheme, scale, PIXELS as f64, PIXELS as f64).sqrt(),
+        noise_std_predicted: nx2.sqrt() * weight_variance(scheme, scale, d as f64, d as f64).sqrt(),
         noise_std_empirical: norm(&x) * rms_w0,
         train_image_mean: x.iter().sum::<f64>() / x.len() as f64,
     };
-    Ok(Outcome { report, probes, predicted, trained })
+    Ok(Outcome { report, probes, predicted, trained, shape })
 }

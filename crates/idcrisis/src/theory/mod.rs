@@ -8,29 +8,37 @@
 //!   only inside the row space of `P(x̂)` and converges to the solution nearest `w0`; `e` is a
 //!   solution (`P(x)e = x` for every `x`), so the limit is `e` plus the null-space part of
 //!   `w0 − e`. Hence `f(x) = x + P(x)·Π_N(w0 − e)` and `‖f(x) − x‖ ≤ ‖P(x)‖₂·‖Π_N(w0 − e)‖`.
-//! - [`ntk`]: NNGP and NTK recursions for FCNs and CNNs without readout (the output is the 28×28
-//!   map itself), and their predictions after training on the one pair (x̂, x̂).
+//! - [`ntk`]: NNGP and NTK recursions for FCNs and CNNs without readout (the output is the H×W
+//!   map itself), and their predictions after training on the one pair (x̂, x̂); [`ntk_run`]
+//!   writes them for the probes of a training image.
+//!
+//! All take one-channel images of any H×W (`fcn1` any shape); `--gray N` gives a colour image's
+//! gray view.
 
 pub mod cnn1;
 pub mod fcn1;
 pub mod ntk;
+pub mod ntk_run;
 
-use crate::data::{self, Dataset};
+use crate::data;
 use crate::error::Result;
+use crate::shape::Shape;
 use std::path::Path;
 
-/// The training image in float64 exactly as `u8 / 255`.
-pub fn train_image_f64(data_dir: &Path, spec: &data::ImageSpec) -> Result<Vec<f64>> {
-    match spec {
-        data::ImageSpec::Dataset { dataset: d @ (Dataset::Mnist | Dataset::FashionMnist), split, index } => {
-            let imgs = data::load_images(data_dir, *d, *split)?;
-            if *index >= imgs.count {
-                return Err(crate::Error::invalid("train-image", format!("{spec}: index out of range")));
-            }
-            let n = imgs.rows * imgs.cols;
-            Ok(imgs.pixels[index * n..(index + 1) * n].iter().map(|&p| p as f64 / 255.0).collect())
-        }
-        _ => Ok(data::load_image(data_dir, spec, None)?.1.into_iter().map(|v| v as f64).collect()),
+/// The training image (its gray N×N view with `gray`) in float64 exactly as `u8 / 255`, with
+/// its shape.
+pub fn train_image_f64(data_dir: &Path, spec: &data::ImageSpec, gray: Option<usize>) -> Result<(Shape, Vec<f64>)> {
+    let imgs = data::load_spec(data_dir, spec)?.view(gray)?;
+    let n = imgs.shape().len();
+    Ok((imgs.shape(), imgs.pixels[..n].iter().map(|&p| p as f64 / 255.0).collect()))
+}
+
+/// Err unless `shape` has one channel: the closed forms here are for gray images.
+pub fn one_channel(shape: Shape, spec: &data::ImageSpec) -> Result<()> {
+    if shape.channels == 1 {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid("gray", format!("{spec} is {shape}; the theory commands analyse one-channel images: pass --gray N")))
     }
 }
 

@@ -2,18 +2,19 @@
 //! `h^{l+1} = (σw/√fan_in)·W φ(h^l) + σb·b` with `W, b ~ N(0, 1)`.
 //!
 //! **FCN** (width → ∞): scalar kernels, the same for every output unit.
-//! `K¹ = σw²·xᵀx′/784 + σb²`; `K^{l+1} = σw²·E[φ(u)φ(v)] + σb²`;
+//! `K¹ = σw²·xᵀx′/D + σb²` (D = H·W the input dimension); `K^{l+1} = σw²·E[φ(u)φ(v)] + σb²`;
 //! `Θ¹ = K¹`; `Θ^{l+1} = K^{l+1} + σw²·Θ^l·E[φ′(u)φ′(v)]`, with `(u, v) ~ N(0, K^l)`.
 //!
 //! **CNN** (channels → ∞), k×k, stride 1, zero "same" padding: kernels over pixel pairs
-//! `K^l(x, x′)[p, p′]` (784×784). With `S(A)[p, p′] = Σ_δ A[p+δ, p′+δ]` over the k×k offsets,
+//! `K^l(x, x′)[p, p′]` (HW×HW, 784×784 for MNIST). With `S(A)[p, p′] = Σ_δ A[p+δ, p′+δ]` over the k×k offsets,
 //! terms outside the image being zero (the padding),
 //! `K¹ = (σw²/k²)·S(x x′ᵀ) + σb²`; `K^{l+1} = (σw²/k²)·S(E) + σb²`;
 //! `Θ^{l+1} = K^{l+1} + (σw²/k²)·S(Θ^l ⊙ Ė)`, where `E, Ė` are the ReLU (arc-cosine) or linear
 //! expectations of each pixel pair, which need the diagonals `K^l(x, x)[p, p]` — these follow
-//! the same recursion restricted to `p = p′`, so only 784 numbers per input.
+//! the same recursion restricted to `p = p′`, so only HW numbers per input.
 //!
-//! The network's output is the last layer `L` itself (no readout), so `Θ^L(x, x̂)` is 784×784.
+//! Images are one channel of any H×W ([`NtkConfig::height`], [`NtkConfig::width`]). The
+//! network's output is the last layer `L` itself (no readout), so `Θ^L(x, x̂)` is HW×HW.
 //! After infinite-time gradient descent on the one pair (x̂, x̂) the mean prediction is
 //! `Θ(x, x̂)·Θ(x̂, x̂)⁻¹·x̂`; the NNGP posterior mean is the same with `K`.
 //! Only kernels against `x̂` are ever formed: one 784×784 pair recursion per probe.
@@ -21,7 +22,6 @@
 use crate::error::{Error, Result};
 use crate::nn::layers::Activation;
 use crate::nn::model::Arch;
-use crate::{PIXELS, SIDE};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -42,6 +42,17 @@ pub struct NtkConfig {
     pub weight_var: f64,
     /// σb².
     pub bias_var: f64,
+    /// Image rows H.
+    pub height: usize,
+    /// Image columns W.
+    pub width: usize,
+}
+
+impl Default for NtkConfig {
+    /// A 5-layer ReLU CNN, 5×5, σw² = 2, σb² = 0, on 28×28 images.
+    fn default() -> Self {
+        NtkConfig { arch: Arch::Cnn, depth: 5, act: Activation::Relu, kernel: 5, weight_var: 2.0, bias_var: 0.0, height: 28, width: 28 }
+    }
 }
 
 impl NtkConfig {
@@ -59,13 +70,21 @@ impl NtkConfig {
         if !(self.bias_var >= 0.0 && self.bias_var.is_finite()) {
             return Err(Error::invalid("bias-var", format!("{} must be non-negative", self.bias_var)));
         }
+        if self.height == 0 || self.width == 0 || self.pixels() > 128 * 128 {
+            return Err(Error::invalid("train-image", format!("{}×{} images: the kernels need 1..=16384 pixels", self.height, self.width)));
+        }
         Ok(())
+    }
+
+    /// Pixels per image, H·W.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
     }
 
     fn n(&self) -> usize {
         match self.arch {
             Arch::Fcn => 1,
-            Arch::Cnn => PIXELS,
+            Arch::Cnn => self.pixels(),
         }
     }
 }
@@ -86,16 +105,18 @@ pub fn expectations(act: Activation, k11: f64, k22: f64, k12: f64) -> (f64, f64)
     }
 }
 
-/// `S(A)` for `A [784, 784]`: sum over the k×k offsets of the pair-shifted matrix, zero outside.
-pub fn shift_sum(a: &[f64], k: usize) -> Vec<f64> {
+/// `S(A)` for `A [HW, HW]` over `h`×`w` images: sum over the k×k offsets of the pair-shifted
+/// matrix, zero outside.
+pub fn shift_sum(a: &[f64], k: usize, h: usize, w: usize) -> Vec<f64> {
     let r = (k / 2) as isize;
-    let s = SIDE as isize;
-    let mut out = vec![0.0; PIXELS * PIXELS];
-    out.par_chunks_mut(PIXELS).enumerate().for_each(|(p, row)| {
-        let (py, px) = ((p / SIDE) as isize, (p % SIDE) as isize);
+    let (sh, s) = (h as isize, w as isize);
+    let n = h * w;
+    let mut out = vec![0.0; n * n];
+    out.par_chunks_mut(n).enumerate().for_each(|(p, row)| {
+        let (py, px) = ((p / w) as isize, (p % w) as isize);
         for dy in -r..=r {
             let y = py + dy;
-            if !(0..s).contains(&y) {
+            if !(0..sh).contains(&y) {
                 continue;
             }
             for dx in -r..=r {
@@ -103,9 +124,9 @@ pub fn shift_sum(a: &[f64], k: usize) -> Vec<f64> {
                 if !(0..s).contains(&x) {
                     continue;
                 }
-                let src = &a[((y * s + x) as usize) * PIXELS..((y * s + x) as usize + 1) * PIXELS];
+                let src = &a[((y * s + x) as usize) * n..((y * s + x) as usize + 1) * n];
                 // Column p′ = (qy, qx) reads src at (qy+dy, qx+dx).
-                let (qy0, qy1) = ((-dy).max(0), (s - dy).min(s));
+                let (qy0, qy1) = ((-dy).max(0), (sh - dy).min(sh));
                 let (qx0, qx1) = ((-dx).max(0), (s - dx).min(s));
                 for qy in qy0..qy1 {
                     let o = &mut row[(qy * s) as usize..((qy + 1) * s) as usize];
@@ -120,15 +141,15 @@ pub fn shift_sum(a: &[f64], k: usize) -> Vec<f64> {
     out
 }
 
-/// `S` restricted to the diagonal: `out[p] = Σ_δ d[p+δ]`.
-pub fn shift_sum_diag(d: &[f64], k: usize) -> Vec<f64> {
+/// `S` restricted to the diagonal: `out[p] = Σ_δ d[p+δ]` over `h`×`w` images.
+pub fn shift_sum_diag(d: &[f64], k: usize, h: usize, w: usize) -> Vec<f64> {
     let r = (k / 2) as isize;
-    let s = SIDE as isize;
-    (0..PIXELS)
+    let (sh, s) = (h as isize, w as isize);
+    (0..h * w)
         .map(|p| {
-            let (py, px) = ((p / SIDE) as isize, (p % SIDE) as isize);
+            let (py, px) = ((p / w) as isize, (p % w) as isize);
             let mut acc = 0.0;
-            for y in (py - r).max(0)..(py + r + 1).min(s) {
+            for y in (py - r).max(0)..(py + r + 1).min(sh) {
                 for x in (px - r).max(0)..(px + r + 1).min(s) {
                     acc += d[(y * s + x) as usize];
                 }
@@ -141,7 +162,7 @@ pub fn shift_sum_diag(d: &[f64], k: usize) -> Vec<f64> {
 /// Kernels of one pair of inputs after some layer.
 #[derive(Debug, Clone)]
 pub struct PairKernels {
-    /// NNGP `K(x, x′)`, `[n, n]` (n = 784 for CNNs, 1 for FCNs).
+    /// NNGP `K(x, x′)`, `[n, n]` (n = H·W for CNNs, 1 for FCNs).
     pub k: Vec<f64>,
     /// NTK `Θ(x, x′)`, same shape.
     pub theta: Vec<f64>,
@@ -151,23 +172,24 @@ pub struct PairKernels {
     pub dxp: Vec<f64>,
 }
 
-/// Run the recursion for inputs `x`, `xp` (`[784]` each) and call `each(l, kernels)` with the
+/// Run the recursion for inputs `x`, `xp` (`[H·W]` each) and call `each(l, kernels)` with the
 /// output kernels of the depth-`l` network, for `l = 1..=cfg.depth`.
 pub fn pair_recursion(cfg: &NtkConfig, x: &[f64], xp: &[f64], mut each: impl FnMut(usize, &PairKernels)) {
     let (sw, sb) = (cfg.weight_var, cfg.bias_var);
     let n = cfg.n();
+    let (h, w, pixels) = (cfg.height, cfg.width, cfg.pixels());
     let mut st = match cfg.arch {
         Arch::Fcn => {
-            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / PIXELS as f64;
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / pixels as f64;
             let k = sw * dot(x, xp) + sb;
             PairKernels { k: vec![k], theta: vec![k], dx: vec![sw * dot(x, x) + sb], dxp: vec![sw * dot(xp, xp) + sb] }
         }
         Arch::Cnn => {
             let c = sw / (cfg.kernel * cfg.kernel) as f64;
-            let outer: Vec<f64> = (0..PIXELS * PIXELS).map(|i| x[i / PIXELS] * xp[i % PIXELS]).collect();
-            let k: Vec<f64> = shift_sum(&outer, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+            let outer: Vec<f64> = (0..pixels * pixels).map(|i| x[i / pixels] * xp[i % pixels]).collect();
+            let k: Vec<f64> = shift_sum(&outer, cfg.kernel, h, w).into_iter().map(|v| c * v + sb).collect();
             let sq = |v: &[f64]| -> Vec<f64> {
-                shift_sum_diag(&v.iter().map(|a| a * a).collect::<Vec<_>>(), cfg.kernel).into_iter().map(|v| c * v + sb).collect()
+                shift_sum_diag(&v.iter().map(|a| a * a).collect::<Vec<_>>(), cfg.kernel, h, w).into_iter().map(|v| c * v + sb).collect()
             };
             PairKernels { theta: k.clone(), k, dx: sq(x), dxp: sq(xp) }
         }
@@ -192,10 +214,10 @@ pub fn pair_recursion(cfg: &NtkConfig, x: &[f64], xp: &[f64], mut each: impl FnM
             }
             Arch::Cnn => {
                 let c = sw / (cfg.kernel * cfg.kernel) as f64;
-                let k: Vec<f64> = shift_sum(&e, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
-                let theta: Vec<f64> = shift_sum(&ed, cfg.kernel).into_iter().zip(&k).map(|(v, kk)| kk + c * v).collect();
-                let dx = shift_sum_diag(&ex, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
-                let dxp = shift_sum_diag(&exp, cfg.kernel).into_iter().map(|v| c * v + sb).collect();
+                let k: Vec<f64> = shift_sum(&e, cfg.kernel, h, w).into_iter().map(|v| c * v + sb).collect();
+                let theta: Vec<f64> = shift_sum(&ed, cfg.kernel, h, w).into_iter().zip(&k).map(|(v, kk)| kk + c * v).collect();
+                let dx = shift_sum_diag(&ex, cfg.kernel, h, w).into_iter().map(|v| c * v + sb).collect();
+                let dxp = shift_sum_diag(&exp, cfg.kernel, h, w).into_iter().map(|v| c * v + sb).collect();
                 PairKernels { k, theta, dx, dxp }
             }
         };
@@ -285,7 +307,7 @@ pub fn predict(cfg: &NtkConfig, train: &[f64], probes: &[Vec<f64>]) -> Result<Pr
     }
     // Held at once in the pair recursion: K, Θ, E, Θ⊙Ė, the outer product / S outputs (≈ 6 n²),
     // plus the Cholesky copy (n²) and per-depth solution vectors.
-    let memory_bytes = 8 * (7 * n * n + 2 * cfg.depth * PIXELS);
+    let memory_bytes = 8 * (7 * n * n + 2 * cfg.depth * cfg.pixels());
     Ok(Predictions { ntk, nngp, jitter, memory_bytes })
 }
 
@@ -308,7 +330,7 @@ pub struct CompareRow {
 
 /// Train finite networks of each width in NTK parameterization (weights `N(0, σw²/fan_in)`,
 /// biases `N(0, σb²)`, gradient descent with per-parameter rates `η·σw²/fan_in` and `η·σb²`,
-/// i.e. plain GD on the NTK parameters) and compare them with the NTK. `η = 0.5·784/λ_max(Θ̂)`.
+/// i.e. plain GD on the NTK parameters) and compare them with the NTK. `η = 0.5·HW/λ_max(Θ̂)`.
 #[allow(clippy::too_many_arguments)]
 pub fn compare(
     eng: &crate::engine::Engine,
@@ -349,8 +371,9 @@ pub fn compare(
         }
     };
     let lmax = evals.iter().cloned().fold(0.0, f64::max);
-    let eta = 0.5 * PIXELS as f64 / lmax;
-    let c = eta * 2.0 / PIXELS as f64;
+    let pixels = cfg.pixels();
+    let eta = 0.5 * pixels as f64 / lmax;
+    let c = eta * 2.0 / pixels as f64;
     // g(λ) = (1 − (1 − cλ)^t)/λ, the finite-time GD factor (→ c·t as λ → 0).
     let g: Vec<f64> = evals
         .iter()
@@ -390,7 +413,7 @@ pub fn compare(
                 bias: cfg.bias_var > 0.0,
                 ..Default::default()
             };
-            let mut net = Net::<f64>::new(&mcfg, crate::Shape::MNIST)?;
+            let mut net = Net::<f64>::new(&mcfg, crate::Shape::new(1, cfg.height, cfg.width))?;
             let mut rng = Rng::new(seed, Stream::Init);
             let mut scale = vec![0.0; net.num_params()];
             for l in net.layers.clone() {
@@ -407,7 +430,7 @@ pub fn compare(
                 }
             }
             let f0 = net.predict(eng, &all, probes.len() + 1, 16);
-            let r0: Vec<f64> = f0[..PIXELS].iter().zip(train).map(|(a, b)| a - b).collect();
+            let r0: Vec<f64> = f0[..pixels].iter().zip(train).map(|(a, b)| a - b).collect();
             let z = apply_g(&r0);
             let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr: eta, momentum: 0.0, steps, tol: 0.0 };
             let mut opt = Optimizer::<f64>::new(&tc, net.num_params());
@@ -416,8 +439,8 @@ pub fn compare(
             let ft = net.predict(eng, &all, probes.len() + 1, 16);
             let (mut e_lin, mut e_mean) = (0.0, 0.0);
             for (i, th) in th_x.iter().enumerate() {
-                let f0i = &f0[(i + 1) * PIXELS..(i + 2) * PIXELS];
-                let fti = &ft[(i + 1) * PIXELS..(i + 2) * PIXELS];
+                let f0i = &f0[(i + 1) * pixels..(i + 2) * pixels];
+                let fti = &ft[(i + 1) * pixels..(i + 2) * pixels];
                 let corr = apply_kernel(cfg, th, &z);
                 let lin: Vec<f64> = f0i.iter().zip(&corr).map(|(a, b)| a - b).collect();
                 e_lin += rel(fti, &lin);
