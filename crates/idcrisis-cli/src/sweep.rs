@@ -2,14 +2,12 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use idcrisis::engine::default_threads;
+use idcrisis::experiment::pool;
 use idcrisis::experiment::sweep::{self, CellOutcome, PlanOutcome, SlurmOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Output format of `status`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -243,73 +241,32 @@ pub(crate) fn run_local(
     quiet: bool,
 ) -> Result<ExitCode> {
     idcrisis::experiment::run::check_data_dir(data_dir)?;
-    let plan = sweep::load_plan(dir)?;
-    let mut already_done = 0;
-    let todo: Vec<&sweep::Cell> = plan
-        .iter()
-        .filter(|c| match sweep::state(dir, c) {
-            sweep::CellState::Done => {
-                already_done += 1;
-                false
-            }
-            sweep::CellState::Failed => retry_failed,
-            sweep::CellState::Missing => true,
-        })
-        .collect();
-    let cores = default_threads();
-    let (jobs, threads) = match (jobs, tpw) {
-        (Some(j), Some(t)) => (j.max(1), t.max(1)),
-        (Some(j), None) => (j.max(1), (cores / j.max(1)).max(1)),
-        (None, Some(t)) => ((cores / t.max(1)).max(1), t.max(1)),
-        (None, None) => (cores, 1),
+    let opts = pool::PoolOptions { jobs, threads_per_worker: tpw, retry_failed };
+    let pb = ProgressBar::hidden();
+    let mut start = |r: &pool::PoolReport| {
+        if r.jobs * r.threads > r.cores {
+            eprintln!("warning: {} workers × {} threads is more than the {} cores", r.jobs, r.threads, r.cores);
+        }
+        eprintln!("{} cells to run ({} already done), {} workers × {} threads", r.todo, r.already_done, r.jobs, r.threads);
+        if !quiet && std::io::stderr().is_terminal() {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            pb.set_length(r.todo as u64);
+        }
     };
-    let jobs = jobs.min(todo.len().max(1));
-    if jobs * threads > cores {
-        eprintln!("warning: {jobs} workers × {threads} threads is more than the {cores} cores");
-    }
-    eprintln!("{} cells to run ({already_done} already done), {jobs} workers × {threads} threads", todo.len());
-    let pb = if quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(todo.len() as u64) };
     pb.set_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let next = AtomicUsize::new(0);
-    let running = AtomicUsize::new(0);
-    let failed = Mutex::new(Vec::new());
-    let errors = Mutex::new(Vec::new());
-    let done = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(cell) = todo.get(k) else { break };
-                running.fetch_add(1, Ordering::SeqCst);
-                let out = sweep::run_cell(dir, cell, data_dir, Some(threads), retry_failed);
-                running.fetch_sub(1, Ordering::SeqCst);
-                match out {
-                    Ok(CellOutcome::Failed(msg)) => failed.lock().unwrap().push((cell.index, msg)),
-                    Ok(_) => {
-                        done.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => errors.lock().unwrap().push((cell.index, e.to_string())),
-                }
-                pb.inc(1);
-                pb.set_message(format!(
-                    "(done {}, failed {}, running {})",
-                    done.load(Ordering::SeqCst),
-                    failed.lock().unwrap().len() + errors.lock().unwrap().len(),
-                    running.load(Ordering::SeqCst)
-                ));
-            });
-        }
-    });
+    let progress = |p: pool::Progress| {
+        pb.set_position(p.finished as u64);
+        pb.set_message(format!("(done {}, failed {}, running {})", p.done, p.failed, p.running));
+    };
+    let report = pool::run(dir, data_dir, &opts, &mut start, &progress)?;
     pb.finish_and_clear();
-    let failed = failed.into_inner().unwrap();
-    let errors = errors.into_inner().unwrap();
-    for (i, m) in failed.iter().chain(&errors) {
+    for (i, m) in &report.failed {
         eprintln!("cell {i} failed: {m}");
     }
     let s = sweep::status(dir)?;
     println!("{} cells: {} done, {} failed, {} missing", s.total, s.done, s.failed, s.missing);
-    Ok(if failed.is_empty() && errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -1,0 +1,145 @@
+//! A local worker pool over a planned sweep: `jobs` workers, each running one cell at a time with
+//! `threads` compute threads, until no cell is left. Safe beside other runners on the same
+//! directory (each cell is claimed with a file lock in [`sweep::run_cell`]).
+
+use crate::engine::default_threads;
+use crate::error::Result;
+use crate::experiment::sweep::{self, CellOutcome, CellState};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// How many workers and threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolOptions {
+    /// Workers [default: cores / threads].
+    pub jobs: Option<usize>,
+    /// Compute threads per worker [default: cores / jobs, or 1].
+    pub threads_per_worker: Option<usize>,
+    /// Run cells that failed before too.
+    pub retry_failed: bool,
+}
+
+/// Counts while the pool runs, passed to the progress callback after every cell.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Cells this pool will run.
+    pub todo: usize,
+    /// Finished (done or failed) so far.
+    pub finished: usize,
+    /// Done so far.
+    pub done: usize,
+    /// Failed so far.
+    pub failed: usize,
+    /// Being run now.
+    pub running: usize,
+}
+
+/// What the pool did.
+#[derive(Debug, Clone, Default)]
+pub struct PoolReport {
+    /// Cells it set out to run.
+    pub todo: usize,
+    /// Cells already done before it started.
+    pub already_done: usize,
+    /// Workers used.
+    pub jobs: usize,
+    /// Threads per worker.
+    pub threads: usize,
+    /// Cores of this machine.
+    pub cores: usize,
+    /// `(index, message)` of every cell that failed (or could not be run).
+    pub failed: Vec<(usize, String)>,
+}
+
+/// `(jobs, threads)` for `opts` on `cores` cores and `todo` cells.
+pub fn workers(opts: &PoolOptions, cores: usize, todo: usize) -> (usize, usize) {
+    let (jobs, threads) = match (opts.jobs, opts.threads_per_worker) {
+        (Some(j), Some(t)) => (j.max(1), t.max(1)),
+        (Some(j), None) => (j.max(1), (cores / j.max(1)).max(1)),
+        (None, Some(t)) => ((cores / t.max(1)).max(1), t.max(1)),
+        (None, None) => (cores, 1),
+    };
+    (jobs.min(todo.max(1)), threads)
+}
+
+/// Run every cell of the sweep in `dir` that is not done (and the failed ones with
+/// `retry_failed`). `start(&report)` is called once the plan is read, before any cell runs;
+/// `progress` after every cell.
+pub fn run(
+    dir: &Path,
+    data_dir: &Path,
+    opts: &PoolOptions,
+    start: &mut dyn FnMut(&PoolReport),
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PoolReport> {
+    let plan = sweep::load_plan(dir)?;
+    let mut already_done = 0;
+    let todo: Vec<&sweep::Cell> = plan
+        .iter()
+        .filter(|c| match sweep::state(dir, c) {
+            CellState::Done => {
+                already_done += 1;
+                false
+            }
+            CellState::Failed => opts.retry_failed,
+            CellState::Missing => true,
+        })
+        .collect();
+    let cores = default_threads();
+    let (jobs, threads) = workers(opts, cores, todo.len());
+    let mut report = PoolReport { todo: todo.len(), already_done, jobs, threads, cores, failed: Vec::new() };
+    start(&report);
+    let next = AtomicUsize::new(0);
+    let counts = Mutex::new(Progress { todo: todo.len(), ..Progress::default() });
+    let failed = Mutex::new(Vec::new());
+    let lock = |m: &Mutex<Progress>| *m.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cell) = todo.get(k) else { break };
+                counts.lock().unwrap_or_else(|e| e.into_inner()).running += 1;
+                let out = sweep::run_cell(dir, cell, data_dir, Some(threads), opts.retry_failed);
+                let error = match out {
+                    Ok(CellOutcome::Failed(msg)) => Some(msg),
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_string()),
+                };
+                {
+                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                    c.running -= 1;
+                    c.finished += 1;
+                    match &error {
+                        Some(_) => c.failed += 1,
+                        None => c.done += 1,
+                    }
+                }
+                if let Some(m) = error {
+                    failed.lock().unwrap_or_else(|e| e.into_inner()).push((cell.index, m));
+                }
+                progress(lock(&counts));
+            });
+        }
+    });
+    report.failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    report.failed.sort_by_key(|f| f.0);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_split_the_cores() {
+        let o = |j, t| PoolOptions { jobs: j, threads_per_worker: t, retry_failed: false };
+        assert_eq!(workers(&o(None, None), 8, 100), (8, 1));
+        assert_eq!(workers(&o(Some(2), None), 8, 100), (2, 4));
+        assert_eq!(workers(&o(None, Some(4)), 8, 100), (2, 4));
+        assert_eq!(workers(&o(Some(3), Some(3)), 8, 100), (3, 3));
+        // Never more workers than cells.
+        assert_eq!(workers(&o(None, None), 8, 3), (3, 1));
+        assert_eq!(workers(&o(None, None), 8, 0), (1, 1));
+    }
+}
