@@ -93,7 +93,7 @@ fn torch_ms(
 }
 
 /// Our PyTorch probing-throughput script, written to a temporary file when needed.
-const TORCH_PROBE: &str = include_str!("../../../scripts/torch_probe.py");
+const TORCH_PROBE: &str = include_str!("../scripts/torch_probe.py");
 
 /// A temporary directory, removed when dropped (also on an early error return).
 struct TempDir(PathBuf);
