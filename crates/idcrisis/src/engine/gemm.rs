@@ -1,5 +1,6 @@
 //! Matrix products: [`gemm`], one product `C [m, n] (+)= op(A)·op(B)` threaded over the
-//! engine's pool, and [`gemm_batch`], `count` independent products whose operands sit in shared
+//! engine's pool, with [`Trans`] saying how A and B are stored and [`Acc`] whether C is
+//! overwritten or added to, and [`gemm_batch`], `count` independent products whose operands sit in shared
 //! buffers at the offsets [`Strides`] give, each single-threaded, spread over the pool.
 //!
 //! Matrices are row-major; sizes are element counts (`m·k` for A, `k·n` for B, `m·n` for C).
@@ -9,6 +10,24 @@
 use super::Engine;
 use crate::float::Float;
 use rayon::prelude::*;
+
+/// How [`gemm`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trans {
+    /// As stored: `A [m, k]`, `B [k, n]`.
+    No,
+    /// Transposed: `A` stored `[k, m]`, `B` stored `[n, k]`.
+    Yes,
+}
+
+/// What a product does with the output's previous contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acc {
+    /// `C = A·B`; the old values of `C` are never read.
+    Overwrite,
+    /// `C = C + A·B`.
+    Add,
+}
 
 impl Engine {
     /// The `gemm` crate's parallelism for this engine: its threads, or none for one thread.
@@ -21,12 +40,13 @@ impl Engine {
     }
 }
 
-/// `C[m×n] = (accumulate ? C : 0) + op(A)·op(B)`, all row-major and contiguous, on the
-/// engine's threads.
+/// `C[m×n] = op(A)·op(B)` ([`Acc::Overwrite`]) or `C + op(A)·op(B)` ([`Acc::Add`]), all
+/// row-major and contiguous, on the engine's threads.
 ///
-/// `A` is stored `[m, k]`, or `[k, m]` when `a_t`; `B` is stored `[k, n]`, or `[n, k]` when `b_t`.
+/// `A` is stored `[m, k]`, or `[k, m]` when `ta` is [`Trans::Yes`]; `B` is stored `[k, n]`, or
+/// `[n, k]` when `tb` is [`Trans::Yes`].
 #[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a: &[T], a_t: bool, b: &[T], b_t: bool, accumulate: bool) {
+pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a: &[T], ta: Trans, b: &[T], tb: Trans, acc: Acc) {
     assert!(c.len() >= m * n, "gemm: C has {} elements, needs {}", c.len(), m * n);
     assert!(a.len() >= m * k, "gemm: A has {} elements, needs {}", a.len(), m * k);
     assert!(b.len() >= k * n, "gemm: B has {} elements, needs {}", b.len(), k * n);
@@ -34,13 +54,19 @@ pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a
         return;
     }
     if k == 0 {
-        if !accumulate {
+        if acc == Acc::Overwrite {
             c[..m * n].fill(T::zero());
         }
         return;
     }
-    let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
+    let (a_rs, a_cs) = match ta {
+        Trans::No => (k as isize, 1),
+        Trans::Yes => (1, m as isize),
+    };
+    let (b_rs, b_cs) = match tb {
+        Trans::No => (n as isize, 1),
+        Trans::Yes => (1, k as isize),
+    };
     // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
     // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
     // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
@@ -52,7 +78,7 @@ pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a
             c.as_mut_ptr(),
             1,
             n as isize,
-            accumulate,
+            acc == Acc::Add,
             a.as_ptr(),
             a_cs,
             a_rs,
@@ -88,7 +114,7 @@ impl Strides {
     }
 }
 
-/// `count` independent products `C_b = (accumulate ? C_b : 0) + A_b·B_b` with `A_b [m×k]`,
+/// `count` independent products `C_b = A_b·B_b` or `C_b + A_b·B_b` (per `acc`) with `A_b [m×k]`,
 /// `B_b [k×n]` and `C_b [m×n]` laid out in `a`, `b`, `c` as `al`, `bl`, `cl` say. Each product
 /// runs single-threaded and the products are spread over the engine's threads, so the result
 /// does not depend on the thread count.
@@ -109,7 +135,7 @@ pub fn gemm_batch<T: Float>(
     al: Strides,
     b: &[T],
     bl: Strides,
-    accumulate: bool,
+    acc: Acc,
 ) {
     if count == 0 || m == 0 || n == 0 {
         return;
@@ -129,7 +155,7 @@ pub fn gemm_batch<T: Float>(
     let one = |i: usize| {
         let out = &out;
         if k == 0 {
-            if !accumulate {
+            if acc == Acc::Overwrite {
                 for r in 0..m {
                     for j in 0..n {
                         // SAFETY: in bounds (max_offset asserted) and only product i's elements.
@@ -153,7 +179,7 @@ pub fn gemm_batch<T: Float>(
                 out.0.add(i * cl.batch),
                 1,
                 cl.row as isize,
-                accumulate,
+                acc == Acc::Add,
                 a.as_ptr().add(i * al.batch),
                 al.col as isize,
                 al.row as isize,
@@ -180,13 +206,13 @@ pub fn gemm_batch<T: Float>(
 mod tests {
     use super::*;
 
-    fn naive(m: usize, n: usize, k: usize, a: &[f64], a_t: bool, b: &[f64], b_t: bool) -> Vec<f64> {
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], ta: Trans, b: &[f64], tb: Trans) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
                 for p in 0..k {
-                    let av = if a_t { a[p * m + i] } else { a[i * k + p] };
-                    let bv = if b_t { b[j * k + p] } else { b[p * n + j] };
+                    let av = if ta == Trans::Yes { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb == Trans::Yes { b[j * k + p] } else { b[p * n + j] };
                     c[i * n + j] += av * bv;
                 }
             }
@@ -200,11 +226,11 @@ mod tests {
         let (m, n, k) = (7, 5, 9);
         let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
-        for a_t in [false, true] {
-            for b_t in [false, true] {
-                let want = naive(m, n, k, &a, a_t, &b, b_t);
+        for ta in [Trans::No, Trans::Yes] {
+            for tb in [Trans::No, Trans::Yes] {
+                let want = naive(m, n, k, &a, ta, &b, tb);
                 let mut c = vec![1.0; m * n];
-                eng.install(|| gemm(&eng, m, n, k, &mut c, &a, a_t, &b, b_t, true));
+                eng.install(|| gemm(&eng, m, n, k, &mut c, &a, ta, &b, tb, Acc::Add));
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - (y + 1.0)).abs() < 1e-12);
                 }
@@ -225,20 +251,20 @@ mod tests {
             (Strides { batch: n, row: count * n, col: 1 }, count * m * n),
             (Strides { batch: m * n + 2, row: n, col: 1 }, count * (m * n + 2)),
         ] {
-            for acc in [false, true] {
+            for acc in [Acc::Overwrite, Acc::Add] {
                 let mut c = vec![1.0; len];
                 eng.install(|| gemm_batch(&eng, count, m, n, k, &mut c, cl, &a, al, &b, bl, acc));
                 let mut touched = vec![false; len];
                 for p in 0..count {
                     let ap: Vec<f64> = a[p * m * k..(p + 1) * m * k].to_vec();
                     let bp: Vec<f64> = (0..k * n).map(|e| b[p * n + (e / n) * count * n + e % n]).collect();
-                    let want = naive(m, n, k, &ap, false, &bp, false);
+                    let want = naive(m, n, k, &ap, Trans::No, &bp, Trans::No);
                     for i in 0..m {
                         for j in 0..n {
                             let off = p * cl.batch + i * cl.row + j;
                             touched[off] = true;
-                            let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
-                            assert!((c[off] - w).abs() < 1e-12, "{cl:?} acc={acc} product {p} ({i},{j})");
+                            let w = want[i * n + j] + if acc == Acc::Add { 1.0 } else { 0.0 };
+                            assert!((c[off] - w).abs() < 1e-12, "{cl:?} {acc:?} product {p} ({i},{j})");
                         }
                     }
                 }
@@ -254,6 +280,6 @@ mod tests {
         let eng = Engine::new(1).unwrap();
         let mut c = vec![0.0f64; 64];
         let l = Strides { batch: 2, row: 4, col: 1 }; // 3 columns per product but batch stride 2
-        gemm_batch(&eng, 2, 2, 3, 1, &mut c, l, &[1.0; 8], l, &[1.0; 8], l, false);
+        gemm_batch(&eng, 2, 2, 3, 1, &mut c, l, &[1.0; 8], l, &[1.0; 8], l, Acc::Overwrite);
     }
 }

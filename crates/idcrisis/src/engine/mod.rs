@@ -12,7 +12,8 @@
 //! One file per kind of kernel; every public item is re-exported here, so callers name it
 //! `engine::X`:
 //!
-//! * `gemm.rs`: matrix products, [`gemm()`] (`C [m, n] (+)= op(A)·op(B)`) and [`gemm_batch`] (a batch of products laid out by [`Strides`]).
+//! * `gemm.rs`: matrix products, [`gemm()`] (`C [m, n] (+)= op(A)·op(B)`, with [`Trans`] and
+//!   [`Acc`]) and [`gemm_batch`] (a batch of products laid out by [`Strides`]).
 //! * `conv.rs`: convolution geometry and the im2col path: [`ConvAlgo`], [`Padding`],
 //!   [`ConvGeom`], [`im2col`] / [`col2im`] (`[c, h, w]` ↔ `[c·k·k, h·w]`).
 //! * [`winograd`]: the Winograd convolution (plan, transform matrices, vectorised transforms).
@@ -32,7 +33,7 @@ pub mod winograd;
 
 pub use self::conv::{col2im, im2col, tap_table, ConvAlgo, ConvGeom, Padding, WINOGRAD_MIN_CHANNELS};
 pub use self::elementwise::{fill_rows, for_each_chunk, relu_backward, relu_forward, sum_cols_into, sum_rows_into};
-pub use self::gemm::{gemm, gemm_batch, Strides};
+pub use self::gemm::{gemm, gemm_batch, Acc, Strides, Trans};
 pub use self::transpose::transpose;
 
 use crate::error::{Error, Result};

@@ -48,7 +48,7 @@ pub use self::simd::Isa;
 use self::matrices::Small;
 use self::plan::Parts;
 use self::simd::Window;
-use super::{gemm, gemm_batch, transpose, Engine, Strides};
+use super::{gemm, gemm_batch, transpose, Acc, Engine, Strides, Trans};
 use crate::float::Float;
 
 impl WinoConv {
@@ -74,7 +74,7 @@ impl WinoConv {
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, u, sa, sb, sc, sd, .. } = self.parts(scratch);
         // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²].
-        gemm(eng, p, co * ci, r2, u, gk, false, wt, true, false);
+        gemm(eng, p, co * ci, r2, u, gk, Trans::No, wt, Trans::Yes, Acc::Overwrite);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
@@ -95,7 +95,7 @@ impl WinoConv {
             // M_ξᵀ [nt, c_out] = V_ξ [nt, c_in] · U_ξᵀ, into M [nt, P, c_out].
             let mm = &mut sb[..p * co * nt];
             let ut = Strides { batch: co * ci, row: 1, col: ci };
-            gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), u, ut, false);
+            gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), u, ut, Acc::Overwrite);
             let yc = &mut y[i0 * co * hw..(i0 + nc) * co * hw];
             if io.y_cl {
                 self.output_transform(eng, &sm, mm, co, nc, bias, yc);
@@ -131,7 +131,7 @@ impl WinoConv {
         let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
             // U' [P, c_out·c_in]: transform of the flipped kernel.
-            gemm(eng, p, co * ci, r2, u2, gf, false, wt, true, false);
+            gemm(eng, p, co * ci, r2, u2, gf, Trans::No, wt, Trans::Yes, Acc::Overwrite);
         }
         let chunk = self.chunk();
         let ul = Strides { batch: co * ci, row: ci, col: 1 };
@@ -151,14 +151,15 @@ impl WinoConv {
             let e = &mut sa[..p * co * nt];
             self.window_transform(eng, &sm, Window::Grad, dyt, co, nc, e);
             let et = Strides { batch: co, row: 1, col: p * co };
-            gemm_batch(eng, p, co, ci, nt, du, ul, e, et, v, self.tm(ci), ck > 0);
+            let acc = if ck > 0 { Acc::Add } else { Acc::Overwrite };
+            gemm_batch(eng, p, co, ci, nt, du, ul, e, et, v, self.tm(ci), acc);
             if let Some(dx) = dx.as_deref_mut() {
                 // Input gradient: Winograd forward of dY with the flipped, transposed kernel:
                 // M'_ξᵀ [nt, c_in] = V'_ξ [nt, c_out] · U'_ξ [c_out, c_in].
                 let vv = &mut sa[..p * co * nt];
                 self.window_transform(eng, &sm, Window::Input, dyt, co, nc, vv);
                 let mm = &mut sb[..p * ci * nt];
-                gemm_batch(eng, p, nt, ci, co, mm, self.tm(ci), vv, self.tm(co), u2, ul, false);
+                gemm_batch(eng, p, nt, ci, co, mm, self.tm(ci), vv, self.tm(co), u2, ul, Acc::Overwrite);
                 let dxc = &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw];
                 if io.x_cl {
                     self.output_transform(eng, &sm, mm, ci, nc, None, dxc);
@@ -171,7 +172,7 @@ impl WinoConv {
         }
         if n > 0 {
             // dW [c_out·c_in, r²] += dUᵀ · Gk.
-            gemm(eng, co * ci, r2, p, dw, du, true, gk, false, true);
+            gemm(eng, co * ci, r2, p, dw, du, Trans::Yes, gk, Trans::No, Acc::Add);
         }
     }
 }
