@@ -46,6 +46,8 @@ pub fn sum_cols_into<T: Float>(db: &mut [T], dy: &[T]) {
 }
 
 /// In place `x = max(x, 0)`.
+// `!(v > 0)` rather than `v <= 0`: it also zeroes NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
     for_each_chunk(eng, x, |_, c| {
         for v in c {
@@ -57,6 +59,8 @@ pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
 }
 
 /// In place `dz = dz · [a > 0]`, where `a = relu(z)` is the forward output.
+// `!(a > 0)` rather than `a <= 0`: a NaN activation passes no gradient.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn relu_backward<T: Float>(eng: &Engine, dz: &mut [T], a: &[T]) {
     for_each_chunk(eng, dz, |off, c| {
         for (d, v) in c.iter_mut().zip(&a[off..]) {

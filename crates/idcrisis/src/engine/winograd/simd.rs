@@ -161,7 +161,8 @@ impl WinoConv {
     /// `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`.
     /// Separable: along columns, then along rows, on `LANES` channels at a time.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
+    // The window column `vv` both indexes `coef` and places the pixel, so it stays a counter.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     fn window_row<T: Float, const M: usize, const N: usize, const K: usize>(
         &self,
         coef: &[[T; MAX_TILE]; MAX_TILE],
