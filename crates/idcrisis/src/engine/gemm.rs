@@ -1,4 +1,4 @@
-//! Matrix products: [`gemm`], one product `C [m, n] (+)= op(A)·op(B)` threaded over the
+//! Matrix products: [`gemm()`], one product `C [m, n] (+)= op(A)·op(B)` threaded over the
 //! engine's pool, with [`Trans`] saying how A and B are stored and [`Acc`] whether C is
 //! overwritten or added to, and [`gemm_batch`], `count` independent products whose operands sit in shared
 //! buffers at the offsets [`Strides`] give, each single-threaded, spread over the pool.
@@ -11,7 +11,7 @@ use super::Engine;
 use crate::float::Float;
 use rayon::prelude::*;
 
-/// How [`gemm`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
+/// How [`gemm()`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trans {
     /// As stored: `A [m, k]`, `B [k, n]`.
