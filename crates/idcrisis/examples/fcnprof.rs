@@ -18,13 +18,13 @@ fn main() {
     let mut y = vec![0f32; n * out];
     let mut yt = vec![0f32; n * out];
     eng.install(|| {
-        t("y = x W^T (b_t)", &mut || gemm(&eng, n, out, inp, &mut y, &x, false, &w, true, false));
-        t("y^T = W x^T (b_t)", &mut || gemm(&eng, out, n, inp, &mut yt, &w, false, &x, true, false));
+        t("y = x W^T (b_t)", &mut || gemm(&eng, n, out, inp, &mut y, &x, Trans::No, &w, Trans::Yes, Acc::Overwrite));
+        t("y^T = W x^T (b_t)", &mut || gemm(&eng, out, n, inp, &mut yt, &w, Trans::No, &x, Trans::Yes, Acc::Overwrite));
         let h = out / 2;
         let al = Strides { batch: h * inp, row: inp, col: 1 };
         let bl = Strides { batch: 0, row: 1, col: inp };
         let cl = Strides { batch: h * n, row: n, col: 1 };
-        t("y^T halves on 2 threads", &mut || gemm_batch(&eng, 2, h, n, inp, &mut yt, cl, &w, al, &x, bl, false));
+        t("y^T halves on 2 threads", &mut || gemm_batch(&eng, 2, h, n, inp, &mut yt, cl, &w, al, &x, bl, Acc::Overwrite));
     });
     println!("flops {:.1} MF", 2.0 * (n * inp * out) as f64 / 1e6);
 }

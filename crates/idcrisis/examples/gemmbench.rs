@@ -21,13 +21,13 @@ fn main() {
     let x = vec![0.3f32; 128 * 784];
     let mut xo = vec![0.3f32; 128 * 784];
     eng.install(|| {
-        t("fwd W·cols", &mut || gemm(&eng, co, hw, ckk, &mut y, &w, false, &cols, false, false));
-        t("dW dY·colsT", &mut || gemm(&eng, co, ckk, hw, &mut dw, &y, false, &cols, true, true));
-        t("dcols WT·dY", &mut || gemm(&eng, ckk, hw, co, &mut dcols, &w, true, &y, false, false));
+        t("fwd W·cols", &mut || gemm(&eng, co, hw, ckk, &mut y, &w, Trans::No, &cols, Trans::No, Acc::Overwrite));
+        t("dW dY·colsT", &mut || gemm(&eng, co, ckk, hw, &mut dw, &y, Trans::No, &cols, Trans::Yes, Acc::Add));
+        t("dcols WT·dY", &mut || gemm(&eng, ckk, hw, co, &mut dcols, &w, Trans::Yes, &y, Trans::No, Acc::Overwrite));
         let n = 1024;
         let a = vec![0.1f32; n * n];
         let mut c = vec![0f32; n * n];
-        t("1024^3", &mut || gemm(&eng, n, n, n, &mut c, &a, false, &a, false, false));
+        t("1024^3", &mut || gemm(&eng, n, n, n, &mut c, &a, Trans::No, &a, Trans::No, Acc::Overwrite));
         println!("1024^3 flops {:.3} GF", 2.0 * (n * n * n) as f64 / 1e9);
         let mut c2 = cols.clone();
         t("im2col", &mut || im2col(&eng, &g, &x, &mut c2));

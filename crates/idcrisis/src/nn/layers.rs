@@ -5,7 +5,7 @@
 //! passes *accumulate* into the gradient vector; the model zeroes it once per step.
 
 use crate::engine::winograd::{self, Layouts, WinoConv};
-use crate::engine::{self, ConvAlgo, ConvGeom, Engine, Padding};
+use crate::engine::{self, Acc, ConvAlgo, ConvGeom, Engine, Padding, Trans};
 use crate::float::Float;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -31,12 +31,14 @@ impl Dense {
         let w = &params[self.w.clone()];
         let x = &x[..n * self.inp];
         let bias = self.b.as_ref().map(|b| &params[b.clone()]);
+        // With a bias, y starts as the bias and the product is added to it.
+        let acc = if bias.is_some() { Acc::Add } else { Acc::Overwrite };
         if n == 1 {
             // One example: y = x·Wᵀ, a matrix-vector product over W's rows.
             if let Some(b) = bias {
                 y.copy_from_slice(b);
             }
-            engine::gemm(eng, 1, self.out, self.inp, y, x, false, w, true, bias.is_some());
+            engine::gemm(eng, 1, self.out, self.inp, y, x, Trans::No, w, Trans::Yes, acc);
             return;
         }
         // A batch: yᵀ [out, n] = W·xᵀ, then transposed. The `gemm` crate packs the big
@@ -48,7 +50,7 @@ impl Dense {
                 row.fill(*bv);
             }
         }
-        engine::gemm(eng, self.out, n, self.inp, yt, w, false, x, true, bias.is_some());
+        engine::gemm(eng, self.out, n, self.inp, yt, w, Trans::No, x, Trans::Yes, acc);
         engine::transpose(eng, yt, 1, self.out, n, y);
     }
 
@@ -66,12 +68,23 @@ impl Dense {
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(&self, eng: &Engine, params: &[T], grads: &mut [T], x: &[T], dy: &[T], dx: Option<&mut [T]>, n: usize) {
         let dy = &dy[..n * self.out];
-        engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, true, &x[..n * self.inp], false, true);
+        engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, Trans::Yes, &x[..n * self.inp], Trans::No, Acc::Add);
         if let Some(b) = &self.b {
             engine::sum_cols_into(&mut grads[b.clone()], dy);
         }
         if let Some(dx) = dx {
-            engine::gemm(eng, n, self.inp, self.out, &mut dx[..n * self.inp], dy, false, &params[self.w.clone()], false, false);
+            engine::gemm(
+                eng,
+                n,
+                self.inp,
+                self.out,
+                &mut dx[..n * self.inp],
+                dy,
+                Trans::No,
+                &params[self.w.clone()],
+                Trans::No,
+                Acc::Overwrite,
+            );
         }
     }
 }
@@ -207,11 +220,11 @@ impl Conv2d {
             let acc = match &self.b {
                 Some(b) => {
                     engine::fill_rows(yi, &params[b.clone()], hw);
-                    true
+                    Acc::Add
                 }
-                None => false,
+                None => Acc::Overwrite,
             };
-            engine::gemm(eng, self.c_out, hw, ckk, yi, w, false, ci, false, acc);
+            engine::gemm(eng, self.c_out, hw, ckk, yi, w, Trans::No, ci, Trans::No, acc);
         }
     }
 
@@ -261,10 +274,10 @@ impl Conv2d {
         for i in 0..n {
             let dyi = &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw];
             let ci = &cols[i * cl..(i + 1) * cl];
-            engine::gemm(eng, self.c_out, ckk, hw, &mut grads[self.w.clone()], dyi, false, ci, true, true);
+            engine::gemm(eng, self.c_out, ckk, hw, &mut grads[self.w.clone()], dyi, Trans::No, ci, Trans::Yes, Acc::Add);
             if let Some(dx) = dx.as_deref_mut() {
                 let dcols = &mut scratch[..cl];
-                engine::gemm(eng, ckk, hw, self.c_out, dcols, w, true, dyi, false, false);
+                engine::gemm(eng, ckk, hw, self.c_out, dcols, w, Trans::Yes, dyi, Trans::No, Acc::Overwrite);
                 let in_len = self.geom.c * hw;
                 engine::col2im(eng, &self.geom, dcols, &mut dx[i * in_len..(i + 1) * in_len]);
             }

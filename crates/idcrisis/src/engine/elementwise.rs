@@ -1,0 +1,72 @@
+//! Elementwise kernels and bias sums on row-major buffers (sizes in elements):
+//!
+//! * [`for_each_chunk`]: runs a closure over fixed chunks of a buffer, on the pool when the
+//!   buffer is large; ReLU here and the optimizer updates in [`crate::nn::optim`] use it.
+//! * [`relu_forward`] / [`relu_backward`]: ReLU and its gradient, in place.
+//! * [`fill_rows`]: the conv bias broadcast, one value per row of `y [rows, cols]`.
+//! * [`sum_rows_into`] / [`sum_cols_into`]: the bias gradients, summed over the columns of
+//!   `dy [rows, cols]` (channel-first) or its rows (channel-last), in a fixed order on the
+//!   calling thread.
+
+use super::{Engine, PAR_CHUNK};
+use crate::float::Float;
+use rayon::prelude::*;
+
+/// Run `f(offset, chunk)` over `x` in fixed chunks, in parallel when large. For elementwise work
+/// whose result does not depend on the chunking.
+pub fn for_each_chunk<T: Float>(eng: &Engine, x: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if eng.parallel(x.len()) {
+        x.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(i, c)| f(i * PAR_CHUNK, c));
+    } else {
+        f(0, x);
+    }
+}
+
+/// `y[r, :] = bias[r]` for `y [rows, cols]` (conv bias: one value per channel row).
+pub fn fill_rows<T: Float>(y: &mut [T], bias: &[T], cols: usize) {
+    for (row, b) in y.chunks_mut(cols).zip(bias) {
+        row.fill(*b);
+    }
+}
+
+/// `db[r] += Σ_j dy[r, j]` for `dy [rows, cols]`, each row summed left to right.
+pub fn sum_rows_into<T: Float>(db: &mut [T], dy: &[T], cols: usize) {
+    for (d, row) in db.iter_mut().zip(dy.chunks(cols)) {
+        *d = *d + row.iter().fold(T::zero(), |a, &v| a + v);
+    }
+}
+
+/// `db[j] += Σ_r dy[r, j]` for `dy [rows, db.len()]`, rows in order.
+pub fn sum_cols_into<T: Float>(db: &mut [T], dy: &[T]) {
+    for row in dy.chunks(db.len()) {
+        for (d, v) in db.iter_mut().zip(row) {
+            *d = *d + *v;
+        }
+    }
+}
+
+/// In place `x = max(x, 0)`.
+// `!(v > 0)` rather than `v <= 0`: it also zeroes NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
+    for_each_chunk(eng, x, |_, c| {
+        for v in c {
+            if !(*v > T::zero()) {
+                *v = T::zero();
+            }
+        }
+    });
+}
+
+/// In place `dz = dz · [a > 0]`, where `a = relu(z)` is the forward output.
+// `!(a > 0)` rather than `a <= 0`: a NaN activation passes no gradient.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub fn relu_backward<T: Float>(eng: &Engine, dz: &mut [T], a: &[T]) {
+    for_each_chunk(eng, dz, |off, c| {
+        for (d, v) in c.iter_mut().zip(&a[off..]) {
+            if !(*v > T::zero()) {
+                *d = T::zero();
+            }
+        }
+    });
+}

@@ -1,0 +1,285 @@
+//! Matrix products: [`gemm()`], one product `C [m, n] (+)= op(A)·op(B)` threaded over the
+//! engine's pool, with [`Trans`] saying how A and B are stored and [`Acc`] whether C is
+//! overwritten or added to, and [`gemm_batch`], `count` independent products whose operands sit in shared
+//! buffers at the offsets [`Strides`] give, each single-threaded, spread over the pool.
+//!
+//! Matrices are row-major; sizes are element counts (`m·k` for A, `k·n` for B, `m·n` for C).
+//! Both wrap the `gemm` crate (named `::gemm` here, as this module shares its name) with unit
+//! scale factors, so C is either overwritten or added to, nothing else.
+
+use super::Engine;
+use crate::float::Float;
+use rayon::prelude::*;
+
+/// How [`gemm()`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trans {
+    /// As stored: `A [m, k]`, `B [k, n]`.
+    No,
+    /// Transposed: `A` stored `[k, m]`, `B` stored `[n, k]`.
+    Yes,
+}
+
+/// What a product does with the output's previous contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acc {
+    /// `C = A·B`; the old values of `C` are never read.
+    Overwrite,
+    /// `C = C + A·B`.
+    Add,
+}
+
+impl Engine {
+    /// The `gemm` crate's parallelism for this engine: its threads, or none for one thread.
+    fn parallelism(&self) -> ::gemm::Parallelism {
+        if self.threads > 1 {
+            ::gemm::Parallelism::Rayon(self.threads)
+        } else {
+            ::gemm::Parallelism::None
+        }
+    }
+}
+
+/// `C[m×n] = op(A)·op(B)` ([`Acc::Overwrite`]) or `C + op(A)·op(B)` ([`Acc::Add`]), all
+/// row-major and contiguous, on the engine's threads.
+///
+/// `A` is stored `[m, k]`, or `[k, m]` when `ta` is [`Trans::Yes`]; `B` is stored `[k, n]`, or
+/// `[n, k]` when `tb` is [`Trans::Yes`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a: &[T], ta: Trans, b: &[T], tb: Trans, acc: Acc) {
+    assert!(c.len() >= m * n, "gemm: C has {} elements, needs {}", c.len(), m * n);
+    assert!(a.len() >= m * k, "gemm: A has {} elements, needs {}", a.len(), m * k);
+    assert!(b.len() >= k * n, "gemm: B has {} elements, needs {}", b.len(), k * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if acc == Acc::Overwrite {
+            c[..m * n].fill(T::zero());
+        }
+        return;
+    }
+    let (a_rs, a_cs) = match ta {
+        Trans::No => (k as isize, 1),
+        Trans::Yes => (1, m as isize),
+    };
+    let (b_rs, b_cs) = match tb {
+        Trans::No => (n as isize, 1),
+        Trans::Yes => (1, k as isize),
+    };
+    // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
+    // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
+    // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            acc == Acc::Add,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            eng.parallelism(),
+        );
+    }
+}
+
+/// Layout of a batch of matrices in one buffer: element `(i, j)` of matrix `b` sits at
+/// `b·batch + i·row + j·col`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strides {
+    /// Distance between consecutive matrices of the batch.
+    pub batch: usize,
+    /// Distance between rows.
+    pub row: usize,
+    /// Distance between columns.
+    pub col: usize,
+}
+
+impl Strides {
+    /// Largest offset touched by `count` matrices of `rows × cols` (callers ensure non-empty).
+    fn max_offset(&self, count: usize, rows: usize, cols: usize) -> usize {
+        (count - 1) * self.batch + (rows - 1) * self.row + (cols - 1) * self.col
+    }
+}
+
+/// `count` independent products `C_b = A_b·B_b` or `C_b + A_b·B_b` (per `acc`) with `A_b [m×k]`,
+/// `B_b [k×n]` and `C_b [m×n]` laid out in `a`, `b`, `c` as `al`, `bl`, `cl` say. Each product
+/// runs single-threaded and the products are spread over the engine's threads, so the result
+/// does not depend on the thread count.
+///
+/// `C`'s layout must keep the products apart: unit column stride and either the matrices
+/// interleaved row by row (`n ≤ batch`, `count·batch ≤ row`) or stored one after another
+/// (`n ≤ row`, `m·row ≤ batch`). Panics otherwise, or if any index would fall outside a slice.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batch<T: Float>(
+    eng: &Engine,
+    count: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    cl: Strides,
+    a: &[T],
+    al: Strides,
+    b: &[T],
+    bl: Strides,
+    acc: Acc,
+) {
+    if count == 0 || m == 0 || n == 0 {
+        return;
+    }
+    let interleaved = n <= cl.batch && count * cl.batch <= cl.row;
+    let stacked = n <= cl.row && m * cl.row <= cl.batch;
+    assert!(cl.col == 1 && (interleaved || stacked), "gemm_batch: products would overlap in C ({cl:?}, {m}×{n})");
+    assert!(cl.max_offset(count, m, n) < c.len(), "gemm_batch: C too short");
+    if k > 0 {
+        assert!(al.max_offset(count, m, k) < a.len(), "gemm_batch: A too short");
+        assert!(bl.max_offset(count, k, n) < b.len(), "gemm_batch: B too short");
+    }
+    struct Out<T>(*mut T);
+    // SAFETY: the pointer is only used to form the disjoint per-product views below.
+    unsafe impl<T> Sync for Out<T> {}
+    let out = Out(c.as_mut_ptr());
+    let one = |i: usize| {
+        let out = &out;
+        if k == 0 {
+            if acc == Acc::Overwrite {
+                for r in 0..m {
+                    for j in 0..n {
+                        // SAFETY: in bounds (max_offset asserted) and only product i's elements.
+                        unsafe { *out.0.add(i * cl.batch + r * cl.row + j) = T::zero() };
+                    }
+                }
+            }
+            return;
+        }
+        // SAFETY: every offset the strides reach is in bounds (the max_offset asserts above);
+        // product i writes only the elements i·batch + r·row + j (r < m, j < n), and the layout
+        // assert makes these sets disjoint for distinct i: interleaved, j < n ≤ batch and
+        // i·batch + j < count·batch ≤ row, so (r, i, j) is a mixed-radix decomposition; stacked,
+        // j < n ≤ row and r·row + j < m·row ≤ batch, likewise. So no two threads write the same
+        // element, and nothing writes what A or B (borrowed shared, hence not aliasing `c`) read.
+        unsafe {
+            ::gemm::gemm(
+                m,
+                n,
+                k,
+                out.0.add(i * cl.batch),
+                1,
+                cl.row as isize,
+                acc == Acc::Add,
+                a.as_ptr().add(i * al.batch),
+                al.col as isize,
+                al.row as isize,
+                b.as_ptr().add(i * bl.batch),
+                bl.col as isize,
+                bl.row as isize,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                ::gemm::Parallelism::None,
+            );
+        }
+    };
+    if eng.threads > 1 {
+        (0..count).into_par_iter().for_each(one);
+    } else {
+        (0..count).for_each(one);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], ta: Trans, b: &[f64], tb: Trans) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let av = if ta == Trans::Yes { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb == Trans::Yes { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_all_transposes_match_naive() {
+        let eng = Engine::new(2).unwrap();
+        let (m, n, k) = (7, 5, 9);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        for ta in [Trans::No, Trans::Yes] {
+            for tb in [Trans::No, Trans::Yes] {
+                let want = naive(m, n, k, &a, ta, &b, tb);
+                let mut c = vec![1.0; m * n];
+                eng.install(|| gemm(&eng, m, n, k, &mut c, &a, ta, &b, tb, Acc::Add));
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - (y + 1.0)).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_batch_matches_naive_for_both_layouts() {
+        let eng = Engine::new(2).unwrap();
+        let (count, m, n, k) = (5, 3, 4, 6);
+        let a: Vec<f64> = (0..count * m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..count * k * n + 7).map(|i| (i as f64 * 0.11).cos()).collect();
+        // A stacked row-major; B interleaved [k][count][n]; C either interleaved or stacked.
+        let al = Strides { batch: m * k, row: k, col: 1 };
+        let bl = Strides { batch: n, row: count * n, col: 1 };
+        for (cl, len) in [
+            (Strides { batch: n, row: count * n, col: 1 }, count * m * n),
+            (Strides { batch: m * n + 2, row: n, col: 1 }, count * (m * n + 2)),
+        ] {
+            for acc in [Acc::Overwrite, Acc::Add] {
+                let mut c = vec![1.0; len];
+                eng.install(|| gemm_batch(&eng, count, m, n, k, &mut c, cl, &a, al, &b, bl, acc));
+                let mut touched = vec![false; len];
+                for p in 0..count {
+                    let ap: Vec<f64> = a[p * m * k..(p + 1) * m * k].to_vec();
+                    let bp: Vec<f64> = (0..k * n).map(|e| b[p * n + (e / n) * count * n + e % n]).collect();
+                    let want = naive(m, n, k, &ap, Trans::No, &bp, Trans::No);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let off = p * cl.batch + i * cl.row + j;
+                            touched[off] = true;
+                            let w = want[i * n + j] + if acc == Acc::Add { 1.0 } else { 0.0 };
+                            assert!((c[off] - w).abs() < 1e-12, "{cl:?} {acc:?} product {p} ({i},{j})");
+                        }
+                    }
+                }
+                // Nothing outside the products was written.
+                assert!(c.iter().zip(&touched).all(|(v, t)| *t || *v == 1.0));
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "would overlap")]
+    fn gemm_batch_rejects_overlapping_outputs() {
+        let eng = Engine::new(1).unwrap();
+        let mut c = vec![0.0f64; 64];
+        let l = Strides { batch: 2, row: 4, col: 1 }; // 3 columns per product but batch stride 2
+        gemm_batch(&eng, 2, 2, 3, 1, &mut c, l, &[1.0; 8], l, &[1.0; 8], l, Acc::Overwrite);
+    }
+}

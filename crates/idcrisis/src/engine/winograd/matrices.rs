@@ -1,0 +1,132 @@
+//! The Winograd transform matrices for F(m×m, r×r), with input-tile side `n = m + r − 1` at most
+//! [`MAX_TILE`]:
+//!
+//! * [`WinoMats`]: built once per plan in f64 by Cook–Toom interpolation, row-major: the 1-D
+//!   output transform `Aᵀ [m, n]`, the 1-D input transform `Bᵀ [n, n]`, and the 2-D kernel
+//!   transforms `[n², r²]` of the kernel and of its flip (for the input gradient).
+//! * `Small`: the 1-D matrices rounded to the working float type, in fixed
+//!   `[MAX_TILE, MAX_TILE]` arrays on the stack, as the transforms in `simd.rs` read them.
+
+use crate::float::Float;
+
+/// Largest input-tile side `n` supported (F(2×2, 7×7) or F(4×4, 5×5)).
+pub const MAX_TILE: usize = 8;
+
+/// Winograd transform matrices for F(m×m, r×r), row-major, in f64.
+#[derive(Debug, Clone)]
+pub struct WinoMats {
+    /// Output tile side.
+    pub m: usize,
+    /// Kernel side.
+    pub r: usize,
+    /// Input tile side, `m + r − 1`.
+    pub n: usize,
+    /// 1-D output transform `Aᵀ [m, n]`.
+    pub at: Vec<f64>,
+    /// 1-D input transform `Bᵀ [n, n]`.
+    pub bt: Vec<f64>,
+    /// 2-D kernel transform `[n², r²]`: `U[(a,b)] = Σ gk[(a,b),(y,x)] g[y,x]`.
+    pub gk: Vec<f64>,
+    /// Transform of the flipped kernel `[n², r²]`: `gf[(a,b),(y,x)] = gk[(a,b),(r−1−y,r−1−x)]`.
+    pub gf: Vec<f64>,
+}
+
+/// The finite interpolation points, in the usual order of preference (small magnitudes first).
+fn points(count: usize) -> Vec<f64> {
+    let mut p = vec![0.0];
+    let mut mag = 1.0f64;
+    while p.len() < count {
+        for v in [mag, -mag, 1.0 / (mag + 1.0), -1.0 / (mag + 1.0)] {
+            if p.len() < count && !p.contains(&v) {
+                p.push(v);
+            }
+        }
+        mag += 1.0;
+    }
+    p.truncate(count);
+    p
+}
+
+impl WinoMats {
+    /// Build F(m×m, r×r). With points `p_0…p_{n−2}` and ∞: the 1-D Vandermonde matrix
+    /// `Vm [n×n]` (rows `p_j^t`, last row `e_{n−1}`), and `H [n×m]`, `G [n×r]` (the same rows,
+    /// truncated). Polynomial multiplication gives the linear convolution `c = Vm⁻¹ diag(Gg) H h`;
+    /// its transpose in `h` is the correlation `y = Hᵀ diag(Gg) Vm⁻ᵀ d`, so `Aᵀ = Hᵀ`, `Bᵀ = Vm⁻ᵀ`.
+    pub fn new(m: usize, r: usize) -> Self {
+        assert!(m >= 1 && r >= 1 && m + r - 1 <= MAX_TILE, "F({m},{r}) needs tiles of at most {MAX_TILE}");
+        let n = m + r - 1;
+        let pts = points(n - 1);
+        let row = |j: usize, len: usize| -> Vec<f64> {
+            if j + 1 == n {
+                (0..len).map(|t| if t + 1 == len { 1.0 } else { 0.0 }).collect()
+            } else {
+                (0..len).map(|t| pts[j].powi(t as i32)).collect()
+            }
+        };
+        let vm = nalgebra::DMatrix::from_fn(n, n, |j, t| row(j, n)[t]);
+        let vinv = vm.try_inverse().expect("Cook–Toom points are distinct, so Vm is invertible");
+        let at: Vec<f64> = (0..m).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| row(j, m)[i]).collect();
+        let bt: Vec<f64> = (0..n).flat_map(|a| (0..n).map(move |u| (a, u))).map(|(a, u)| vinv[(u, a)]).collect();
+        let g: Vec<f64> = (0..n).flat_map(|a| row(a, r)).collect();
+        let r2 = r * r;
+        let mut gk = vec![0.0; n * n * r2];
+        let mut gf = vec![0.0; n * n * r2];
+        for a in 0..n {
+            for b in 0..n {
+                let xi = a * n + b;
+                for y in 0..r {
+                    for x in 0..r {
+                        gk[xi * r2 + y * r + x] = g[a * r + y] * g[b * r + x];
+                        gf[xi * r2 + (r - 1 - y) * r + (r - 1 - x)] = g[a * r + y] * g[b * r + x];
+                    }
+                }
+            }
+        }
+        WinoMats { m, r, n, at, bt, gk, gf }
+    }
+
+    /// Transform points `P = n²`.
+    pub fn p(&self) -> usize {
+        self.n * self.n
+    }
+}
+
+/// The 1-D matrices in `T`, on the stack.
+pub(super) struct Small<T> {
+    /// `Aᵀ [m, n]`.
+    pub(super) at: [[T; MAX_TILE]; MAX_TILE],
+    /// `A [n, m]`.
+    pub(super) a: [[T; MAX_TILE]; MAX_TILE],
+    /// `Bᵀ [n, n]`.
+    pub(super) bt: [[T; MAX_TILE]; MAX_TILE],
+}
+
+impl<T: Float> Small<T> {
+    /// The matrices of `mats` rounded to `T`, zero beyond their sides.
+    pub(super) fn new(mats: &WinoMats) -> Self {
+        let (m, n) = (mats.m, mats.n);
+        let z = [[T::zero(); MAX_TILE]; MAX_TILE];
+        let mut s = Small { at: z, a: z, bt: z };
+        for a in 0..n {
+            for u in 0..n {
+                s.bt[a][u] = T::from_f64(mats.bt[a * n + u]);
+            }
+            for i in 0..m {
+                s.at[i][a] = T::from_f64(mats.at[i * n + a]);
+                s.a[a][i] = s.at[i][a];
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_are_distinct() {
+        let p = points(9);
+        assert_eq!(p, vec![0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.0 / 3.0, -1.0 / 3.0]);
+    }
+}

@@ -1,0 +1,151 @@
+//! The Winograd plan: [`WinoConv`], one convolution `c_in → c_out` over `h×w` cut into
+//! `ty×tx` output tiles of `m×m`, processed `chunk()` images at a time; the layout of the
+//! scratch buffer one call splits into parts (sizes in elements, `P = n²` transform points):
+//! kernel transforms `[P, r²]`, transformed weights `[P, c_out·c_in]`, transformed data
+//! `[chunk·tiles, P, c]` (tile-major) and channel-last images `[chunk, h, w, c]`; the strides
+//! through which the per-ξ GEMMs read tile-major data; the activation [`Layouts`] consecutive
+//! layers agree on; and the [`SUPPORTED`] (m, r) pairs.
+
+use super::matrices::WinoMats;
+use crate::engine::Strides;
+use crate::float::Float;
+
+/// Target size, in elements, of one transformed-data buffer of a chunk of a batch: bounds the
+/// scratch memory (a few such buffers, 2 MB each in f32, so they stay in cache; 16 MB ran 40%
+/// slower on the 32-channel probe benchmark) while keeping several images per pass.
+const TARGET_ELEMS: usize = 1 << 19;
+
+/// Which of a convolution's activations are channel-last (`[n, h, w, c]`) rather than
+/// channel-first (`[n, c, h, w]`). Consecutive Winograd layers pass channel-last activations, so
+/// no layout transposes run between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layouts {
+    /// The input `x` (and so the input gradient `dx`).
+    pub x_cl: bool,
+    /// The output `y` (and so the output gradient `dy`).
+    pub y_cl: bool,
+}
+
+/// The (m, r) pairs with specialised transforms: F(2, 3), F(2, 5), F(2, 7), F(4, 3), F(4, 5).
+pub const SUPPORTED: [(usize, usize); 5] = [(2, 3), (2, 5), (2, 7), (4, 3), (4, 5)];
+
+/// A Winograd convolution plan for `c_in → c_out` channels over `h×w` with a `r×r` kernel.
+#[derive(Debug, Clone)]
+pub struct WinoConv {
+    /// Transform matrices.
+    pub mats: WinoMats,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Tile rows, `⌈h/m⌉`.
+    pub ty: usize,
+    /// Tile columns, `⌈w/m⌉`.
+    pub tx: usize,
+    /// Bound on the elements of one transformed-data buffer, which sets how many images of a
+    /// batch go through together ([`WinoConv::chunk`]); tests lower it to exercise chunking.
+    pub target_elems: usize,
+}
+
+/// The scratch buffer of one call, split: kernel transforms `gk`, `gf` `[P, r²]`, transformed
+/// weights `u`, `u2` `[P, c_out·c_in]`, and four work arrays.
+pub(super) struct Parts<'a, T> {
+    pub(super) gk: &'a mut [T],
+    pub(super) gf: &'a mut [T],
+    pub(super) u: &'a mut [T],
+    pub(super) u2: &'a mut [T],
+    pub(super) sa: &'a mut [T],
+    pub(super) sb: &'a mut [T],
+    pub(super) sc: &'a mut [T],
+    pub(super) sd: &'a mut [T],
+}
+
+/// Offsets into the scratch buffer of one call.
+struct Scratch {
+    gf: usize,
+    u: usize,
+    u2: usize,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    end: usize,
+}
+
+impl WinoConv {
+    /// Plan F(m×m, r×r) for this geometry. Panics unless `(m, r)` is in [`SUPPORTED`].
+    pub fn new(m: usize, r: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Self {
+        assert!(SUPPORTED.contains(&(m, r)), "F({m}, {r}) is not supported");
+        WinoConv { mats: WinoMats::new(m, r), c_in, c_out, h, w, ty: h.div_ceil(m), tx: w.div_ceil(m), target_elems: TARGET_ELEMS }
+    }
+
+    /// Tiles per image.
+    pub fn tiles(&self) -> usize {
+        self.ty * self.tx
+    }
+
+    /// Images processed together (bounded so the scratch stays small).
+    pub fn chunk(&self) -> usize {
+        let per_image = self.mats.p() * self.c_in.max(self.c_out) * self.tiles();
+        (self.target_elems / per_image).max(1)
+    }
+
+    /// Elements of the transformed input `V` kept per image for the backward pass: `P·c_in·tiles`.
+    pub fn store_len(&self) -> usize {
+        self.mats.p() * self.c_in * self.tiles()
+    }
+
+    fn layout(&self) -> Scratch {
+        let mt = &self.mats;
+        let (p, r2) = (mt.p(), mt.r * mt.r);
+        let chunk = self.chunk();
+        let cols = chunk * self.tiles();
+        let cmax = self.c_in.max(self.c_out);
+        let pix = chunk * self.h * self.w * cmax;
+        let mut off = 0;
+        let mut take = |len: usize| {
+            let o = off;
+            off += len;
+            o
+        };
+        take(p * r2); // gk, at 0
+        let gf = take(p * r2);
+        let u = take(p * self.c_out * self.c_in);
+        let u2 = take(p * self.c_out * self.c_in);
+        let a = take(p * cmax * cols);
+        let b = take(p * cmax * cols);
+        let c = take(pix);
+        let d = take(pix);
+        Scratch { gf, u, u2, a, b, c, d, end: off }
+    }
+
+    /// Scratch elements needed by [`WinoConv::forward`] and [`WinoConv::backward`].
+    pub fn scratch_len(&self) -> usize {
+        self.layout().end
+    }
+
+    /// Split the scratch buffer into its parts, with the kernel transforms written in `T`.
+    pub(super) fn parts<'a, T: Float>(&self, scratch: &'a mut [T]) -> Parts<'a, T> {
+        let l = self.layout();
+        let (mats, rest) = scratch[..l.end].split_at_mut(l.u);
+        let (gk, gf) = mats.split_at_mut(l.gf);
+        for (d, v) in gk.iter_mut().zip(&self.mats.gk).chain(gf.iter_mut().zip(&self.mats.gf)) {
+            *d = T::from_f64(*v);
+        }
+        let (u, rest) = rest.split_at_mut(l.u2 - l.u);
+        let (u2, rest) = rest.split_at_mut(l.a - l.u2);
+        let (sa, rest) = rest.split_at_mut(l.b - l.a);
+        let (sb, rest) = rest.split_at_mut(l.c - l.b);
+        let (sc, sd) = rest.split_at_mut(l.d - l.c);
+        Parts { gk, gf, u, u2, sa, sb, sc, sd }
+    }
+
+    /// Per-ξ layout of a tile-major `[nt, P, c]` buffer: the ξ-th matrix is `[nt, c]`.
+    pub(super) fn tm(&self, c: usize) -> Strides {
+        Strides { batch: c, row: self.mats.p() * c, col: 1 }
+    }
+}

@@ -1,0 +1,337 @@
+//! The Winograd data transforms, vectorised over channels. All read or write channel-last images
+//! `[nc, h, w, c]` and tile-major transformed data `[nc·tiles, P, c]` (`P = n²`; sizes in
+//! elements):
+//!
+//! * the input transform `V = Bᵀ d B` of each tile's `n×n` input window ([`Window`]`::Input`),
+//! * the output-gradient transform `E = A dY Aᵀ` of each tile's `m×m` gradient (`Window::Grad`),
+//! * the output transform `Y = Aᵀ M A` per tile, cropped at the border, plus the bias.
+//!
+//! Each is separable (columns, then rows) and works on `LANES` = 16 channels at a time with its
+//! accumulators in registers. `dispatch!` instantiates them for the plan's tile sizes at compile
+//! time, so the loops unroll, and `isa_call!` runs them compiled for AVX-512 or AVX2 when the
+//! CPU has them ([`Isa`]), with the same arithmetic, so the same bits, in each.
+
+use super::matrices::{Small, MAX_TILE};
+use super::plan::WinoConv;
+use crate::engine::Engine;
+use crate::float::Float;
+use rayon::prelude::*;
+
+/// Call `$self.$f::<T, M, N>(args)` for the plan's tile sizes (compile-time, so the transform
+/// loops unroll), in the widest instruction set this CPU has (see [`Isa`]).
+macro_rules! dispatch {
+    ($self:ident, $f:ident, $($arg:expr),*) => {
+        match ($self.mats.m, $self.mats.n) {
+            (2, 4) => isa_call!($self, $f, 2, 4, $($arg),*),
+            (2, 6) => isa_call!($self, $f, 2, 6, $($arg),*),
+            (2, 8) => isa_call!($self, $f, 2, 8, $($arg),*),
+            (4, 6) => isa_call!($self, $f, 4, 6, $($arg),*),
+            (4, 8) => isa_call!($self, $f, 4, 8, $($arg),*),
+            (m, n) => unreachable!("F({m}, {}) has no specialised transforms", n + 1 - m),
+        }
+    };
+}
+
+macro_rules! isa_call {
+    ($self:ident, $f:ident, $m:literal, $n:literal, $($arg:expr),*) => {
+        match Isa::detect() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` returned Avx512 only after `is_x86_feature_detected!("avx512f")`
+            // said this CPU has AVX-512F, the one feature the wrapper is compiled for.
+            Isa::Avx512 => unsafe { $self.with_avx512(|| $self.$f::<_, $m, $n>($($arg),*)) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for AVX2.
+            Isa::Avx2 => unsafe { $self.with_avx2(|| $self.$f::<_, $m, $n>($($arg),*)) },
+            _ => $self.$f::<_, $m, $n>($($arg),*),
+        }
+    };
+}
+
+/// The instruction set the transforms run in, detected once per call site (the standard
+/// library caches the CPUID answer). The arithmetic is the same in each (no fused
+/// multiply-adds, no reassociation), so results are bit-identical across them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Whatever the build targets (SSE2 on x86-64).
+    Base,
+    /// 256-bit vectors.
+    Avx2,
+    /// 512-bit vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest set this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+}
+
+/// The two separable window transforms (see [`WinoConv::window_transform`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Window {
+    /// `Bᵀ d B` of each tile's n×n input window.
+    Input,
+    /// `A dY Aᵀ` of each tile's m×m output gradient.
+    Grad,
+}
+
+impl WinoConv {
+    /// Run `f` (whose body is inlined here) compiled for AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    fn with_avx512(&self, f: impl FnOnce()) {
+        f()
+    }
+
+    /// Run `f` (whose body is inlined here) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn with_avx2(&self, f: impl FnOnce()) {
+        f()
+    }
+
+    /// The three data transforms on one image, for profiling: input (`x [h, w, c_in]` →
+    /// `v [tiles, P, c_in]`), output (`v` read as `M` → `x`) and output-gradient (`x` → `v`).
+    #[doc(hidden)]
+    pub fn profile_transforms<T: Float>(&self, eng: &Engine, which: usize, x: &mut [T], v: &mut [T]) {
+        let sm = Small::<T>::new(&self.mats);
+        match which {
+            0 => self.window_transform(eng, &sm, Window::Input, x, self.c_in, 1, v),
+            1 => self.output_transform(eng, &sm, v, self.c_in, 1, None, x),
+            _ => self.window_transform(eng, &sm, Window::Grad, x, self.c_in, 1, v),
+        }
+    }
+
+    /// `[nc·tiles, P, c]` from channel-last `src [nc, h, w, c]`, `LANES` channels at a time:
+    /// for [`Window::Input`] `V = Bᵀ d B` of every n×n input tile (zero outside the image), for
+    /// [`Window::Grad`] `E = A dY Aᵀ` of every m×m output tile, the weight gradient's view of
+    /// the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn window_transform<T: Float>(
+        &self,
+        eng: &Engine,
+        sm: &Small<T>,
+        kind: Window,
+        src: &[T],
+        c: usize,
+        nc: usize,
+        out: &mut [T],
+    ) {
+        let (p, t, hwc) = (self.mats.p(), self.tiles(), self.h * self.w * c);
+        let per = |(row, dst): (usize, &mut [T])| {
+            let (img, r) = (row / self.ty, row % self.ty);
+            let src = &src[img * hwc..(img + 1) * hwc];
+            dispatch!(self, window_tiles, sm, kind, src, c, r, dst);
+        };
+        par_blocks(eng, &mut out[..nc * t * p * c], self.tx * p * c, per);
+    }
+
+    /// One row of tiles of [`WinoConv::window_transform`]: `src [h, w, c]` → `dst [tx, P, c]`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn window_tiles<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        kind: Window,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        match kind {
+            // The n×n window starting r/2 pixels before the tile, with Bᵀ.
+            Window::Input => self.window_row::<T, M, N, N>(&sm.bt, self.mats.r / 2, src, c, r, dst),
+            // The tile's own m×m pixels, with A.
+            Window::Grad => self.window_row::<T, M, N, M>(&sm.a, 0, src, c, r, dst),
+        }
+    }
+
+    /// `dst [tx, P, c]` for one row of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]` at
+    /// `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`.
+    /// Separable: along columns, then along rows, on `LANES` channels at a time.
+    #[inline(always)]
+    // The window column `vv` both indexes `coef` and places the pixel, so it stays a counter.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    fn window_row<T: Float, const M: usize, const N: usize, const K: usize>(
+        &self,
+        coef: &[[T; MAX_TILE]; MAX_TILE],
+        off: usize,
+        src: &[T],
+        c: usize,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        let mut wv = [[[T::zero(); LANES]; N]; K];
+        for (tx, dst) in dst.chunks_mut(N * N * c).enumerate() {
+            for c0 in (0..c).step_by(LANES) {
+                let cnt = LANES.min(c - c0);
+                // Along columns: wv[u][b] = Σ_v C[b][v] d[u][v], with d[u][v] the window pixel
+                // (u, v) of channels c0.. (zero outside); the N accumulators of window row u in
+                // registers, each d[u][v] loaded once.
+                for (u, wvu) in wv.iter_mut().enumerate() {
+                    let iy = (r * M + u).wrapping_sub(off);
+                    let mut acc = [[T::zero(); LANES]; N];
+                    if iy < self.h {
+                        for vv in 0..K {
+                            let ix = (tx * M + vv).wrapping_sub(off);
+                            if ix < self.w {
+                                let mut d = [T::zero(); LANES];
+                                load(&mut d, &src[(iy * self.w + ix) * c + c0..], cnt);
+                                for (b, acc) in acc.iter_mut().enumerate() {
+                                    axpy(acc, coef[b][vv], &d);
+                                }
+                            }
+                        }
+                    }
+                    *wvu = acc;
+                }
+                // Along rows: out[(a,b)] = Σ_u C[a][u] wv[u][b].
+                for b in 0..N {
+                    let mut acc = [[T::zero(); LANES]; N];
+                    for (u, wvu) in wv.iter().enumerate() {
+                        for (a, acc) in acc.iter_mut().enumerate() {
+                            axpy(acc, coef[a][u], &wvu[b]);
+                        }
+                    }
+                    for (a, acc) in acc.iter().enumerate() {
+                        save(&mut dst[(a * N + b) * c + c0..], acc, cnt);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Channel-last `yt [nc, h, w, c]` from `M [nc·tiles, P, c]`: `Aᵀ M A` per tile (cropped at
+    /// the border), plus `bias [c]` when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn output_transform<T: Float>(
+        &self,
+        eng: &Engine,
+        sm: &Small<T>,
+        mm: &[T],
+        c: usize,
+        nc: usize,
+        bias: Option<&[T]>,
+        yt: &mut [T],
+    ) {
+        let (p, hw, m) = (self.mats.p(), self.h * self.w, self.mats.m);
+        for img in 0..nc {
+            let per = |(r, dst): (usize, &mut [T])| {
+                let src = &mm[(img * self.ty + r) * self.tx * p * c..(img * self.ty + r + 1) * self.tx * p * c];
+                dispatch!(self, output_row, sm, src, c, bias, r, dst);
+            };
+            par_blocks(eng, &mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
+        }
+    }
+
+    /// One row of tiles: `src [tx, P, c]` → output rows `r·M..` of `dst [·, w, c]` (+ `bias`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn output_row<T: Float, const M: usize, const N: usize>(
+        &self,
+        sm: &Small<T>,
+        src: &[T],
+        c: usize,
+        bias: Option<&[T]>,
+        r: usize,
+        dst: &mut [T],
+    ) {
+        let mut t1 = [[[T::zero(); LANES]; N]; M];
+        let rows = M.min(self.h - r * M);
+        for tx in 0..self.tx {
+            let src = &src[tx * N * N * c..(tx + 1) * N * N * c];
+            for c0 in (0..c).step_by(LANES) {
+                let cnt = LANES.min(c - c0);
+                // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)], the M accumulators of one
+                // column b in registers, each M[(a,b)] loaded once.
+                for b in 0..N {
+                    let mut acc = [[T::zero(); LANES]; M];
+                    for a in 0..N {
+                        let mut v = [T::zero(); LANES];
+                        load(&mut v, &src[(a * N + b) * c + c0..], cnt);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            axpy(acc, sm.at[i][a], &v);
+                        }
+                    }
+                    for (i, acc) in acc.iter().enumerate() {
+                        t1[i][b] = *acc;
+                    }
+                }
+                // Along columns: y[r·M + i][tx·M + j] = Σ_b Aᵀ[j][b] t1[i][b].
+                for (i, t1i) in t1.iter().enumerate().take(rows) {
+                    for j in 0..M {
+                        let ox = tx * M + j;
+                        if ox >= self.w {
+                            break;
+                        }
+                        let mut acc = [T::zero(); LANES];
+                        if let Some(bv) = bias {
+                            load(&mut acc, &bv[c0..], cnt);
+                        }
+                        for (b, tv) in t1i.iter().enumerate() {
+                            axpy(&mut acc, sm.at[j][b], tv);
+                        }
+                        save(&mut dst[(i * self.w + ox) * c + c0..], &acc, cnt);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[..LANES] = src[..cnt]`, zero beyond `cnt`.
+#[inline(always)]
+fn load<T: Float>(dst: &mut [T; LANES], src: &[T], cnt: usize) {
+    if cnt == LANES {
+        dst.copy_from_slice(&src[..LANES]);
+    } else {
+        *dst = [T::zero(); LANES];
+        for (d, s) in dst.iter_mut().zip(&src[..cnt]) {
+            *d = *s;
+        }
+    }
+}
+
+/// `dst[..cnt] = acc[..cnt]`.
+#[inline(always)]
+fn save<T: Float>(dst: &mut [T], acc: &[T; LANES], cnt: usize) {
+    if cnt == LANES {
+        dst[..LANES].copy_from_slice(acc);
+    } else {
+        for (d, s) in dst[..cnt].iter_mut().zip(acc) {
+            *d = *s;
+        }
+    }
+}
+
+/// Tiles handled together by the transforms: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// `acc += c · v` on one block of lanes.
+#[inline(always)]
+fn axpy<T: Float>(acc: &mut [T; LANES], c: T, v: &[T; LANES]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a = c.mul_add(*x, *a);
+    }
+}
+
+/// Run `f((index, block))` over `buf` cut into blocks of `block` elements, in parallel when the
+/// engine has more than one thread.
+fn par_blocks<T: Float>(eng: &Engine, buf: &mut [T], block: usize, f: impl Fn((usize, &mut [T])) + Sync + Send) {
+    if eng.threads() > 1 {
+        buf.par_chunks_mut(block).enumerate().for_each(f);
+    } else {
+        buf.chunks_mut(block).enumerate().for_each(f);
+    }
+}
