@@ -53,8 +53,8 @@ fn weights_for_another_shape_are_rejected() {
 }
 
 fn small_config() -> RunConfig {
-    let mut c = RunConfig::default();
-    c.model = ModelConfig { arch: Arch::Cnn, depth: 2, channels: 4, kernel: 3, ..Default::default() };
+    let mut c =
+        RunConfig { model: ModelConfig { arch: Arch::Cnn, depth: 2, channels: 4, kernel: 3, ..Default::default() }, ..Default::default() };
     c.train.steps = 12;
     c.train.lr = 1e-3;
     c.threads = 1;

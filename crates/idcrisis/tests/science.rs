@@ -16,8 +16,7 @@ fn go(cfg: &RunConfig, tag: &str) -> idcrisis::experiment::run::Evaluation {
 
 #[test]
 fn one_layer_cnn_learns_the_identity_on_digits() {
-    let mut c = RunConfig::default();
-    c.model = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: 5, ..Default::default() };
+    let mut c = RunConfig { model: ModelConfig { arch: Arch::Cnn, depth: 1, kernel: 5, ..Default::default() }, ..Default::default() };
     c.threads = 2;
     let ev = go(&c, "cnn1");
     let digits = &ev.categories["mnist"];
@@ -27,8 +26,10 @@ fn one_layer_cnn_learns_the_identity_on_digits() {
 
 #[test]
 fn six_layer_relu_fcn_memorizes_the_seven() {
-    let mut c = RunConfig::default();
-    c.model = ModelConfig { arch: Arch::Fcn, depth: 6, width: Some(784), act: Activation::Relu, ..Default::default() };
+    let mut c = RunConfig {
+        model: ModelConfig { arch: Arch::Fcn, depth: 6, width: Some(784), act: Activation::Relu, ..Default::default() },
+        ..Default::default()
+    };
     c.train.optimizer = OptimizerKind::Gd;
     c.train.lr = 0.1;
     c.train.steps = 5000;

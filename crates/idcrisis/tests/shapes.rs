@@ -12,8 +12,8 @@ use idcrisis::Shape;
 use std::path::Path;
 
 fn small(depth: usize) -> RunConfig {
-    let mut c = RunConfig::default();
-    c.model = ModelConfig { arch: Arch::Cnn, depth, channels: 4, kernel: 3, ..Default::default() };
+    let mut c =
+        RunConfig { model: ModelConfig { arch: Arch::Cnn, depth, channels: 4, kernel: 3, ..Default::default() }, ..Default::default() };
     c.train.steps = 8;
     c.train.lr = 1e-3;
     c.threads = 1;

@@ -98,6 +98,7 @@ fn cnn_ntk_takes_any_height_and_width() {
 
 /// Empirical (NNGP, NTK) of a depth-2 FCN of `width` in NTK parameterization, one draw per seed;
 /// returns the mean over seeds of the relative errors against the analytic (K, Θ).
+#[allow(clippy::too_many_arguments)]
 fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds: u64, k: f64, t: f64) -> (f64, f64) {
     let eng = Engine::new(2).unwrap();
     let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(width), act: Activation::Relu, bias: true, ..Default::default() };

@@ -104,7 +104,7 @@ pub fn synthetic(h: usize, w: usize) -> Vec<(&'static str, Vec<f32>)> {
         // Centred filled square, 12×12 at 28 (rows/cols 8..20): a band of round(12·side/28).
         ("square", make(&|y, x| ind(band(h).contains(&(y as usize)) && band(w).contains(&(x as usize))))),
         // Vertical stripes of period 2 (1-px lines on even columns).
-        ("stripes", make(&|_, x| ind(x as usize % 2 == 0))),
+        ("stripes", make(&|_, x| ind((x as usize).is_multiple_of(2)))),
         // Three thick vertical bars, 4 px wide, at columns 4..8, 12..16, 20..24 (at 28).
         ("bars", make(&|_, x| ind([4.0, 12.0, 20.0].iter().any(|b| x >= b * sx && x < (b + 4.0) * sx)))),
         // Horizontal ramp, 0 at the left to 1 at the right.
@@ -262,7 +262,7 @@ mod tests {
         };
         let want: Vec<Vec<f32>> = vec![
             make(&|y, x| (8.0..20.0).contains(&y) && (8.0..20.0).contains(&x)),
-            make(&|_, x| x as usize % 2 == 0),
+            make(&|_, x| (x as usize).is_multiple_of(2)),
             make(&|_, x| [4.0, 12.0, 20.0].iter().any(|s| x >= *s && x < s + 4.0)),
             (0..784).map(|i| ((i % 28) as f64 / 27.0) as f32).collect(),
             make(&|y, x| y as usize % 4 == 2 && x as usize % 4 == 2),

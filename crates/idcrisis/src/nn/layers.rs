@@ -314,6 +314,9 @@ impl Activation {
 
 /// One weight layer of a model.
 #[derive(Debug, Clone)]
+// A net holds a handful of layers, built once: boxing the conv variant would only add an
+// indirection to every forward and backward call.
+#[allow(clippy::large_enum_variant)]
 pub enum Layer {
     /// Fully connected.
     Dense(Dense),

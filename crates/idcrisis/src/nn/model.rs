@@ -107,7 +107,7 @@ impl ModelConfig {
                 }
             }
             Arch::Cnn => {
-                if self.kernel % 2 == 0 {
+                if self.kernel.is_multiple_of(2) {
                     return Err(Error::invalid("kernel", format!("{} is even; \"same\" padding needs an odd kernel", self.kernel)));
                 }
                 if self.kernel > 8191 {
@@ -159,7 +159,7 @@ impl ModelConfig {
     /// `out = act(h + conv_b(act(conv_a(h))))`. The first (1→C) and last (C→1) layers, and an
     /// unpaired last hidden layer, have no skip.
     pub fn skip_source(&self, i: usize) -> Option<usize> {
-        (self.residual && i >= 2 && i % 2 == 0 && i + 2 <= self.depth).then(|| i - 1)
+        (self.residual && i >= 2 && i.is_multiple_of(2) && i + 2 <= self.depth).then(|| i - 1)
     }
 
     /// A short name, e.g. `cnn-d5-c128-k5-relu`.
@@ -407,7 +407,7 @@ impl<T: Float> Net<T> {
             if let Some(h) = skip_src {
                 debug_assert_eq!(
                     self.layouts(eng, i).y_cl,
-                    self.cfg.skip_source(i).map_or(false, |j| j > 0 && self.layouts(eng, j - 1).y_cl)
+                    self.cfg.skip_source(i).is_some_and(|j| j > 0 && self.layouts(eng, j - 1).y_cl)
                 );
                 let len = n * layer.out_len();
                 crate::engine::for_each_chunk(eng, &mut output[..len], |off, o| {

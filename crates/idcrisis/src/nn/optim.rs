@@ -109,7 +109,7 @@ impl<T: Float> Optimizer<T> {
                 let bc2_sqrt = (T::one() - b2.powi(t)).sqrt();
                 let step_size = lr / bc1;
                 let eps = T::from_f64(ADAM_EPS);
-                let update = |(((p, m), v), g): (((&mut [T], &mut [T]), &mut [T]), &[T])| {
+                let update = |(((p, m), v), g): AdamChunk<'_, T>| {
                     for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
                         *m = b1 * *m + (T::one() - b1) * *g;
                         *v = b2 * *v + (T::one() - b2) * *g * *g;
@@ -131,6 +131,9 @@ impl<T: Float> Optimizer<T> {
         }
     }
 }
+
+/// One chunk of an Adam update as rayon's zips nest it: ((((params, m), v), grads).
+type AdamChunk<'a, T> = (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]);
 
 /// Elements per parallel task of an update (the result does not depend on it).
 const CHUNK: usize = 1 << 13;

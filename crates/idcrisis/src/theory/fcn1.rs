@@ -76,6 +76,7 @@ pub struct Outcome {
 }
 
 /// Run Theorem 1 from the seeded `W0` (`scheme`, `scale`, `seed`).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     eng: &Engine,
     data_dir: &Path,

@@ -61,7 +61,7 @@ impl NtkConfig {
         if self.depth == 0 || self.depth > 100 {
             return Err(Error::invalid("depth", format!("{} must be in 1..=100", self.depth)));
         }
-        if self.kernel % 2 == 0 || self.kernel > 55 {
+        if self.kernel.is_multiple_of(2) || self.kernel > 55 {
             return Err(Error::invalid("kernel", format!("{} must be odd and at most 55", self.kernel)));
         }
         if !(self.weight_var > 0.0 && self.weight_var.is_finite()) {
