@@ -88,6 +88,18 @@ pub fn remote_files(d: Dataset) -> &'static [RemoteFile] {
     }
 }
 
+/// How to get going when no mirror answers: another mirror, or files already on disk.
+pub fn fix_hint(d: Dataset, data_dir: &Path) -> String {
+    format!(
+        "To fix: check the network (or its proxy: HTTPS_PROXY), or name another mirror with \
+         `idcrisis data fetch {d} --mirror URL` (files are fetched from URL/<file>), or copy the files \
+         into DIR/{d}/ on a machine that has them and point `--data-dir DIR` or `{}=DIR` at it \
+         (now: {}).",
+        super::DATA_ENV,
+        data_dir.display()
+    )
+}
+
 /// Canonical mirrors (base URLs), in the order they are tried: torchvision's first.
 pub fn default_mirrors(d: Dataset) -> &'static [&'static str] {
     match d {
@@ -209,7 +221,12 @@ pub fn fetch(d: Dataset, dir: &Path, overrides: &[String], progress: Progress) -
             }
         }
         if !done {
-            return Err(Error::Download(format!("{} could not be fetched from any mirror:\n  {}", f.name, failures.join("\n  "))));
+            return Err(Error::Download(format!(
+                "{} could not be fetched from any mirror:\n  {}\n{}",
+                f.name,
+                failures.join("\n  "),
+                fix_hint(d, dir)
+            )));
         }
     }
     if d == Dataset::Cifar10 {
