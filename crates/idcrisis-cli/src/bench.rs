@@ -135,7 +135,7 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
             continue;
         }
         let n = w.images.min(test.count);
-        let ours = bench::time_probe(eng, &w.model, &all[..n * idcrisis::PIXELS], a.probe_batch as usize, 2)?;
+        let ours = bench::time_probe(eng, &w.model, &all[..n * idcrisis::Shape::MNIST.len()], a.probe_batch as usize, 2)?;
         let t = match &script {
             Some((_, path)) => torch_probe(&a.python, path, &w, a.probe_batch, eng.threads(), data_dir).unwrap_or_else(|e| {
                 println!("  (PyTorch failed on {}: {e})", w.name);

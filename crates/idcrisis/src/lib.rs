@@ -3,20 +3,24 @@
 //! Memorization versus generalization under extreme overparameterization, after Zhang, Bengio, Hardt,
 //! Mozer & Singer, *Identity Crisis* (ICLR 2020, arXiv 1902.04698).
 //!
-//! A network is trained on **one** 28×28 image to reproduce its input (MSE loss). Both the identity
-//! map and the constant map (always output the training image) fit that example perfectly; probing
-//! the trained network on unseen inputs shows which one the architecture prefers.
+//! A network is trained on **one** image to reproduce its input (MSE loss). Both the identity
+//! map and the constant map (always output the training image) fit that example perfectly;
+//! probing the trained network on unseen inputs shows which one the architecture prefers.
 //!
-//! Module map:
-//! - [`engine`]: the compute kernels (GEMM, im2col/col2im, elementwise ops). The only place that
-//!   touches raw numerics, so another backend can slot in behind the same functions.
-//! - [`layers`]: dense, conv2d, ReLU, identity, each with explicit forward and backward.
-//! - [`model`]: FCN and CNN configs, parameter storage, init, safetensors I/O, workspaces.
-//! - [`optim`], [`train`]: optimizers, MSE loss, the training loop and stopping rules.
-//! - [`data`]: IDX, CIFAR-10 binary, PNG inputs, data directory, download and verification.
-//! - [`probe`], [`metrics`]: the paper's probe set, and correlation / MSE / SSIM scoring.
-//! - [`figures`]: the prediction grid.
-//! - [`config`], [`run`]: run configuration (TOML) and the run directory writer.
+//! Data flows down this map; each concern has one home:
+//! - [`data`]: IDX, CIFAR-10 binary, image files, the data directory, download and verification.
+//! - [`shape`]: an image's [`Shape`] (C×H×W) and the canvas [`shape::Window`].
+//! - [`engine`]: the compute kernels (GEMM, im2col/col2im, Winograd, elementwise), the only place
+//!   that touches raw numerics, so another backend can slot in behind the same functions.
+//! - [`nn`]: layers with explicit forward and backward, models ([`nn::model::Net`]), optimizers,
+//!   the training loop.
+//! - [`eval`]: probe sets (by image shape) and correlation / MSE / SSIM scoring.
+//! - [`experiment`]: the run configuration ([`experiment::config::RunConfig`], whose `validate`
+//!   is the one rule book), config → pixels ([`experiment::inputs`]), the run directory, sweeps,
+//!   the local worker pool, the paper's experiments as data, hidden-layer maps, the HTML report.
+//! - [`theory`]: Theorem 1, the one-layer CNN, NTK/NNGP predictions.
+//! - [`figures`]: prediction grids (colour for RGB), line plots, heat maps.
+//! - [`bench`]: the benchmark workloads; [`rng`], [`float`], [`fsutil`], [`error`]: plumbing.
 
 pub mod bench;
 pub mod data;
@@ -33,13 +37,11 @@ pub mod shape;
 pub mod theory;
 
 pub use error::{Error, Result};
+pub use experiment::config::RunConfig;
+pub use experiment::run::{execute, RunOptions, RunResult};
 pub use float::Float;
+pub use nn::model::{ModelConfig, Net};
 pub use shape::Shape;
-
-/// Side of an MNIST image (28). Being replaced by [`Shape`]; new code takes a shape.
-pub const SIDE: usize = Shape::MNIST.height;
-/// Pixels of an MNIST image (784). Being replaced by [`Shape`].
-pub const PIXELS: usize = SIDE * SIDE;
 
 /// `Display` as the serde (kebab-case) name: the text that config files and flags use.
 macro_rules! display_as_serde {

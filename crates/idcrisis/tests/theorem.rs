@@ -9,7 +9,7 @@ use idcrisis::nn::layers::Activation;
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::optim::OptimizerKind;
 use idcrisis::nn::train::{train, Status, TrainConfig};
-use idcrisis::PIXELS;
+const PIXELS: usize = idcrisis::Shape::MNIST.len();
 
 fn fcn1() -> ModelConfig {
     ModelConfig { arch: Arch::Fcn, depth: 1, act: Activation::Linear, bias: false, ..Default::default() }

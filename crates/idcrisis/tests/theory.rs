@@ -10,7 +10,6 @@ use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::rng::{Rng, Stream};
 use idcrisis::theory::ntk::{pair_recursion, NtkConfig};
 use idcrisis::theory::{cnn1, fcn1};
-use idcrisis::PIXELS;
 
 fn images() -> (Vec<f64>, Vec<f64>) {
     let imgs = idcrisis::data::load_images(&common::data_dir(), idcrisis::data::Dataset::Mnist, idcrisis::data::Split::Test).unwrap();
@@ -194,7 +193,6 @@ fn theorem1_through_the_theory_module() {
     let r = o.report.noise_std_empirical / o.report.noise_std_predicted;
     assert!((r - 1.0).abs() < 0.01, "{r}");
     assert_eq!(o.predicted.len(), o.probes.len());
-    let _ = PIXELS;
 }
 
 #[test]
