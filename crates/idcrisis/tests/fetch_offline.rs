@@ -11,7 +11,7 @@ fn no_mirror_answering_ends_with_the_fixes() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", l.local_addr().unwrap());
     drop(l);
-    let e = fetch::fetch(Dataset::Mnist, &dir, &[url.clone()], &mut |_, _, _| {}).unwrap_err().to_string();
+    let e = fetch::fetch(Dataset::Mnist, &dir, std::slice::from_ref(&url), &mut |_, _, _| {}).unwrap_err().to_string();
     assert!(e.contains(&url), "names the mirror it tried: {e}");
     let hint = e.lines().last().unwrap();
     for want in ["--mirror", "--data-dir", "IDCRISIS_DATA", "idcrisis data fetch mnist"] {
