@@ -217,3 +217,75 @@ fn one_layer_closed_forms_hold_at_another_image_size() {
     let e = cnn1::run(&eng, &dir, &ImageSpec::File(rgb), None, &[3], Init::TorchDefault, 1.0, 0, 10, &[0.5]).map(|_| ()).unwrap_err();
     assert!(e.to_string().contains("--gray"), "{e}");
 }
+
+/// Gauss–Legendre nodes and weights on [−1, 1] (Newton on P_n from the Chebyshev guesses).
+fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
+    (0..n)
+        .map(|i| {
+            let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+            let mut dp = 0.0;
+            for _ in 0..100 {
+                let (mut p0, mut p1) = (1.0, x);
+                for k in 2..=n {
+                    let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
+                    p0 = p1;
+                    p1 = p2;
+                }
+                dp = n as f64 * (x * p1 - p0) / (x * x - 1.0);
+                let dx = p1 / dp;
+                x -= dx;
+                if dx.abs() < 1e-16 {
+                    break;
+                }
+            }
+            (x, 2.0 / ((1.0 - x * x) * dp * dp))
+        })
+        .collect()
+}
+
+/// `E[relu(u)relu(v)]` and `P(u > 0, v > 0)` for `(u, v) ~ N(0, [[k11, k12], [k12, k22]])` by
+/// quadrature, independently of the arc-cosine formulas: with `u = a·z₁`, `v = b·z₁ + c·z₂` and
+/// `z = r(cos θ, sin θ)`, the radial integrals are exact (∫r³e^{−r²/2} = 2, ∫r e^{−r²/2} = 1) and
+/// the angular one is Gauss–Legendre on the pieces between the kinks of the integrand.
+fn relu_by_quadrature(k11: f64, k22: f64, k12: f64) -> (f64, f64) {
+    use std::f64::consts::PI;
+    let a = k11.sqrt();
+    let b = k12 / a;
+    let c = (k22 - b * b).max(0.0).sqrt();
+    let g = |t: f64| {
+        (
+            (a * t.cos()).max(0.0) * (b * t.cos() + c * t.sin()).max(0.0),
+            ((a * t.cos() > 0.0) && (b * t.cos() + c * t.sin() > 0.0)) as u8 as f64,
+        )
+    };
+    // Kinks: cos θ = 0 and b cos θ + c sin θ = 0, in [0, 2π).
+    let mut cuts = vec![0.0, PI / 2.0, 3.0 * PI / 2.0, 2.0 * PI];
+    let t0 = (-b).atan2(c).rem_euclid(PI);
+    cuts.extend([t0, t0 + PI]);
+    cuts.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let nodes = gauss_legendre(30);
+    let (mut e, mut p) = (0.0, 0.0);
+    for w in cuts.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        for &(x, wt) in &nodes {
+            let (ge, gp) = g(lo + (hi - lo) * (x + 1.0) / 2.0);
+            e += wt * (hi - lo) / 2.0 * ge;
+            p += wt * (hi - lo) / 2.0 * gp;
+        }
+    }
+    (2.0 * e / (2.0 * PI), p / (2.0 * PI))
+}
+
+#[test]
+fn relu_expectations_match_quadrature() {
+    for &(k11, k22, k12) in &[(1.0, 1.0, 0.0), (1.0, 1.0, 0.5), (2.0, 0.5, -0.7), (0.3, 1.7, 0.71), (1.0, 1.0, 0.999), (4.0, 1.0, -1.99)] {
+        let (e, d) = idcrisis::theory::ntk::expectations(Activation::Relu, k11, k22, k12);
+        let (qe, qp) = relu_by_quadrature(k11, k22, k12);
+        assert!((e - qe).abs() < 1e-8, "E[relu relu] at {k11},{k22},{k12}: {e} vs quadrature {qe}");
+        // E[φ′(u)φ′(v)] = P(u > 0, v > 0).
+        assert!((d - qp).abs() < 1e-8, "E[relu' relu'] at {k11},{k22},{k12}: {d} vs quadrature {qp}");
+    }
+    // The quadrature itself: u = v gives E[relu(u)²] = k/2 and P = 1/2.
+    let (qe, qp) = relu_by_quadrature(1.3, 1.3, 1.3);
+    assert!((qe - 0.65).abs() < 1e-10 && (qp - 0.5).abs() < 1e-10, "{qe} {qp}");
+}
