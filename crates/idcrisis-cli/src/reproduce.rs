@@ -1,7 +1,6 @@
 //! `idcrisis reproduce EXPERIMENT`: plan the experiment's sweep, run it, analyze it.
 
 use anyhow::Result;
-use clap::builder::PossibleValuesParser;
 use clap::Args;
 use idcrisis::engine::Engine;
 use idcrisis::experiment::hidden::Projection;
@@ -37,8 +36,8 @@ pub struct ReproduceArgs {
     #[arg(long)]
     threads_per_worker: Option<usize>,
     /// hidden: how channels collapse to one map.
-    #[arg(long, default_value = "pca", value_parser = PossibleValuesParser::new(["pca", "mean"]))]
-    projection: String,
+    #[arg(long, value_enum, default_value_t = Projection::Pca)]
+    projection: Projection,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -68,8 +67,7 @@ fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Resul
     eprintln!("== {}", exp.name());
     let code = crate::sweep::run_local(&dir, data_dir, a.jobs, a.threads_per_worker, false, a.quiet)?;
     let eng = Engine::new(0)?;
-    let projection = if a.projection == "mean" { Projection::Mean } else { Projection::Pca };
-    let summary = reproduce::analyze(exp, out, data_dir, &eng, projection)?;
+    let summary = reproduce::analyze(exp, out, data_dir, &eng, a.projection)?;
     println!("\n{summary}");
     let mut files: Vec<String> = std::fs::read_dir(out)?
         .flatten()
