@@ -509,7 +509,7 @@ fn serialize(ts: &[Tensor]) -> Vec<u8> {
         .iter()
         .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("consistent tensor")))
         .collect();
-    safetensors::serialize(views, &None).unwrap()
+    safetensors::serialize(views, None).unwrap()
 }
 
 /// A structured edit of the tensor list.
@@ -535,7 +535,7 @@ fn encode(values: &[f32], d: Dtype) -> Vec<u8> {
                 Dtype::I64 => (v as i64).to_le_bytes().to_vec(),
                 // bf16: the top half of the f32; f16: any two bytes (only the length matters).
                 Dtype::BF16 | Dtype::F16 => v.to_le_bytes()[2..].to_vec(),
-                _ => vec![v as u8; d.size()],
+                _ => vec![v as u8; d.bitsize() / 8],
             }
         })
         .collect()
@@ -575,7 +575,7 @@ fn apply_t(ts: &mut Vec<Tensor>, e: &TEdit) {
                 _ => t.2.reverse(),
             }
             let new_len: usize = t.2.iter().product();
-            t.3.resize(new_len * t.1.size(), 0);
+            t.3.resize(new_len * (t.1.bitsize() / 8), 0);
         }
         _ => {}
     }

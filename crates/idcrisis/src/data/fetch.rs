@@ -154,9 +154,16 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64);
 /// Download `url` to `dest` (via a temp file), requiring `want.sha256`. On mismatch nothing is
 /// written and the error says so.
 pub fn download_verified(url: &str, dest: &Path, want: &RemoteFile, progress: Progress) -> Result<()> {
-    let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
+    // 15 s to connect, 60 s per socket read (restarted on every read, so a slow but live
+    // download of CIFAR-10 is not cut off); 4xx/5xx are errors ("http status: 404").
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .build()
+        .into();
     let resp = agent.get(url).call().map_err(|e| Error::Download(format!("{url}: {e}")))?;
-    let mut reader = resp.into_reader();
+    // No body limit here (ureq's convenience readers cap at 10 MB): the loop below enforces one.
+    let mut reader = resp.into_body().into_reader();
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let limit = want.bytes + want.bytes / 10 + 1024;

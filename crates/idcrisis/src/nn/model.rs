@@ -304,7 +304,7 @@ impl<T: Float> Net<T> {
                     .map_err(|e| Error::Other(format!("safetensors: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, &metadata).map_err(|e| Error::Other(format!("safetensors: {e}")))
+        safetensors::serialize(views, metadata).map_err(|e| Error::Other(format!("safetensors: {e}")))
     }
 
     /// Load parameters from a safetensors image (F32 or F64). Every tensor must be present with
