@@ -3,7 +3,7 @@
 mod common;
 
 use common::{bin, run};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -130,6 +130,7 @@ fn kill_9_at_random_moments_loses_nothing() {
     assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
     // Kill after varying delays; every finished cell must survive untouched.
     let mut seen: Vec<(PathBuf, std::time::SystemTime)> = Vec::new();
+    let mut done_after_round = Vec::new();
     for (round, ms) in [250u64, 600, 90, 420].into_iter().enumerate() {
         let mut child = bin().args(["sweep", "run", s(&d), "-j", "2", "-q"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(ms + 37 * round as u64));
@@ -140,6 +141,7 @@ fn kill_9_at_random_moments_loses_nothing() {
             assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *m, "{} was recomputed", p.display());
         }
         seen = done_stamps(&d);
+        done_after_round.push(seen.len());
         if round == 0 {
             assert!(seen.len() < 12, "the first kill came after the grid finished: the test proves nothing");
         }
@@ -147,6 +149,14 @@ fn kill_9_at_random_moments_loses_nothing() {
         let rows = collect_csv(&d);
         assert_eq!(rows.len() - 1, seen.len());
     }
+    println!("done after each kill: {done_after_round:?}");
+    // A kill must have interrupted a sweep that had got somewhere: some round ended with some
+    // cells done and some not, so both "finished cells survive" and "the rest still runs" were
+    // tested on a real mixture.
+    assert!(
+        done_after_round.iter().any(|&n| n > 0 && n < 12),
+        "no kill left a partly done grid (done after each round: {done_after_round:?}): the test proves nothing"
+    );
     let o = run(&["sweep", "run", s(&d), "-j", "2", "-q"]);
     assert!(o.status.success(), "{}", err(&o));
     for (p, m) in &seen {
@@ -168,18 +178,75 @@ fn kill_9_at_random_moments_loses_nothing() {
     }
 }
 
+/// Which runner ran each done cell, and which file it wrote: `cell id → (data dir recorded in
+/// result.json, inode of result.json)`. Cells whose result cannot be read right now are left out.
+fn who_ran(d: &Path) -> BTreeMap<String, (String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(d.join("cells")).into_iter().flatten().flatten() {
+        let (done, r) = (e.path().join("DONE"), e.path().join("result.json"));
+        if !done.is_file() {
+            continue;
+        }
+        let (Ok(meta), Ok(bytes)) = (std::fs::metadata(&r), std::fs::read(&r)) else { continue };
+        let Ok(j) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+        let data = j["data_dir"].as_str().unwrap_or("?").to_string();
+        m.insert(e.file_name().to_string_lossy().into_owned(), (data, meta.ino()));
+    }
+    m
+}
+
 #[test]
 fn two_runners_on_one_directory_finish_cleanly() {
     let t = tempdir("two");
     let f = write_grid(&t, 5, 150);
     let d = t.join("sw");
     assert!(run(&["sweep", "plan", s(&f), "--out", s(&d)]).status.success());
+    let plan = std::fs::read_to_string(d.join("plan.jsonl")).unwrap();
+    let ids: BTreeSet<String> =
+        plan.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 10);
+    // Each runner reads the data through its own path (a symlink), which every result.json it
+    // writes records: that says which runner ran which cell.
+    let data = std::fs::canonicalize(common::data_dir()).unwrap();
+    let (da, db) = (t.join("data-a"), t.join("data-b"));
+    std::os::unix::fs::symlink(&data, &da).unwrap();
+    std::os::unix::fs::symlink(&data, &db).unwrap();
+    let runner = |dd: &Path| {
+        bin()
+            .args(["sweep", "run", s(&d), "-j", "1", "-q"])
+            .env("IDCRISIS_DATA", dd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let start = Instant::now();
-    let a = bin().args(["sweep", "run", s(&d), "-j", "1", "-q"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let b = bin().args(["sweep", "run", s(&d), "-j", "1", "-q"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(oa.status.success(), "{}", err(&oa));
-    assert!(ob.status.success(), "{}", err(&ob));
+    let (a, b) = (runner(&da), runner(&db));
+    // Watch the cells while they run: the first runner and result file seen for each done cell.
+    // A cell run a second time (by either runner) would get a new result.json (a new inode),
+    // and one run by both would show both data paths.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let first_seen = std::thread::scope(|sc| {
+        let watcher = sc.spawn(|| {
+            let mut first: BTreeMap<String, (String, u64)> = BTreeMap::new();
+            loop {
+                let last = stop.load(std::sync::atomic::Ordering::SeqCst);
+                for (id, v) in who_ran(&d) {
+                    first.entry(id).or_insert(v);
+                }
+                if last {
+                    return first;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(oa.status.success(), "{}", err(&oa));
+        assert!(ob.status.success(), "{}", err(&ob));
+        watcher.join().unwrap()
+    });
     assert!(start.elapsed() < Duration::from_secs(120));
     let rows = collect_csv(&d);
     assert_eq!(rows.len(), 1 + 10);
@@ -190,6 +257,16 @@ fn two_runners_on_one_directory_finish_cleanly() {
             assert!(j["evaluation"]["categories"]["paper"].is_object());
         }
     }
+    // Each cell ran exactly once, by one runner: the result first seen is the one at the end.
+    let last = who_ran(&d);
+    assert_eq!(first_seen, last, "a cell was run again after it was done");
+    let set = |dd: &Path| -> BTreeSet<String> { last.iter().filter(|(_, v)| Path::new(&v.0) == dd).map(|(k, _)| k.clone()).collect() };
+    let (sa, sb) = (set(&da), set(&db));
+    assert!(sa.is_disjoint(&sb), "both ran {:?}", sa.intersection(&sb).collect::<Vec<_>>());
+    assert_eq!(sa.union(&sb).cloned().collect::<BTreeSet<_>>(), ids, "the two runners' cells (a {sa:?}, b {sb:?}) are not the grid");
+    println!("runner a ran {} cells, runner b {}", sa.len(), sb.len());
+    // And the directory really was shared: both runners got work.
+    assert!(!sa.is_empty() && !sb.is_empty(), "one runner ran every cell (a {}, b {}): nothing ran concurrently", sa.len(), sb.len());
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! Each is separable (columns, then rows) and works on `LANES` = 16 channels at a time with its
 //! accumulators in registers. `dispatch!` instantiates them for the plan's tile sizes at compile
 //! time, so the loops unroll, and `isa_call!` runs them compiled for AVX-512 or AVX2 when the
-//! CPU has them ([`Isa`]), with the same arithmetic, so the same bits, in each.
+//! CPU has them ([`Isa`]; `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the
+//! same bits, in each.
 
 use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
@@ -36,8 +37,9 @@ macro_rules! isa_call {
     ($self:ident, $f:ident, $m:literal, $n:literal, $($arg:expr),*) => {
         match Isa::detect() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` returned Avx512 only after `is_x86_feature_detected!("avx512f")`
-            // said this CPU has AVX-512F, the one feature the wrapper is compiled for.
+            // SAFETY: `Isa::detect` returns Avx512 only when `Isa::cpu` does (`Isa::resolve` never
+            // raises the level), that is after `is_x86_feature_detected!` said this CPU has
+            // AVX-512F and FMA, the features the wrapper is compiled for.
             Isa::Avx512 => unsafe { $self.with_avx512(|| $self.$f::<_, $m, $n>($($arg),*)) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX2.
@@ -47,10 +49,13 @@ macro_rules! isa_call {
     };
 }
 
-/// The instruction set the transforms run in, detected once per call site (the standard
-/// library caches the CPUID answer). The arithmetic is the same in each (no fused
-/// multiply-adds, no reassociation), so results are bit-identical across them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The instruction set the transforms run in: the widest this CPU has ([`Isa::cpu`]), unless the
+/// environment variable [`Isa::ENV`] (`IDCRISIS_ISA`) asks for a lower one ([`Isa::detect`]).
+/// The arithmetic is the same in each (every multiply-add is one correctly rounded `mul_add`, in
+/// hardware or not, and nothing is reassociated), so results are bit-identical across them; the
+/// override exists to test exactly that, and to rule the vector code out when chasing a problem.
+/// It applies to these transforms only: the GEMMs (the `gemm` crate) choose their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Whatever the build targets (SSE2 on x86-64).
     Base,
@@ -61,8 +66,32 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The widest set this CPU supports.
+    /// Environment variable that lowers the instruction set of the Winograd transforms:
+    /// `avx512`, `avx2` or `baseline` (case-insensitive; empty means unset). Read once per
+    /// process, at the first Winograd transform. It can only lower the level: asking for a set
+    /// this CPU lacks gives the widest it has (with a warning on stderr), and an unknown value is
+    /// ignored the same way (with a warning naming the accepted values).
+    pub const ENV: &'static str = "IDCRISIS_ISA";
+
+    /// Every set, lowest first.
+    pub const ALL: [Isa; 3] = [Isa::Base, Isa::Avx2, Isa::Avx512];
+
+    /// The set the transforms run in: [`Isa::cpu`], lowered by [`Isa::ENV`] when that is set
+    /// (see [`Isa::resolve`]). Decided once per process.
     pub fn detect() -> Isa {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let requested = std::env::var(Isa::ENV).ok();
+            let (isa, warning) = Isa::resolve(Isa::cpu(), requested.as_deref());
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            isa
+        })
+    }
+
+    /// The widest set this CPU supports.
+    pub fn cpu() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             let fma = std::arch::is_x86_feature_detected!("fma");
@@ -74,6 +103,44 @@ impl Isa {
             }
         }
         Isa::Base
+    }
+
+    /// The name [`Isa::ENV`] takes for this set: `baseline`, `avx2` or `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Base => "baseline",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// The set named `s` ([`Isa::name`], case-insensitive, surrounding spaces ignored).
+    pub fn parse(s: &str) -> Option<Isa> {
+        let s = s.trim();
+        Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The rule of [`Isa::detect`], given the CPU's widest set and the variable's value: unset
+    /// or empty → `cpu`; a known name → that set if `cpu` has it, else `cpu` with a warning;
+    /// anything else → `cpu` with a warning. Never returns a set wider than `cpu`.
+    pub fn resolve(cpu: Isa, requested: Option<&str>) -> (Isa, Option<String>) {
+        let Some(r) = requested.filter(|r| !r.trim().is_empty()) else {
+            return (cpu, None);
+        };
+        match Isa::parse(r) {
+            Some(want) if want <= cpu => (want, None),
+            Some(want) => {
+                (cpu, Some(format!("{}={r}: this CPU lacks {}; the Winograd transforms use {}", Isa::ENV, want.name(), cpu.name())))
+            }
+            None => (
+                cpu,
+                Some(format!(
+                    "{}={r:?} is not one of avx512, avx2, baseline: ignored; the Winograd transforms use {}",
+                    Isa::ENV,
+                    cpu.name()
+                )),
+            ),
+        }
     }
 }
 

@@ -1,0 +1,173 @@
+//! Winograd convolutions: the f32 rounding error against an f64 reference (the bound of
+//! `benches/winoacc.rs`, as a test), and bit-identical results in every instruction set the
+//! transforms can run in (`IDCRISIS_ISA`, checked in child processes of this test binary, since
+//! the choice is made once per process).
+
+use idcrisis::engine::winograd::{Isa, Layouts, WinoConv, SUPPORTED};
+use idcrisis::engine::{ConvAlgo, Engine, Padding};
+use idcrisis::float::Float;
+use idcrisis::nn::layers::Conv2d;
+use std::path::Path;
+use std::process::Command;
+
+fn conv<T: Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
+    let mut cols = vec![T::zero(); l.eval_cols_len()];
+    let mut s = vec![T::zero(); l.scratch_len(1)];
+    eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
+}
+
+/// RMS error of the f32 convolution (`algo`) relative to the RMS of the f64 im2col one, on one
+/// 28×28 image with `c` channels in and out (the data of `benches/winoacc.rs`).
+fn rms_rel_err(k: usize, c: usize, algo: ConvAlgo) -> f64 {
+    let wl = c * c * k * k;
+    let l = Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..wl, None);
+    let sd = (2.0 / (c * k * k) as f64).sqrt();
+    let p64: Vec<f64> = (0..wl).map(|i| ((i as f64 * 12.9898).sin() * 43758.5453).fract() * sd * 1.7).collect();
+    let x64: Vec<f64> = (0..c * 784).map(|i| ((i as f64 * 78.233).sin() * 12345.678).fract().abs()).collect();
+    let p32: Vec<f32> = p64.iter().map(|v| *v as f32).collect();
+    let x32: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
+    let e64 = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
+    let mut yref = vec![0f64; c * 784];
+    conv(&e64, &l, &p64, &x64, &mut yref);
+    let rms = (yref.iter().map(|v| v * v).sum::<f64>() / yref.len() as f64).sqrt();
+    let e = Engine::new(2).unwrap().with_conv_algo(algo);
+    assert_eq!(l.winograd(&e).is_some(), algo == ConvAlgo::Winograd, "k={k} c={c} {algo:?}: not the algorithm asked for");
+    let mut y = vec![0f32; c * 784];
+    conv(&e, &l, &p32, &x32, &mut y);
+    (y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>() / y.len() as f64).sqrt() / rms
+}
+
+#[test]
+fn f32_convolution_error_against_f64_is_below_3e_5() {
+    // F(4×4, 5×5) is the least accurate tile the layers use; k3 and k7 run F(2×2, ·).
+    for (k, c) in [(5usize, 128usize), (3, 32), (7, 64)] {
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+            let err = rms_rel_err(k, c, algo);
+            println!("k={k} c={c} {algo:?}: rms rel err {err:.2e}");
+            assert!(err < 3e-5, "k={k} c={c} {algo:?}: rms relative error {err:e} ≥ 3e-5");
+            // And the measure is not vacuous: f32 rounding shows.
+            assert!(err > 1e-9, "k={k} c={c} {algo:?}: rms relative error {err:e} is too small to be f32's");
+        }
+    }
+}
+
+#[test]
+fn isa_override_rule() {
+    use Isa::*;
+    assert_eq!(Isa::resolve(Avx512, None), (Avx512, None));
+    assert_eq!(Isa::resolve(Avx2, Some("")), (Avx2, None));
+    assert_eq!(Isa::resolve(Avx512, Some("avx2")), (Avx2, None));
+    assert_eq!(Isa::resolve(Avx512, Some(" Baseline ")), (Base, None));
+    assert_eq!(Isa::resolve(Avx2, Some("AVX2")), (Avx2, None));
+    // Never above the CPU; unknown names are ignored; both with a warning.
+    let (isa, w) = Isa::resolve(Avx2, Some("avx512"));
+    assert_eq!(isa, Avx2);
+    assert!(w.unwrap().contains("lacks avx512"));
+    let (isa, w) = Isa::resolve(Base, Some("avx2"));
+    assert_eq!(isa, Base);
+    assert!(w.is_some());
+    let (isa, w) = Isa::resolve(Avx512, Some("sse9"));
+    assert_eq!(isa, Avx512);
+    assert!(w.unwrap().contains("IDCRISIS_ISA=\"sse9\""));
+    for i in Isa::ALL {
+        assert_eq!(Isa::parse(i.name()), Some(i));
+    }
+    assert!(Isa::detect() <= Isa::cpu());
+}
+
+/// Set in the child processes: where [`isa_child_writes_winograd_bits`] writes its output.
+const CHILD_OUT: &str = "IDCRISIS_TEST_ISA_CHILD_OUT";
+
+/// Forward (with bias) and both gradients of every supported tile size, f32 and f64, with 20
+/// channels (one full 16-lane block and a partial one) on 13×11 images (tiles cropped at the
+/// border), both activation layouts: all the bits, concatenated.
+fn winograd_bits() -> Vec<u8> {
+    let eng = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Winograd);
+    let mut out = Vec::new();
+    for (m, k) in SUPPORTED {
+        for io in [Layouts { x_cl: false, y_cl: false }, Layouts { x_cl: true, y_cl: true }] {
+            out.extend(bits::<f32>(&eng, m, k, io));
+            out.extend(bits::<f64>(&eng, m, k, io));
+        }
+    }
+    out
+}
+
+fn bits<T: Float>(eng: &Engine, m: usize, k: usize, io: Layouts) -> Vec<u8> {
+    let (cin, cout, h, w, n) = (20, 20, 13, 11, 2);
+    let wl = cout * cin * k * k;
+    let mut layer = Conv2d::new(cin, cout, h, w, k, Padding::Zero, 0..wl, Some(wl..wl + cout));
+    layer.wino = Some(WinoConv::new(m, k, cin, cout, h, w));
+    let val = |i: usize, salt: f64| <T as Float>::from_f64((((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract());
+    let params: Vec<T> = (0..wl + cout).map(|i| val(i, 0.5) * <T as Float>::from_f64(0.1)).collect();
+    let x: Vec<T> = (0..n * cin * h * w).map(|i| val(i, 7.25)).collect();
+    let dy: Vec<T> = (0..n * cout * h * w).map(|i| val(i, 3.125)).collect();
+    let mut y = vec![T::zero(); n * cout * h * w];
+    let mut cols = vec![T::zero(); layer.store_len(n)];
+    let mut scratch = vec![T::zero(); layer.scratch_len(n)];
+    let mut grads = vec![T::zero(); params.len()];
+    let mut dx = vec![T::zero(); n * cin * h * w];
+    eng.install(|| {
+        layer.forward(eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
+        layer.backward(eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
+    });
+    [T::slice_to_le_bytes(&y), T::slice_to_le_bytes(&grads), T::slice_to_le_bytes(&dx)].concat()
+}
+
+#[test]
+fn isa_child_writes_winograd_bits() {
+    // Does nothing unless run as a child of `winograd_bits_are_identical_in_every_isa`.
+    let Some(path) = std::env::var_os(CHILD_OUT) else { return };
+    let mut out = format!("{}\n", Isa::detect().name()).into_bytes();
+    out.extend(winograd_bits());
+    std::fs::write(path, out).unwrap();
+}
+
+/// Run this binary's [`isa_child_writes_winograd_bits`] with `IDCRISIS_ISA=isa`: the set the
+/// child used, its bytes and its stderr.
+fn child(isa: &str, dir: &Path) -> (String, Vec<u8>, String) {
+    let path = dir.join(format!("out-{isa}"));
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "isa_child_writes_winograd_bits", "--nocapture", "--test-threads=1"])
+        .env(Isa::ENV, isa)
+        .env(CHILD_OUT, &path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "child with {}={isa}: {stderr}", Isa::ENV);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("child with {}={isa} wrote nothing ({e}): {stderr}", Isa::ENV));
+    let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+    (String::from_utf8(bytes[..nl].to_vec()).unwrap(), bytes[nl + 1..].to_vec(), stderr)
+}
+
+#[test]
+fn winograd_bits_are_identical_in_every_isa() {
+    let dir = std::env::temp_dir().join(format!("idcrisis-test-isa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cpu = Isa::cpu();
+    let mut reference: Option<(Isa, Vec<u8>)> = None;
+    for isa in Isa::ALL {
+        let (used, bytes, stderr) = child(isa.name(), &dir);
+        if isa > cpu {
+            // Not this CPU's: the override must not claim it (it falls back, with a warning).
+            println!("note: this CPU lacks {}; skipped (the child used {used})", isa.name());
+            assert_eq!(used, cpu.name());
+            assert!(stderr.contains("warning: IDCRISIS_ISA"), "{stderr}");
+            continue;
+        }
+        assert_eq!(used, isa.name(), "{}={} was not applied", Isa::ENV, isa.name());
+        assert!(!bytes.is_empty());
+        match &reference {
+            None => reference = Some((isa, bytes)),
+            Some((r, want)) => {
+                let first = bytes.iter().zip(want).position(|(a, b)| a != b);
+                assert!(bytes == *want, "{} differs from {} (first differing byte {first:?})", isa.name(), r.name());
+            }
+        }
+    }
+    // An unknown value is ignored (the CPU's widest), with a warning naming the variable.
+    let (used, _, stderr) = child("sse9", &dir);
+    assert_eq!(used, cpu.name());
+    assert!(stderr.contains("warning: IDCRISIS_ISA=\"sse9\""), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
