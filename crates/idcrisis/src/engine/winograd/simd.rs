@@ -168,18 +168,6 @@ impl WinoConv {
         f()
     }
 
-    /// The three data transforms on one image, for profiling: input (`x [h, w, c_in]` →
-    /// `v [tiles, P, c_in]`), output (`v` read as `M` → `x`) and output-gradient (`x` → `v`).
-    #[doc(hidden)]
-    pub fn profile_transforms<T: Float>(&self, eng: &Engine, which: usize, x: &mut [T], v: &mut [T]) {
-        let sm = Small::<T>::new(&self.mats);
-        match which {
-            0 => self.window_transform(eng, &sm, Window::Input, x, self.c_in, 1, v),
-            1 => self.output_transform(eng, &sm, v, self.c_in, 1, None, x),
-            _ => self.window_transform(eng, &sm, Window::Grad, x, self.c_in, 1, v),
-        }
-    }
-
     /// `[nc·tiles, P, c]` from channel-last `src [nc, h, w, c]`, `LANES` channels at a time:
     /// for [`Window::Input`] `V = Bᵀ d B` of every n×n input tile (zero outside the image), for
     /// [`Window::Grad`] `E = A dY Aᵀ` of every m×m output tile, the weight gradient's view of
