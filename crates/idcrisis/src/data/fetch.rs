@@ -154,13 +154,19 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64);
 /// Download `url` to `dest` (via a temp file), requiring `want.sha256`. On mismatch nothing is
 /// written and the error says so.
 pub fn download_verified(url: &str, dest: &Path, want: &RemoteFile, progress: Progress) -> Result<()> {
-    // 15 s to connect, 60 s per socket read (restarted on every read, so a slow but live
-    // download of CIFAR-10 is not cut off); 4xx/5xx are errors ("http status: 404").
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    download_with_timeout(url, dest, want, progress, READ_TIMEOUT)
+}
+
+/// Seconds a download may wait for its next bytes before it is abandoned.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`download_verified`] with another per-read timeout (tests use a short one for a stalled
+/// server).
+pub fn download_with_timeout(url: &str, dest: &Path, want: &RemoteFile, progress: Progress, read_timeout: Duration) -> Result<()> {
+    // 15 s to connect, `read_timeout` per socket read (restarted on every read, so a slow but
+    // live download of CIFAR-10 is not cut off); 4xx/5xx are errors ("http status: 404").
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_connect(Some(Duration::from_secs(15))).timeout_per_read(Some(read_timeout)).build().into();
     let resp = agent.get(url).call().map_err(|e| Error::Download(format!("{url}: {e}")))?;
     // No body limit here (ureq's convenience readers cap at 10 MB): the loop below enforces one.
     let mut reader = resp.into_body().into_reader();
