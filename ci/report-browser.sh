@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Render `idcrisis report` of small reproduce runs in a real headless Chromium and check that
-# every image loads (naturalWidth > 0) and that the page logs no errors.
+# every image loads (naturalWidth > 0), that the page logs no errors, and (ci/report-contents.py)
+# that every figure of the run directory and every summary table is on the page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${IDCRISIS_DATA:?set IDCRISIS_DATA}"
@@ -23,5 +24,19 @@ errors=$(printf '%s' "$body" | sed -n 's/.*data-errors="\([0-9]*\)".*/\1/p')
 [ "$ok" = "$images" ] || { echo "only $ok of $images images loaded" >&2; exit 1; }
 [ "$errors" = "0" ] || { echo "$errors script/console errors" >&2; exit 1; }
 if grep -q 'CONSOLE' "$work/chromium.log"; then grep 'CONSOLE' "$work/chromium.log" >&2; echo "console output found" >&2; exit 1; fi
+# Every figure of the run directory and every summary table is on the page; and the check can
+# fail: the same page with one figure and one table removed must be refused.
+printf '%s' "$dom" > "$work/dom.html"
+ci/report-contents.py "$work/dom.html" "$work/all"
+python3 - "$work/dom.html" "$work/broken.html" <<'PY'
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+dom = re.sub(r"<figure>.*?</figure>", "", dom, count=1, flags=re.S)
+dom = re.sub(r"<table>.*?</table>", "", dom, count=1, flags=re.S)
+open(sys.argv[2], "w", encoding="utf-8").write(dom)
+PY
+if ci/report-contents.py "$work/broken.html" "$work/all" 2>/dev/null; then
+  echo "report-contents.py accepted a page with a figure and a table removed" >&2; exit 1
+fi
 echo "report browser check: ok ($ok images)"
 rm -rf "$profile"
