@@ -80,14 +80,11 @@ fn every_experiment_micro_run_and_the_report() {
         }
         let summary = std::fs::read_to_string(e.join("summary.md")).unwrap();
         assert!(summary.contains(claim), "{exp}: summary.md lacks {claim:?}");
-        // Every claim line ends with a verdict computed from the numbers (hidden's maps are read
-        // by eye).
-        if exp != "hidden" {
-            let claims: Vec<&str> = summary.lines().filter(|l| l.starts_with("- ") && l.contains("Paper: ")).collect();
-            assert!(!claims.is_empty(), "{exp}: no claims:\n{summary}");
-            for l in claims {
-                assert!(["agrees", "disagrees", "undecided"].iter().any(|w| l.ends_with(&format!(" → {w}"))), "{exp}: no verdict: {l}");
-            }
+        // Every claim line ends with a verdict computed from the numbers.
+        let claims: Vec<&str> = summary.lines().filter(|l| l.starts_with("- ") && l.contains("Paper: ")).collect();
+        assert!(!claims.is_empty(), "{exp}: no claims:\n{summary}");
+        for l in claims {
+            assert!(["agrees", "disagrees", "undecided"].iter().any(|w| l.ends_with(&format!(" → {w}"))), "{exp}: no verdict: {l}");
         }
     }
     // Grid sizes follow rows and columns: hidden d3 has input + 3 layers, training image + 12 probes.

@@ -10,7 +10,8 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::eval::metrics::pearson;
+use crate::eval::metrics::{pearson, OUTCOME_THRESHOLD};
+use crate::experiment::reproduce::{Claim, Verdict};
 use crate::experiment::sweep::{self, Cell, CellState};
 use crate::experiment::{inputs, run};
 use crate::figures;
@@ -126,6 +127,7 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
     );
     s += "Mean correlation (over the 12 probes) of each of the last five layers' maps with the training image:\n\n| net | layers L−4 … L (output) |\n|---|---|\n";
     let mut csv = String::from("net,layer,corr_with_training_image,corr_with_input\n");
+    let mut deepest_trained: Option<(usize, Vec<f64>)> = None;
     for (label, file, net) in &nets {
         let maps = layer_maps(eng, net, &inputs, how);
         let row_labels: Vec<String> = (0..maps.len())
@@ -152,17 +154,70 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         )?;
         write_atomic(&out.join(format!("{file}.png")), &png)?;
         let mut last = Vec::new();
+        let mut last_values = Vec::new();
         for (l, r) in maps.iter().enumerate() {
             let ct: f64 = r[1..].iter().map(|m| pearson(m, &train_gray)).sum::<f64>() / (r.len() - 1) as f64;
             let ci: f64 = r[1..].iter().zip(&inputs_gray[1..]).map(|(m, x)| pearson(m, x)).sum::<f64>() / (r.len() - 1) as f64;
             let _ = writeln!(csv, "{label},{l},{ct},{ci}");
             if l + 5 >= maps.len() {
                 last.push(format!("{ct:.2}"));
+                last_values.push(ct);
             }
         }
         let _ = writeln!(s, "| {label} | {} |", last.join(", "));
+        if !label.starts_with("untrained") {
+            // Nets come in increasing depth: the last trained one is the deepest.
+            deepest_trained = Some((net.layers.len(), last_values));
+        }
     }
     write_atomic(&out.join("hidden.csv"), csv.as_bytes())?;
-    s += "\nClaims:\n\n- Paper: a deep memorizing net grows the \"7\" inward from the image borders in its last layers. Ours: see `hidden-d*.png` (the last rows) and the correlations above, which rise towards the output when the net memorizes.\n";
+    s += "\nClaims:\n\n";
+    s += &claim(deepest_trained.as_ref().map(|(d, v)| (*d, v.as_slice()))).line();
+    s += "\n";
     Ok(s)
+}
+
+/// Rise, over the last five layers, of the maps' correlation with the training image that counts
+/// as the "7" growing in them.
+pub const GROWTH: f64 = 0.2;
+
+/// The `hidden` claim from the deepest trained net's `(depth, corr with the training image of its
+/// last five layers' maps)`: `agrees` if it memorizes (output corr ≥ 0.9) and the correlation
+/// rises by ≥ [`GROWTH`] over those layers, `disagrees` if it memorizes without that rise,
+/// `undecided` without a memorizing trained net. That the growth starts at the zero-padded
+/// borders is read from the figures, not computed.
+pub fn claim(deepest: Option<(usize, &[f64])>) -> Claim {
+    let paper = "a deep memorizing net grows the \"7\" inward from the image borders in its last layers";
+    let Some((depth, v)) = deepest.filter(|(_, v)| v.len() >= 2) else {
+        return Claim::new(paper, "no trained net", Verdict::Undecided);
+    };
+    let (first, out) = (v[0], v[v.len() - 1]);
+    let ours = format!(
+        "the {depth}-layer net's maps correlate {} with the \"7\" over its last {} layers (see `hidden-d{depth}.png` for where it grows)",
+        v.iter().map(|c| format!("{c:.2}")).collect::<Vec<_>>().join(" → "),
+        v.len()
+    );
+    let verdict = if out < OUTCOME_THRESHOLD {
+        Verdict::Undecided
+    } else if out - first >= GROWTH {
+        Verdict::Agrees
+    } else {
+        Verdict::Disagrees
+    };
+    Claim::new(paper, ours, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_is_computed_from_the_last_layers() {
+        assert_eq!(claim(Some((20, &[0.1, 0.3, 0.6, 0.9, 0.99]))).verdict, Verdict::Agrees);
+        assert_eq!(claim(Some((20, &[0.95, 0.96, 0.97, 0.98, 0.99]))).verdict, Verdict::Disagrees);
+        assert_eq!(claim(Some((7, &[0.1, 0.2, 0.2, 0.3, 0.4]))).verdict, Verdict::Undecided);
+        assert_eq!(claim(None).verdict, Verdict::Undecided);
+        let line = claim(Some((20, &[0.1, 0.3, 0.6, 0.9, 0.99]))).line();
+        assert!(line.starts_with("- Paper: ") && line.ends_with("→ agrees") && line.contains("0.10 → 0.30"), "{line}");
+    }
 }

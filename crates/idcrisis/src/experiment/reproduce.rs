@@ -1008,7 +1008,8 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn new(paper: impl Into<String>, ours: impl Into<String>, verdict: Verdict) -> Self {
+    /// A claim without a scope.
+    pub fn new(paper: impl Into<String>, ours: impl Into<String>, verdict: Verdict) -> Self {
         Claim { scope: None, paper: paper.into(), ours: ours.into(), verdict }
     }
 
