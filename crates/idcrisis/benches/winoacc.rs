@@ -10,37 +10,17 @@
 
 mod common;
 
-use idcrisis::engine::winograd::Layouts;
-use idcrisis::engine::{ConvAlgo, Engine, Padding};
-use idcrisis::nn::layers::Conv2d;
+#[path = "../tests/conv_error/mod.rs"]
+mod conv_error;
 
-fn conv<T: idcrisis::float::Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
-    let mut cols = vec![T::zero(); l.eval_cols_len()];
-    let mut s = vec![T::zero(); l.scratch_len(1)];
-    eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
-}
+use idcrisis::engine::ConvAlgo;
 
 fn main() {
     println!("winoacc: f32 convolution error against f64, 28×28, {}", common::cpu());
     for (k, c) in [(5usize, 128usize), (3, 32), (3, 128), (7, 64)] {
-        let wl = c * c * k * k;
-        let l = Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..wl, None);
-        let sd = (2.0 / (c * k * k) as f64).sqrt();
-        let p64: Vec<f64> = (0..wl).map(|i| ((i as f64 * 12.9898).sin() * 43758.5453).fract() * sd * 1.7).collect();
-        let x64: Vec<f64> = (0..c * 784).map(|i| ((i as f64 * 78.233).sin() * 12345.678).fract().abs()).collect();
-        let p32: Vec<f32> = p64.iter().map(|v| *v as f32).collect();
-        let x32: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
-        let e64 = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
-        let mut yref = vec![0f64; c * 784];
-        conv(&e64, &l, &p64, &x64, &mut yref);
-        let rms = (yref.iter().map(|v| v * v).sum::<f64>() / yref.len() as f64).sqrt();
         for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
-            let e = Engine::new(2).unwrap().with_conv_algo(algo);
-            let mut y = vec![0f32; c * 784];
-            conv(&e, &l, &p32, &x32, &mut y);
-            let err = (y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>() / y.len() as f64).sqrt() / rms;
-            let mx = y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-            println!("k={k} c={c} {algo}: rms rel err {err:.2e}, max abs err / rms {:.2e}", mx / rms);
+            let (err, max, _) = conv_error::errors(k, c, algo);
+            println!("k={k} c={c} {algo}: rms rel err {err:.2e}, max abs err / rms {max:.2e}");
             assert!(err < 3e-5, "k={k} c={c} {algo}: rms relative error {err:e} ≥ 3e-5");
         }
     }

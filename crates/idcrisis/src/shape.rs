@@ -69,6 +69,16 @@ impl Shape {
         Shape { channels: self.channels, height: side, width: side }
     }
 
+    /// The shape of the gray `side`×`side` view (`--gray N`: luma, then the central crop). Err,
+    /// naming the flag, when `side` is 0 or larger than a side, or the image has neither 1 nor 3
+    /// channels.
+    pub fn gray(&self, side: usize) -> Result<Shape> {
+        if side == 0 || side > self.height || side > self.width || !(self.channels == 1 || self.channels == 3) {
+            return Err(Error::invalid("gray", format!("{side}: the gray view is a central crop of at most the image's {self}")));
+        }
+        Ok(Shape::new(1, side, side))
+    }
+
     /// Check that the shape is usable: nonzero sides, at most 4 channels and 4096 pixels a side.
     pub fn validate(&self) -> Result<()> {
         if self.is_empty() || self.channels > 4 || self.height > 4096 || self.width > 4096 {

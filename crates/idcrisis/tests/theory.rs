@@ -95,6 +95,35 @@ fn cnn_ntk_takes_any_height_and_width() {
     assert!(NtkConfig { height: 0, ..cfg }.validate().is_err());
 }
 
+/// A net of `cfg` in NTK parameterization: weights `N(0, σw²/fan_in)`, biases `N(0, σb²)`, drawn
+/// from the Misc stream of `seed`.
+fn ntk_param_net(cfg: &ModelConfig, sw: f64, sb: f64, seed: u64) -> Net<f64> {
+    let mut net = Net::<f64>::new(cfg, idcrisis::Shape::MNIST).unwrap();
+    let mut rng = Rng::new(seed, Stream::Misc);
+    for l in net.layers.clone() {
+        let fan_in = l.fans().0 as f64;
+        for v in &mut net.params[l.weight_range()] {
+            *v = rng.normal() * (sw / fan_in).sqrt();
+        }
+        for v in &mut net.params[l.bias_range().unwrap()] {
+            *v = rng.normal() * sb.sqrt();
+        }
+    }
+    net
+}
+
+/// `Σ_θ ∂f/∂θ(x)·∂f/∂θ(y)` in NTK parameterization, from the standard-parameter gradients.
+fn ntk_dot(layers: &[idcrisis::nn::layers::Layer], sw: f64, sb: f64, gx: &[f64], gy: &[f64]) -> f64 {
+    layers
+        .iter()
+        .map(|l| {
+            let fan_in = l.fans().0 as f64;
+            sw / fan_in * l.weight_range().map(|i| gx[i] * gy[i]).sum::<f64>()
+                + sb * l.bias_range().unwrap().map(|i| gx[i] * gy[i]).sum::<f64>()
+        })
+        .sum()
+}
+
 /// Empirical (NNGP, NTK) of a depth-2 FCN of `width` in NTK parameterization, one draw per seed;
 /// returns the mean over seeds of the relative errors against the analytic (K, Θ).
 #[allow(clippy::too_many_arguments)]
@@ -103,18 +132,8 @@ fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds:
     let cfg = ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(width), act: Activation::Relu, bias: true, ..Default::default() };
     let (mut ek, mut et) = (0.0, 0.0);
     for seed in 0..seeds {
-        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
-        let mut rng = Rng::new(seed, Stream::Misc);
+        let mut net = ntk_param_net(&cfg, sw, sb, seed);
         let layers = net.layers.clone();
-        for l in &layers {
-            let fan_in = l.fans().0 as f64;
-            for v in &mut net.params[l.weight_range()] {
-                *v = rng.normal() * (sw / fan_in).sqrt();
-            }
-            for v in &mut net.params[l.bias_range().unwrap()] {
-                *v = rng.normal() * sb.sqrt();
-            }
-        }
         let mut ws = net.workspace(1, true);
         let unit = 5 + seed as usize;
         // Returns the hidden activations and the gradient of output `unit`.
@@ -132,12 +151,7 @@ fn empirical_errors(width: usize, sw: f64, sb: f64, x: &[f64], y: &[f64], seeds:
         // NNGP of the output given the hidden layer: σw²·mean(φ(h(x))φ(h(y))) + σb².
         let kk = sw * hx.iter().zip(&hy).map(|(a, b)| a * b).sum::<f64>() / width as f64 + sb;
         // NTK: Σ over parameters of ∂f/∂θ(x)·∂f/∂θ(y) in NTK parameterization.
-        let mut tt = 0.0;
-        for l in &layers {
-            let fan_in = l.fans().0 as f64;
-            tt += sw / fan_in * l.weight_range().map(|i| gx[i] * gy[i]).sum::<f64>();
-            tt += sb * l.bias_range().unwrap().map(|i| gx[i] * gy[i]).sum::<f64>();
-        }
+        let tt = ntk_dot(&layers, sw, sb, &gx, &gy);
         ek += (kk - k).abs() / k;
         et += (tt - t).abs() / t;
     }
@@ -182,18 +196,8 @@ fn cnn_empirical_ntk_error(
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 2, channels, kernel: k, act: Activation::Relu, bias: true, ..Default::default() };
     let mut mean = vec![0.0; pairs.len()];
     for seed in 0..seeds {
-        let mut net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
-        let mut rng = Rng::new(100 + seed, Stream::Misc);
+        let mut net = ntk_param_net(&cfg, sw, sb, 100 + seed);
         let layers = net.layers.clone();
-        for l in &layers {
-            let fan_in = l.fans().0 as f64;
-            for v in &mut net.params[l.weight_range()] {
-                *v = rng.normal() * (sw / fan_in).sqrt();
-            }
-            for v in &mut net.params[l.bias_range().unwrap()] {
-                *v = rng.normal() * sb.sqrt();
-            }
-        }
         let mut ws = net.workspace(1, true);
         let mut grad = |input: &[f64], pixel: usize, net: &mut Net<f64>| -> Vec<f64> {
             net.forward(&eng, &mut ws, input, 1);
@@ -205,12 +209,7 @@ fn cnn_empirical_ntk_error(
         };
         for (m, &(p, q)) in mean.iter_mut().zip(pairs) {
             let (gx, gy) = (grad(x, p, &mut net), grad(y, q, &mut net));
-            let mut tt = 0.0;
-            for l in &layers {
-                let fan_in = l.fans().0 as f64;
-                tt += sw / fan_in * l.weight_range().map(|i| gx[i] * gy[i]).sum::<f64>();
-                tt += sb * l.bias_range().unwrap().map(|i| gx[i] * gy[i]).sum::<f64>();
-            }
+            let tt = ntk_dot(&layers, sw, sb, &gx, &gy);
             *m += tt / seeds as f64;
         }
     }

@@ -10,31 +10,14 @@ use idcrisis::nn::layers::Conv2d;
 use std::path::Path;
 use std::process::Command;
 
-fn conv<T: Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
-    let mut cols = vec![T::zero(); l.eval_cols_len()];
-    let mut s = vec![T::zero(); l.scratch_len(1)];
-    eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
-}
+mod conv_error;
 
-/// RMS error of the f32 convolution (`algo`) relative to the RMS of the f64 im2col one, on one
-/// 28×28 image with `c` channels in and out (the data of `benches/winoacc.rs`).
+/// RMS error of the f32 convolution (`algo`) relative to the RMS of the f64 im2col one, checking
+/// that the layer ran the algorithm asked for.
 fn rms_rel_err(k: usize, c: usize, algo: ConvAlgo) -> f64 {
-    let wl = c * c * k * k;
-    let l = Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..wl, None);
-    let sd = (2.0 / (c * k * k) as f64).sqrt();
-    let p64: Vec<f64> = (0..wl).map(|i| ((i as f64 * 12.9898).sin() * 43758.5453).fract() * sd * 1.7).collect();
-    let x64: Vec<f64> = (0..c * 784).map(|i| ((i as f64 * 78.233).sin() * 12345.678).fract().abs()).collect();
-    let p32: Vec<f32> = p64.iter().map(|v| *v as f32).collect();
-    let x32: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
-    let e64 = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
-    let mut yref = vec![0f64; c * 784];
-    conv(&e64, &l, &p64, &x64, &mut yref);
-    let rms = (yref.iter().map(|v| v * v).sum::<f64>() / yref.len() as f64).sqrt();
-    let e = Engine::new(2).unwrap().with_conv_algo(algo);
-    assert_eq!(l.winograd(&e).is_some(), algo == ConvAlgo::Winograd, "k={k} c={c} {algo:?}: not the algorithm asked for");
-    let mut y = vec![0f32; c * 784];
-    conv(&e, &l, &p32, &x32, &mut y);
-    (y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>() / y.len() as f64).sqrt() / rms
+    let (err, _, winograd) = conv_error::errors(k, c, algo);
+    assert_eq!(winograd, algo == ConvAlgo::Winograd, "k={k} c={c} {algo:?}: not the algorithm asked for");
+    err
 }
 
 #[test]

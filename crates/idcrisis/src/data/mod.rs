@@ -41,7 +41,7 @@ pub enum Dataset {
     Mnist,
     /// Fashion-MNIST (Zalando, MIT).
     FashionMnist,
-    /// CIFAR-10 binary batches (Krizhevsky 2009), converted to 28×28 gray, see [`cifar`].
+    /// CIFAR-10 binary batches (Krizhevsky 2009), 3×32×32 RGB (`--gray N` for a gray crop), see [`cifar`].
     #[cfg_attr(feature = "clap", value(name = "cifar-10"))]
     Cifar10,
 }
@@ -147,9 +147,7 @@ impl Images {
     /// neither 1 nor 3 channels.
     pub fn to_gray(&self, side: usize) -> Result<Images> {
         let from = self.shape();
-        if side == 0 || side > from.height || side > from.width || !(from.channels == 1 || from.channels == 3) {
-            return Err(Error::invalid("gray", format!("{side}: the gray view is a central crop of at most the image's {from}")));
-        }
+        from.gray(side)?;
         let n = from.len();
         let mut pixels = Vec::with_capacity(self.count * side * side);
         for i in 0..self.count {

@@ -135,7 +135,8 @@ pub struct ProbeScore {
     pub window: Option<WindowScore>,
 }
 
-/// Scores over the central window of a canvas (see [`ProbeScore::window`]).
+/// The six scores of one output: over the whole image, or the central window of a canvas (see
+/// [`ProbeScore::window`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WindowScore {
     /// Pearson(output, probe) in the window.
@@ -152,32 +153,33 @@ pub struct WindowScore {
     pub ssim_constant: f64,
 }
 
+/// The six scores of `output` against `probe` (identity) and `train` (constant), all of `shape`.
+fn scores(output: &[f32], probe: &[f32], train: &[f32], shape: Shape) -> WindowScore {
+    WindowScore {
+        corr_identity: pearson(output, probe),
+        corr_constant: pearson(output, train),
+        mse_identity: mse(output, probe),
+        mse_constant: mse(output, train),
+        ssim_identity: ssim(output, probe, shape),
+        ssim_constant: ssim(output, train, shape),
+    }
+}
+
 /// Score `output` (shape `shape`) on `probe` given the training image; with `window`, also
 /// over that part of the canvas.
 pub fn score(probe: &Probe, output: &[f32], train: &[f32], shape: Shape, window: Option<&Window>) -> ProbeScore {
-    let (ci, cc) = (pearson(output, &probe.image), pearson(output, train));
-    let window = window.map(|w| {
-        let (o, p, t) = (w.crop(output), w.crop(&probe.image), w.crop(train));
-        WindowScore {
-            corr_identity: pearson(&o, &p),
-            corr_constant: pearson(&o, &t),
-            mse_identity: mse(&o, &p),
-            mse_constant: mse(&o, &t),
-            ssim_identity: ssim(&o, &p, w.shape),
-            ssim_constant: ssim(&o, &t, w.shape),
-        }
-    });
+    let s = scores(output, &probe.image, train, shape);
     ProbeScore {
         probe: probe.name.clone(),
         category: probe.category,
-        corr_identity: ci,
-        corr_constant: cc,
-        mse_identity: mse(output, &probe.image),
-        mse_constant: mse(output, train),
-        ssim_identity: ssim(output, &probe.image, shape),
-        ssim_constant: ssim(output, train, shape),
-        outcome: outcome(ci, cc),
-        window,
+        corr_identity: s.corr_identity,
+        corr_constant: s.corr_constant,
+        mse_identity: s.mse_identity,
+        mse_constant: s.mse_constant,
+        ssim_identity: s.ssim_identity,
+        ssim_constant: s.ssim_constant,
+        outcome: outcome(s.corr_identity, s.corr_constant),
+        window: window.map(|w| scores(&w.crop(output), &w.crop(&probe.image), &w.crop(train), w.shape)),
     }
 }
 

@@ -166,10 +166,7 @@ impl RunConfig {
     pub fn model_shape(&self, stored: Shape) -> Result<Shape> {
         let image = match self.gray {
             None => stored,
-            Some(g) if g <= stored.height && g <= stored.width && (stored.channels == 1 || stored.channels == 3) => Shape::new(1, g, g),
-            Some(g) => {
-                return Err(Error::invalid("gray", format!("{g}: the gray view is a central crop of at most the image's {stored}")));
-            }
+            Some(g) => stored.gray(g)?,
         };
         self.canvas_shape(image)
     }

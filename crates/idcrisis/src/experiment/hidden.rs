@@ -102,7 +102,8 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         if sweep::state(dir, c) != CellState::Done {
             continue;
         }
-        let (net, _) = run::open::<f32>(data_dir, &c.config, &sweep::cell_dir(dir, c).join("weights.safetensors"))?;
+        // Every cell trains on the deepest one's image: its inputs serve all.
+        let net = run::load_net::<f32>(&c.config, inputs.shape, &sweep::cell_dir(dir, c).join("weights.safetensors"))?;
         nets.push((format!("trained {}-layer CNN", c.config.model.depth), format!("hidden-d{}", c.config.model.depth), net));
     }
     let map_shape = Shape::new(1, inputs.shape.height, inputs.shape.width);

@@ -29,17 +29,6 @@ pub struct Inputs {
     pub probes: Vec<Probe>,
 }
 
-/// The training image of `cfg` at the model's shape, with that shape and the window.
-pub fn train_image(data_dir: &Path, cfg: &RunConfig) -> Result<(Shape, Vec<f32>, Option<Window>)> {
-    let (image, train) = data::load_image(data_dir, &cfg.train_image, cfg.gray)?;
-    let (shape, window) = place(cfg, image)?;
-    let train = match &window {
-        Some(w) => w.place(&train),
-        None => train,
-    };
-    Ok((shape, train, window))
-}
-
 /// Load everything `cfg` describes. Errors name the flag: a canvas smaller than the image, a
 /// gray view larger than it, or a `shape` in the config that the data do not give.
 pub fn load(data_dir: &Path, cfg: &RunConfig) -> Result<Inputs> {

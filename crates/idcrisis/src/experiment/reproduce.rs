@@ -330,7 +330,7 @@ const CIFAR: Spec = Spec {
     exp: Experiment::Cifar,
     name: "cifar",
     about: "cnn-depth with a CIFAR-10 training image",
-    heading: "cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image (cifar-10:test:3, gray, central 28×28 crop), by depth",
+    heading: "cifar: ReLU CNNs (5×5) trained on one CIFAR-10 image (cifar-10:test:3, 3×32×32 colour), by depth",
     sweep: |scale| cnn_depth(scale).set("train_image", CIFAR_IMAGE),
     label: CNN_DEPTH.label,
     predictions: Some("ReLU CNNs (5×5) trained on one CIFAR-10 image, by depth; outputs on unseen probes"),

@@ -23,6 +23,7 @@ use crate::float::Float;
 use crate::fsutil::{self, write_atomic};
 use crate::nn::model::Net;
 use crate::nn::train::{self, Status, TrainOutcome};
+use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -301,9 +302,14 @@ pub fn predictions_png(label: &str, inputs: &Inputs, outs: &[Vec<f32>], eval: &E
 /// finished run (or sweep cell) is opened for probing and figures.
 pub fn open<T: Float>(data_dir: &Path, cfg: &RunConfig, weights: &Path) -> Result<(Net<T>, Inputs)> {
     let inputs = inputs::load(data_dir, cfg)?;
-    let mut net = Net::<T>::new(&cfg.model, inputs.shape)?;
+    Ok((load_net(cfg, inputs.shape, weights)?, inputs))
+}
+
+/// The net of `cfg` for images of `shape`, with the weights in `weights`.
+pub fn load_net<T: Float>(cfg: &RunConfig, shape: Shape, weights: &Path) -> Result<Net<T>> {
+    let mut net = Net::<T>::new(&cfg.model, shape)?;
     net.load_safetensors(&fsutil::read(weights)?, weights)?;
-    Ok((net, inputs))
+    Ok(net)
 }
 
 /// Load a finished run's config and trained weights.
