@@ -8,17 +8,30 @@ use idcrisis::engine::{ConvAlgo, Padding};
 use idcrisis::eval::metrics::Summary;
 use idcrisis::eval::probe;
 use idcrisis::experiment::config::Dtype;
-use idcrisis::experiment::config::RunConfig;
+use idcrisis::experiment::config::{RunConfig, TrainSet};
 use idcrisis::experiment::run::{self, RunOptions};
 use idcrisis::fsutil::write_atomic;
 use idcrisis::nn::layers::Activation;
-use idcrisis::nn::model::{Arch, Init};
+use idcrisis::nn::model::{Arch, Coords, Init};
 use idcrisis::nn::optim::OptimizerKind;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+
+/// `DATASET:SPLIT:I,J,...` → (`DATASET:SPLIT`, indices).
+fn train_images(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (data, list) = s.rsplit_once(':').ok_or_else(|| format!("{s:?}: expected DATASET:SPLIT:I,J,... (e.g. mnist:train:15,0,1)"))?;
+    let indices = list
+        .split(',')
+        .map(|i| i.trim().parse::<usize>().map_err(|_| format!("{i:?} in {s:?} is not an image index")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !data.contains(':') {
+        return Err(format!("{s:?}: expected DATASET:SPLIT:I,J,... (e.g. mnist:train:15,0,1)"));
+    }
+    Ok((data.to_string(), indices))
+}
 
 fn image_spec(s: &str) -> Result<ImageSpec, String> {
     s.parse().map_err(|e: idcrisis::Error| e.to_string())
@@ -60,6 +73,10 @@ pub struct TrainArgs {
     /// CNN border handling [default: zero].
     #[arg(long, value_enum)]
     padding: Option<Padding>,
+    /// CNN coordinate channels (CoordConv): x and y in [−1, 1] added to the first layer's
+    /// input or to every layer's [default: none].
+    #[arg(long, value_enum)]
+    coords: Option<Coords>,
     /// Weight initialisation [default: torch-default].
     #[arg(long, value_enum)]
     init: Option<Init>,
@@ -109,6 +126,15 @@ pub struct TrainArgs {
     /// metrics cover the whole canvas, and are also reported on the central window.
     #[arg(long, value_name = "N")]
     canvas: Option<usize>,
+    /// Put the image's top-left pixel at row TOP, column LEFT of the canvas instead of centring
+    /// it (e.g. `--canvas 56 --canvas-at 0,0`: the top-left corner).
+    #[arg(long, value_name = "TOP,LEFT", value_delimiter = ',', num_args = 2)]
+    canvas_at: Option<Vec<usize>>,
+    /// Train on several images of one split, full batch: DATASET:SPLIT:I,J,K (e.g.
+    /// `mnist:train:15,0,1`). The first is also the reference image of the metrics (the
+    /// training image); the scores then include the nearest training image and a blend index.
+    #[arg(long, value_name = "DATASET:SPLIT:I,J,...", value_parser = train_images)]
+    train_images: Option<(String, Vec<usize>)>,
     /// Correlations of the random-ρ probes, comma-separated [default: 0,0.5,0.9].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     rho: Option<Vec<f64>>,
@@ -204,6 +230,18 @@ impl TrainArgs {
         }
         if let Some(v) = self.canvas {
             c.canvas = Some(v);
+        }
+        if let Some(v) = &self.canvas_at {
+            c.canvas_at = Some([v[0], v[1]]);
+        }
+        if let Some(v) = &self.coords {
+            c.model.coords = *v;
+        }
+        if let Some((data, indices)) = &self.train_images {
+            c.train_image = format!("{data}:{}", indices[0]).parse()?;
+            let ts = c.train_set.get_or_insert_with(|| TrainSet { data: data.clone(), limit: 0, indices: vec![], batch: 128, epochs: 5 });
+            ts.data = data.clone();
+            ts.indices = indices.clone();
         }
         // Checked once, by `run::execute` (RunConfig::validate), before anything is written.
         Ok(c)

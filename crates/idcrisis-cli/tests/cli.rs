@@ -47,6 +47,72 @@ fn bad_flags_exit_2_naming_the_flag() {
     assert_usage_error(&["train", "--gray", "29", "--depth", "1", "--steps", "1"], "--gray");
     assert_usage_error(&["train", "--kernel", "57", "--depth", "1", "--steps", "1"], "--kernel");
     assert_usage_error(&["bench", "--probe", "--probe-batch", "0"], "--probe-batch");
+    // The boundary and k-examples flags.
+    assert_usage_error(&["train", "--coords", "polar"], "--coords");
+    assert_usage_error(&["train", "--coords", "input", "--arch", "fcn", "--steps", "1"], "--coords");
+    assert_usage_error(&["train", "--canvas-at", "0,0", "--depth", "1", "--steps", "1"], "--canvas-at");
+    assert_usage_error(&["train", "--canvas", "42", "--canvas-at", "20,0", "--depth", "1", "--steps", "1"], "--canvas-at");
+    assert_usage_error(&["train", "--train-images", "mnist:train:15,7,15", "--depth", "1", "--steps", "1"], "--train-indices");
+    assert_usage_error(&["train", "--train-images", "mnist:test:10000", "--depth", "1", "--steps", "1"], "--train-indices");
+    let too_many: String = (0..10001).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    assert_usage_error(&["train", "--train-images", &format!("mnist:test:{too_many}"), "--depth", "1", "--steps", "1"], "only 10000");
+    assert_usage_error(&["train", "--train-images", "mnist:15,7", "--depth", "1", "--steps", "1"], "--train-images");
+}
+
+#[test]
+fn bad_boundary_and_k_flags_write_nothing() {
+    let t = tempdir("bad-k");
+    let out = t.join("run");
+    for args in [vec!["--coords", "input", "--arch", "fcn"], vec!["--canvas", "20"], vec!["--train-images", "mnist:train:15,7,15"]] {
+        let mut a = vec!["train", "--depth", "1", "--steps", "1", "-q", "--out", out.to_str().unwrap()];
+        a.extend(args);
+        let o = idcrisis(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{a:?} wrote {}", out.display());
+    }
+}
+
+#[test]
+fn train_images_trains_full_batch_and_scores_the_set() {
+    let t = tempdir("k");
+    let out = t.join("run");
+    let o = idcrisis(&[
+        "train",
+        "--train-images",
+        "mnist:train:15,1,3",
+        "--depth",
+        "2",
+        "--channels",
+        "4",
+        "--kernel",
+        "3",
+        "--coords",
+        "all",
+        "--padding",
+        "circular",
+        "--steps",
+        "30",
+        "--threads",
+        "1",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["config"]["train_set"]["indices"], serde_json::json!([15, 1, 3]));
+    assert_eq!(r["config"]["train_image"], "mnist:train:15");
+    assert_eq!(r["config"]["model"]["coords"], "all");
+    assert_eq!(r["evaluation"]["example_mse"].as_array().unwrap().len(), 3);
+    let set = &r["evaluation"]["probes"][0]["set"];
+    assert!(set["nearest"].as_u64().unwrap() < 3 && set["blend"].as_f64().unwrap() >= 0.0, "{set}");
+    assert!(r["evaluation"]["categories"]["paper"]["set"]["corr_nearest"].is_number());
+    // The weights carry the coordinate channels, and probe re-opens the run with them.
+    let w = std::fs::read(out.join("weights.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&w[8..8 + u64::from_le_bytes(w[..8].try_into().unwrap()) as usize]).into_owned();
+    assert!(header.contains("\"layers.1.coord_weight\":{\"dtype\":\"F32\",\"shape\":[1,2,3,3]"), "{header}");
+    let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

@@ -55,7 +55,14 @@ fn every_experiment_micro_run_and_the_report() {
     let o = run(&["reproduce", "all", "--micro", "--out", d.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Promised files per experiment, and a claim each summary must name.
-    let promised: [(&str, &[&str], &str); 8] = [
+    let promised: [(&str, &[&str], &str); 11] = [
+        (
+            "boundary",
+            &["boundary-padding.png", "boundary-canvas.svg", "boundary-coords.png", "boundary-reach.csv", "boundary.csv"],
+            "Prediction B4",
+        ),
+        ("k-examples", &["k-examples-cnn.png", "k-examples.csv", "k-examples.json"], "Prediction K2"),
+        ("attractors", &["attractors.csv", "attractors-table.csv", "attractors-trajectories.png"], "Prediction A1"),
         ("resnet", &["resnet-corr.png", "resnet-corr.svg", "resnet-predictions.png", "resnet.csv"], "even with skips"),
         ("fcn-60k", &["fcn-60k-predictions.png", "fcn-60k.csv", "fcn-60k.json"], "even from 60k examples"),
         ("fcn", &["fcn-predictions.png", "fcn.csv", "fcn.json"], "6-layer ReLU"),
@@ -80,11 +87,21 @@ fn every_experiment_micro_run_and_the_report() {
         }
         let summary = std::fs::read_to_string(e.join("summary.md")).unwrap();
         assert!(summary.contains(claim), "{exp}: summary.md lacks {claim:?}");
-        // Every claim line ends with a verdict computed from the numbers.
-        let claims: Vec<&str> = summary.lines().filter(|l| l.starts_with("- ") && l.contains("Paper: ")).collect();
+        // Every claim line ends with a verdict computed from the numbers; the new experiments'
+        // lines quote their pre-registered predictions.
+        let claims: Vec<&str> =
+            summary.lines().filter(|l| l.starts_with("- ") && (l.contains("Paper: ") || l.contains("Prediction "))).collect();
         assert!(!claims.is_empty(), "{exp}: no claims:\n{summary}");
         for l in claims {
-            assert!(["agrees", "disagrees", "undecided"].iter().any(|w| l.ends_with(&format!(" → {w}"))), "{exp}: no verdict: {l}");
+            let words: &[&str] = if l.contains("Prediction ") {
+                &["supports", "contradicts", "mixed", "undecided"]
+            } else {
+                &["agrees", "disagrees", "undecided"]
+            };
+            assert!(words.iter().any(|w| l.ends_with(&format!(" → {w}"))), "{exp}: no verdict: {l}");
+        }
+        if ["boundary", "k-examples", "attractors"].contains(&exp) {
+            assert!(summary.contains("docs/preregistration.md"), "{exp}: the summary does not quote the pre-registration");
         }
     }
     // Grid sizes follow rows and columns: hidden d3 has input + 3 layers, training image + 12 probes.

@@ -369,3 +369,75 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
         assert!(worst < 1e-11, "k={kernel}: im2col vs winograd {worst}");
     }
 }
+
+#[test]
+fn coordinate_channels_gradients() {
+    // CoordConv on the first layer and on every layer, under each padding, batched (the
+    // coordinate gradient sums the batch) and single; with `auto` at 8 channels the hidden
+    // layers pass channel-last activations, so both layouts of the coordinate map are covered.
+    use idcrisis::nn::model::Coords;
+    for coords in [Coords::Input, Coords::All] {
+        for padding in [Padding::Zero, Padding::Circular, Padding::Reflect] {
+            let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, padding, coords, ..Default::default() };
+            check_net(cfg.clone(), 2);
+            check_net_with(ConvAlgo::Im2col, ModelConfig { bias: false, ..cfg }, 1);
+        }
+        let cfg = ModelConfig { arch: Arch::Cnn, depth: 4, channels: 8, kernel: 3, coords, ..Default::default() };
+        check_net_with(ConvAlgo::Auto, cfg, 2);
+    }
+    // A coordinate-weight gradient off by 0.1% is caught, naming the tensor.
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, coords: Coords::All, ..Default::default() };
+    let net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+    let (name, _, range) = net.tensors().into_iter().find(|t| t.0 == "layers.1.coord_weight").unwrap();
+    let scale = |_: &Net<f64>, g: &mut [f64]| g[range.clone()].iter_mut().for_each(|v| *v *= 1.001);
+    let e = net_gradient_check(ConvAlgo::Im2col, &cfg, 2, &scale).unwrap_err();
+    assert!(e.contains(&format!("tensor {name}:")), "{e}");
+}
+
+/// `Conv2d(c_in + 2, c_out)` on `cat([x, xx, yy])` computed directly from the definition: the
+/// independent reference for the coordinate channels (x varies along the width, y along the
+/// height, both from −1 to 1, padded like the image).
+fn naive_coordconv(x: &[f64], side: usize, k: usize, pad: Padding, w: &[f64], wc: &[f64], b: &[f64], c_out: usize) -> Vec<f64> {
+    let coord = |ch: usize, r: usize, c: usize| -1.0 + 2.0 * (if ch == 0 { c } else { r }) as f64 / (side - 1) as f64;
+    let mut y = vec![0.0; c_out * side * side];
+    for o in 0..c_out {
+        for r in 0..side {
+            for c in 0..side {
+                let mut s = b[o];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (sr, sc) = (r as isize + ky as isize - (k / 2) as isize, c as isize + kx as isize - (k / 2) as isize);
+                        let (Some(sr), Some(sc)) = (pad.map(sr, side), pad.map(sc, side)) else { continue };
+                        s += w[(o * k + ky) * k + kx] * x[sr * side + sc];
+                        for ch in 0..2 {
+                            s += wc[((o * 2 + ch) * k + ky) * k + kx] * coord(ch, sr, sc);
+                        }
+                    }
+                }
+                y[(o * side + r) * side + c] = s;
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn coordinate_channels_match_a_direct_coordconv() {
+    // A 1-layer CNN with coordinates against the definition, for each padding.
+    use idcrisis::nn::model::Coords;
+    let eng = Engine::new(2).unwrap();
+    let shape = idcrisis::Shape::new(1, 7, 7);
+    for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
+        let cfg = ModelConfig { arch: Arch::Cnn, depth: 1, kernel: 3, padding: pad, coords: Coords::Input, ..Default::default() };
+        let mut net = Net::<f64>::new(&cfg, shape).unwrap();
+        net.init(Init::TorchDefault, 1.0, 9);
+        let t = net.tensors();
+        let get = |n: &str| net.params[t.iter().find(|x| x.0 == n).unwrap().2.clone()].to_vec();
+        assert_eq!(t.iter().find(|x| x.0 == "layers.0.coord_weight").unwrap().1, vec![1, 2, 3, 3]);
+        let x: Vec<f64> = (0..49).map(|i| ((i * 13 % 17) as f64) / 17.0).collect();
+        let want = naive_coordconv(&x, 7, 3, pad, &get("layers.0.weight"), &get("layers.0.coord_weight"), &get("layers.0.bias"), 1);
+        let got = net.predict(&eng, &x, 1, 1);
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-12, "{pad:?}: {worst}");
+    }
+}

@@ -1026,7 +1026,7 @@ proptest! {
             c.model = ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(10), ..ModelConfig::default() };
             c.init.from = Some("w.safetensors".into());
         } else if base == 2 {
-            c.train_set = Some(TrainSet { data: "mnist:train".into(), limit: 10, batch: 16, epochs: 2 });
+            c.train_set = Some(TrainSet { data: "mnist:train".into(), limit: 10, indices: vec![], batch: 16, epochs: 2 });
             c.conv_algo = idcrisis::engine::ConvAlgo::Winograd;
         }
         let mut text = c.to_toml().unwrap();

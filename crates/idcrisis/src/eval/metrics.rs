@@ -133,6 +133,54 @@ pub struct ProbeScore {
     /// The same scores over the central window where the image sits, on a canvas run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowScore>,
+    /// Against the set of training images, on a run trained on a list of images ([`set_score`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<SetScore>,
+}
+
+/// How an output relates to a set of k training images `t₁ … t_k` (memorization of a set).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetScore {
+    /// Index (into the run's training list) of the training image nearest to the output in
+    /// Euclidean distance.
+    pub nearest: usize,
+    /// Pearson(output, nearest training image).
+    pub corr_nearest: f64,
+    /// Largest Pearson(output, tᵢ) over the training images.
+    pub corr_best: f64,
+    /// ‖output − nearest tᵢ‖₂, in pixel units (values in [0, 1]).
+    pub dist_nearest: f64,
+    /// ‖output − P(output)‖₂, with P the orthogonal projection onto span{t₁ … t_k}.
+    pub dist_span: f64,
+    /// Blend index `1 − dist_span / dist_nearest` (0 when `dist_nearest` = 0): near 1 when the
+    /// output is a combination of training images far from each one (a blend), near 0 when it
+    /// is one training image, or when it is as far from the span as from the nearest image.
+    pub blend: f64,
+}
+
+/// [`SetScore`] of `output` against `examples` (each of the output's length). For one example
+/// the span is a line, so the blend index measures a rescaled copy.
+pub fn set_score(output: &[f32], examples: &[Vec<f32>]) -> SetScore {
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
+    let (nearest, dist_nearest) =
+        examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, dist(output, e)))
+            .fold((0, f64::INFINITY), |best, c| if c.1 < best.1 { c } else { best });
+    let corr_best = examples.iter().map(|e| pearson(output, e)).fold(f64::NEG_INFINITY, f64::max);
+    let a = nalgebra::DMatrix::from_fn(output.len(), examples.len(), |r, c| examples[c][r] as f64);
+    let y = nalgebra::DVector::from_iterator(output.len(), output.iter().map(|v| *v as f64));
+    // Least squares by SVD (the training images may be nearly dependent): coefficients of the
+    // projection, with singular values below 1e-10·σ_max treated as zero.
+    let svd = a.clone().svd(true, true);
+    let eps = 1e-10 * svd.singular_values.max();
+    let dist_span = match svd.solve(&y, eps) {
+        Ok(coef) => (&y - &a * coef).norm(),
+        Err(_) => dist_nearest,
+    };
+    let blend = if dist_nearest > 0.0 { (1.0 - dist_span / dist_nearest).clamp(0.0, 1.0) } else { 0.0 };
+    SetScore { nearest, corr_nearest: pearson(output, &examples[nearest]), corr_best, dist_nearest, dist_span, blend }
 }
 
 /// The six scores of one output: over the whole image, or the central window of a canvas (see
@@ -180,6 +228,7 @@ pub fn score(probe: &Probe, output: &[f32], train: &[f32], shape: Shape, window:
         ssim_constant: s.ssim_constant,
         outcome: outcome(s.corr_identity, s.corr_constant),
         window: window.map(|w| scores(&w.crop(output), &w.crop(&probe.image), &w.crop(train), w.shape)),
+        set: None,
     }
 }
 
@@ -207,6 +256,22 @@ pub struct Summary {
     /// Mean scores over the central window, on a canvas run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowScore>,
+    /// Mean set scores, on a run trained on a list of images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<SetSummary>,
+}
+
+/// Means of [`SetScore`] over a group of probes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetSummary {
+    /// Mean Pearson(output, nearest training image).
+    pub corr_nearest: f64,
+    /// Mean blend index.
+    pub blend: f64,
+    /// Mean ‖output − nearest tᵢ‖₂.
+    pub dist_nearest: f64,
+    /// Mean ‖output − P(output)‖₂.
+    pub dist_span: f64,
 }
 
 /// Mean of each score over `scores`.
@@ -239,6 +304,15 @@ pub fn summarize<'a>(scores: impl IntoIterator<Item = &'a ProbeScore>) -> Summar
                 }
             })
             .filter(|_| !v.is_empty()),
+        set: (!v.is_empty() && v.iter().all(|s| s.set.is_some())).then(|| {
+            let m = |f: &dyn Fn(&SetScore) -> f64| mean(&|s| s.set.as_ref().map_or(0.0, f));
+            SetSummary {
+                corr_nearest: m(&|s| s.corr_nearest),
+                blend: m(&|s| s.blend),
+                dist_nearest: m(&|s| s.dist_nearest),
+                dist_span: m(&|s| s.dist_span),
+            }
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::engine::ConvAlgo;
 use crate::error::{Error, Result};
 use crate::nn::model::{Init, ModelConfig};
 use crate::nn::train::TrainConfig;
-use crate::shape::Shape;
+use crate::shape::{Shape, Window};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -43,9 +43,9 @@ impl Default for InitConfig {
     }
 }
 
-/// Train on many images instead of one: minibatch training over a data set split, targets =
-/// inputs. The `train_image` then serves only as the reference "constant" of the metrics and of
-/// the random-ρ probes.
+/// Train on many images instead of one, targets = inputs: minibatch training over a data set
+/// split, or full-batch training on a list of its images (`indices`). The `train_image` then
+/// serves only as the reference "constant" of the metrics and of the random-ρ probes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSet {
@@ -54,6 +54,12 @@ pub struct TrainSet {
     /// Use only the first `limit` images (0 = all).
     #[serde(default)]
     pub limit: usize,
+    /// Train on exactly these images of the split, in this order (distinct indices; `limit`
+    /// must then be 0). The run trains full batch on them when they fit in one `batch`, else in
+    /// minibatches. The set-memorization scores (nearest training image, blend index) are
+    /// computed against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indices: Vec<usize>,
     /// Minibatch size.
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -113,6 +119,10 @@ pub struct RunConfig {
     /// N×N zero canvas; the loss and the metrics cover the whole canvas.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canvas: Option<usize>,
+    /// Where on the canvas the image sits (`--canvas-at TOP,LEFT`: its top-left pixel, in
+    /// pixels); unset: centred. Needs `canvas`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canvas_at: Option<[usize; 2]>,
     /// The model's input and output shape `[C, H, W]`, written by the run once the data are
     /// read. Given in a file, it must match what the data give.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +150,7 @@ impl Default for RunConfig {
             train_image: ImageSpec::default(),
             gray: None,
             canvas: None,
+            canvas_at: None,
             shape: None,
             rho: crate::eval::probe::DEFAULT_RHOS.to_vec(),
             model: ModelConfig::default(),
@@ -174,11 +185,35 @@ impl RunConfig {
     /// The model's shape for an image of shape `image` (after any gray view): the N×N canvas,
     /// or the image's own. Err when the canvas is smaller than the image.
     pub fn canvas_shape(&self, image: Shape) -> Result<Shape> {
-        match self.canvas {
-            None => Ok(image),
-            Some(n) if n >= image.height && n >= image.width => Ok(image.on_canvas(n)),
-            Some(n) => Err(Error::invalid("canvas", format!("{n} is smaller than the image ({image}); the canvas must hold it"))),
+        Ok(match self.window(image)? {
+            None => image,
+            Some(w) => w.canvas,
+        })
+    }
+
+    /// Where an image of shape `image` (after any gray view) sits on the canvas: centred, or at
+    /// `canvas_at`. `None` without a canvas; Err when it does not fit (naming the flag).
+    pub fn window(&self, image: Shape) -> Result<Option<Window>> {
+        let Some(n) = self.canvas else {
+            return match self.canvas_at {
+                None => Ok(None),
+                Some(_) => Err(Error::invalid("canvas-at", "needs --canvas")),
+            };
+        };
+        if n < image.height || n < image.width {
+            return Err(Error::invalid("canvas", format!("{n} is smaller than the image ({image}); the canvas must hold it")));
         }
+        let centred = Window::centred(image, n);
+        Ok(Some(match self.canvas_at {
+            None => centred,
+            Some([top, left]) if top + image.height <= n && left + image.width <= n => Window { top, left, ..centred },
+            Some([top, left]) => {
+                return Err(Error::invalid(
+                    "canvas-at",
+                    format!("the image ({image}) at row {top}, column {left} does not fit on the {n}×{n} canvas"),
+                ))
+            }
+        }))
     }
 
     /// Fill what the data set alone determines: the FCN width (the input dimension by default)
@@ -238,6 +273,26 @@ impl RunConfig {
             }
             if ts.epochs == 0 {
                 return Err(Error::invalid("train-set", "epochs must be at least 1"));
+            }
+            if !ts.indices.is_empty() {
+                let (d, split) = ts.source()?;
+                let count = d.count(split);
+                if ts.limit != 0 {
+                    return Err(Error::invalid("train-indices", "give either a list of indices or a limit, not both"));
+                }
+                if ts.indices.len() > count {
+                    return Err(Error::invalid(
+                        "train-indices",
+                        format!("{} images asked, but {} has only {count}", ts.indices.len(), ts.data),
+                    ));
+                }
+                if let Some(i) = ts.indices.iter().find(|i| **i >= count) {
+                    return Err(Error::invalid("train-indices", format!("index {i} is out of range: {} has {count} images", ts.data)));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(i) = ts.indices.iter().find(|i| !seen.insert(**i)) {
+                    return Err(Error::invalid("train-indices", format!("index {i} is given twice")));
+                }
             }
         }
         if let Some(g) = self.gray {

@@ -27,6 +27,13 @@ pub struct Inputs {
     pub train: Vec<f32>,
     /// The probes, each `[C·H·W]` of `shape`.
     pub probes: Vec<Probe>,
+    /// What the net is trained on, each `[C·H·W]` of `shape`: the images of
+    /// `train_set.indices`, in order, when the run trains on such a list; else the training
+    /// image alone. (A minibatch run over a whole split reads its data in [`crate::experiment::run`].)
+    pub examples: Vec<Vec<f32>>,
+    /// Whether the run trains on a list of images (`train_set.indices`, even of one): its
+    /// scores then include the set scores against `examples`.
+    pub listed: bool,
 }
 
 /// Load everything `cfg` describes. Errors name the flag: a canvas smaller than the image, a
@@ -35,21 +42,40 @@ pub fn load(data_dir: &Path, cfg: &RunConfig) -> Result<Inputs> {
     let (image, train) = data::load_image(data_dir, &cfg.train_image, cfg.gray)?;
     let (shape, window) = place(cfg, image)?;
     let probes = probe::probes_for(data_dir, &cfg.train_image, image, cfg.gray, &train, &cfg.rho)?;
+    let mut examples = Vec::new();
+    let listed = cfg.train_set.as_ref().is_some_and(|ts| !ts.indices.is_empty());
+    if let Some(ts) = cfg.train_set.as_ref().filter(|ts| !ts.indices.is_empty()) {
+        let (d, split) = ts.source()?;
+        let imgs = data::load_images(data_dir, d, split)?.view(cfg.gray)?;
+        if imgs.shape() != image {
+            return Err(Error::invalid(
+                "train-set",
+                format!("{} gives {} images, but the training image is {image}", ts.data, imgs.shape()),
+            ));
+        }
+        examples = ts.indices.iter().map(|&i| imgs.image_f32(i)).collect();
+    }
+    if examples.is_empty() {
+        examples.push(train.clone());
+    }
     Ok(match window {
-        None => Inputs { image, shape, window, train, probes },
+        None => Inputs { image, shape, window, train, probes, examples, listed },
         Some(w) => Inputs {
             image,
             shape,
             window,
             train: w.place(&train),
             probes: probes.into_iter().map(|p| Probe { image: w.place(&p.image), ..p }).collect(),
+            examples: examples.iter().map(|e| w.place(e)).collect(),
+            listed,
         },
     })
 }
 
 /// The model's shape and the window for an image of shape `image`, checked against `cfg.shape`.
 fn place(cfg: &RunConfig, image: Shape) -> Result<(Shape, Option<Window>)> {
-    let shape = cfg.canvas_shape(image)?;
+    let window = cfg.window(image)?;
+    let shape = window.map_or(image, |w| w.canvas);
     shape.validate()?;
     if let Some(want) = cfg.shape.filter(|s| *s != shape) {
         return Err(Error::invalid(
@@ -61,5 +87,5 @@ fn place(cfg: &RunConfig, image: Shape) -> Result<(Shape, Option<Window>)> {
             ),
         ));
     }
-    Ok((shape, cfg.canvas.map(|n| Window::centred(image, n))))
+    Ok((shape, window))
 }

@@ -13,6 +13,7 @@
 use crate::data;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::experiment::beyond;
 use crate::experiment::config::RunConfig;
 use crate::experiment::run;
 use crate::experiment::sweep::{self, CellState};
@@ -45,6 +46,12 @@ pub enum Experiment {
     Fcn60k,
     /// Residual against plain CNNs by depth.
     Resnet,
+    /// Beyond the paper: padding, bias, canvas and coordinate ablations of the border hypothesis.
+    Boundary,
+    /// Beyond the paper: nets trained on k images.
+    KExamples,
+    /// Beyond the paper: trained nets iterated, and their Jacobians at the training images.
+    Attractors,
 }
 
 /// How big a run is.
@@ -80,7 +87,7 @@ impl Scale {
 
 impl Experiment {
     /// Every experiment, in the order `all` runs them.
-    pub const ALL: [Experiment; 9] = [
+    pub const ALL: [Experiment; 12] = [
         Experiment::Fcn,
         Experiment::CnnDepth,
         Experiment::Hidden,
@@ -90,6 +97,9 @@ impl Experiment {
         Experiment::Resnet,
         Experiment::Fcn60k,
         Experiment::Cifar,
+        Experiment::Boundary,
+        Experiment::KExamples,
+        Experiment::Attractors,
     ];
 
     /// Parse a command-line name.
@@ -119,6 +129,9 @@ impl Experiment {
             Experiment::Cifar => &CIFAR,
             Experiment::Fcn60k => &FCN60K,
             Experiment::Resnet => &RESNET,
+            Experiment::Boundary => &beyond::BOUNDARY,
+            Experiment::KExamples => &beyond::K_EXAMPLES,
+            Experiment::Attractors => &beyond::ATTRACTORS,
         }
     }
 }
@@ -248,16 +261,31 @@ fn cnn_depth(scale: Scale) -> SweepSpec {
 /// What happens after the sweep: how the cells of one net are labelled, the figures and the
 /// summary.
 #[derive(Debug, Clone, Copy)]
-enum Analysis {
+pub(crate) enum Analysis {
     /// Per-net correlations: `figures` draws from them, `table` is the start of `summary.md`,
-    /// `claims` the paper's claims, each with our numbers and a verdict.
+    /// `claims` the paper's claims (or pre-registered predictions), each with our numbers and a
+    /// verdict. `extra`, when given, analyses the trained nets themselves (weights) and returns
+    /// a further summary section and its claims.
     Nets {
         figures: fn(&Spec, &[NetSummary], &Path) -> Result<()>,
         table: fn(&Spec, &[NetSummary]) -> String,
         claims: fn(&[NetSummary]) -> Vec<Claim>,
+        extra: Option<fn(&Extra) -> Result<(String, Vec<Claim>)>>,
     },
     /// Hidden-layer maps ([`crate::experiment::hidden`]), which also write the summary.
     HiddenMaps,
+}
+
+/// What an [`Analysis::Nets`] `extra` step sees: the experiment, its output and sweep
+/// directories, the planned cells, the data and the engine, and the per-net summaries.
+pub(crate) struct Extra<'a> {
+    pub spec: &'a Spec,
+    pub out: &'a Path,
+    pub dir: &'a Path,
+    pub plan: &'a [sweep::Cell],
+    pub data_dir: &'a Path,
+    pub eng: &'a Engine,
+    pub nets: &'a [NetSummary],
 }
 
 /// One experiment, everything about it in one place.
@@ -272,13 +300,13 @@ pub struct Spec {
     /// The heading of `summary.md` (the scale-independent facts: full-scale sizes).
     pub heading: &'static str,
     /// The sweep at a scale, without the `seed` axis and `rho` (added by [`sweep_spec`]).
-    sweep: fn(Scale) -> SweepSpec,
+    pub(crate) sweep: fn(Scale) -> SweepSpec,
     /// Label of the net a cell belongs to: cells that differ only by seed share it.
-    label: fn(&RunConfig) -> String,
+    pub(crate) label: fn(&RunConfig) -> String,
     /// Title of `<name>-predictions.png`, the outputs of each net's first seed on the probes;
     /// `None`: no such figure.
-    predictions: Option<&'static str>,
-    analysis: Analysis,
+    pub(crate) predictions: Option<&'static str>,
+    pub(crate) analysis: Analysis,
 }
 
 fn act_name(c: &RunConfig) -> &'static str {
@@ -312,7 +340,7 @@ const FCN: Spec = Spec {
     },
     label: |c| format!("FCN {}-layer {}", c.model.depth, act_name(c)),
     predictions: Some("Fig. 2: FCNs (width 784) trained on one \"7\"; outputs on unseen probes"),
-    analysis: Analysis::Nets { figures: no_figures, table: summary_fcn, claims: claims_fcn },
+    analysis: Analysis::Nets { figures: no_figures, table: summary_fcn, claims: claims_fcn, extra: None },
 };
 
 const CNN_DEPTH: Spec = Spec {
@@ -323,7 +351,7 @@ const CNN_DEPTH: Spec = Spec {
     sweep: cnn_depth,
     label: |c| format!("CNN depth {} ({})", c.model.depth, protocol(c)),
     predictions: Some("Fig. 3: ReLU CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes"),
-    analysis: Analysis::Nets { figures: figures_cnn_depth, table: summary_cnn_depth, claims: claims_cnn_depth },
+    analysis: Analysis::Nets { figures: figures_cnn_depth, table: summary_cnn_depth, claims: claims_cnn_depth, extra: None },
 };
 
 const CIFAR: Spec = Spec {
@@ -371,7 +399,7 @@ const KERNELS: Spec = Spec {
     },
     label: |c| format!("k={} depth {}", c.model.kernel, c.model.depth),
     predictions: None,
-    analysis: Analysis::Nets { figures: figures_grid2d, table: summary_grid2d, claims: claims_kernels },
+    analysis: Analysis::Nets { figures: figures_grid2d, table: summary_grid2d, claims: claims_kernels, extra: None },
 };
 
 const CHANNELS: Spec = Spec {
@@ -386,7 +414,7 @@ const CHANNELS: Spec = Spec {
     },
     label: |c| format!("C={} depth {}", c.model.channels, c.model.depth),
     predictions: None,
-    analysis: Analysis::Nets { figures: figures_grid2d, table: summary_grid2d, claims: claims_channels },
+    analysis: Analysis::Nets { figures: figures_grid2d, table: summary_grid2d, claims: claims_channels, extra: None },
 };
 
 const LINEAR: Spec = Spec {
@@ -415,7 +443,7 @@ const LINEAR: Spec = Spec {
     },
     label: |c| format!("{} depth {}", if c.model.arch == crate::nn::model::Arch::Cnn { "CNN" } else { "FCN" }, c.model.depth),
     predictions: Some("Linear CNNs and FCNs trained on one \"7\", by depth; outputs on unseen probes"),
-    analysis: Analysis::Nets { figures: figures_linear, table: summary_linear, claims: claims_linear },
+    analysis: Analysis::Nets { figures: figures_linear, table: summary_linear, claims: claims_linear, extra: None },
 };
 
 const FCN60K: Spec = Spec {
@@ -446,7 +474,7 @@ const FCN60K: Spec = Spec {
     },
     label: FCN.label,
     predictions: Some("FCNs (width 784) trained on all 60,000 MNIST training images; outputs on probes"),
-    analysis: Analysis::Nets { figures: no_figures, table: summary_fcn60k, claims: claims_fcn60k },
+    analysis: Analysis::Nets { figures: no_figures, table: summary_fcn60k, claims: claims_fcn60k, extra: None },
 };
 
 const RESNET: Spec = Spec {
@@ -465,7 +493,7 @@ const RESNET: Spec = Spec {
     },
     label: |c| format!("{} CNN depth {}", if c.model.residual { "residual" } else { "plain" }, c.model.depth),
     predictions: Some("Plain and residual CNNs (5×5) trained on one \"7\", by depth; outputs on unseen probes"),
-    analysis: Analysis::Nets { figures: figures_resnet, table: summary_resnet, claims: claims_resnet },
+    analysis: Analysis::Nets { figures: figures_resnet, table: summary_resnet, claims: claims_resnet, extra: None },
 };
 
 /// The sweep of an experiment at a scale, with `seeds` seeds (at least 1).
@@ -566,6 +594,16 @@ pub struct NetSummary {
     pub corr_constant: (f64, f64, f64),
     /// Mean corr-to-identity per probe category (mean over seeds).
     pub per_category: BTreeMap<String, (f64, f64)>,
+    /// Further numbers, each (mean, min, max) over seeds: `window_identity` and
+    /// `window_constant` (paper probes, canvas window) on canvas runs; `mnist_identity`,
+    /// `mnist_nearest` and `mnist_blend` (MNIST test probes) and `paper_nearest`, `paper_blend`
+    /// on runs trained on several images.
+    pub extra: BTreeMap<String, (f64, f64, f64)>,
+    /// Seeds that stopped at the step cap without reaching the tolerance.
+    pub unconverged: usize,
+    /// The config of its first cell (seed aside, every cell of the net has it).
+    #[serde(skip)]
+    pub config: RunConfig,
 }
 
 /// Mean, min and max of one number over seeds (NaN for none).
@@ -622,6 +660,8 @@ pub fn analyze(
         let mut cons = Vec::new();
         let mut cats: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut first_done: Option<&sweep::Cell> = None;
+        let mut extras: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut unconverged = 0;
         for c in cells {
             if sweep::state(&dir, c) != CellState::Done {
                 skipped += 1;
@@ -633,6 +673,21 @@ pub fn analyze(
             let paper = &ev.categories["paper"];
             ids.push(paper.corr_identity);
             cons.push(paper.corr_constant);
+            unconverged += usize::from(r.status == crate::nn::train::Status::MaxSteps);
+            if let Some(w) = &paper.window {
+                extras.entry("window_identity".into()).or_default().push(w.corr_identity);
+                extras.entry("window_constant".into()).or_default().push(w.corr_constant);
+            }
+            for (cat, name) in [("paper", "paper"), ("mnist", "mnist")] {
+                let Some(s) = ev.categories.get(cat) else { continue };
+                if name == "mnist" {
+                    extras.entry("mnist_identity".into()).or_default().push(s.corr_identity);
+                }
+                if let Some(set) = &s.set {
+                    extras.entry(format!("{name}_nearest")).or_default().push(set.corr_nearest);
+                    extras.entry(format!("{name}_blend")).or_default().push(set.blend);
+                }
+            }
             for (cat, s) in &ev.categories {
                 cats.entry(cat.clone()).or_default().push((s.corr_identity, s.corr_constant));
                 let _ = writeln!(
@@ -690,6 +745,9 @@ pub fn analyze(
             corr_identity: mean_min_max(&ids),
             corr_constant: mean_min_max(&cons),
             per_category,
+            extra: extras.iter().map(|(k, v)| (k.clone(), mean_min_max(v))).collect(),
+            unconverged,
+            config: cells[0].config.clone(),
         });
     }
     if nets.is_empty() {
@@ -704,9 +762,13 @@ pub fn analyze(
         write_atomic(&out.join(format!("{}-predictions.png", exp.name())), &png)?;
     }
     let summary = match spec.analysis {
-        Analysis::Nets { figures, .. } => {
+        Analysis::Nets { figures, extra, .. } => {
             figures(spec, &nets, out)?;
-            summary_text(spec, &nets)
+            let more = match extra {
+                Some(f) => Some(f(&Extra { spec, out, dir: &dir, plan: &plan, data_dir, eng, nets: &nets })?),
+                None => None,
+            };
+            summary_text(spec, &nets, more)
         }
         Analysis::HiddenMaps => crate::experiment::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?,
     };
@@ -806,14 +868,14 @@ fn curve(nets: &[NetSummary], keep: &dyn Fn(&NetSummary) -> bool, f: &dyn Fn(&Ne
 }
 
 /// Draw correlation-against-depth curves to `OUT/<stem>.png` and `.svg`.
-fn write_depth_curves(out: &Path, stem: &str, title: &str, series: &[figures::Series]) -> Result<()> {
+pub(crate) fn write_depth_curves(out: &Path, stem: &str, title: &str, series: &[figures::Series]) -> Result<()> {
     let (png, svg) = figures::line_plot(title, "depth (layers)", "correlation", series, false)?;
     write_atomic(&out.join(format!("{stem}.png")), &png)?;
     write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())
 }
 
 /// Depth where the mean corr-to-constant first exceeds the mean corr-to-identity.
-fn transition<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Option<usize> {
+pub(crate) fn transition<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Option<usize> {
     let mut v: Vec<&NetSummary> = nets.into_iter().collect();
     v.sort_by_key(|n| n.depth);
     v.into_iter().find(|n| n.corr_constant.0 > n.corr_identity.0).map(|n| n.depth)
@@ -973,6 +1035,8 @@ pub enum Verdict {
     Disagrees,
     /// The nets run cannot decide it (not run, or not deep enough).
     Undecided,
+    /// Part of it holds and part does not (pre-registered predictions with several parts).
+    Mixed,
 }
 
 impl Verdict {
@@ -982,10 +1046,30 @@ impl Verdict {
             Verdict::Agrees => "agrees",
             Verdict::Disagrees => "disagrees",
             Verdict::Undecided => "undecided",
+            Verdict::Mixed => "mixed",
         }
     }
 
-    fn of(agrees: bool) -> Self {
+    /// For a pre-registered prediction: `supports`, `contradicts`, `mixed` or `undecided`.
+    pub fn prediction_word(self) -> &'static str {
+        match self {
+            Verdict::Agrees => "supports",
+            Verdict::Disagrees => "contradicts",
+            Verdict::Undecided => "undecided",
+            Verdict::Mixed => "mixed",
+        }
+    }
+
+    /// Of a prediction with two parts: both hold, neither, or one.
+    pub(crate) fn both(a: bool, b: bool) -> Self {
+        match (a, b) {
+            (true, true) => Verdict::Agrees,
+            (false, false) => Verdict::Disagrees,
+            _ => Verdict::Mixed,
+        }
+    }
+
+    pub(crate) fn of(agrees: bool) -> Self {
         if agrees {
             Verdict::Agrees
         } else {
@@ -1005,18 +1089,31 @@ pub struct Claim {
     pub ours: String,
     /// Computed from our numbers.
     pub verdict: Verdict,
+    /// For a pre-registered prediction, its id in `docs/preregistration.md` (`paper` then holds
+    /// the prediction).
+    pub prereg: Option<&'static str>,
 }
 
 impl Claim {
     /// A claim without a scope.
     pub fn new(paper: impl Into<String>, ours: impl Into<String>, verdict: Verdict) -> Self {
-        Claim { scope: None, paper: paper.into(), ours: ours.into(), verdict }
+        Claim { scope: None, paper: paper.into(), ours: ours.into(), verdict, prereg: None }
     }
 
-    /// One `summary.md` line: `- Paper: …. Ours: … → agrees`.
+    /// A pre-registered prediction `id` of `docs/preregistration.md`, our measurement and the
+    /// verdict (`Agrees` = supports, `Disagrees` = contradicts).
+    pub fn prediction(id: &'static str, prediction: impl Into<String>, measured: impl Into<String>, verdict: Verdict) -> Self {
+        Claim { scope: None, paper: prediction.into(), ours: measured.into(), verdict, prereg: Some(id) }
+    }
+
+    /// One `summary.md` line: `- Paper: …. Ours: … → agrees`, or for a prediction
+    /// `- Prediction B1: …. Measured: … → supports`.
     pub fn line(&self) -> String {
         let scope = self.scope.as_ref().map(|s| format!("`{s}`: ")).unwrap_or_default();
-        format!("- {scope}Paper: {}. Ours: {} → {}", self.paper, self.ours, self.verdict.word())
+        match self.prereg {
+            None => format!("- {scope}Paper: {}. Ours: {} → {}", self.paper, self.ours, self.verdict.word()),
+            Some(id) => format!("- {scope}Prediction {id}: {}. Measured: {} → {}", self.paper, self.ours, self.verdict.prediction_word()),
+        }
     }
 }
 
@@ -1029,36 +1126,48 @@ pub fn claims(exp: Experiment, nets: &[NetSummary]) -> Vec<Claim> {
 }
 
 /// `summary.md` of an experiment that summarizes per-net correlations: its table, then each claim
-/// with its verdict.
-fn summary_text(spec: &Spec, nets: &[NetSummary]) -> String {
+/// with its verdict; with `more` (an `extra` step's section and claims), that section before the
+/// claims and its claims after them.
+fn summary_text(spec: &Spec, nets: &[NetSummary], more: Option<(String, Vec<Claim>)>) -> String {
     let Analysis::Nets { table, claims, .. } = spec.analysis else { return String::new() };
     let mut s = table(spec, nets);
-    let _ = write!(
-        s,
-        "\nClaims (each verdict is computed from the numbers: a mean corr ≥ {CLEAR} to the identity, or to the constant and above the identity's, counts as outputting it):\n\n"
-    );
-    for c in claims(nets) {
+    let (section, more_claims) = more.unwrap_or_default();
+    s += &section;
+    let mut all = claims(nets);
+    all.extend(more_claims);
+    if all.iter().any(|c| c.prereg.is_some()) {
+        let _ = write!(
+            s,
+            "\nPredictions, pre-registered in `docs/preregistration.md` before the full runs (each verdict is computed from the numbers: a mean corr ≥ {CLEAR} to the constant and above the identity's counts as outputting the constant; the transition depth is the first depth where the corr to the constant exceeds the corr to the identity):\n\n"
+        );
+    } else {
+        let _ = write!(
+            s,
+            "\nClaims (each verdict is computed from the numbers: a mean corr ≥ {CLEAR} to the identity, or to the constant and above the identity's, counts as outputting it):\n\n"
+        );
+    }
+    for c in all {
         s += &c.line();
         s.push('\n');
     }
     s
 }
 
-fn f2(x: f64) -> String {
+pub(crate) fn f2(x: f64) -> String {
     format!("{x:.2}")
 }
 
-fn outputs_constant(n: &NetSummary) -> bool {
+pub(crate) fn outputs_constant(n: &NetSummary) -> bool {
     n.corr_constant.0 >= CLEAR && n.corr_constant.0 > n.corr_identity.0
 }
 
-fn by_depth<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Vec<&'a NetSummary> {
+pub(crate) fn by_depth<'a>(nets: impl IntoIterator<Item = &'a NetSummary>) -> Vec<&'a NetSummary> {
     let mut v: Vec<&NetSummary> = nets.into_iter().collect();
     v.sort_by_key(|n| n.depth);
     v
 }
 
-fn transition_text(t: Option<usize>) -> String {
+pub(crate) fn transition_text(t: Option<usize>) -> String {
     t.map(|d| d.to_string()).unwrap_or_else(|| "none within the depths run".into())
 }
 
@@ -1302,7 +1411,13 @@ mod tests {
         }
         let mut c = RunConfig {
             conv_algo: crate::engine::ConvAlgo::Im2col,
-            train_set: Some(crate::experiment::config::TrainSet { data: "mnist:train".into(), limit: 0, batch: 1, epochs: 1 }),
+            train_set: Some(crate::experiment::config::TrainSet {
+                data: "mnist:train".into(),
+                limit: 0,
+                indices: vec![],
+                batch: 1,
+                epochs: 1,
+            }),
             ..Default::default()
         };
         c.init.from = Some("w.safetensors".into());
@@ -1405,6 +1520,9 @@ mod tests {
             corr_identity: (id, id, id),
             corr_constant: (con, con, con),
             per_category: BTreeMap::new(),
+            extra: BTreeMap::new(),
+            unconverged: 0,
+            config: RunConfig::default(),
         }
     }
 
@@ -1414,7 +1532,7 @@ mod tests {
 
     /// The verdict word ending each claim line of the summary the experiment writes.
     fn verdicts(exp: Experiment, nets: &[NetSummary]) -> Vec<String> {
-        let text = summary_text(exp.spec(), nets);
+        let text = summary_text(exp.spec(), nets, None);
         let v: Vec<String> = text
             .lines()
             .filter(|l| l.starts_with("- ") && l.contains("Paper: "))
@@ -1468,7 +1586,7 @@ mod tests {
         shrinks[4].corr_identity = (0.8, 0.8, 0.8);
         assert_eq!(verdicts(Experiment::Fcn, &shrinks), all("disagrees", 2));
         assert_eq!(verdicts(Experiment::Fcn, &grows[..1]), all("undecided", 2));
-        let text = summary_text(&FCN, &grows);
+        let text = summary_text(&FCN, &grows, None);
         assert!(text.contains("6-layer ReLU corr to constant 0.99, to identity 0.05 → agrees"), "{text}");
     }
 
@@ -1496,7 +1614,7 @@ mod tests {
         }));
         let v = verdicts(Experiment::CnnDepth, &two);
         assert_eq!(v, [all("agrees", 3), all("disagrees", 3)].concat());
-        assert!(summary_text(&CNN_DEPTH, &two).contains("- `momentum 0.01`: Paper: the transition depth"));
+        assert!(summary_text(&CNN_DEPTH, &two, None).contains("- `momentum 0.01`: Paper: the transition depth"));
     }
 
     #[test]

@@ -59,6 +59,10 @@ impl Versions {
 pub struct Evaluation {
     /// Training loss of the evaluated weights on the training image.
     pub train_mse: f64,
+    /// On a run trained on a list of images (`train_set.indices`): MSE(f(tᵢ), tᵢ) for each, in
+    /// list order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub example_mse: Vec<f64>,
     /// One entry per probe, in probe order.
     pub probes: Vec<ProbeScore>,
     /// Averages per category, plus `paper` and `all`.
@@ -157,8 +161,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     cfg.model.validate_for(shape)?;
     let cfg = &cfg;
     let train_images = match &cfg.train_set {
-        None => None,
-        Some(ts) => {
+        Some(ts) if ts.indices.is_empty() => {
             let (d, split) = ts.source()?;
             let imgs = data::load_images(&opts.data_dir, d, split)?.view(cfg.gray)?;
             if imgs.shape() != shape {
@@ -173,6 +176,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
             }
             Some(imgs)
         }
+        _ => None,
     };
     let out = &opts.out;
     if out.join("result.json").exists() {
@@ -203,9 +207,17 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
                 opts.progress,
             )?
         }
+        (Some(ts), None) if inputs.examples.len() > ts.batch => {
+            // A list of images larger than a batch: minibatches over the list (its pixels are
+            // k/255 values, so the u8 round trip is exact).
+            let pixels: Vec<u8> = inputs.examples.iter().flatten().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+            let k = inputs.examples.len();
+            train::train_minibatch(&eng, &mut net, &pixels, k, ts.batch, ts.epochs, cfg.seed, &cfg.train, opts.progress)?
+        }
         _ => {
-            let x: Vec<T> = inputs.train.iter().map(|&v| T::from_f64(v as f64)).collect();
-            train::train(&eng, &mut net, &x, 1, &cfg.train, opts.progress)?
+            // The one training image, or a list of them as one full batch.
+            let x: Vec<T> = inputs.examples.iter().flatten().map(|&v| T::from_f64(v as f64)).collect();
+            train::train(&eng, &mut net, &x, inputs.examples.len(), &cfg.train, opts.progress)?
         }
     };
 
@@ -256,26 +268,48 @@ fn weight_metadata(cfg: &RunConfig) -> std::collections::HashMap<String, String>
 
 /// Outputs of `net` on the training image followed by every probe, `[1 + probes, C·H·W]` as f32.
 pub fn outputs<T: Float>(eng: &Engine, net: &Net<T>, train: &[f32], probes: &[Probe]) -> Vec<Vec<f32>> {
-    let dim = net.shape.len();
-    let mut xs: Vec<T> = Vec::with_capacity((probes.len() + 1) * dim);
-    xs.extend(train.iter().map(|&v| T::from_f64(v as f64)));
+    let mut xs: Vec<f32> = Vec::with_capacity((probes.len() + 1) * train.len());
+    xs.extend_from_slice(train);
     for p in probes {
-        xs.extend(p.image.iter().map(|&v| T::from_f64(v as f64)));
+        xs.extend_from_slice(&p.image);
     }
-    let ys = net.predict(eng, &xs, probes.len() + 1, 16);
+    predict_f32(eng, net, &xs, probes.len() + 1)
+}
+
+/// Outputs of `net` on `count` images `xs [count, C·H·W]` given as f32, in batches of 16.
+pub fn predict_f32<T: Float>(eng: &Engine, net: &Net<T>, xs: &[f32], count: usize) -> Vec<Vec<f32>> {
+    let dim = net.shape.len();
+    let xs: Vec<T> = xs.iter().map(|&v| T::from_f64(v as f64)).collect();
+    let ys = net.predict(eng, &xs, count, 16);
     ys.chunks(dim).map(|c| c.iter().map(|v| Float::to_f64(*v) as f32).collect()).collect()
 }
 
 /// Score `net` on the probes of `inputs`; also returns the raw outputs (training image first).
 pub fn evaluate<T: Float>(eng: &Engine, net: &Net<T>, inputs: &Inputs) -> (Evaluation, Vec<Vec<f32>>) {
     let outs = outputs(eng, net, &inputs.train, &inputs.probes);
+    let set = inputs.listed;
     let scores: Vec<ProbeScore> = inputs
         .probes
         .iter()
         .zip(&outs[1..])
-        .map(|(p, o)| metrics::score(p, o, &inputs.train, inputs.shape, inputs.window.as_ref()))
+        .map(|(p, o)| {
+            let s = metrics::score(p, o, &inputs.train, inputs.shape, inputs.window.as_ref());
+            ProbeScore { set: set.then(|| metrics::set_score(o, &inputs.examples)), ..s }
+        })
         .collect();
-    let eval = Evaluation { train_mse: metrics::mse(&outs[0], &inputs.train), categories: metrics::by_category(&scores), probes: scores };
+    let example_mse = if set {
+        let ex: Vec<f32> = inputs.examples.iter().flatten().copied().collect();
+        let ys = predict_f32(eng, net, &ex, inputs.examples.len());
+        ys.iter().zip(&inputs.examples).map(|(y, e)| metrics::mse(y, e)).collect()
+    } else {
+        Vec::new()
+    };
+    let eval = Evaluation {
+        train_mse: metrics::mse(&outs[0], &inputs.train),
+        example_mse,
+        categories: metrics::by_category(&scores),
+        probes: scores,
+    };
     (eval, outs)
 }
 

@@ -109,6 +109,9 @@ pub struct Conv2d {
     /// The Winograd plan, for zero padding and `3 ≤ k ≤ 7` (larger kernels need more
     /// interpolation points than f32 can take).
     pub wino: Option<WinoConv>,
+    /// Where the coordinate channels' weight `[c_out, 2, k, k]` sits, when the layer reads them
+    /// ([`crate::nn::model::Coords`]; the model adds their contribution).
+    pub coord_w: Option<Range<usize>>,
 }
 
 /// Winograd output-tile side for a `k×k` kernel: F(4×4, 5×5) for 5×5 kernels (6.25× fewer
@@ -140,7 +143,7 @@ impl Conv2d {
     ) -> Self {
         let fits = winograd_tile(k) + k - 1 <= winograd::MAX_TILE;
         let wino = (padding == Padding::Zero && k >= 3 && fits).then(|| WinoConv::new(winograd_tile(k), k, c_in, c_out, h, w_px));
-        Conv2d { geom: ConvGeom::new(c_in, h, w_px, k, padding), c_out, padding, w, b, wino }
+        Conv2d { geom: ConvGeom::new(c_in, h, w_px, k, padding), c_out, padding, w, b, wino, coord_w: None }
     }
 
     /// Elements of one image's column matrix, `c_in·k·k·h·w`.
@@ -360,11 +363,14 @@ impl Layer {
             Layer::Conv(c) => vec![c.c_out, c.geom.c, c.geom.k, c.geom.k],
         }
     }
-    /// `(fan_in, fan_out)` as PyTorch computes them.
+    /// `(fan_in, fan_out)` as PyTorch computes them (coordinate channels count as inputs).
     pub fn fans(&self) -> (usize, usize) {
         match self {
             Layer::Dense(d) => (d.inp, d.out),
-            Layer::Conv(c) => (c.geom.c * c.geom.k * c.geom.k, c.c_out * c.geom.k * c.geom.k),
+            Layer::Conv(c) => {
+                let cin = c.geom.c + if c.coord_w.is_some() { 2 } else { 0 };
+                (cin * c.geom.k * c.geom.k, c.c_out * c.geom.k * c.geom.k)
+            }
         }
     }
     /// Elements kept for the backward pass of `n` examples (0 for dense).
@@ -388,7 +394,8 @@ impl Layer {
             Layer::Conv(c) => c.scratch_len(n),
         }
     }
-    /// Multiply-accumulates of one forward pass per example.
+    /// Multiply-accumulates of one forward pass per example (the coordinate map, the same for
+    /// every example, not counted).
     pub fn macs(&self) -> u64 {
         match self {
             Layer::Dense(d) => (d.inp * d.out) as u64,

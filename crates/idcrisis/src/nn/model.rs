@@ -2,7 +2,7 @@
 //! the forward / backward passes over preallocated workspaces.
 
 use crate::engine::winograd::Layouts;
-use crate::engine::{Engine, Padding};
+use crate::engine::{Acc, Engine, Padding, Trans};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::layers::{Activation, Conv2d, Dense, Layer};
@@ -43,6 +43,42 @@ pub enum Init {
     GlorotUniform,
 }
 
+/// Coordinate channels (CoordConv, Liu et al. 2018): two extra input channels holding each
+/// pixel's x and y in [−1, 1] (`x = −1 + 2·col/(W−1)`, `y = −1 + 2·row/(H−1)`; 0 for a side of 1),
+/// padded like the image.
+///
+/// A layer with coordinates is PyTorch's `Conv2d(c_in + 2, c_out)` applied to
+/// `cat([x, xx, yy], dim=1)`; its weight is stored in two tensors, `layers.{i}.weight`
+/// `[c_out, c_in, k, k]` and `layers.{i}.coord_weight` `[c_out, 2, k, k]` (channel 0 is x, 1 is
+/// y), and `torch.cat([weight, coord_weight], dim=1)` is the PyTorch weight.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coords {
+    /// No coordinate channels.
+    #[default]
+    None,
+    /// On the first layer's input.
+    Input,
+    /// On every layer's input.
+    All,
+}
+
+impl Coords {
+    /// Whether layer `i` reads coordinate channels.
+    pub fn at(self, i: usize) -> bool {
+        match self {
+            Coords::None => false,
+            Coords::Input => i == 0,
+            Coords::All => true,
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        *self == Coords::None
+    }
+}
+
 /// What network to build. The config builds exactly what it describes: see [`Net::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +105,10 @@ pub struct ModelConfig {
     /// [`ModelConfig::skip_source`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub residual: bool,
+    /// CNN coordinate channels ([`Coords`]). Omitted from files when `none`, so that configs
+    /// and sweep cell ids from before this option stay the same.
+    #[serde(skip_serializing_if = "Coords::is_none")]
+    pub coords: Coords,
 }
 
 impl Default for ModelConfig {
@@ -83,6 +123,7 @@ impl Default for ModelConfig {
             bias: true,
             padding: Padding::Zero,
             residual: false,
+            coords: Coords::None,
         }
     }
 }
@@ -101,6 +142,9 @@ impl ModelConfig {
             Arch::Fcn => {
                 if self.residual {
                     return Err(Error::invalid("residual", "skips are implemented for CNNs only"));
+                }
+                if self.coords != Coords::None {
+                    return Err(Error::invalid("coords", "coordinate channels are implemented for CNNs only"));
                 }
                 if let Some(w) = self.width.filter(|w| *w == 0 || *w > 1 << 16) {
                     return Err(Error::invalid("width", format!("{w} must be in 1..=65536")));
@@ -174,7 +218,13 @@ impl ModelConfig {
                 None => format!("fcn-d{}-{act}", self.depth),
             },
             Arch::Cnn => {
-                format!("{}-d{}-c{}-k{}-{act}", if self.residual { "rescnn" } else { "cnn" }, self.depth, self.channels, self.kernel)
+                let coords = match self.coords {
+                    Coords::None => "",
+                    Coords::Input => "-xy",
+                    Coords::All => "-xyall",
+                };
+                let kind = if self.residual { "rescnn" } else { "cnn" };
+                format!("{kind}-d{}-c{}-k{}-{act}{coords}", self.depth, self.channels, self.kernel)
             }
         }
     }
@@ -193,6 +243,9 @@ pub struct Net<T: Float> {
     pub params: Vec<T>,
     /// Gradients, same layout as `params`.
     pub grads: Vec<T>,
+    /// With coordinate channels: their column matrix `[2·k·k, H·W]` ([`crate::engine::im2col`] of
+    /// the x and y maps under the net's padding); empty otherwise.
+    pub coord_cols: Vec<T>,
 }
 
 impl<T: Float> Net<T> {
@@ -223,11 +276,14 @@ impl<T: Float> Net<T> {
                     let k = cfg.kernel;
                     let w = take(cout * cin * k * k);
                     let b = cfg.bias.then(|| take(cout));
-                    layers.push(Layer::Conv(Conv2d::new(cin, cout, shape.height, shape.width, k, cfg.padding, w, b)));
+                    let mut conv = Conv2d::new(cin, cout, shape.height, shape.width, k, cfg.padding, w, b);
+                    conv.coord_w = cfg.coords.at(i).then(|| take(cout * 2 * k * k));
+                    layers.push(Layer::Conv(conv));
                 }
             }
         }
-        Ok(Net { cfg: cfg.clone(), shape, layers, params: vec![T::zero(); off], grads: vec![T::zero(); off] })
+        let coord_cols = if cfg.coords == Coords::None { Vec::new() } else { coord_cols(shape, cfg.kernel, cfg.padding) };
+        Ok(Net { cfg: cfg.clone(), shape, layers, params: vec![T::zero(); off], grads: vec![T::zero(); off], coord_cols })
     }
 
     /// Number of parameters.
@@ -249,23 +305,22 @@ impl<T: Float> Net<T> {
     }
 
     /// Draw fresh parameters: `scheme` for weights (multiplied by `scale`) and biases, from the
-    /// seeded ChaCha stream [`Stream::Init`]. Layers are drawn in order, weight before bias, each
-    /// in PyTorch's row-major layout.
+    /// seeded ChaCha stream [`Stream::Init`]. Layers are drawn in order, weight before bias (then
+    /// the coordinate weights, if any), each in PyTorch's row-major layout.
     pub fn init(&mut self, scheme: Init, scale: f64, seed: u64) {
         let mut rng = Rng::new(seed, Stream::Init);
         for layer in &self.layers {
             let (fan_in, fan_out) = layer.fans();
             let (fi, fo) = (fan_in as f64, fan_out as f64);
-            let w = &mut self.params[layer.weight_range()];
-            for v in w.iter_mut() {
-                let x = match scheme {
-                    Init::TorchDefault => rng.uniform_in(-1.0, 1.0) / fi.sqrt(),
-                    Init::HeNormal => rng.normal() * (2.0 / fi).sqrt(),
-                    Init::HeUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / fi).sqrt(),
-                    Init::GlorotNormal => rng.normal() * (2.0 / (fi + fo)).sqrt(),
-                    Init::GlorotUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / (fi + fo)).sqrt(),
-                };
-                *v = T::from_f64(x * scale);
+            let draw = |rng: &mut Rng| match scheme {
+                Init::TorchDefault => rng.uniform_in(-1.0, 1.0) / fi.sqrt(),
+                Init::HeNormal => rng.normal() * (2.0 / fi).sqrt(),
+                Init::HeUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / fi).sqrt(),
+                Init::GlorotNormal => rng.normal() * (2.0 / (fi + fo)).sqrt(),
+                Init::GlorotUniform => rng.uniform_in(-1.0, 1.0) * (6.0 / (fi + fo)).sqrt(),
+            };
+            for v in self.params[layer.weight_range()].iter_mut() {
+                *v = T::from_f64(draw(&mut rng) * scale);
             }
             if let Some(b) = layer.bias_range() {
                 for v in self.params[b].iter_mut() {
@@ -273,6 +328,12 @@ impl<T: Float> Net<T> {
                         Init::TorchDefault => T::from_f64(rng.uniform_in(-1.0, 1.0) / fi.sqrt()),
                         _ => T::zero(),
                     };
+                }
+            }
+            // Coordinate weights last, drawn like the weights (the fans count the 2 channels).
+            if let Layer::Conv(Conv2d { coord_w: Some(r), .. }) = layer {
+                for v in self.params[r.clone()].iter_mut() {
+                    *v = T::from_f64(draw(&mut rng) * scale);
                 }
             }
         }
@@ -286,6 +347,9 @@ impl<T: Float> Net<T> {
             out.push((format!("layers.{i}.weight"), l.weight_shape(), l.weight_range()));
             if let Some(b) = l.bias_range() {
                 out.push((format!("layers.{i}.bias"), vec![b.len()], b));
+            }
+            if let Layer::Conv(Conv2d { coord_w: Some(r), c_out, geom, .. }) = l {
+                out.push((format!("layers.{i}.coord_weight"), vec![*c_out, 2, geom.k, geom.k], r.clone()));
             }
         }
         out
@@ -369,6 +433,7 @@ impl<T: Float> Net<T> {
                 dbuf: [vec![z; n * max_act], vec![z; n * max_act]],
                 scratch: vec![z; scratch],
                 skip_grad: if self.cfg.residual { vec![z; n * max_act] } else { Vec::new() },
+                coord: vec![z; self.coord_buf_len()],
             }
         } else {
             let max_cols = self.layers.iter().map(Layer::eval_cols_len).max().unwrap_or(0);
@@ -382,6 +447,7 @@ impl<T: Float> Net<T> {
                 dbuf: [Vec::new(), Vec::new()],
                 scratch: vec![z; scratch],
                 skip_grad: Vec::new(),
+                coord: vec![z; self.coord_buf_len()],
             }
         }
     }
@@ -403,6 +469,9 @@ impl<T: Float> Net<T> {
                     let cols = &mut ws.cols[if ws.train { i } else { 0 }];
                     c.forward(eng, &self.params, input, output, self.layouts(eng, i), cols, &mut ws.scratch, ws.train, n);
                 }
+            }
+            if let Layer::Conv(c @ Conv2d { coord_w: Some(_), .. }) = layer {
+                self.add_coord_map(eng, c, self.layouts(eng, i).y_cl, output, &mut ws.coord, n);
             }
             if let Some(h) = skip_src {
                 debug_assert_eq!(
@@ -444,6 +513,9 @@ impl<T: Float> Net<T> {
                 ws.skip_grad[..n * layer.out_len()].copy_from_slice(dy);
             }
             let io = self.layouts(eng, i);
+            if let Layer::Conv(c @ Conv2d { coord_w: Some(_), .. }) = layer {
+                coord_grad(eng, c, &self.coord_cols, io.y_cl, dy, &mut self.grads, &mut ws.coord, n);
+            }
             match layer {
                 Layer::Dense(d) => d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n),
                 Layer::Conv(c) => c.backward(
@@ -469,6 +541,34 @@ impl<T: Float> Net<T> {
                 });
             }
             cur = 1 - cur;
+        }
+    }
+
+    /// Elements of the workspace's coordinate buffer: the largest `c_out·H·W` of a layer with
+    /// coordinate channels.
+    fn coord_buf_len(&self) -> usize {
+        self.layers.iter().filter_map(|l| matches!(l, Layer::Conv(Conv2d { coord_w: Some(_), .. })).then(|| l.out_len())).max().unwrap_or(0)
+    }
+
+    /// Add the coordinate channels' contribution `Wc [c_out, 2·k·k] · coord_cols` (the same for
+    /// every example) to each of the `n` outputs `y` (channel-last `[n, H·W, c_out]` when `y_cl`,
+    /// else `[n, c_out, H·W]`). `buf` holds `c_out·H·W` elements.
+    fn add_coord_map(&self, eng: &Engine, c: &Conv2d, y_cl: bool, y: &mut [T], buf: &mut [T], n: usize) {
+        let Some(r) = &c.coord_w else { return };
+        let (hw, taps) = (c.geom.hw(), 2 * c.geom.k * c.geom.k);
+        let (wc, map) = (&self.params[r.clone()], &mut buf[..c.c_out * hw]);
+        if y_cl {
+            crate::engine::gemm(eng, hw, c.c_out, taps, map, &self.coord_cols, Trans::Yes, wc, Trans::Yes, Acc::Overwrite);
+        } else {
+            crate::engine::gemm(eng, c.c_out, hw, taps, map, wc, Trans::No, &self.coord_cols, Trans::No, Acc::Overwrite);
+        }
+        let map = &*map;
+        for yi in y[..n * map.len()].chunks_mut(map.len()) {
+            crate::engine::for_each_chunk(eng, yi, |off, o| {
+                for (o, v) in o.iter_mut().zip(&map[off..]) {
+                    *o = *o + *v;
+                }
+            });
         }
     }
 
@@ -529,6 +629,9 @@ pub struct Workspace<T> {
     /// Convolution scratch, shared by all layers.
     scratch: Vec<T>,
     skip_grad: Vec<T>,
+    /// One layer's coordinate map `[c_out, H·W]` (forward) or batch-summed output gradient
+    /// (backward); empty without coordinate channels.
+    coord: Vec<T>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -550,6 +653,54 @@ impl<T: Float> Workspace<T> {
         assert!(self.train, "activations are kept only in training workspaces");
         &self.acts[i]
     }
+}
+
+/// The coordinate weights' gradient: `dWc [c_out, 2·k·k] += (Σₙ dyₙ) · coord_colsᵀ`, with `dy`
+/// the output gradient of `n` examples in the layer's output layout (see [`Net::add_coord_map`]),
+/// summed in example order into `buf`.
+#[allow(clippy::too_many_arguments)]
+fn coord_grad<T: Float>(eng: &Engine, c: &Conv2d, cols: &[T], y_cl: bool, dy: &[T], grads: &mut [T], buf: &mut [T], n: usize) {
+    let Some(r) = &c.coord_w else { return };
+    let (hw, taps) = (c.geom.hw(), 2 * c.geom.k * c.geom.k);
+    let len = c.c_out * hw;
+    let sum: &[T] = if n == 1 {
+        &dy[..len]
+    } else {
+        let s = &mut buf[..len];
+        s.copy_from_slice(&dy[..len]);
+        for d in dy[len..n * len].chunks(len) {
+            for (a, b) in s.iter_mut().zip(d) {
+                *a = *a + *b;
+            }
+        }
+        s
+    };
+    let ta = if y_cl { Trans::Yes } else { Trans::No };
+    crate::engine::gemm(eng, c.c_out, taps, hw, &mut grads[r.clone()], sum, ta, cols, Trans::Yes, Acc::Add);
+}
+
+/// The column matrix `[2·k·k, H·W]` of the coordinate maps of `shape` (x then y, each in
+/// [−1, 1]; see [`Coords`]) under `padding`, as [`crate::engine::im2col`] unfolds an image.
+pub fn coord_cols<T: Float>(shape: Shape, k: usize, padding: Padding) -> Vec<T> {
+    let (h, w) = (shape.height, shape.width);
+    let at = |i: usize, len: usize| if len > 1 { -1.0 + 2.0 * i as f64 / (len - 1) as f64 } else { 0.0 };
+    let g = crate::engine::ConvGeom::new(2, h, w, k, padding);
+    let mut cols = vec![T::zero(); 2 * k * k * h * w];
+    for ch in 0..2 {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((ch * k + ky) * k + kx) * h * w..][..h * w];
+                for y in 0..h {
+                    for x in 0..w {
+                        if let (Some(sy), Some(sx)) = (g.ytab[ky * h + y], g.xtab[kx * w + x]) {
+                            row[y * w + x] = T::from_f64(if ch == 0 { at(sx, w) } else { at(sy, h) });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cols
 }
 
 /// Disjoint borrows of `v[a]` and `v[b]`, and a shared borrow of `v[c]` when given
