@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// Flags of `idcrisis reproduce`.
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// fcn, cnn-depth, hidden, linear, kernels, channels, resnet, fcn-60k, cifar, or all (each into OUT/<experiment>).
+    /// fcn, cnn-depth, hidden, linear, kernels, channels, resnet, fcn-60k, cifar, boundary, k-examples,
+    /// attractors, or all (each into OUT/<experiment>).
     experiment: String,
     /// Output directory [default: runs/reproduce-<experiment>[-quick]].
     #[arg(long)]

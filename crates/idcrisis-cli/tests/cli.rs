@@ -104,6 +104,10 @@ fn train_images_trains_full_batch_and_scores_the_set() {
     assert_eq!(r["config"]["train_image"], "mnist:train:15");
     assert_eq!(r["config"]["model"]["coords"], "all");
     assert_eq!(r["evaluation"]["example_mse"].as_array().unwrap().len(), 3);
+    // The input scaling and norms are logged: #15's norm recomputed here from its pixels.
+    assert_eq!(r["input"]["example_norms"].as_array().unwrap().len(), 3);
+    assert_eq!(r["input"]["train_norm"], r["input"]["example_norms"][0]);
+    assert!(r["input"]["pixel_scaling"].as_str().unwrap().contains("255"));
     let set = &r["evaluation"]["probes"][0]["set"];
     assert!(set["nearest"].as_u64().unwrap() < 3 && set["blend"].as_f64().unwrap() >= 0.0, "{set}");
     assert!(r["evaluation"]["categories"]["paper"]["set"]["corr_nearest"].is_number());

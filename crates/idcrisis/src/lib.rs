@@ -14,10 +14,13 @@
 //!   that touches raw numerics, so another backend can slot in behind the same functions.
 //! - [`nn`]: layers with explicit forward and backward, models ([`nn::model::Net`]), optimizers,
 //!   the training loop.
-//! - [`eval`]: probe sets (by image shape) and correlation / MSE / SSIM scoring.
+//! - [`eval`]: probe sets (by image shape), correlation / MSE / SSIM scoring and the set scores
+//!   of runs trained on several images.
 //! - [`experiment`]: the run configuration ([`experiment::config::RunConfig`], whose `validate`
 //!   is the one rule book), config → pixels ([`experiment::inputs`]), the run directory, sweeps,
-//!   the local worker pool, the paper's experiments as data, hidden-layer maps, the HTML report.
+//!   the local worker pool, the paper's experiments as data ([`experiment::reproduce`]) and those
+//!   beyond it with their pre-registered predictions ([`experiment::beyond`]), hidden-layer maps,
+//!   the HTML report.
 //! - [`theory`]: Theorem 1, the one-layer CNN, NTK/NNGP predictions.
 //! - [`figures`]: prediction grids (colour for RGB), line plots, heat maps.
 //! - [`bench`]: the benchmark workloads; [`rng`], [`float`], [`fsutil`], [`error`]: plumbing.

@@ -384,4 +384,33 @@ mod tests {
         assert_eq!(outcome(0.3, 0.95), Outcome::Constant);
         assert_eq!(outcome(0.6, 0.6), Outcome::Other);
     }
+
+    #[test]
+    fn set_scores_tell_a_copy_from_a_blend() {
+        // Three images with disjoint supports, so distances and spans are known exactly.
+        let mut t = vec![vec![0.0f32; 12]; 3];
+        for (i, img) in t.iter_mut().enumerate() {
+            for j in 0..4 {
+                img[i * 4 + j] = 0.25 + 0.25 * j as f32;
+            }
+        }
+        // A copy of image 1: nearest 1, distance 0, blend 0.
+        let s = set_score(&t[1], &t);
+        assert_eq!(s.nearest, 1);
+        assert!((s.corr_nearest - 1.0).abs() < 1e-9 && s.dist_nearest == 0.0 && s.blend == 0.0, "{s:?}");
+        // The mean of images 0 and 2: in the span (distance 0), far from both: blend 1.
+        let mid: Vec<f32> = t[0].iter().zip(&t[2]).map(|(a, b)| 0.5 * (a + b)).collect();
+        let s = set_score(&mid, &t);
+        assert!(s.dist_span < 1e-6 && (s.blend - 1.0).abs() < 1e-6, "{s:?}");
+        // ‖mid − t0‖ = ‖t2‖/√2·… computed directly.
+        let want = mid.iter().zip(&t[0]).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((s.dist_nearest - want).abs() < 1e-9);
+        // A vector orthogonal to every image: the span is no closer than the nearest image's
+        // projection; its distance to the span is its own norm.
+        let mut off = vec![0.0f32; 12];
+        off[0] = 1.0;
+        off[1] = -1.0;
+        let s = set_score(&off, &t[1..]);
+        assert!((s.dist_span - 2f64.sqrt()).abs() < 1e-6, "{s:?}");
+    }
 }

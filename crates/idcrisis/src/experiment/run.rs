@@ -102,8 +102,38 @@ pub struct RunResult {
     pub versions: Versions,
     /// The full configuration.
     pub config: RunConfig,
+    /// What the net was fed: pixel scaling and the training images' norms (they change the
+    /// answers: a bias-free net is homogeneous in its input's scale).
+    #[serde(default)]
+    pub input: InputStats,
     /// Probe metrics (absent when the run diverged).
     pub evaluation: Option<Evaluation>,
+}
+
+/// Scaling and size of a run's training input, in `result.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InputStats {
+    /// How stored pixels become inputs: `u8 / 255`, so every input value is in [0, 1].
+    pub pixel_scaling: String,
+    /// ‖training image‖₂ at the model's shape (canvas included), in those units.
+    pub train_norm: f64,
+    /// Mean pixel of the training image.
+    pub train_mean: f64,
+    /// ‖tᵢ‖₂ of each image of a training list (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub example_norms: Vec<f64>,
+}
+
+impl InputStats {
+    fn of(inputs: &Inputs) -> Self {
+        let norm = |x: &[f32]| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        InputStats {
+            pixel_scaling: "u8 / 255 (inputs in [0, 1])".into(),
+            train_norm: norm(&inputs.train),
+            train_mean: inputs.train.iter().map(|v| *v as f64).sum::<f64>() / inputs.train.len().max(1) as f64,
+            example_norms: if inputs.listed { inputs.examples.iter().map(|e| norm(e)).collect() } else { Vec::new() },
+        }
+    }
 }
 
 /// Where and how to run.
@@ -253,6 +283,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
         data_dir: opts.data_dir.clone(),
         versions: Versions::current(),
         config: cfg.clone(),
+        input: InputStats::of(&inputs),
         evaluation,
     };
     let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::Other(format!("result.json: {e}")))?;
