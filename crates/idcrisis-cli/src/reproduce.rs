@@ -36,6 +36,10 @@ pub struct ReproduceArgs {
     /// Compute threads per worker [default: 1 per worker, all cores in use].
     #[arg(long)]
     threads_per_worker: Option<usize>,
+    /// Rebuild figures, CSVs and summary.md from the finished cells in OUT alone (their
+    /// result.json and outputs.png; no weights needed, nothing trained or planned).
+    #[arg(long, conflicts_with_all = ["plan_only", "micro", "quick"])]
+    redraw: bool,
     /// hidden: how channels collapse to one map.
     #[arg(long, value_enum, default_value_t = Projection::Pca)]
     projection: Projection,
@@ -45,6 +49,12 @@ pub struct ReproduceArgs {
 }
 
 fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Result<ExitCode> {
+    if a.redraw {
+        let eng = Engine::new(a.threads_per_worker.unwrap_or(0))?;
+        let summary = reproduce::analyze(exp, out, data_dir, &eng, a.projection, true)?;
+        println!("{summary}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let scale = if a.micro {
         Scale::Micro
     } else if a.quick {
@@ -68,7 +78,7 @@ fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Resul
     eprintln!("== {}", exp.name());
     let code = crate::sweep::run_local(&dir, data_dir, a.jobs, a.threads_per_worker, false, a.quiet)?;
     let eng = Engine::new(0)?;
-    let summary = reproduce::analyze(exp, out, data_dir, &eng, a.projection)?;
+    let summary = reproduce::analyze(exp, out, data_dir, &eng, a.projection, false)?;
     println!("\n{summary}");
     let mut files: Vec<String> = std::fs::read_dir(out)?
         .flatten()
@@ -88,6 +98,9 @@ pub fn run(a: ReproduceArgs, data_dir: PathBuf) -> Result<ExitCode> {
         let base = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-all{suffix}")));
         let mut worst = ExitCode::SUCCESS;
         for exp in Experiment::ALL {
+            if a.redraw && !base.join(exp.name()).join("sweep").is_dir() {
+                continue;
+            }
             if let Err(e) = reproduce::check_data(exp, &data_dir) {
                 eprintln!("== {}: skipped, its training image is not in {} ({e}; see idcrisis data fetch)", exp.name(), data_dir.display());
                 continue;

@@ -140,3 +140,59 @@ fn hidden_maps_can_use_the_channel_mean() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--projection"));
 }
+
+/// Every file under `dir` whose name ends with `suffix`.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_ending(&p, suffix));
+        } else if p.to_string_lossy().ends_with(suffix) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn redraw_rebuilds_figures_and_summaries_without_weights() {
+    let d = tempdir("redraw");
+    for exp in ["cnn-depth", "hidden"] {
+        let e = d.join(exp);
+        let o = run(&["reproduce", exp, "--micro", "--out", e.to_str().unwrap(), "-q"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary = std::fs::read_to_string(e.join("summary.md")).unwrap();
+        // hidden.csv holds the maps' numbers (from the weights: kept, not redrawn); the per-cell
+        // table is hidden-cells.csv.
+        let table = if exp == "hidden" { "hidden-cells.csv".to_string() } else { format!("{exp}.csv") };
+        let csv = std::fs::read_to_string(e.join(&table)).unwrap();
+        // What a results commit keeps: no weights; the figures and summary are deleted too.
+        let weights = files_ending(&e, ".safetensors");
+        assert!(!weights.is_empty());
+        for f in weights.iter().chain(&files_ending(&e, "summary.md")).chain(&files_ending(&e, &table)) {
+            std::fs::remove_file(f).unwrap();
+        }
+        let pngs: Vec<_> =
+            std::fs::read_dir(&e).unwrap().flatten().map(|f| f.path()).filter(|p| p.extension().is_some_and(|x| x == "png")).collect();
+        for p in &pngs {
+            std::fs::remove_file(p).unwrap();
+        }
+        let o = run(&["reproduce", exp, "--redraw", "--out", e.to_str().unwrap()]);
+        assert!(o.status.success(), "{exp}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read_to_string(e.join("summary.md")).unwrap(), summary, "{exp}: summary differs after redraw");
+        assert_eq!(std::fs::read_to_string(e.join(&table)).unwrap(), csv, "{exp}: CSV differs after redraw");
+        // Figures drawn from the per-cell results come back (hidden's maps need the weights:
+        // they are committed as figures and not redrawn).
+        if exp == "cnn-depth" {
+            for p in &pngs {
+                assert!(p.is_file(), "{} not redrawn", p.display());
+            }
+        }
+    }
+    // Without the cached weight-derived part, redraw says what to do.
+    std::fs::remove_file(d.join("hidden/hidden-extra.json")).unwrap();
+    let o = run(&["reproduce", "hidden", "--redraw", "--out", d.join("hidden").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hidden-extra.json"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -630,12 +630,18 @@ fn mean_per_category(per_seed: &BTreeMap<String, Vec<(f64, f64)>>) -> BTreeMap<S
 }
 
 /// Build figures, CSVs and `summary.md` from the done cells. Returns the summary text.
+///
+/// With `redraw`, nothing needs the weights: prediction grids come from each cell's
+/// `outputs.png`, and the parts computed from trained weights (hidden-layer maps, border reach,
+/// attractors) are read back from `OUT/<experiment>-extra.json`, which every analysis with the
+/// weights writes. Figures and summaries can so be rebuilt from committed per-cell results.
 pub fn analyze(
     exp: Experiment,
     out: &Path,
     data_dir: &Path,
     eng: &Engine,
     projection: crate::experiment::hidden::Projection,
+    redraw: bool,
 ) -> Result<String> {
     let spec = exp.spec();
     let dir = out.join("sweep");
@@ -660,6 +666,7 @@ pub fn analyze(
         let mut cons = Vec::new();
         let mut cats: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut first_done: Option<&sweep::Cell> = None;
+        let mut first_eval: Option<run::Evaluation> = None;
         let mut extras: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut unconverged = 0;
         for c in cells {
@@ -706,17 +713,31 @@ pub fn analyze(
                     s.ssim_constant
                 );
             }
-            first_done.get_or_insert(c);
+            if first_done.is_none() {
+                first_done = Some(c);
+                first_eval = r.evaluation.clone();
+            }
         }
         if ids.is_empty() {
             continue;
         }
         let per_category = mean_per_category(&cats);
-        // Prediction-grid row: outputs of the first seed, re-evaluated from its saved weights.
+        // Prediction-grid row: outputs of the first seed, from its `outputs.png` (runs written
+        // before that file existed: re-evaluated from the saved weights).
         if let Some(c) = first_done.filter(|_| spec.predictions.is_some()) {
             let cd = sweep::cell_dir(&dir, c);
-            let (net, inputs) = run::open::<f32>(data_dir, &c.config, &cd.join("weights.safetensors"))?;
-            let (eval, outs) = run::evaluate(eng, &net, &inputs);
+            let saved = cd.join("outputs.png");
+            let (eval, outs, inputs) = match first_eval.take() {
+                Some(eval) if saved.is_file() => {
+                    let inputs = crate::experiment::inputs::load(data_dir, &c.config)?;
+                    (eval, run::read_outputs_png(&saved, inputs.shape)?, inputs)
+                }
+                _ => {
+                    let (net, inputs) = run::open::<f32>(data_dir, &c.config, &cd.join("weights.safetensors"))?;
+                    let (eval, outs) = run::evaluate(eng, &net, &inputs);
+                    (eval, outs, inputs)
+                }
+            };
             if inputs_row.is_none() {
                 let mut row = vec![Some(inputs.train.clone())];
                 row.extend(inputs.probes.iter().map(|p| Some(p.image.clone())));
@@ -753,7 +774,12 @@ pub fn analyze(
     if nets.is_empty() {
         return Err(Error::Other(format!("no finished cells in {}; run the sweep first", dir.display())));
     }
-    write_atomic(&out.join(format!("{}.csv", exp.name())), csv.as_bytes())?;
+    // `hidden.csv` holds the maps' numbers (from the weights); its per-cell table is separate.
+    let cells_csv = match spec.analysis {
+        Analysis::HiddenMaps => format!("{}-cells.csv", exp.name()),
+        Analysis::Nets { .. } => format!("{}.csv", exp.name()),
+    };
+    write_atomic(&out.join(cells_csv), csv.as_bytes())?;
     write_atomic(&out.join(format!("{}.json", exp.name())), &serde_json::to_vec_pretty(&nets).map_err(|e| Error::Other(e.to_string()))?)?;
     if let (Some((shape, inputs)), Some(title)) = (inputs_row, spec.predictions) {
         let mut rows = vec![inputs];
@@ -761,16 +787,33 @@ pub fn analyze(
         let png = figures::image_grid(title, shape, &row_labels, &col_labels, &rows, Some(0))?;
         write_atomic(&out.join(format!("{}-predictions.png", exp.name())), &png)?;
     }
+    let cache = out.join(format!("{}-extra.json", exp.name()));
+    let weights_part = |f: &dyn Fn() -> Result<(String, Vec<Claim>)>| -> Result<(String, Vec<Claim>)> {
+        if redraw {
+            let bytes = fsutil::read(&cache).map_err(|_| {
+                Error::invalid(
+                    "redraw",
+                    format!("{} is missing: run `idcrisis reproduce {}` once with the weights to write it", cache.display(), exp.name()),
+                )
+            })?;
+            return serde_json::from_slice(&bytes).map_err(|e| Error::bad_data(&cache, e.to_string()));
+        }
+        let part = f()?;
+        write_atomic(&cache, &serde_json::to_vec_pretty(&part).map_err(|e| Error::Other(e.to_string()))?)?;
+        Ok(part)
+    };
     let summary = match spec.analysis {
         Analysis::Nets { figures, extra, .. } => {
             figures(spec, &nets, out)?;
             let more = match extra {
-                Some(f) => Some(f(&Extra { spec, out, dir: &dir, plan: &plan, data_dir, eng, nets: &nets })?),
+                Some(f) => Some(weights_part(&|| f(&Extra { spec, out, dir: &dir, plan: &plan, data_dir, eng, nets: &nets }))?),
                 None => None,
             };
             summary_text(spec, &nets, more)
         }
-        Analysis::HiddenMaps => crate::experiment::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?,
+        Analysis::HiddenMaps => {
+            weights_part(&|| Ok((crate::experiment::hidden::figures(out, &dir, &plan, data_dir, eng, projection)?, Vec::new())))?.0
+        }
     };
     let mut text = summary;
     if skipped > 0 {
@@ -1048,7 +1091,8 @@ pub const NOISE: f64 = 0.02;
 const PAPER_DEEPEST: usize = 20;
 
 /// How our numbers stand to one of the paper's claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Our numbers show what the paper claims.
     Agrees,
@@ -1100,7 +1144,7 @@ impl Verdict {
 }
 
 /// One of the paper's claims beside our numbers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Claim {
     /// What it is about when an experiment makes it more than once (e.g. a protocol).
     pub scope: Option<String>,
@@ -1112,7 +1156,7 @@ pub struct Claim {
     pub verdict: Verdict,
     /// For a pre-registered prediction, its id in `docs/preregistration.md` (`paper` then holds
     /// the prediction).
-    pub prereg: Option<&'static str>,
+    pub prereg: Option<String>,
 }
 
 impl Claim {
@@ -1124,14 +1168,14 @@ impl Claim {
     /// A pre-registered prediction `id` of `docs/preregistration.md`, our measurement and the
     /// verdict (`Agrees` = supports, `Disagrees` = contradicts).
     pub fn prediction(id: &'static str, prediction: impl Into<String>, measured: impl Into<String>, verdict: Verdict) -> Self {
-        Claim { scope: None, paper: prediction.into(), ours: measured.into(), verdict, prereg: Some(id) }
+        Claim { scope: None, paper: prediction.into(), ours: measured.into(), verdict, prereg: Some(id.to_string()) }
     }
 
     /// One `summary.md` line: `- Paper: …. Ours: … → agrees`, or for a prediction
     /// `- Prediction B1: …. Measured: … → supports`.
     pub fn line(&self) -> String {
         let scope = self.scope.as_ref().map(|s| format!("`{s}`: ")).unwrap_or_default();
-        match self.prereg {
+        match &self.prereg {
             None => format!("- {scope}Paper: {}. Ours: {} → {}", self.paper, self.ours, self.verdict.word()),
             Some(id) => format!("- {scope}Prediction {id}: {}. Measured: {} → {}", self.paper, self.ours, self.verdict.prediction_word()),
         }

@@ -8,6 +8,7 @@
 //! | `loss.csv` | `step,loss`: the loss before each update, then at the final weights |
 //! | `result.json` | status, losses, timings, versions, per-probe and per-category metrics |
 //! | `predictions.png` | training image and probes (top), the model's outputs (bottom) |
+//! | `outputs.png` | the outputs alone, training image first then each probe, side by side, clamped to [0, 1] and quantized to 8 bits: what figures need without the weights ([`read_outputs_png`]) |
 //!
 //! Every file is written to a temporary name and renamed into place.
 
@@ -264,6 +265,7 @@ fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> 
     } else {
         let (eval, outputs) = evaluate(&eng, &net, &inputs);
         write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &inputs, &outputs, &eval)?)?;
+        write_atomic(&out.join("outputs.png"), &outputs_png(shape, &outputs)?)?;
         Some(eval)
     };
     let finite = |v: f64| v.is_finite().then_some(v);
@@ -342,6 +344,60 @@ pub fn evaluate<T: Float>(eng: &Engine, net: &Net<T>, inputs: &Inputs) -> (Evalu
         probes: scores,
     };
     (eval, outs)
+}
+
+/// `outs` (each of `shape`, 1 or 3 channels) side by side in one 8-bit PNG, values clamped to
+/// [0, 1]: gray for one channel, RGB for three.
+pub fn outputs_png(shape: Shape, outs: &[Vec<f32>]) -> Result<Vec<u8>> {
+    let (h, w, c) = (shape.height, shape.width, shape.channels);
+    let total_w = w * outs.len();
+    let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let mut buf = vec![0u8; h * total_w * if c == 3 { 3 } else { 1 }];
+    for (i, o) in outs.iter().enumerate() {
+        for y in 0..h {
+            for x in 0..w {
+                let px = y * total_w + i * w + x;
+                if c == 3 {
+                    for ch in 0..3 {
+                        buf[px * 3 + ch] = q(o[(ch * h + y) * w + x]);
+                    }
+                } else {
+                    buf[px] = q(o[y * w + x]);
+                }
+            }
+        }
+    }
+    let color = if c == 3 { image::ExtendedColorType::Rgb8 } else { image::ExtendedColorType::L8 };
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut png), &buf, total_w as u32, h as u32, color)
+        .map_err(|e| Error::Other(format!("outputs.png: {e}")))?;
+    Ok(png)
+}
+
+/// The outputs saved by [`outputs_png`] for a run of `shape` (1 or 3 channels), as `[C·H·W]`
+/// vectors in [0, 1] (8-bit precision).
+pub fn read_outputs_png(path: &Path, shape: Shape) -> Result<Vec<Vec<f32>>> {
+    let img = image::open(path).map_err(|e| Error::bad_data(path, e.to_string()))?;
+    let (h, w) = (shape.height, shape.width);
+    if img.height() as usize != h || img.width() as usize % w != 0 {
+        return Err(Error::bad_data(path, format!("{}×{} is not a row of {shape} images", img.width(), img.height())));
+    }
+    let n = img.width() as usize / w;
+    let rgb = img.to_rgb8();
+    Ok((0..n)
+        .map(|i| {
+            let mut o = vec![0.0f32; shape.len()];
+            for ch in 0..shape.channels {
+                for y in 0..h {
+                    for x in 0..w {
+                        let p = rgb.get_pixel((i * w + x) as u32, y as u32);
+                        o[(ch * h + y) * w + x] = p.0[if shape.channels == 3 { ch } else { 0 }] as f32 / 255.0;
+                    }
+                }
+            }
+            o
+        })
+        .collect())
 }
 
 /// The paper's prediction figure for one model.
