@@ -783,15 +783,17 @@ pub fn class_label(r: &StartResult) -> String {
 }
 
 /// The trajectory figure: one row per start, columns t = 0, 1, 2, 4, … and the final state;
-/// a cell past a start's last step is empty. Images of `shape`, gray [0, 1] (clamped).
+/// a cell past a start's last step is empty, and columns past every start's last step are left
+/// out. Images of `shape`, gray [0, 1] (clamped).
 pub fn trajectories_png(title: &str, shape: Shape, traj: &Trajectories, opts: &Options) -> Result<Vec<u8>> {
-    let times = opts.snapshot_times();
+    let longest = traj.results.iter().map(|r| r.steps).max().unwrap_or(0);
+    let times: Vec<usize> = opts.snapshot_times().into_iter().filter(|t| *t <= longest).collect();
     let mut row_labels = Vec::with_capacity(traj.results.len());
     let mut col_labels = Vec::with_capacity(traj.results.len());
     let mut rows = Vec::with_capacity(traj.results.len());
     for ((r, snaps), fin) in traj.results.iter().zip(&traj.snapshots).zip(&traj.finals) {
         row_labels.push(r.name.clone());
-        let mut labels: Vec<String> = times.iter().map(|t| format!("t={t}")).collect();
+        let mut labels: Vec<String> = times.iter().map(|&t| if t <= r.steps { format!("t={t}") } else { String::new() }).collect();
         labels.push(format!("t={}: {}", r.steps, class_label(r)));
         col_labels.push(labels);
         let mut row: Vec<Option<Vec<f32>>> = times.iter().map(|t| snaps.iter().find(|(s, _)| s == t).map(|(_, x)| x.clone())).collect();
