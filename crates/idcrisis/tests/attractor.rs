@@ -129,6 +129,33 @@ fn swapping_two_images_is_a_two_cycle_and_a_coordinate_rotation_a_three_cycle() 
     assert_eq!(s.cycle_periods, vec![3, 3, 3]);
 }
 
+/// An attracting cycle p_0 → p_1 → … → p_0: from x, nearest p_k, to p_{k+1} + 0.5·(x − p_k).
+fn attracting_cycle(points: Vec<Vec<f32>>) -> impl FnMut(&[f64], &mut [f64]) {
+    rows(move |x, y| {
+        let d = |p: &Vec<f32>| x.iter().zip(p).map(|(a, b)| (a - *b as f64).powi(2)).sum::<f64>();
+        let k = (0..points.len()).min_by(|&i, &j| d(&points[i]).total_cmp(&d(&points[j]))).unwrap();
+        let (from, to) = (&points[k], &points[(k + 1) % points.len()]);
+        for i in 0..D {
+            y[i] = to[i] as f64 + 0.5 * (x[i] - from[i] as f64);
+        }
+    })
+}
+
+#[test]
+fn attracting_cycles_are_found_after_a_transient_longer_than_the_ring() {
+    let train = vec![image(1)];
+    let opts = Options::default();
+    for period in [2, 3, 5] {
+        let points: Vec<Vec<f32>> = (0..period).map(|k| image(100 + k as u64).iter().map(|v| 4.0 * v).collect()).collect();
+        let traj = attractor::iterate(attracting_cycle(points), &some_starts(), &train, &opts).unwrap();
+        for r in &traj.results {
+            assert_eq!(r.class, Class::Cycle { period }, "{r:?}");
+            // The distance to the cycle halves per step: about 20 steps, well past the ring of 8.
+            assert!(r.steps > 2 * opts.max_period, "{r:?}");
+        }
+    }
+}
+
 #[test]
 fn an_expanding_map_diverges_and_so_does_a_nan() {
     let train = vec![image(1)];
