@@ -357,11 +357,11 @@ fn a_net_that_halves_the_distance_to_its_training_image_has_it_as_an_attractor()
     let mut net = linear_net::<f64>(shape, 1);
     let t = image(5);
     let (w, b) = (net.layers[0].weight_range(), net.layers[0].bias_range().unwrap());
-    for i in 0..D {
+    for (i, ti) in t.iter().enumerate() {
         for j in 0..D {
             net.params[w.start + i * D + j] = if i == j { 0.5 } else { 0.0 };
         }
-        net.params[b.start + i] = 0.5 * t[i] as f64;
+        net.params[b.start + i] = 0.5 * *ti as f64;
     }
     let opts = Options::default();
     let starts = attractor::starts(&[], std::slice::from_ref(&t), 9, 1);
@@ -401,9 +401,14 @@ fn starts_are_deterministic_and_as_documented() {
 #[test]
 fn bad_options_name_the_flag() {
     let t = image(1);
-    let e = attractor::iterate(contraction(t.clone(), 0.5), &some_starts(), &[t.clone()], &Options { max_steps: 0, ..Options::default() })
-        .unwrap_err()
-        .to_string();
+    let e = attractor::iterate(
+        contraction(t.clone(), 0.5),
+        &some_starts(),
+        std::slice::from_ref(&t),
+        &Options { max_steps: 0, ..Options::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("--iterate"), "{e}");
     let e = attractor::iterate(contraction(t.clone(), 0.5), &some_starts(), &[vec![0.0; D]], &Options::default()).unwrap_err().to_string();
     assert!(e.contains("train-image"), "{e}");
