@@ -183,6 +183,14 @@ fn fixed_points_away_from_the_training_images_are_spurious_and_clustered() {
     let p: Vec<f32> = vec![0.25; D];
     let traj = attractor::iterate(contraction(p.clone(), 0.5), &some_starts(), &train, &opts).unwrap();
     assert!(traj.results.iter().all(|r| r.class == Class::OtherFixedPoint), "{:?}", traj.results);
+    // Shrinking to the zero image converges too (the relative step has a floor), in about
+    // log2(1e6 / 1e-3) steps, and every start ends at the same point.
+    let mut traj = attractor::iterate(contraction(vec![0.0; D], 0.5), &some_starts(), &train, &opts).unwrap();
+    for r in &traj.results {
+        assert_eq!(r.class, Class::OtherFixedPoint, "{r:?}");
+        assert!(r.steps < 60 && r.final_norm < 1e-6, "{r:?}");
+    }
+    assert_eq!(attractor::cluster_fixed_points(&mut traj, &opts).len(), 1);
     // Two spurious points: towards p when x[0] < 0.5, else towards q.
     let q: Vec<f32> = vec![0.9; D];
     let (p2, q2) = (p.clone(), q.clone());

@@ -15,20 +15,22 @@
 //! ## Classification ([`classify`], the one rule; the stop rule of [`iterate`] is "the class is
 //! no longer undecided")
 //!
-//! With `r_t = ‖x_{t+1} − x_t‖ / max(‖x_t‖, ‖x_{t+1}‖)` (the *relative step*, 0 when both are
-//! zero, so that the blank start is defined), in this order:
+//! With `r_t = ‖x_{t+1} − x_t‖ / max(‖x_t‖, ‖x_{t+1}‖, s)` (the *relative step*), where the floor
+//! `s` = [`NORM_FLOOR`] (1e-3) × the smallest training-image norm keeps the ratio defined at the
+//! blank image and lets a trajectory that shrinks to the zero image converge (without it,
+//! x ↦ 0.5·x would have r_t = 0.5 for ever), in this order:
 //! 1. **diverging**: x_{t+1} has a non-finite value, or ‖x_{t+1}‖ > `diverge_factor` (1e6) ×
 //!    the largest training-image norm;
 //! 2. **converged** when `r_t < step_tol` (1e-6): to **training image i** when the nearest
 //!    training image t_i has ‖x − t_i‖/‖t_i‖ < `train_tol` (1e-2), else to an **other fixed
 //!    point** (spurious);
 //! 3. **cycling** with period p when x_{t+1} is within `cycle_tol` (1e-6, relative to the larger
-//!    norm) of x_{t+1−p} for some 2 ≤ p ≤ `max_period` (8); the smallest such p is reported.
+//!    norm or `s`) of x_{t+1−p} for some 2 ≤ p ≤ `max_period` (8); the smallest such p is reported.
 //!    A ring of the last `max_period` states per start makes this `max_period·D` work per step;
 //! 4. **undecided** when `max_steps` (1000) run out first.
 //!
 //! Other fixed points are grouped by [`cluster_fixed_points`]: two end states are the same point
-//! when their distance relative to the larger norm is below `train_tol`.
+//! when their distance relative to the larger norm (or `s`) is below `train_tol`.
 //!
 //! ## Jacobian ([`jacobian`], [`jacobian_stats`])
 //!
@@ -250,6 +252,8 @@ pub struct Trajectories {
     pub finals: Vec<Vec<f32>>,
     /// Per start, `(t, x_t)` at t in [`Options::snapshot_times`] reached (t ≤ steps).
     pub snapshots: Vec<Vec<(usize, Vec<f32>)>>,
+    /// The floor `s` of relative distances: [`NORM_FLOOR`] × the smallest training-image norm.
+    pub norm_floor: f64,
 }
 
 fn norm<T: Float>(x: &[T]) -> f64 {
@@ -260,14 +264,13 @@ fn dist<T: Float>(a: &[T], b: &[T]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (Float::to_f64(*x) - Float::to_f64(*y)).powi(2)).sum::<f64>().sqrt()
 }
 
-/// `‖a − b‖ / max(‖a‖, ‖b‖)`, 0 when both are zero.
-fn rel_dist(d: f64, na: f64, nb: f64) -> f64 {
-    let m = na.max(nb);
-    if m == 0.0 {
-        0.0
-    } else {
-        d / m
-    }
+/// The floor of the norms that relative steps and distances divide by, as a fraction of the
+/// smallest training-image norm (see the module docs).
+pub const NORM_FLOOR: f64 = 1e-3;
+
+/// `d = ‖a − b‖` relative to `max(‖a‖, ‖b‖, floor)`.
+fn rel_dist(d: f64, na: f64, nb: f64, floor: f64) -> f64 {
+    d / na.max(nb).max(floor)
 }
 
 /// The nearest training image and the distance relative to its norm.
@@ -326,6 +329,7 @@ pub fn iterate<T: Float, F: FnMut(&[T], &mut [T])>(
     let train_t: Vec<T> = train.iter().flatten().map(|&v| T::from_f64(v as f64)).collect();
     let train_norms: Vec<f64> = train_t.chunks_exact(dim).map(norm).collect();
     let bound = opts.diverge_factor * train_norms.iter().cloned().fold(0.0, f64::max);
+    let floor = NORM_FLOOR * train_norms.iter().cloned().fold(f64::INFINITY, f64::min);
     let k = opts.max_period;
     let times = opts.snapshot_times();
 
@@ -367,13 +371,13 @@ pub fn iterate<T: Float, F: FnMut(&[T], &mut [T])>(
             let x = &state[i * dim..(i + 1) * dim];
             let finite = y.iter().all(|v| v.is_finite());
             let ny = norm(y);
-            let rel_step = if finite { rel_dist(dist(y, x), ny, norm(x)) } else { f64::NAN };
+            let rel_step = if finite { rel_dist(dist(y, x), ny, norm(x), floor) } else { f64::NAN };
             let ring_i = &ring[i * k * dim..(i + 1) * k * dim];
             let mut period = None;
             if finite && rel_step >= opts.step_tol {
                 for p in 2..=k.min(next) {
                     let old = &ring_i[((next - p) % k) * dim..][..dim];
-                    if rel_dist(dist(y, old), ny, norm(old)) < opts.cycle_tol {
+                    if rel_dist(dist(y, old), ny, norm(old), floor) < opts.cycle_tol {
                         period = Some(p);
                         break;
                     }
@@ -393,7 +397,8 @@ pub fn iterate<T: Float, F: FnMut(&[T], &mut [T])>(
         active.retain(|&i| ends[i].2 == Class::Undecided);
     }
 
-    let mut out = Trajectories { results: Vec::with_capacity(n), finals: Vec::with_capacity(n), snapshots: Vec::with_capacity(n) };
+    let mut out =
+        Trajectories { results: Vec::with_capacity(n), finals: Vec::with_capacity(n), snapshots: Vec::with_capacity(n), norm_floor: floor };
     for (i, (s, (steps, e, class))) in starts.iter().zip(&ends).enumerate() {
         out.results.push(StartResult {
             name: s.name.clone(),
@@ -580,7 +585,7 @@ pub struct FixedPoint {
 
 /// Group the "other fixed point" ends of `traj` greedily in start order: an end state joins the
 /// first cluster whose representative (its first member) is within `train_tol` relative to the
-/// larger norm, else it founds a new one. Sets each result's `fixed_point`.
+/// larger norm (or [`Trajectories::norm_floor`]), else it founds a new one. Sets each result's `fixed_point`.
 pub fn cluster_fixed_points(traj: &mut Trajectories, opts: &Options) -> Vec<FixedPoint> {
     let total = traj.results.len().max(1) as f64;
     let mut reps: Vec<usize> = Vec::new();
@@ -593,7 +598,7 @@ pub fn cluster_fixed_points(traj: &mut Trajectories, opts: &Options) -> Vec<Fixe
         let nx = norm(x);
         let hit = reps.iter().position(|&r| {
             let y = &traj.finals[r];
-            rel_dist(dist(x, y), nx, norm(y)) < opts.train_tol
+            rel_dist(dist(x, y), nx, norm(y), traj.norm_floor) < opts.train_tol
         });
         let c = match hit {
             Some(c) => c,
