@@ -8,32 +8,6 @@ use idcrisis::nn::model::{Arch, ModelConfig, Net};
 use idcrisis::rng::{Rng, Stream};
 use idcrisis::Shape;
 use nalgebra::DMatrix;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-/// Counts heap allocations per thread, so that a test can check that a loop allocates nothing.
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const D: usize = 12;
 
@@ -244,32 +218,6 @@ fn classify_applies_the_rules_in_order() {
     let moving = EndState { rel_step: 1e-3, ..base };
     assert_eq!(attractor::classify(&moving, &opts, 10.0), Class::Undecided);
     assert_eq!(attractor::classify(&EndState { period: Some(4), ..moving }, &opts, 10.0), Class::Cycle { period: 4 });
-}
-
-#[test]
-fn the_iteration_loop_allocates_nothing() {
-    let t = image(1);
-    let opts = Options { max_steps: 50, ..Options::default() };
-    // Reserved, so that recording a count does not allocate.
-    let mut counts: Vec<usize> = Vec::with_capacity(100);
-    let mut inner = contraction(t.clone(), 0.9);
-    let starts = some_starts();
-    let traj = attractor::iterate(
-        |xs: &[f64], ys: &mut [f64]| {
-            counts.push(ALLOCS.with(Cell::get));
-            inner(xs, ys)
-        },
-        &starts,
-        std::slice::from_ref(&t),
-        &opts,
-    )
-    .unwrap();
-    assert_eq!(traj.results[0].steps, 50);
-    assert_eq!(counts.len(), 50);
-    // Between the first call and the last, the loop allocated nothing.
-    for w in 0..counts.len() - 1 {
-        assert_eq!(counts[w + 1], counts[w], "step {} allocated", w + 1);
-    }
 }
 
 fn linear_net<T: idcrisis::Float>(shape: Shape, seed: u64) -> Net<T> {
