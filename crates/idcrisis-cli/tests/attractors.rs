@@ -38,6 +38,9 @@ fn probe_iterate_writes_the_attractor_report_of_a_run() {
     }
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("attractors.json")).unwrap()).unwrap();
     assert_eq!(r["options"]["max_steps"], 50);
+    // The file reads back as the library's report (what `reproduce attractors` will load).
+    let report: idcrisis::eval::attractor::Report = serde_json::from_slice(&std::fs::read(out.join("attractors.json")).unwrap()).unwrap();
+    assert_eq!(report.jacobians.len(), 1);
     let starts = r["starts"].as_array().unwrap();
     // The paper's probes, the training image and three noisy copies, uniform noise and a blank.
     assert!(starts.len() > 6, "{}", starts.len());

@@ -148,6 +148,11 @@ fn an_expanding_map_diverges_and_so_does_a_nan() {
     let nan = rows(|_, y| y.fill(f64::NAN));
     let traj = attractor::iterate(nan, &some_starts(), &train, &opts).unwrap();
     assert!(traj.results.iter().all(|r| r.class == Class::Diverging && r.steps == 1));
+    // Non-finite values are written to JSON as null and read back as NaN.
+    let json = serde_json::to_string(&traj.results).unwrap();
+    assert!(json.contains("\"final_norm\":null"), "{json}");
+    let back: Vec<attractor::StartResult> = serde_json::from_str(&json).unwrap();
+    assert!(back.iter().all(|r| r.class == Class::Diverging && r.final_norm.is_nan()));
 }
 
 #[test]

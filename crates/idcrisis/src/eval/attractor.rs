@@ -230,13 +230,16 @@ pub struct StartResult {
     pub class: Class,
     /// Steps taken (maps applied).
     pub steps: usize,
-    /// Relative step of the last step.
+    /// Relative step of the last step (JSON `null` when not finite, as for every float here).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_rel_step: f64,
     /// ‖x_final‖.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_norm: f64,
     /// Index of the training image nearest the final state.
     pub nearest_train: usize,
     /// ‖x_final − t_nearest‖ / ‖t_nearest‖.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub nearest_rel_distance: f64,
     /// For an other fixed point: its cluster in [`Report::fixed_points`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +257,11 @@ pub struct Trajectories {
     pub snapshots: Vec<Vec<(usize, Vec<f32>)>>,
     /// The floor `s` of relative distances: [`NORM_FLOOR`] × the smallest training-image norm.
     pub norm_floor: f64,
+}
+
+/// JSON writes a non-finite float as `null`; read `null` back as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn norm<T: Float>(x: &[T]) -> f64 {
@@ -637,13 +645,17 @@ pub struct Summary {
     pub spurious_shares: Vec<f64>,
     /// Periods of the cycles found (sorted, with repeats).
     pub cycle_periods: Vec<usize>,
-    /// Mean and median steps taken.
+    /// Mean steps taken.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub mean_steps: f64,
     /// Median steps (mean of the middle two for an even count).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub median_steps: f64,
-    /// Mean and median of the final ‖x − t_nearest‖/‖t_nearest‖ over finite end states.
+    /// Mean of the final ‖x − t_nearest‖/‖t_nearest‖ over finite end states.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub mean_final_distance: f64,
     /// Median of the same.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub median_final_distance: f64,
 }
 
