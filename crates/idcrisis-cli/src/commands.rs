@@ -6,7 +6,7 @@ use idcrisis::data::{self, fetch, Dataset, ImageSpec, Split};
 use idcrisis::engine::Engine;
 use idcrisis::engine::{ConvAlgo, Padding};
 use idcrisis::eval::metrics::Summary;
-use idcrisis::eval::probe;
+use idcrisis::eval::{attractor, probe};
 use idcrisis::experiment::config::Dtype;
 use idcrisis::experiment::config::{RunConfig, TrainSet};
 use idcrisis::experiment::run::{self, RunOptions};
@@ -331,10 +331,20 @@ pub struct ProbeArgs {
     /// Compute threads [default: all cores].
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Also iterate x ↦ f(x) for at most T steps from the probes, noisy copies of the training
+    /// image, uniform noise and a blank image; classify where each start ends, take the
+    /// Jacobian's spectrum at the training image, and write attractors.json, attractors.csv
+    /// and trajectories.png.
+    #[arg(long, value_name = "T")]
+    iterate: Option<usize>,
 }
 
 /// `idcrisis probe`.
 pub fn probe(args: ProbeArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let attractor_opts = args.iterate.map(|max_steps| attractor::Options { max_steps, ..attractor::Options::default() });
+    if let Some(o) = &attractor_opts {
+        o.validate()?;
+    }
     let (cfg, weights) = run::load_run(&args.run_dir)?;
     run::check_data_dir(&data_dir)?;
     let (net, mut inputs) = run::open::<f32>(&data_dir, &cfg, &weights)?;
@@ -376,7 +386,64 @@ pub fn probe(args: ProbeArgs, data_dir: PathBuf) -> Result<ExitCode> {
     }
     print_summary(&eval.categories);
     println!("wrote {}", path.display());
+    if let Some(opts) = attractor_opts {
+        attractors(&args.run_dir, &cfg, &eng, &net, &inputs, &opts)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `probe --iterate`: the attractor analysis of one run, written into its directory.
+fn attractors(
+    dir: &std::path::Path,
+    cfg: &RunConfig,
+    eng: &Engine,
+    net: &idcrisis::Net<f32>,
+    inputs: &idcrisis::experiment::inputs::Inputs,
+    opts: &attractor::Options,
+) -> Result<()> {
+    let train = std::slice::from_ref(&inputs.train);
+    let starts = attractor::starts(&inputs.probes, train, cfg.seed, 1);
+    let clock = Instant::now();
+    let (report, traj) = attractor::analyze(net, eng, &starts, train, opts, true, 32)?;
+    println!("\n{:<24} {:>18} {:>6} {:>10} {:>10}", "start", "class", "steps", "rel-step", "to-train");
+    for r in &report.starts {
+        println!(
+            "{:<24} {:>18} {:>6} {:>10.2e} {:>10.2e}",
+            r.name,
+            attractor::class_label(r),
+            r.steps,
+            r.final_rel_step,
+            r.nearest_rel_distance
+        );
+    }
+    let f = &report.summary.fractions;
+    println!(
+        "{} starts: training image {:.2}, other fixed point {:.2} ({} distinct), cycle {:.2}, diverging {:.2}, undecided {:.2}",
+        report.summary.starts,
+        f["training-image"],
+        f["other-fixed-point"],
+        report.summary.spurious_fixed_points,
+        f["cycle"],
+        f["diverging"],
+        f["undecided"]
+    );
+    for j in &report.jacobians {
+        println!(
+            "training image {}: ‖f(t)−t‖/‖t‖ {:.2e}, spectral radius {:.4}, ‖J‖₂ {:.4}, {} ({:.1} s)",
+            j.train_index,
+            j.fixed_point_residual,
+            j.spectral_radius,
+            j.spectral_norm,
+            if j.attractor { "an attractor" } else { "not an attractor" },
+            j.seconds
+        );
+    }
+    write_atomic(&dir.join("attractors.json"), &serde_json::to_vec_pretty(&report)?)?;
+    write_atomic(&dir.join("attractors.csv"), attractor::csv(&report.starts).as_bytes())?;
+    let title = format!("{}: x ↦ f(x) from {} starts", cfg.model.label(), starts.len());
+    write_atomic(&dir.join("trajectories.png"), &attractor::trajectories_png(&title, inputs.shape, &traj, opts)?)?;
+    println!("wrote attractors.json, attractors.csv, trajectories.png in {} ({:.1} s)", dir.display(), clock.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// `idcrisis data ...`.

@@ -14,8 +14,9 @@
 //!   that touches raw numerics, so another backend can slot in behind the same functions.
 //! - [`nn`]: layers with explicit forward and backward, models ([`nn::model::Net`]), optimizers,
 //!   the training loop.
-//! - [`eval`]: probe sets (by image shape), correlation / MSE / SSIM scoring and the set scores
-//!   of runs trained on several images.
+//! - [`eval`]: probe sets (by image shape), correlation / MSE / SSIM scoring, the set scores of
+//!   runs trained on several images, and attractors ([`eval::attractor`]: iterate x ↦ f(x),
+//!   classify the ends, Jacobian spectra).
 //! - [`experiment`]: the run configuration ([`experiment::config::RunConfig`], whose `validate`
 //!   is the one rule book), config → pixels ([`experiment::inputs`]), the run directory, sweeps,
 //!   the local worker pool, the paper's experiments as data ([`experiment::reproduce`]) and those
