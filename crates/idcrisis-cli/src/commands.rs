@@ -401,7 +401,8 @@ fn attractors(
     inputs: &idcrisis::experiment::inputs::Inputs,
     opts: &attractor::Options,
 ) -> Result<()> {
-    let train = std::slice::from_ref(&inputs.train);
+    // Every image the run was trained on (its list, or the one training image).
+    let train = &inputs.examples;
     let starts = attractor::starts(&inputs.probes, train, cfg.seed, 1);
     let clock = Instant::now();
     let (report, traj) = attractor::analyze(net, eng, &starts, train, opts, true, 32)?;

@@ -9,6 +9,7 @@
 //! only grid axis), so that ablations that are not a Cartesian product stay data.
 
 use crate::error::Result;
+use crate::eval::attractor;
 use crate::experiment::config::RunConfig;
 use crate::experiment::hidden::{self, Projection};
 use crate::experiment::reproduce::{
@@ -795,7 +796,6 @@ fn attractor_sweep(scale: Scale) -> SweepSpec {
     )
 }
 
-#[cfg(any())] // TEMP until eval::attractor lands
 /// Iterate every finished net's map from the standard starts and compute the Jacobian at each
 /// training image ([`attractor`]); a table by depth and k, a CSV, the trajectory figure of the
 /// deepest net, and predictions A1–A3.
@@ -810,10 +810,13 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
         };
         let cd = sweep::cell_dir(x.dir, cell);
         let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &cd.join("weights.safetensors"))?;
-        let report = attractor::analyze_run(x.eng, &net, &inputs, cell.config.seed, 1000)?;
+        let opts = attractor::Options::default();
+        let starts = attractor::starts(&inputs.probes, &inputs.examples, cell.config.seed, 1);
+        let (report, traj) = attractor::analyze(&net, x.eng, &starts, &inputs.examples, &opts, true, 32)?;
         let f = &report.summary;
+        let frac = |k: &str| f.fractions.get(k).copied().unwrap_or(0.0);
         let rhos: Vec<f64> = report.jacobians.iter().map(|j| j.spectral_radius).collect();
-        let norms: Vec<f64> = report.jacobians.iter().map(|j| j.norm2).collect();
+        let norms: Vec<f64> = report.jacobians.iter().map(|j| j.spectral_norm).collect();
         let attract = report.jacobians.iter().filter(|j| j.attractor).count();
         let rmax = rhos.iter().cloned().fold(f64::NAN, f64::max);
         let rmin = rhos.iter().cloned().fold(f64::NAN, f64::min);
@@ -823,12 +826,12 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
             text,
             "| {} | {k} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {attract} of {} |",
             n.label,
-            f.frac_training,
-            f.frac_other,
-            f.frac_cycling,
-            f.frac_diverging,
-            f.frac_undecided,
-            f.spurious,
+            frac("training-image"),
+            frac("other-fixed-point"),
+            frac("cycle"),
+            frac("diverging"),
+            frac("undecided"),
+            f.spurious_fixed_points,
             f.median_steps,
             rhos.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
             norms.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
@@ -837,13 +840,21 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
         let _ = writeln!(
             csv,
             "{},{k},{},{},{},{},{},{},{},{},{rmax},{rmin},{nmax},{attract}",
-            n.label, n.depth, n.protocol, f.frac_training, f.frac_other, f.frac_cycling, f.frac_diverging, f.frac_undecided, f.spurious
+            n.label,
+            n.depth,
+            n.protocol,
+            frac("training-image"),
+            frac("other-fixed-point"),
+            frac("cycle"),
+            frac("diverging"),
+            frac("undecided"),
+            f.spurious_fixed_points
         );
-        rows.push((n.depth, k, n.protocol.clone(), rmax, f.frac_training, n.corr_identity.0));
         if k == 1 && deepest_fig.as_ref().is_none_or(|(d, _)| n.depth > *d) {
-            deepest_fig =
-                Some((n.depth, attractor::trajectories_png(&format!("{}: trajectories x_t+1 = f(x_t)", n.label), &report, inputs.shape)?));
+            let title = format!("{}: x(t+1) = f(x(t)) from each start", n.label);
+            deepest_fig = Some((n.depth, attractor::trajectories_png(&title, inputs.shape, &traj, &opts)?));
         }
+        rows.push((n.depth, k, n.protocol.clone(), rmax, frac("training-image"), n.corr_identity.0));
     }
     write_atomic(&x.out.join("attractors-table.csv"), csv.as_bytes())?;
     if let Some((_, png)) = deepest_fig {
@@ -921,7 +932,7 @@ pub const ATTRACTORS: Spec = Spec {
     sweep: attractor_sweep,
     label: k_label,
     predictions: None,
-    analysis: Analysis::Nets { figures: no_figures, table: attractor_table, claims: no_claims, extra: None },
+    analysis: Analysis::Nets { figures: no_figures, table: attractor_table, claims: no_claims, extra: Some(attractor_analysis) },
 };
 
 #[cfg(test)]
