@@ -1479,14 +1479,16 @@ mod tests {
             train_set: Some(crate::experiment::config::TrainSet {
                 data: "mnist:train".into(),
                 limit: 0,
-                indices: vec![],
+                indices: vec![1],
                 batch: 1,
                 epochs: 1,
             }),
+            canvas_at: Some([0, 0]),
             ..Default::default()
         };
         c.init.from = Some("w.safetensors".into());
         c.model.residual = true;
+        c.model.coords = crate::nn::model::Coords::All;
         c.model.width = Some(784);
         (c.gray, c.canvas, c.shape) = (Some(28), Some(56), Some(crate::Shape::MNIST));
         let t: toml::Table = toml::from_str(&c.to_toml().unwrap()).unwrap();
