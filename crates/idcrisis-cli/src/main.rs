@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a network on one image, probe it, and write a run directory.
-    Train(commands::TrainArgs),
+    Train(Box<commands::TrainArgs>),
     /// Re-evaluate a finished run's weights on the probes or on a data set.
     Probe(commands::ProbeArgs),
     /// Download or verify data sets.
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     );
     let result = if needs_data && !chosen { commands::ensure_data(&data_dir) } else { Ok(()) };
     let result = result.and_then(|()| match cli.command {
-        Command::Train(a) => commands::train(a, data_dir),
+        Command::Train(a) => commands::train(*a, data_dir),
         Command::Probe(a) => commands::probe(a, data_dir),
         Command::Data(c) => commands::data(c, data_dir),
         Command::Bench(a) => bench::run(a, data_dir),

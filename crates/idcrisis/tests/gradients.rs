@@ -397,6 +397,7 @@ fn coordinate_channels_gradients() {
 /// `Conv2d(c_in + 2, c_out)` on `cat([x, xx, yy])` computed directly from the definition: the
 /// independent reference for the coordinate channels (x varies along the width, y along the
 /// height, both from −1 to 1, padded like the image).
+#[allow(clippy::too_many_arguments)]
 fn naive_coordconv(x: &[f64], side: usize, k: usize, pad: Padding, w: &[f64], wc: &[f64], b: &[f64], c_out: usize) -> Vec<f64> {
     let coord = |ch: usize, r: usize, c: usize| -1.0 + 2.0 * (if ch == 0 { c } else { r }) as f64 / (side - 1) as f64;
     let mut y = vec![0.0; c_out * side * side];

@@ -270,11 +270,14 @@ pub(crate) enum Analysis {
         figures: fn(&Spec, &[NetSummary], &Path) -> Result<()>,
         table: fn(&Spec, &[NetSummary]) -> String,
         claims: fn(&[NetSummary]) -> Vec<Claim>,
-        extra: Option<fn(&Extra) -> Result<(String, Vec<Claim>)>>,
+        extra: Option<ExtraFn>,
     },
     /// Hidden-layer maps ([`crate::experiment::hidden`]), which also write the summary.
     HiddenMaps,
 }
+
+/// An `extra` analysis step: a further `summary.md` section and its claims.
+pub(crate) type ExtraFn = fn(&Extra) -> Result<(String, Vec<Claim>)>;
 
 /// What an [`Analysis::Nets`] `extra` step sees: the experiment, its output and sweep
 /// directories, the planned cells, the data and the engine, and the per-net summaries.

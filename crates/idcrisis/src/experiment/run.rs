@@ -379,7 +379,7 @@ pub fn outputs_png(shape: Shape, outs: &[Vec<f32>]) -> Result<Vec<u8>> {
 pub fn read_outputs_png(path: &Path, shape: Shape) -> Result<Vec<Vec<f32>>> {
     let img = image::open(path).map_err(|e| Error::bad_data(path, e.to_string()))?;
     let (h, w) = (shape.height, shape.width);
-    if img.height() as usize != h || img.width() as usize % w != 0 {
+    if img.height() as usize != h || !(img.width() as usize).is_multiple_of(w) {
         return Err(Error::bad_data(path, format!("{}×{} is not a row of {shape} images", img.width(), img.height())));
     }
     let n = img.width() as usize / w;

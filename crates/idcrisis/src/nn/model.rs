@@ -547,7 +547,7 @@ impl<T: Float> Net<T> {
     /// Elements of the workspace's coordinate buffer: the largest `c_out·H·W` of a layer with
     /// coordinate channels.
     fn coord_buf_len(&self) -> usize {
-        self.layers.iter().filter_map(|l| matches!(l, Layer::Conv(Conv2d { coord_w: Some(_), .. })).then(|| l.out_len())).max().unwrap_or(0)
+        self.layers.iter().filter(|l| matches!(l, Layer::Conv(Conv2d { coord_w: Some(_), .. }))).map(Layer::out_len).max().unwrap_or(0)
     }
 
     /// Add the coordinate channels' contribution `Wc [c_out, 2·k·k] · coord_cols` (the same for
