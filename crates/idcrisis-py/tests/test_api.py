@@ -114,9 +114,12 @@ def test_keywords_dicts_and_flat_keys_mean_the_same(data_dir: Path) -> None:
     np.testing.assert_array_equal(e.losses, a.losses)
 
 
-def test_on_step_is_called_every_n_steps(data_dir: Path) -> None:
+@pytest.mark.parametrize("bar", [False, True])
+def test_on_step_is_called_every_n_steps(data_dir: Path, bar: bool) -> None:
+    if bar:
+        pytest.importorskip("tqdm")
     seen: List[Tuple[int, float]] = []
-    r = idcrisis.train(small_config(), on_step=lambda s, l: seen.append((s, l)), every=5, progress=False)
+    r = idcrisis.train(small_config(), on_step=lambda s, l: seen.append((s, l)), every=5, progress=bar)
     assert [s for s, _ in seen] == [0, 5, 10]
     assert [l for _, l in seen] == [r.losses[s] for s, _ in seen]
 

@@ -48,3 +48,41 @@ def test_torch_sequential_from_weights_matches_predict(data_dir: Path, arch: str
     with torch.no_grad():
         ref = sequential(run)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run.predict(x), ref, rtol=0, atol=1e-5)
+
+
+def numpy_forward(run: idcrisis.Run, x: np.ndarray) -> np.ndarray:
+    """The net of ``run`` from ``run.weights`` in plain numpy, read as PyTorch reads them:
+    cross-correlation with zero "same" padding, ``weight[c_out, c_in, ky, kx]``, or
+    ``y = x @ W.T + b`` with ``W[out, in]`` on the flattened image."""
+    m = run.config["model"]
+    w = {k: v.astype(np.float64) for k, v in run.weights.items()}
+    h = x.astype(np.float64)
+    n = len(x)
+    for i in range(m["depth"]):
+        wt = w[f"layers.{i}.weight"]
+        if m["arch"] == "cnn":
+            k = wt.shape[-1]
+            p = k // 2
+            hp = np.pad(h, ((0, 0), (0, 0), (p, p), (p, p)))
+            H, W = h.shape[2:]
+            out = np.zeros((n, wt.shape[0], H, W))
+            for dy in range(k):
+                for dx in range(k):
+                    out += np.einsum("nchw,oc->nohw", hp[:, :, dy : dy + H, dx : dx + W], wt[:, :, dy, dx])
+            if m["bias"]:
+                out += w[f"layers.{i}.bias"][None, :, None, None]
+        else:
+            out = h.reshape(n, -1) @ wt.T
+            if m["bias"]:
+                out += w[f"layers.{i}.bias"]
+        h = np.maximum(out, 0) if i + 1 < m["depth"] and m["act"] == "relu" else out
+    return h.reshape(x.shape)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "fcn"])
+def test_weights_in_pytorch_layout_compute_predict(data_dir: Path, arch: str) -> None:
+    """Without torch: the same layout contract, checked against numpy."""
+    model = {"arch": arch, "depth": 3, "channels": 8, "kernel": 5, "width": 64}
+    run = idcrisis.train(small_config(model=model, steps=30), progress=False)
+    x = np.concatenate([run.probes[:4], idcrisis.load_dataset("mnist:test", 4)])
+    np.testing.assert_allclose(run.predict(x), numpy_forward(run, x), rtol=0, atol=1e-5)
