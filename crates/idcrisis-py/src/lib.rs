@@ -501,26 +501,19 @@ impl Run {
     fn weights<'py>(&self, py: Python<'py>, initial: bool) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let file = if initial { "init.safetensors" } else { "weights.safetensors" };
-        let fill = |params: Vec<f64>, tensors: Vec<(String, Vec<usize>, std::ops::Range<usize>)>, f64s: bool| -> PyResult<()> {
-            for (name, shape, r) in tensors {
-                let vals = &params[r];
-                let a = if f64s {
-                    PyArray1::from_vec(py, vals.to_vec()).reshape(shape)?.into_any()
-                } else {
-                    PyArray1::from_vec(py, vals.iter().map(|&v| v as f32).collect::<Vec<f32>>()).reshape(shape)?.into_any()
-                };
-                d.set_item(name, a)?;
-            }
-            Ok(())
-        };
-        let load = |bytes: &[u8]| -> idcrisis::Result<(Vec<f64>, Vec<(String, Vec<usize>, std::ops::Range<usize>)>)> {
-            let mut n = Net::<f64>::new(&self.cfg.model, self.shape())?;
-            n.load_safetensors(bytes, Path::new(file))?;
-            Ok((n.params.clone(), n.tensors()))
-        };
         let bytes = self.files.get(file).ok_or_else(|| package_err(py, "DataError", format!("the run has no {file}")))?;
-        let (params, tensors) = load(bytes).map_err(|e| to_py_err(py, e))?;
-        fill(params, tensors, matches!(self.net, AnyNet::F64(_)))?;
+        let mut net = Net::<f64>::new(&self.cfg.model, self.shape()).map_err(|e| to_py_err(py, e))?;
+        net.load_safetensors(bytes, Path::new(file)).map_err(|e| to_py_err(py, e))?;
+        let f64s = matches!(self.net, AnyNet::F64(_));
+        for (name, shape, r) in net.tensors() {
+            let vals = &net.params[r];
+            let a = if f64s {
+                PyArray1::from_vec(py, vals.to_vec()).reshape(shape)?.into_any()
+            } else {
+                PyArray1::from_vec(py, vals.iter().map(|&v| v as f32).collect::<Vec<f32>>()).reshape(shape)?.into_any()
+            };
+            d.set_item(name, a)?;
+        }
         Ok(d)
     }
 
@@ -612,6 +605,9 @@ fn sweep_plan(
     })
 }
 
+/// `(todo, already_done, failed)` of `sweep_run`; `failed` holds `(index, message)`.
+type SweepRunReport = (usize, usize, Vec<(usize, String)>);
+
 /// Run every cell of the sweep in `dir` not yet done on a local pool; returns `(todo,
 /// already_done, [(index, message)] of failed cells)`.
 #[pyfunction]
@@ -623,7 +619,7 @@ fn sweep_run(
     threads_per_worker: Option<usize>,
     retry_failed: bool,
     data_dir: Option<PathBuf>,
-) -> PyResult<(usize, usize, Vec<(usize, String)>)> {
+) -> PyResult<SweepRunReport> {
     let data_dir = data_dir_or_default(data_dir);
     let opts = pool::PoolOptions { jobs, threads_per_worker, retry_failed };
     let r = guard(py, || pool::run(&dir, &data_dir, &opts, &mut |_| {}, &|_| {}))?;
