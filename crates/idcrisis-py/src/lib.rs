@@ -294,8 +294,9 @@ fn temp_run_dir() -> PathBuf {
 /// signals: Python runs signal handlers only on the main thread, so this is where Ctrl-C's
 /// `KeyboardInterrupt` is raised. It then sets the stop flag, which the worker's progress callback
 /// returns at the next step, and the library removes what the run had written. `on_step(step,
-/// loss)` is called on this thread too, every `every` steps, from a queue the worker fills; an
-/// exception it raises stops training the same way and is re-raised.
+/// loss)` is called on this thread too, every `every` steps: the worker hands it the step and
+/// waits for the answer, so an exception it raises stops training at that step (and is
+/// re-raised).
 #[pyfunction]
 #[pyo3(signature = (config, out=None, data_dir=None, on_step=None, every=1))]
 fn train(
@@ -315,15 +316,16 @@ fn train(
     let stop = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<(u64, f64)>();
     let rx = Mutex::new(rx);
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<bool>();
     let mut pending: Option<PyErr> = None;
     let outcome = std::thread::scope(|s| {
         let (cfg, data_dir, dir, stop) = (&cfg, &data_dir, &dir, &stop);
         let worker = s.spawn(move || {
-            let tx = tx; // dropped when training ends, which ends the wait below
             std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut progress = |step: u64, loss: f64| {
-                    if report && step.is_multiple_of(every) {
-                        let _ = tx.send((step, loss));
+                // Owns the queue's sender: dropped when training ends, which ends the wait below.
+                let mut progress = move |step: u64, loss: f64| {
+                    if report && step.is_multiple_of(every) && tx.send((step, loss)).is_ok() && !ack_rx.recv().unwrap_or(false) {
+                        return false;
                     }
                     !stop.load(Ordering::Relaxed)
                 };
@@ -337,17 +339,23 @@ fn train(
         });
         loop {
             let msg = py.detach(|| rx.lock().map(|r| r.recv_timeout(SIGNAL_CHECK)).unwrap_or(Err(RecvTimeoutError::Disconnected)));
-            let r = match msg {
-                Ok((step, loss)) if pending.is_none() => match &on_step {
-                    Some(f) => f.call1(py, (step, loss)).map(|_| ()),
-                    None => Ok(()),
-                },
-                Ok(_) | Err(RecvTimeoutError::Timeout) => Ok(()),
+            let (r, answer) = match msg {
+                Ok((step, loss)) => {
+                    let r = match (&on_step, &pending) {
+                        (Some(f), None) => f.call1(py, (step, loss)).map(|_| ()),
+                        _ => Ok(()),
+                    };
+                    (r, true)
+                }
+                Err(RecvTimeoutError::Timeout) => (Ok(()), false),
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if let Err(e) = r.and_then(|()| py.check_signals()) {
                 stop.store(true, Ordering::Relaxed);
                 pending.get_or_insert(e);
+            }
+            if answer {
+                let _ = ack_tx.send(pending.is_none());
             }
         }
         py.detach(|| worker.join())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -58,16 +60,12 @@ def merge_config(config: Optional[Mapping[str, Any]], keys: Mapping[str, Any]) -
 def _want_bar(progress: Optional[bool]) -> bool:
     if progress is not None:
         return progress
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("tqdm") is None:
         return False
-    try:
-        shell = sys.modules["IPython"].get_ipython().__class__.__name__  # type: ignore[attr-defined]
-        if shell == "ZMQInteractiveShell":
-            return True
-    except (KeyError, AttributeError):
-        pass
+    ipython: Any = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if type(shell).__name__ == "ZMQInteractiveShell":  # a Jupyter notebook
+        return True
     return sys.stderr is not None and sys.stderr.isatty()
 
 
@@ -115,8 +113,7 @@ def train(
     every = max(1, int(every))
     bar: Any = None
     if _want_bar(progress):
-        from tqdm.auto import tqdm
-
+        tqdm: Any = importlib.import_module("tqdm.auto").tqdm  # optional; untyped
         steps = cfg.get("train", {}).get("steps", 10000)
         bar = tqdm(total=int(steps), unit="step", leave=False, mininterval=0.1)
 
@@ -186,13 +183,15 @@ class Run:
         reruns it."""
         if self._config is None:
             self._config = json.loads(self._native.config_json())
-        return json.loads(json.dumps(self._config))  # a copy the caller may change
+        copy: Dict[str, Any] = json.loads(json.dumps(self._config))  # a copy the caller may change
+        return copy
 
     @property
     def result(self) -> Dict[str, Any]:
         """``result.json``: status, steps, losses, timings, versions and the evaluation."""
         if self._result is None:
-            self._result = json.loads(self._native.result_json())
+            parsed: Dict[str, Any] = json.loads(self._native.result_json())
+            self._result = parsed
         return self._result
 
     @property

@@ -13,6 +13,7 @@ directory is the CLI's: ``idcrisis sweep status|collect|run`` work on it too, an
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -94,7 +95,7 @@ def collect(dir: PathLike, *, as_frame: Optional[bool] = None) -> Any:
     if as_frame is False:
         return records
     try:
-        import pandas as pd
+        pd: Any = importlib.import_module("pandas")  # optional; untyped without pandas-stubs
     except ImportError:
         if as_frame:
             raise
