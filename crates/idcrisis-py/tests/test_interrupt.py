@@ -20,8 +20,7 @@ import signal, sys, idcrisis
 signal.signal(signal.SIGINT, signal.default_int_handler)
 out = sys.argv[1]
 every = int(sys.argv[2])
-def on_step(step, loss):
-    print(step, flush=True)
+on_step = None if every == 0 else (lambda step, loss: print(step, flush=True))
 try:
     idcrisis.train(threads=1, rho=[0.5], model={"depth": 3, "channels": 16, "kernel": 3},
                    train={"steps": 1_000_000, "tol": 0.0}, out=out, on_step=on_step, every=every, progress=False)
@@ -31,7 +30,8 @@ except KeyboardInterrupt as e:
 """
 
 
-@pytest.mark.parametrize("every", [1, 1000])
+# every = 0: no callback at all, so only the signal watcher can stop training.
+@pytest.mark.parametrize("every", [1, 1000, 0])
 def test_sigint_stops_training_and_leaves_no_files(data_dir: Path, tmp_path: Path, every: int) -> None:
     out = tmp_path / "run"
     p = subprocess.Popen(
@@ -42,11 +42,17 @@ def test_sigint_stops_training_and_leaves_no_files(data_dir: Path, tmp_path: Pat
         env={**os.environ, "IDCRISIS_DATA": str(data_dir)},
     )
     assert p.stdout is not None
-    last = int(p.stdout.readline())  # training has started
-    while last < 2000 and every == 1:
-        last = int(p.stdout.readline())
-    if every != 1:
+    if every == 0:
+        deadline = time.perf_counter() + 60
+        while not (out / "init.safetensors").is_file() and time.perf_counter() < deadline:
+            time.sleep(0.05)
         time.sleep(1.0)
+    else:
+        last = int(p.stdout.readline())  # training has started
+        while last < 2000 and every == 1:
+            last = int(p.stdout.readline())
+        if every != 1:
+            time.sleep(1.0)
     assert (out / "config.toml").is_file(), "the run directory exists while training"
     p.send_signal(signal.SIGINT)
     t0 = time.perf_counter()
