@@ -809,7 +809,7 @@ fn load_dataset<'py>(
     let ts = idcrisis::experiment::config::TrainSet { data: dataset.to_string(), limit: 0, batch: 1, epochs: 1 };
     let (probes, shape) = guard(py, || {
         let (d, split) = ts.source()?;
-        let probes = idcrisis::eval::probe::dataset_probes(&data_dir, d, split, gray, limit)?;
+        let probes = idcrisis::eval::probe::dataset_probes(&data_dir, d, split, gray, if limit == 0 { usize::MAX } else { limit })?;
         let shape = data::load_images(&data_dir, d, split)?.view(gray)?.shape();
         Ok((probes, shape))
     })?;

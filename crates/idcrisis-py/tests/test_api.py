@@ -178,4 +178,5 @@ def test_load_helpers(data_dir: Path) -> None:
     assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32
     t = idcrisis.load_dataset("mnist:test", 10)
     assert t.shape == (10, 1, 28, 28)
+    assert idcrisis.load_dataset("fashion-mnist:test").shape == (10000, 1, 28, 28)  # 0: all
     assert idcrisis.__version__
