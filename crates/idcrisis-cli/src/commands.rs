@@ -279,6 +279,7 @@ pub fn train(args: TrainArgs, data_dir: PathBuf) -> Result<ExitCode> {
             last = Instant::now();
             last_step = step;
         }
+        true
     };
     let result = run::execute(&cfg, RunOptions { data_dir, out: out.clone(), progress: &mut progress })?;
     pb.finish_and_clear();

@@ -29,6 +29,10 @@ pub enum Error {
     /// I/O with the path that failed.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// Training was stopped by its caller (the progress callback returned `false`, e.g. on
+    /// Ctrl-C) after `step` updates; `execute` leaves no files of the run behind.
+    #[error("training interrupted after {step} steps; no run directory was kept")]
+    Interrupted { step: u64 },
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),

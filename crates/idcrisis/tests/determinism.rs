@@ -15,7 +15,7 @@ fn run_with(algo: ConvAlgo, cfg: &ModelConfig, seed: u64, threads: usize, x: &[f
     let mut net = Net::<f32>::new(cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, seed);
     let tc = TrainConfig { steps: 15, tol: 0.0, lr: 1e-3, ..Default::default() };
-    let out = train(&eng, &mut net, x, 1, &tc, &mut |_, _| {}).unwrap();
+    let out = train(&eng, &mut net, x, 1, &tc, &mut |_, _| true).unwrap();
     (net.params, out.losses)
 }
 
@@ -108,8 +108,8 @@ fn minibatch_training_is_deterministic_and_learns() {
         let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         net.init(Init::TorchDefault, 1.0, 1);
         let tc = TrainConfig { lr: 1e-3, tol: 0.0, steps: 1000, ..Default::default() };
-        let out =
-            idcrisis::nn::train::train_minibatch(&eng, &mut net, &imgs.pixels[..512 * 784], 512, 32, 3, seed, &tc, &mut |_, _| {}).unwrap();
+        let out = idcrisis::nn::train::train_minibatch(&eng, &mut net, &imgs.pixels[..512 * 784], 512, 32, 3, seed, &tc, &mut |_, _| true)
+            .unwrap();
         (net.params, out)
     };
     let (a, oa) = go(5);

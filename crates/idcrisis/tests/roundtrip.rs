@@ -63,7 +63,7 @@ fn small_config() -> RunConfig {
 }
 
 fn go(cfg: &RunConfig, out: &Path) -> RunResult {
-    execute(cfg, RunOptions { data_dir: common::data_dir(), out: out.to_path_buf(), progress: &mut |_, _| {} }).unwrap()
+    execute(cfg, RunOptions { data_dir: common::data_dir(), out: out.to_path_buf(), progress: &mut |_, _| true }).unwrap()
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn run_directory_has_every_promised_file() {
     // No temporary files left behind.
     assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     // A finished run is never overwritten.
-    let again = execute(&small_config(), RunOptions { data_dir: common::data_dir(), out: dir.clone(), progress: &mut |_, _| {} });
+    let again = execute(&small_config(), RunOptions { data_dir: common::data_dir(), out: dir.clone(), progress: &mut |_, _| true });
     assert!(again.unwrap_err().to_string().contains("already holds a finished run"));
 }
 
@@ -134,4 +134,27 @@ fn a_diverging_run_is_recorded_not_panicked() {
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
     assert_eq!(j["status"], "diverged");
     assert!(j["final_loss"].is_null());
+}
+
+#[test]
+fn an_interrupted_run_stops_at_once_and_leaves_no_files() {
+    let parent = common::tempdir("interrupt");
+    let out = parent.join("run");
+    let mut calls = 0u64;
+    let mut stop_at_3 = |step: u64, _loss: f64| {
+        calls += 1;
+        step < 3
+    };
+    let e = execute(&small_config(), RunOptions { data_dir: common::data_dir(), out: out.clone(), progress: &mut stop_at_3 }).unwrap_err();
+    assert!(matches!(e, idcrisis::Error::Interrupted { step: 3 }), "{e}");
+    assert_eq!(calls, 4, "the callback is asked once per loss evaluation, and training stops when it says so");
+    assert!(!out.exists(), "the run directory it created is removed");
+    // Into an existing directory: its own files go, anything else stays.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    let e =
+        execute(&small_config(), RunOptions { data_dir: common::data_dir(), out: out.clone(), progress: &mut |_, _| false }).unwrap_err();
+    assert!(matches!(e, idcrisis::Error::Interrupted { step: 0 }), "{e}");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("notes.txt")]);
 }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 fn go(cfg: &RunConfig, tag: &str) -> idcrisis::experiment::run::Evaluation {
     let out = common::tempdir(tag).join("run");
-    execute(cfg, RunOptions { data_dir: common::data_dir(), out, progress: &mut |_, _| {} }).unwrap().evaluation.unwrap()
+    execute(cfg, RunOptions { data_dir: common::data_dir(), out, progress: &mut |_, _| true }).unwrap().evaluation.unwrap()
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn small(depth: usize) -> RunConfig {
 }
 
 fn go(cfg: &RunConfig, data: &Path, out: &Path) -> idcrisis::Result<RunResult> {
-    execute(cfg, RunOptions { data_dir: data.to_path_buf(), out: out.to_path_buf(), progress: &mut |_, _| {} })
+    execute(cfg, RunOptions { data_dir: data.to_path_buf(), out: out.to_path_buf(), progress: &mut |_, _| true })
 }
 
 /// A CIFAR-10 test batch of `n` records: record i has label i % 10 and smooth colour planes.

@@ -57,7 +57,7 @@ fn train_fcn1(seed: u64) -> (Net<f64>, Vec<f64>, Vec<f64>) {
     // The residual contracts by |1 − lr·2‖x̂‖²/784| per step: 0.5 with this lr.
     let lr = 0.5 * PIXELS as f64 / (2.0 * nx);
     let cfg = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps: 80, tol: 1e-30 };
-    let out = train(&eng, &mut net, &x, 1, &cfg, &mut |_, _| {}).unwrap();
+    let out = train(&eng, &mut net, &x, 1, &cfg, &mut |_, _| true).unwrap();
     assert!(out.final_loss < 1e-28, "did not converge: {}", out.final_loss);
     (net, w0, x)
 }
@@ -94,7 +94,7 @@ fn theorem1_also_holds_in_f32_to_f32_precision() {
     let w0: Vec<f64> = net.params.iter().map(|&v| v as f64).collect();
     let lr = 0.5 * PIXELS as f64 / (2.0 * nx);
     let cfg = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps: 60, tol: 0.0 };
-    train(&eng, &mut net, &x, 1, &cfg, &mut |_, _| {}).unwrap();
+    train(&eng, &mut net, &x, 1, &cfg, &mut |_, _| true).unwrap();
     let want = theorem1_weights(&w0, &x.iter().map(|&v| v as f64).collect::<Vec<_>>());
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let err = net.params.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max) / scale;
@@ -133,7 +133,7 @@ fn one_layer_cnn_learns_the_centre_tap() {
         net.init(Init::TorchDefault, 1.0, 3);
         let lr = PIXELS as f64 / (2.0 * lmax);
         let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps: 200_000, tol: 1e-26 };
-        let out = train(&eng, &mut net, &x, 1, &tc, &mut |_, _| {}).unwrap();
+        let out = train(&eng, &mut net, &x, 1, &tc, &mut |_, _| true).unwrap();
         assert_eq!(out.status, Status::Converged, "k={k}: loss {}", out.final_loss);
         let centre = kk / 2;
         for (i, w) in net.params.iter().enumerate() {

@@ -143,9 +143,13 @@ pub struct RunOptions<'a> {
     pub data_dir: PathBuf,
     /// Run directory to create.
     pub out: PathBuf,
-    /// Called with `(step, loss)` during training.
-    pub progress: &'a mut (dyn FnMut(u64, f64) + Send),
+    /// Called with `(step, loss)` during training; returning `false` stops the run with
+    /// [`Error::Interrupted`] (see [`execute`]).
+    pub progress: &'a mut (dyn FnMut(u64, f64) -> bool + Send),
 }
+
+/// The files a run directory holds (see the module docs).
+pub const RUN_FILES: [&str; 6] = ["config.toml", "init.safetensors", "weights.safetensors", "loss.csv", "result.json", "predictions.png"];
 
 /// A fresh directory name under `runs/`: `runs/<label>-<unix seconds>-<pid>`.
 pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
@@ -170,13 +174,25 @@ pub fn check_data_dir(dir: &Path) -> Result<()> {
 }
 
 /// Train, evaluate and write the run directory. A diverged run still writes its directory and
-/// returns `Ok` with `status = diverged`.
+/// returns `Ok` with `status = diverged`. A run stopped by its progress callback returns
+/// [`Error::Interrupted`] and removes the files it wrote (and the directory, if it created it).
 pub fn execute(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
     cfg.validate()?;
-    match cfg.dtype {
+    let out = opts.out.clone();
+    let fresh = !out.exists();
+    let r = match cfg.dtype {
         Dtype::F32 => execute_as::<f32>(cfg, opts),
         Dtype::F64 => execute_as::<f64>(cfg, opts),
+    };
+    if let Err(Error::Interrupted { .. }) = &r {
+        for f in RUN_FILES {
+            let _ = std::fs::remove_file(out.join(f));
+        }
+        if fresh {
+            let _ = std::fs::remove_dir(&out);
+        }
     }
+    r
 }
 
 fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {

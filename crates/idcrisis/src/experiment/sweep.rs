@@ -225,7 +225,21 @@ pub enum PlanOutcome {
 /// file is a no-op; a different file is refused unless `force` (which never deletes cells).
 pub fn plan(sweep_file: &Path, dir: &Path, force: bool, slurm: &SlurmOptions, exe: &Path, data_dir: &Path) -> Result<PlanOutcome> {
     let text = std::fs::read_to_string(sweep_file).map_err(|e| Error::io(sweep_file, e))?;
-    let cells = expand(&text, sweep_file, force)?;
+    plan_text(&text, sweep_file, dir, force, slurm, exe, data_dir)
+}
+
+/// [`plan`] from the sweep file's text; `path` names it in messages.
+pub fn plan_text(
+    text: &str,
+    path: &Path,
+    dir: &Path,
+    force: bool,
+    slurm: &SlurmOptions,
+    exe: &Path,
+    data_dir: &Path,
+) -> Result<PlanOutcome> {
+    let text = text.to_string();
+    let cells = expand(&text, path, force)?;
     let old = dir.join("sweep.toml");
     if old.is_file() {
         let prev = std::fs::read_to_string(&old).map_err(|e| Error::io(&old, e))?;
@@ -378,7 +392,7 @@ pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, r
     if let Some(t) = threads {
         cfg.threads = t;
     }
-    let result = run::execute(&cfg, RunOptions { data_dir: data_dir.to_path_buf(), out: cd.clone(), progress: &mut |_, _| {} });
+    let result = run::execute(&cfg, RunOptions { data_dir: data_dir.to_path_buf(), out: cd.clone(), progress: &mut |_, _| true });
     let outcome = match result {
         Ok(r) if r.status == crate::nn::train::Status::Diverged => {
             Err(format!("training diverged after {} steps (loss NaN or infinite)", r.steps))

@@ -124,14 +124,15 @@ impl TrainOutcome {
 }
 
 /// Train `net` to reproduce `x [n, C·H·W]` (targets = inputs). `progress(step, loss)` is called
-/// after every loss evaluation. Nothing is allocated per step.
+/// after every loss evaluation and returns whether to go on: `false` stops training with
+/// [`Error::Interrupted`]. Nothing is allocated per step.
 pub fn train<T: Float>(
     eng: &Engine,
     net: &mut Net<T>,
     x: &[T],
     n: usize,
     cfg: &TrainConfig,
-    progress: &mut (dyn FnMut(u64, f64) + Send),
+    progress: &mut (dyn FnMut(u64, f64) -> bool + Send),
 ) -> Result<TrainOutcome> {
     let opt = Optimizer::<T>::new(cfg, net.num_params());
     train_with(eng, net, x, n, cfg, opt, progress)
@@ -145,7 +146,7 @@ pub fn train_with<T: Float>(
     n: usize,
     cfg: &TrainConfig,
     mut opt: Optimizer<T>,
-    progress: &mut (dyn FnMut(u64, f64) + Send),
+    progress: &mut (dyn FnMut(u64, f64) -> bool + Send),
 ) -> Result<TrainOutcome> {
     let mut ws = net.workspace(n, true);
     let mut losses = Vec::with_capacity((cfg.steps as usize).saturating_add(1).min(1 << 20));
@@ -155,20 +156,22 @@ pub fn train_with<T: Float>(
         loop {
             let loss = forward_loss(eng, net, &mut ws, x, n);
             losses.push(loss);
-            progress(step, loss);
+            if !progress(step, loss) {
+                return Err(Error::Interrupted { step });
+            }
             if !loss.is_finite() {
-                return Status::Diverged;
+                return Ok(Status::Diverged);
             }
             if loss < cfg.tol {
-                return Status::Converged;
+                return Ok(Status::Converged);
             }
             if step >= cfg.steps {
-                return Status::MaxSteps;
+                return Ok(Status::MaxSteps);
             }
             update(eng, net, &mut ws, &mut opt, n);
             step += 1;
         }
-    });
+    })?;
     let final_loss = *losses.last().unwrap_or(&f64::NAN);
     Ok(TrainOutcome::new(status, opt.steps(), final_loss, losses, t0.elapsed().as_secs_f64()))
 }
@@ -188,7 +191,7 @@ pub fn train_minibatch<T: Float>(
     epochs: usize,
     shuffle_seed: u64,
     cfg: &TrainConfig,
-    progress: &mut (dyn FnMut(u64, f64) + Send),
+    progress: &mut (dyn FnMut(u64, f64) -> bool + Send),
 ) -> Result<TrainOutcome> {
     let batch = batch.min(count).max(1);
     let mut opt = Optimizer::<T>::new(cfg, net.num_params());
@@ -218,22 +221,24 @@ pub fn train_minibatch<T: Float>(
                 }
                 let loss = forward_loss(eng, net, &mut ws, &x, batch);
                 losses.push(loss);
-                progress(opt.steps(), loss);
+                if !progress(opt.steps(), loss) {
+                    return Err(Error::Interrupted { step: opt.steps() });
+                }
                 if !loss.is_finite() {
-                    return (Status::Diverged, loss);
+                    return Ok((Status::Diverged, loss));
                 }
                 sum += loss;
                 update(eng, net, &mut ws, &mut opt, batch);
                 if opt.steps() >= cfg.steps {
-                    return (Status::MaxSteps, sum / (b + 1) as f64);
+                    return Ok((Status::MaxSteps, sum / (b + 1) as f64));
                 }
             }
             last_epoch = sum / per_epoch.max(1) as f64;
             if last_epoch < cfg.tol {
-                return (Status::Converged, last_epoch);
+                return Ok((Status::Converged, last_epoch));
             }
         }
-        (Status::MaxSteps, last_epoch)
-    });
+        Ok((Status::MaxSteps, last_epoch))
+    })?;
     Ok(TrainOutcome::new(status, opt.steps(), epoch_loss, losses, t0.elapsed().as_secs_f64()))
 }

@@ -194,7 +194,7 @@ pub fn run(
         // there in ~√κ instead of ~κ steps on these ill-conditioned patch matrices.
         let lr = 0.5 * px as f64 / proj.lmax;
         let tc = TrainConfig { optimizer: OptimizerKind::Momentum, lr, momentum: TRAIN_MOMENTUM, steps, tol: 1e-28 };
-        let out = train(eng, &mut net, &x, 1, &tc, &mut |_, _| {})?;
+        let out = train(eng, &mut net, &x, 1, &tc, &mut |_, _| true)?;
         let flat: Vec<f64> = inputs.concat();
         let trained = net.predict(eng, &flat, inputs.len(), 16);
 

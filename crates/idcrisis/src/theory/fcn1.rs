@@ -114,7 +114,7 @@ pub fn run(
 
     let lr = 0.5 * d as f64 / (2.0 * nx2);
     let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr, momentum: 0.0, steps, tol: 1e-30 };
-    let out = train(eng, &mut net, &x, 1, &tc, &mut |_, _| {})?;
+    let out = train(eng, &mut net, &x, 1, &tc, &mut |_, _| true)?;
     let flat: Vec<f64> = inputs.concat();
     let trained: Vec<Vec<f64>> = net.predict(eng, &flat, inputs.len(), 16).chunks(d).map(|c| c.to_vec()).collect();
 

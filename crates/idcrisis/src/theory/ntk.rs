@@ -435,7 +435,7 @@ pub fn compare(
             let tc = TrainConfig { optimizer: OptimizerKind::Gd, lr: eta, momentum: 0.0, steps, tol: 0.0 };
             let mut opt = Optimizer::<f64>::new(&tc, net.num_params());
             opt.set_lr_scale(scale)?;
-            let out = train_with(eng, &mut net, train, 1, &tc, opt, &mut |_, _| {})?;
+            let out = train_with(eng, &mut net, train, 1, &tc, opt, &mut |_, _| true)?;
             let ft = net.predict(eng, &all, probes.len() + 1, 16);
             let (mut e_lin, mut e_mean) = (0.0, 0.0);
             for (i, th) in th_x.iter().enumerate() {
