@@ -806,7 +806,7 @@ fn load_dataset<'py>(
     data_dir: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let data_dir = data_dir_or_default(data_dir);
-    let ts = idcrisis::experiment::config::TrainSet { data: dataset.to_string(), limit: 0, batch: 1, epochs: 1 };
+    let ts = idcrisis::experiment::config::TrainSet { data: dataset.to_string(), limit: 0, indices: vec![], batch: 1, epochs: 1 };
     let (probes, shape) = guard(py, || {
         let (d, split) = ts.source()?;
         let probes = idcrisis::eval::probe::dataset_probes(&data_dir, d, split, gray, if limit == 0 { usize::MAX } else { limit })?;

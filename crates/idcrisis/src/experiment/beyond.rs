@@ -449,7 +449,13 @@ fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
             continue;
         };
         let cd = sweep::cell_dir(x.dir, cell);
-        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &cd.join("weights.safetensors"))?;
+        let weights = cd.join("weights.safetensors");
+        if !weights.is_file() {
+            // Committed results keep no weights: this cell must be rerun for its maps.
+            let _ = writeln!(text, "| {var} depth {} ({proto}) | weights not kept ({}): rerun the cell | – |", deep.depth, cd.display());
+            continue;
+        }
+        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &weights)?;
         let probes: Vec<Vec<f32>> =
             inputs.probes.iter().filter(|p| p.category == crate::eval::probe::Category::Mnist).map(|p| p.image.clone()).collect();
         if probes.is_empty() {
@@ -809,7 +815,13 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
             continue;
         };
         let cd = sweep::cell_dir(x.dir, cell);
-        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &cd.join("weights.safetensors"))?;
+        let weights = cd.join("weights.safetensors");
+        if !weights.is_file() {
+            // Committed results keep no weights: this cell must be rerun to be iterated.
+            let _ = writeln!(text, "| {} | weights not kept ({}): rerun the cell |||||||||||", n.label, cd.display());
+            continue;
+        }
+        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &weights)?;
         let opts = attractor::Options::default();
         let starts = attractor::starts(&inputs.probes, &inputs.examples, cell.config.seed, 1);
         let (report, traj) = attractor::analyze(&net, x.eng, &starts, &inputs.examples, &opts, true, 32)?;
