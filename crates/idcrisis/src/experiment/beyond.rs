@@ -12,15 +12,16 @@ use crate::error::Result;
 use crate::eval::attractor;
 use crate::experiment::config::RunConfig;
 use crate::experiment::hidden::{self, Projection};
+use crate::experiment::inputs::Inputs;
 use crate::experiment::reproduce::{
-    by_depth, f2, outputs_constant, protocol, transition, transition_text, write_depth_curves, Analysis, Claim, Experiment, Extra,
-    NetSummary, Scale, Spec, SweepSpec, Verdict,
+    by_depth, f2, no_figures, outputs_constant, protocol, protocols, transition, transition_text, write_depth_curves, Analysis, Claim,
+    Experiment, Extra, NetSummary, Scale, Spec, SweepSpec, Verdict,
 };
 use crate::experiment::run;
 use crate::experiment::sweep::{self, CellState};
 use crate::figures;
 use crate::fsutil::write_atomic;
-use crate::nn::model::{Arch, Coords};
+use crate::nn::model::{Arch, Coords, Net};
 use std::fmt::Write as _;
 
 /// Nets as rows: every row sets the same keys; [`Rows::spec`] zips them into one axis.
@@ -56,15 +57,7 @@ fn v(x: impl Into<toml::Value>) -> toml::Value {
 const PROTOCOLS: [(&str, f64); 2] = [("adam", 3e-4), ("momentum", 0.01)];
 
 fn base(scale: Scale, steps: u64) -> SweepSpec {
-    SweepSpec::default().set("train.tol", 1e-4).set("train.momentum", 0.9).set("train.steps", scale_steps(scale, steps) as i64)
-}
-
-fn scale_steps(scale: Scale, full: u64) -> u64 {
-    match scale {
-        Scale::Micro => 8,
-        Scale::Quick => full.min(3000),
-        Scale::Full => full,
-    }
+    SweepSpec::default().set("train.tol", 1e-4).set("train.momentum", 0.9).set("train.steps", scale.steps(steps) as i64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,16 +154,6 @@ fn variants(nets: &[NetSummary]) -> Vec<String> {
         let v = variant(&n.config);
         if !out.contains(&v) {
             out.push(v);
-        }
-    }
-    out
-}
-
-fn protocols(nets: &[NetSummary]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in nets {
-        if !out.contains(&n.protocol) {
-            out.push(n.protocol.clone());
         }
     }
     out
@@ -392,6 +375,29 @@ fn constant_depths(nets: &[&NetSummary]) -> String {
     }
 }
 
+/// The first finished cell of a net, opened for analyses that need its trained weights.
+enum Opened<'a> {
+    /// Its net (f32) with the trained weights, its inputs, and the cell.
+    Net(Box<Net<f32>>, Inputs, &'a sweep::Cell),
+    /// Finished, but its weights were not kept (committed results): the cell's directory.
+    NoWeights(std::path::PathBuf),
+}
+
+/// Open the first finished cell of the net labelled `label` (by the spec's label), or `None`
+/// when none is finished.
+fn open_first_done<'a>(x: &Extra<'a>, label: &str) -> Result<Option<Opened<'a>>> {
+    let Some(cell) = x.plan.iter().find(|c| (x.spec.label)(&c.config) == label && sweep::state(x.dir, c) == CellState::Done) else {
+        return Ok(None);
+    };
+    let cd = sweep::cell_dir(x.dir, cell);
+    let weights = cd.join("weights.safetensors");
+    if !weights.is_file() {
+        return Ok(Some(Opened::NoWeights(cd)));
+    }
+    let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &weights)?;
+    Ok(Some(Opened::Net(Box::new(net), inputs, cell)))
+}
+
 /// Border reach of one map against the training image, both `[side, side]` (square canvases):
 /// the largest band width b (pixels from the canvas border, 1 ≤ b ≤ side/2) for which
 /// |corr(map, image)| over the band {pixels within b of the border} is at least
@@ -440,22 +446,15 @@ fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
     };
     for var in [PAPER_VARIANT, "canvas 42", "canvas 56"] {
         let Some(deep) = series(x.nets, var, &proto).last().copied() else { continue };
-        let Some(cell) = x.plan.iter().find(|c| {
-            variant(&c.config) == var
-                && protocol(&c.config) == proto
-                && c.config.model.depth == deep.depth
-                && sweep::state(x.dir, c) == CellState::Done
-        }) else {
-            continue;
+        let (net, inputs) = match open_first_done(x, &deep.label)? {
+            None => continue,
+            Some(Opened::Net(net, inputs, _)) => (net, inputs),
+            Some(Opened::NoWeights(cd)) => {
+                let _ =
+                    writeln!(text, "| {var} depth {} ({proto}) | weights not kept ({}): rerun the cell | – |", deep.depth, cd.display());
+                continue;
+            }
         };
-        let cd = sweep::cell_dir(x.dir, cell);
-        let weights = cd.join("weights.safetensors");
-        if !weights.is_file() {
-            // Committed results keep no weights: this cell must be rerun for its maps.
-            let _ = writeln!(text, "| {var} depth {} ({proto}) | weights not kept ({}): rerun the cell | – |", deep.depth, cd.display());
-            continue;
-        }
-        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &weights)?;
         let probes: Vec<Vec<f32>> =
             inputs.probes.iter().filter(|p| p.category == crate::eval::probe::Category::Mnist).map(|p| p.image.clone()).collect();
         if probes.is_empty() {
@@ -811,17 +810,14 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
     let mut rows: Vec<(usize, usize, String, f64, f64, f64)> = Vec::new(); // depth, k, proto, ρ max, frac to training, identity corr
     let mut deepest_fig: Option<(usize, Vec<u8>)> = None;
     for n in x.nets {
-        let Some(cell) = x.plan.iter().find(|c| (x.spec.label)(&c.config) == n.label && sweep::state(x.dir, c) == CellState::Done) else {
-            continue;
+        let (net, inputs, cell) = match open_first_done(x, &n.label)? {
+            None => continue,
+            Some(Opened::Net(net, inputs, cell)) => (net, inputs, cell),
+            Some(Opened::NoWeights(cd)) => {
+                let _ = writeln!(text, "| {} | weights not kept ({}): rerun the cell |||||||||||", n.label, cd.display());
+                continue;
+            }
         };
-        let cd = sweep::cell_dir(x.dir, cell);
-        let weights = cd.join("weights.safetensors");
-        if !weights.is_file() {
-            // Committed results keep no weights: this cell must be rerun to be iterated.
-            let _ = writeln!(text, "| {} | weights not kept ({}): rerun the cell |||||||||||", n.label, cd.display());
-            continue;
-        }
-        let (net, inputs) = run::open::<f32>(x.data_dir, &cell.config, &weights)?;
         let opts = attractor::Options::default();
         let starts = attractor::starts(&inputs.probes, &inputs.examples, cell.config.seed, 1);
         let (report, traj) = attractor::analyze(&net, x.eng, &starts, &inputs.examples, &opts, true, 32)?;
@@ -929,10 +925,6 @@ fn attractor_table(spec: &Spec, nets: &[NetSummary]) -> String {
 
 fn no_claims(_: &[NetSummary]) -> Vec<Claim> {
     Vec::new()
-}
-
-fn no_figures(_: &Spec, _: &[NetSummary], _: &std::path::Path) -> Result<()> {
-    Ok(())
 }
 
 /// `idcrisis reproduce attractors`.

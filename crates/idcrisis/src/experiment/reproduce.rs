@@ -67,7 +67,7 @@ pub enum Scale {
 
 impl Scale {
     /// Training steps at this scale for an experiment that runs `full` steps at full scale.
-    fn steps(self, full: u64) -> u64 {
+    pub(crate) fn steps(self, full: u64) -> u64 {
         match self {
             Scale::Micro => 8,
             Scale::Quick => full.min(3000),
@@ -320,7 +320,7 @@ fn act_name(c: &RunConfig) -> &'static str {
     }
 }
 
-fn no_figures(_: &Spec, _: &[NetSummary], _: &Path) -> Result<()> {
+pub(crate) fn no_figures(_: &Spec, _: &[NetSummary], _: &Path) -> Result<()> {
     Ok(())
 }
 
@@ -849,7 +849,7 @@ fn summary_fcn(spec: &Spec, nets: &[NetSummary]) -> String {
 }
 
 /// The training protocols of `nets`, in order of first appearance.
-fn protocols(nets: &[NetSummary]) -> Vec<String> {
+pub(crate) fn protocols(nets: &[NetSummary]) -> Vec<String> {
     let mut protocols: Vec<String> = Vec::new();
     for n in nets {
         if !protocols.contains(&n.protocol) {
