@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
     /// fcn, cnn-depth, hidden, linear, kernels, channels, resnet, fcn-60k, cifar, boundary, k-examples,
-    /// attractors, or all (each into OUT/<experiment>).
+    /// attractors, protocols, or all (each into OUT/<experiment>).
     experiment: String,
     /// Output directory [default: runs/reproduce-<experiment>[-quick]].
     #[arg(long)]

@@ -55,7 +55,8 @@ fn every_experiment_micro_run_and_the_report() {
     let o = run(&["reproduce", "all", "--micro", "--out", d.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Promised files per experiment, and a claim each summary must name.
-    let promised: [(&str, &[&str], &str); 11] = [
+    let promised: [(&str, &[&str], &str); 12] = [
+        ("protocols", &["protocols-identity.png", "protocols-constant.svg", "protocols.csv", "protocols.json"], "Prediction P1"),
         (
             "boundary",
             &["boundary-padding.png", "boundary-canvas.svg", "boundary-coords.png", "boundary-reach.csv", "boundary.csv"],

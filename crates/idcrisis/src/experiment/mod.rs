@@ -6,6 +6,7 @@ pub mod config;
 pub mod hidden;
 pub mod inputs;
 pub mod pool;
+pub mod protocols;
 pub mod report;
 pub mod reproduce;
 pub mod run;

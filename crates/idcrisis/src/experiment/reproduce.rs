@@ -52,6 +52,8 @@ pub enum Experiment {
     KExamples,
     /// Beyond the paper: trained nets iterated, and their Jacobians at the training images.
     Attractors,
+    /// Which init × optimizer × learning rate gives Fig. 3's picture at both ends.
+    Protocols,
 }
 
 /// How big a run is.
@@ -87,7 +89,7 @@ impl Scale {
 
 impl Experiment {
     /// Every experiment, in the order `all` runs them.
-    pub const ALL: [Experiment; 12] = [
+    pub const ALL: [Experiment; 13] = [
         Experiment::Fcn,
         Experiment::CnnDepth,
         Experiment::Hidden,
@@ -100,6 +102,7 @@ impl Experiment {
         Experiment::Boundary,
         Experiment::KExamples,
         Experiment::Attractors,
+        Experiment::Protocols,
     ];
 
     /// Parse a command-line name.
@@ -132,6 +135,7 @@ impl Experiment {
             Experiment::Boundary => &beyond::BOUNDARY,
             Experiment::KExamples => &beyond::K_EXAMPLES,
             Experiment::Attractors => &beyond::ATTRACTORS,
+            Experiment::Protocols => &crate::experiment::protocols::PROTOCOLS,
         }
     }
 }
@@ -1206,7 +1210,8 @@ fn summary_text(spec: &Spec, nets: &[NetSummary], more: Option<(String, Vec<Clai
     if all.iter().any(|c| c.prereg.is_some()) {
         let _ = write!(
             s,
-            "\nPredictions, pre-registered in `docs/preregistration.md` before the full runs (each verdict is computed from the numbers: a mean corr ≥ {CLEAR} to the constant and above the identity's counts as outputting the constant; the transition depth is the first depth where the corr to the constant exceeds the corr to the identity):\n\n"
+            "\nPredictions, pre-registered in `{}` before the full runs (each verdict is computed from the numbers: a mean corr ≥ {CLEAR} to the constant and above the identity's counts as outputting the constant; the transition depth is the first depth where the corr to the constant exceeds the corr to the identity):\n\n",
+            if spec.exp == Experiment::Protocols { "docs/results/protocols.md" } else { "docs/preregistration.md" }
         );
     } else {
         let _ = write!(
