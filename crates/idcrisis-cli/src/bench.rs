@@ -172,6 +172,12 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         None
     };
     println!(
+        "CPU: {}; Winograd transforms dispatched to {} (set {} to lower it); {threads} threads",
+        bench::cpu_model(),
+        idcrisis::engine::winograd::Isa::detect().name(),
+        idcrisis::engine::winograd::Isa::ENV
+    );
+    println!(
         "batch 1, Adam, MNIST train #15, {threads} threads, median of ≥ {} steps (≥ 1 s) after ≥ {} warm-up (≥ 0.3 s), convolutions: {}",
         a.steps, a.warmup, a.conv_algo
     );

@@ -10,6 +10,15 @@ use crate::shape::Shape;
 use serde::Serialize;
 use std::time::Instant;
 
+/// The CPU model from `/proc/cpuinfo` (`unknown CPU` where there is none), for the header of
+/// every benchmark table: ratios differ between machines.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 /// Measured f32 FMA peak of one core of the dev machine, GFLOP/s (from the performance issue).
 pub const PEAK_GFLOPS_PER_CORE: f64 = 275.0;
 

@@ -15,12 +15,9 @@ pub fn time(name: &str, reps: usize, f: &mut dyn FnMut()) -> f64 {
     ms
 }
 
-/// CPU model from /proc/cpuinfo, for the header of every table.
+/// CPU model, for the header of every table.
 pub fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into())
+    idcrisis::bench::cpu_model()
 }
 
 /// `C [m, n] = A [m, k] · B [k, n]` (row-major), in f64, the naive way.
