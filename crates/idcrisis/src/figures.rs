@@ -39,7 +39,11 @@ fn register_font() {
 /// marker in line plots.
 pub const UNCONVERGED_MARK: &str = "†";
 
-/// The note that explains [`UNCONVERGED_MARK`], drawn on every figure that shows one.
+/// What [`UNCONVERGED_MARK`] means.
+pub const UNCONVERGED_TEXT: &str = "did not reach the training tolerance (stopped at the step cap)";
+
+/// The note that explains [`UNCONVERGED_MARK`] (mark and [`UNCONVERGED_TEXT`]), drawn on every
+/// figure that shows one.
 pub const UNCONVERGED_NOTE: &str = "† did not reach the training tolerance (stopped at the step cap)";
 
 /// `label` followed by [`UNCONVERGED_MARK`] when `unconverged`.
@@ -400,7 +404,7 @@ impl PlotLayout {
         let note = series.iter().any(|s| s.1.iter().any(|p| p.2));
         let mut legend: Vec<String> = series.iter().map(|s| s.0.clone()).collect();
         if note {
-            legend.push(UNCONVERGED_NOTE.trim_start_matches(UNCONVERGED_MARK).trim().to_string());
+            legend.push(UNCONVERGED_TEXT.to_string());
         }
         let legend_w = legend.iter().map(|l| text_width(l, LEGEND_SIZE)).max().unwrap_or(0) + SWATCH_W + 30;
         let w = PLOT_W + legend_w;
@@ -716,6 +720,11 @@ mod tests {
 
     fn hollow_circles(svg: &str) -> usize {
         svg.lines().filter(|l| l.contains("<circle") && l.contains("fill=\"none\"")).count()
+    }
+
+    #[test]
+    fn the_note_is_the_mark_and_its_meaning() {
+        assert_eq!(UNCONVERGED_NOTE, format!("{UNCONVERGED_MARK} {UNCONVERGED_TEXT}"));
     }
 
     #[test]

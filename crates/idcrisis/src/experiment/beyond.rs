@@ -866,7 +866,7 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
         );
         if k == 1 && deepest_fig.as_ref().is_none_or(|(d, _)| n.depth > *d) {
             let title = if n.unconverged > 0 {
-                format!("{}: x(t+1) = f(x(t)) from each start ({})", figures::mark_label(&n.label, true), figures::UNCONVERGED_NOTE)
+                format!("{}: x(t+1) = f(x(t)) from each start ({})", figures::mark_label(&n.label, true), figures::UNCONVERGED_TEXT)
             } else {
                 format!("{}: x(t+1) = f(x(t)) from each start", n.label)
             };

@@ -152,7 +152,7 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         let rows: Vec<Vec<Option<Vec<f32>>>> = maps.iter().map(|r| r.iter().cloned().map(Some).collect()).collect();
         let col_labels = vec![names.clone(); rows.len()];
         let title = if *unconverged {
-            format!("Hidden-layer maps of the {} ({})", figures::mark_label(label, true), figures::UNCONVERGED_NOTE)
+            format!("Hidden-layer maps of the {} ({})", figures::mark_label(label, true), figures::UNCONVERGED_TEXT)
         } else {
             format!("Hidden-layer maps of the {label}")
         };
