@@ -109,7 +109,10 @@ fn every_experiment_micro_run_and_the_report() {
     let h = image::open(d.join("hidden/hidden-d3.png")).unwrap();
     assert_eq!((h.width(), h.height()), idcrisis::figures::grid_size(4, 13, true));
     let k = image::open(d.join("kernels/kernels-corr-identity.png")).unwrap();
-    assert_eq!((k.width(), k.height()), idcrisis::figures::heatmap_size(2, 2));
+    let kj: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("kernels/kernels.json")).unwrap()).unwrap();
+    let flagged = kj.as_array().unwrap().iter().any(|n| n["unconverged"].as_u64() > Some(0));
+    let title = "Mean corr to identity (12 probes) by kernel and depth";
+    assert_eq!((k.width(), k.height()), idcrisis::figures::heatmap_size(title, &["3×3".into(), "5×5".into()], 2, flagged));
     // The report embeds every figure and loads nothing from outside.
     let o = run(&["report", d.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

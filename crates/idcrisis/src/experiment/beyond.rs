@@ -14,8 +14,8 @@ use crate::experiment::config::RunConfig;
 use crate::experiment::hidden::{self, Projection};
 use crate::experiment::inputs::Inputs;
 use crate::experiment::reproduce::{
-    by_depth, f2, no_figures, outputs_constant, protocol, protocols, transition, transition_text, write_depth_curves, Analysis, Claim,
-    Experiment, Extra, NetSummary, Scale, Spec, SweepSpec, Verdict,
+    by_depth, depth_point, f2, no_figures, outputs_constant, protocol, protocols, transition, transition_text, write_depth_curves,
+    write_depth_curves_y, Analysis, Claim, Experiment, Extra, NetSummary, Scale, Spec, SweepSpec, Verdict,
 };
 use crate::experiment::run;
 use crate::experiment::sweep::{self, CellState};
@@ -186,7 +186,7 @@ fn boundary_figures(spec: &Spec, nets: &[NetSummary], out: &std::path::Path) -> 
                 if sub.is_empty() {
                     continue;
                 }
-                s.push((format!("{p}, {var}: to constant"), sub.iter().map(|n| (n.depth as f64, n.corr_constant.0)).collect()));
+                s.push((format!("{p}, {var}: to constant"), sub.iter().map(|n| depth_point(n, n.corr_constant.0)).collect()));
             }
         }
         write_depth_curves(
@@ -438,7 +438,7 @@ pub const REACH_CORR: f64 = 0.9;
 fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
     let mut text = String::from("## Border reach\n\nFor each hidden layer of the deepest trained net (first seed), how far in from the canvas border its map (first principal component across channels, as in `hidden`) already matches the training image: the largest band width b such that |corr| between the map and the training image over the pixels within b of the border is ≥ 0.9 (bands where the image is all zero are skipped). Mean over the paper's MNIST probes as inputs (unseen digits). Output layer last.\n\n| net | reach by layer (pixels) | centre at |\n|---|---|---|\n");
     let mut csv = String::from("net,layer,reach\n");
-    let mut series_: Vec<figures::Series> = Vec::new();
+    let mut series_: Vec<figures::MarkedSeries> = Vec::new();
     let mut claims = Vec::new();
     let proto = {
         let ps = protocols(x.nets);
@@ -477,7 +477,12 @@ fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
             reach.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
             side / 2
         );
-        series_.push((format!("{var}, depth {}", deep.depth), reach.iter().enumerate().map(|(l, r)| ((l + 1) as f64, *r)).collect()));
+        // Every point is a layer of the same net: all hollow when that net did not converge.
+        let flag = deep.unconverged > 0;
+        series_.push((
+            figures::mark_label(&format!("{var}, depth {}", deep.depth), flag),
+            reach.iter().enumerate().map(|(l, r)| ((l + 1) as f64, *r, flag)).collect(),
+        ));
         if var == PAPER_VARIANT {
             let hidden_reach = &reach[..reach.len().saturating_sub(1)];
             let grows = hidden_reach.windows(2).all(|w| w[1] >= w[0] - 1.0);
@@ -493,7 +498,7 @@ fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
     if series_.is_empty() {
         text += "| (no finished deep nets) | – | – |\n";
     } else {
-        let (png, svg) = figures::line_plot(
+        let (png, svg) = figures::line_plot_marked(
             "Border reach of each layer's map (pixels from the canvas border)",
             "layer",
             "reach (pixels)",
@@ -668,7 +673,7 @@ fn k_table(spec: &Spec, nets: &[NetSummary]) -> String {
 }
 
 fn k_figures(spec: &Spec, nets: &[NetSummary], out: &std::path::Path) -> Result<()> {
-    let mut s: Vec<figures::Series> = Vec::new();
+    let mut s: Vec<figures::MarkedSeries> = Vec::new();
     for proto in protocols(nets).iter().filter(|p| !p.starts_with("gd")) {
         for fam in ["sevens", "mixed"] {
             for k in ks(nets) {
@@ -681,15 +686,16 @@ fn k_figures(spec: &Spec, nets: &[NetSummary], out: &std::path::Path) -> Result<
                 }
                 s.push((
                     format!("{proto}, {}: nearest − identity", if k == 1 { "k=1".into() } else { format!("k={k} {fam}") }),
-                    g.iter().map(|n| (n.depth as f64, extra(n, "mnist_nearest") - extra(n, "mnist_identity"))).collect(),
+                    g.iter().map(|n| depth_point(n, extra(n, "mnist_nearest") - extra(n, "mnist_identity"))).collect(),
                 ));
             }
         }
     }
-    write_depth_curves(
+    write_depth_curves_y(
         out,
         &format!("{}-cnn", spec.name),
         "CNNs trained on k images: corr to nearest training image minus corr to identity (MNIST probes)",
+        "corr to nearest − corr to identity",
         &s,
     )
 }
@@ -859,7 +865,11 @@ fn attractor_analysis(x: &Extra) -> Result<(String, Vec<Claim>)> {
             f.spurious_fixed_points
         );
         if k == 1 && deepest_fig.as_ref().is_none_or(|(d, _)| n.depth > *d) {
-            let title = format!("{}: x(t+1) = f(x(t)) from each start", n.label);
+            let title = if n.unconverged > 0 {
+                format!("{}: x(t+1) = f(x(t)) from each start ({})", figures::mark_label(&n.label, true), figures::UNCONVERGED_TEXT)
+            } else {
+                format!("{}: x(t+1) = f(x(t)) from each start", n.label)
+            };
             deepest_fig = Some((n.depth, attractor::trajectories_png(&title, inputs.shape, &traj, &opts)?));
         }
         rows.push((n.depth, k, n.protocol.clone(), rmax, frac("training-image"), n.corr_identity.0));

@@ -85,7 +85,8 @@ pub fn layer_maps(eng: &Engine, net: &Net<f32>, inputs: &[Vec<f32>], how: Projec
 
 /// The `hidden` experiment's figures and summary, from the done cells of its sweep.
 pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Engine, how: Projection) -> Result<String> {
-    let mut nets: Vec<(String, String, Net<f32>)> = Vec::new();
+    // (label, file stem, net, did not reach the tolerance).
+    let mut nets: Vec<(String, String, Net<f32>, bool)> = Vec::new();
     let deepest =
         plan.iter().filter(|c| c.config.seed == 0).max_by_key(|c| c.config.model.depth).ok_or_else(|| Error::Other("empty plan".into()))?;
     let inputs = inputs::load(data_dir, &deepest.config)?;
@@ -95,6 +96,7 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
         format!("untrained {}-layer CNN", deepest.config.model.depth),
         format!("hidden-untrained-d{}", deepest.config.model.depth),
         untrained,
+        false,
     ));
     let mut depths: Vec<&Cell> = plan.iter().filter(|c| c.config.seed == plan[0].config.seed).collect();
     depths.sort_by_key(|c| c.config.model.depth);
@@ -103,8 +105,13 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
             continue;
         }
         // Every cell trains on the deepest one's image: its inputs serve all.
-        let net = run::load_net::<f32>(&c.config, inputs.shape, &sweep::cell_dir(dir, c).join("weights.safetensors"))?;
-        nets.push((format!("trained {}-layer CNN", c.config.model.depth), format!("hidden-d{}", c.config.model.depth), net));
+        let cd = sweep::cell_dir(dir, c);
+        let net = run::load_net::<f32>(&c.config, inputs.shape, &cd.join("weights.safetensors"))?;
+        let result = cd.join("result.json");
+        let r: run::RunResult =
+            serde_json::from_slice(&crate::fsutil::read(&result)?).map_err(|e| Error::bad_data(&result, e.to_string()))?;
+        let unconverged = r.status == crate::nn::train::Status::MaxSteps;
+        nets.push((format!("trained {}-layer CNN", c.config.model.depth), format!("hidden-d{}", c.config.model.depth), net, unconverged));
     }
     let map_shape = Shape::new(1, inputs.shape.height, inputs.shape.width);
     let probes: Vec<_> = inputs.probes.iter().filter(|p| p.category.is_paper()).collect();
@@ -129,7 +136,7 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
     s += "Mean correlation (over the 12 probes) of each of the last five layers' maps with the training image:\n\n| net | layers L−4 … L (output) |\n|---|---|\n";
     let mut csv = String::from("net,layer,corr_with_training_image,corr_with_input\n");
     let mut deepest_trained: Option<(usize, Vec<f64>)> = None;
-    for (label, file, net) in &nets {
+    for (label, file, net, unconverged) in &nets {
         let maps = layer_maps(eng, net, &inputs, how);
         let row_labels: Vec<String> = (0..maps.len())
             .map(|l| {
@@ -144,15 +151,12 @@ pub fn figures(out: &Path, dir: &Path, plan: &[Cell], data_dir: &Path, eng: &Eng
             .collect();
         let rows: Vec<Vec<Option<Vec<f32>>>> = maps.iter().map(|r| r.iter().cloned().map(Some).collect()).collect();
         let col_labels = vec![names.clone(); rows.len()];
-        let png = figures::image_grid_cmap(
-            &format!("Hidden-layer maps of the {label}"),
-            map_shape,
-            &row_labels,
-            &col_labels,
-            &rows,
-            Some(0),
-            figures::Cmap::Diverging,
-        )?;
+        let title = if *unconverged {
+            format!("Hidden-layer maps of the {} ({})", figures::mark_label(label, true), figures::UNCONVERGED_TEXT)
+        } else {
+            format!("Hidden-layer maps of the {label}")
+        };
+        let png = figures::image_grid_cmap(&title, map_shape, &row_labels, &col_labels, &rows, Some(0), figures::Cmap::Diverging)?;
         write_atomic(&out.join(format!("{file}.png")), &png)?;
         let mut last = Vec::new();
         let mut last_values = Vec::new();

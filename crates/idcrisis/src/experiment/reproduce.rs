@@ -665,6 +665,7 @@ pub fn analyze(
     let mut csv = String::from("net,depth,seed,status,steps,final_loss,category,corr_identity,corr_constant,mse_identity,mse_constant,ssim_identity,ssim_constant\n");
     let mut grid_rows: Vec<Vec<Option<Vec<f32>>>> = Vec::new();
     let mut row_labels = vec!["input".to_string()];
+    let mut row_unconverged = vec![false];
     let mut col_labels: Vec<Vec<String>> = Vec::new();
     let mut inputs_row: Option<(crate::shape::Shape, Vec<Option<Vec<f32>>>)> = None;
     let mut skipped = 0;
@@ -755,6 +756,7 @@ pub fn analyze(
             }
             grid_rows.push(outs.into_iter().map(Some).collect());
             row_labels.push(label.clone());
+            row_unconverged.push(unconverged > 0);
             let mut l = vec![format!("mse {:.1e}", eval.train_mse)];
             l.extend(eval.probes.iter().map(|s| format!("id {:.2} / const {:.2}", s.corr_identity, s.corr_constant)));
             col_labels.push(l);
@@ -791,7 +793,7 @@ pub fn analyze(
     if let (Some((shape, inputs)), Some(title)) = (inputs_row, spec.predictions) {
         let mut rows = vec![inputs];
         rows.extend(grid_rows);
-        let png = figures::image_grid(title, shape, &row_labels, &col_labels, &rows, Some(0))?;
+        let png = figures::image_grid_marked(title, shape, &row_labels, &row_unconverged, &col_labels, &rows, Some(0))?;
         write_atomic(&out.join(format!("{}-predictions.png", exp.name())), &png)?;
     }
     let cache = out.join(format!("{}-extra.json", exp.name()));
@@ -933,14 +935,26 @@ fn summary_cnn_depth(spec: &Spec, nets: &[NetSummary]) -> String {
     s
 }
 
-/// `(depth, f(net))` for the nets `keep` selects, in depth order as stored.
-fn curve(nets: &[NetSummary], keep: &dyn Fn(&NetSummary) -> bool, f: &dyn Fn(&NetSummary) -> f64) -> Vec<(f64, f64)> {
-    nets.iter().filter(|n| keep(n)).map(|n| (n.depth as f64, f(n))).collect()
+/// `(depth, f(net), unconverged)` for the nets `keep` selects, in depth order as stored.
+fn curve(nets: &[NetSummary], keep: &dyn Fn(&NetSummary) -> bool, f: &dyn Fn(&NetSummary) -> f64) -> Vec<(f64, f64, bool)> {
+    nets.iter().filter(|n| keep(n)).map(|n| depth_point(n, f(n))).collect()
 }
 
-/// Draw correlation-against-depth curves to `OUT/<stem>.png` and `.svg`.
-pub(crate) fn write_depth_curves(out: &Path, stem: &str, title: &str, series: &[figures::Series]) -> Result<()> {
-    let (png, svg) = figures::line_plot(title, "depth (layers)", "correlation", series, false)?;
+/// The point of `net` at its depth with value `y`, hollow in the figure when a seed did not
+/// reach the tolerance.
+pub(crate) fn depth_point(net: &NetSummary, y: f64) -> (f64, f64, bool) {
+    (net.depth as f64, y, net.unconverged > 0)
+}
+
+/// Draw correlation-against-depth curves to `OUT/<stem>.png` and `.svg`; unconverged nets'
+/// points are hollow.
+pub(crate) fn write_depth_curves(out: &Path, stem: &str, title: &str, series: &[figures::MarkedSeries]) -> Result<()> {
+    write_depth_curves_y(out, stem, title, "correlation", series)
+}
+
+/// [`write_depth_curves`] with another y axis label.
+pub(crate) fn write_depth_curves_y(out: &Path, stem: &str, title: &str, ylabel: &str, series: &[figures::MarkedSeries]) -> Result<()> {
+    let (png, svg) = figures::line_plot_marked(title, "depth (layers)", ylabel, series, false)?;
     write_atomic(&out.join(format!("{stem}.png")), &png)?;
     write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())
 }
@@ -1001,21 +1015,15 @@ fn figures_grid2d(spec: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
     let cols: Vec<String> = depths.iter().map(|d| d.to_string()).collect();
     let mut csv = format!("{what},depth,corr_identity,corr_constant\n");
     for (name, f) in [("identity", 0usize), ("constant", 1)] {
-        let values: Vec<Vec<f64>> = keys
-            .iter()
-            .map(|k| {
-                depths
-                    .iter()
-                    .map(|d| {
-                        nets.iter()
-                            .find(|n| key(n) == *k && n.depth == *d)
-                            .map(|n| if f == 0 { n.corr_identity.0 } else { n.corr_constant.0 })
-                            .unwrap_or(f64::NAN)
-                    })
-                    .collect()
-            })
-            .collect();
-        let (png, svg) = figures::heatmap(&format!("Mean corr to {name} (12 probes) by {what} and depth"), &rows, &cols, &values)?;
+        let net = |k: usize, d: usize| nets.iter().find(|n| key(n) == k && n.depth == d);
+        let cells = |v: &dyn Fn(&NetSummary) -> f64| -> Vec<Vec<f64>> {
+            keys.iter().map(|k| depths.iter().map(|d| net(*k, *d).map_or(f64::NAN, v)).collect()).collect()
+        };
+        let values = cells(&|n| if f == 0 { n.corr_identity.0 } else { n.corr_constant.0 });
+        let unconverged: Vec<Vec<bool>> =
+            keys.iter().map(|k| depths.iter().map(|d| net(*k, *d).is_some_and(|n| n.unconverged > 0)).collect()).collect();
+        let (png, svg) =
+            figures::heatmap_marked(&format!("Mean corr to {name} (12 probes) by {what} and depth"), &rows, &cols, &values, &unconverged)?;
         write_atomic(&out.join(format!("{}-corr-{name}.png", spec.name)), &png)?;
         write_atomic(&out.join(format!("{}-corr-{name}.svg", spec.name)), svg.as_bytes())?;
     }
