@@ -233,16 +233,19 @@ fn draw(spec: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
     let ranked = ranking(nets);
     let rows: Vec<String> = ranked.iter().map(|r| format!("{} ({}/{})", r.0, r.1, TARGET.len())).collect();
     let cols: Vec<String> = depths.iter().map(|d| d.to_string()).collect();
+    // Per ranked protocol, its net at each depth (if run).
+    let cells: Vec<Vec<Option<&NetSummary>>> = ranked
+        .iter()
+        .map(|r| {
+            let sub = &groups.iter().find(|g| g.0 == r.0).expect("ranked protocol has nets").1;
+            depths.iter().map(|d| sub.iter().find(|n| n.depth == *d).copied()).collect()
+        })
+        .collect();
+    let unconverged: Vec<Vec<bool>> = cells.iter().map(|row| row.iter().map(|n| n.is_some_and(|n| n.unconverged > 0)).collect()).collect();
     for (name, f) in [("identity", digits_identity as fn(&NetSummary) -> f64), ("constant", |n: &NetSummary| n.corr_constant.0)] {
-        let values: Vec<Vec<f64>> = ranked
-            .iter()
-            .map(|r| {
-                let sub = &groups.iter().find(|g| g.0 == r.0).expect("ranked protocol has nets").1;
-                depths.iter().map(|d| sub.iter().find(|n| n.depth == *d).map(|n| f(n)).unwrap_or(f64::NAN)).collect()
-            })
-            .collect();
+        let values: Vec<Vec<f64>> = cells.iter().map(|row| row.iter().map(|n| n.map(f).unwrap_or(f64::NAN)).collect()).collect();
         let what = if name == "identity" { "corr to identity, MNIST digits" } else { "corr to constant, 12 probes" };
-        let (png, svg) = figures::heatmap(&format!("Protocols by depth: {what}"), &rows, &cols, &values)?;
+        let (png, svg) = figures::heatmap_marked(&format!("Protocols by depth: {what}"), &rows, &cols, &values, &unconverged)?;
         write_atomic(&out.join(format!("{}-{name}.png", spec.name)), &png)?;
         write_atomic(&out.join(format!("{}-{name}.svg", spec.name)), svg.as_bytes())?;
     }
