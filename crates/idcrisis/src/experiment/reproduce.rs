@@ -608,6 +608,9 @@ pub struct NetSummary {
     pub extra: BTreeMap<String, (f64, f64, f64)>,
     /// Seeds that stopped at the step cap without reaching the tolerance.
     pub unconverged: usize,
+    /// Seeds whose training diverged (loss NaN or infinite; the cell failed). A net whose every
+    /// seed diverged is still listed, with no seeds and NaN correlations.
+    pub diverged: usize,
     /// The config of its first cell (seed aside, every cell of the net has it).
     #[serde(skip)]
     pub config: RunConfig,
@@ -669,6 +672,7 @@ pub fn analyze(
     let mut col_labels: Vec<Vec<String>> = Vec::new();
     let mut inputs_row: Option<(crate::shape::Shape, Vec<Option<Vec<f32>>>)> = None;
     let mut skipped = 0;
+    let mut total_diverged = 0;
     for (label, cells) in &groups {
         let mut ids = Vec::new();
         let mut cons = Vec::new();
@@ -677,12 +681,28 @@ pub fn analyze(
         let mut first_eval: Option<run::Evaluation> = None;
         let mut extras: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut unconverged = 0;
+        let mut diverged = 0;
         for c in cells {
-            if sweep::state(&dir, c) != CellState::Done {
+            let p = sweep::cell_dir(&dir, c).join("result.json");
+            let state = sweep::state(&dir, c);
+            if state == CellState::Failed && p.is_file() {
+                // A run that diverged writes its result before the cell fails.
+                let r: run::RunResult = serde_json::from_slice(&fsutil::read(&p)?).map_err(|e| Error::bad_data(&p, e.to_string()))?;
+                if r.status == crate::nn::train::Status::Diverged {
+                    diverged += 1;
+                    total_diverged += 1;
+                    let _ = writeln!(
+                        csv,
+                        "{label},{},{},diverged,{},NaN,none,NaN,NaN,NaN,NaN,NaN,NaN",
+                        c.config.model.depth, c.config.seed, r.steps
+                    );
+                    continue;
+                }
+            }
+            if state != CellState::Done {
                 skipped += 1;
                 continue;
             }
-            let p = sweep::cell_dir(&dir, c).join("result.json");
             let r: run::RunResult = serde_json::from_slice(&fsutil::read(&p)?).map_err(|e| Error::bad_data(&p, e.to_string()))?;
             let Some(ev) = &r.evaluation else { continue };
             let paper = &ev.categories["paper"];
@@ -726,7 +746,7 @@ pub fn analyze(
                 first_eval = r.evaluation.clone();
             }
         }
-        if ids.is_empty() {
+        if ids.is_empty() && diverged == 0 {
             continue;
         }
         let per_category = mean_per_category(&cats);
@@ -777,6 +797,7 @@ pub fn analyze(
             per_category,
             extra: extras.iter().map(|(k, v)| (k.clone(), mean_min_max(v))).collect(),
             unconverged,
+            diverged,
             config: cells[0].config.clone(),
         });
     }
@@ -825,6 +846,12 @@ pub fn analyze(
         }
     };
     let mut text = summary;
+    if total_diverged > 0 {
+        let _ = writeln!(
+            text,
+            "\n{total_diverged} cells diverged (training loss NaN or infinite; each cell's `error.json` says after how many steps). They are failed runs, listed with NaN correlations where every seed of a net diverged, and rerunning does not change them (cells are deterministic)."
+        );
+    }
     if skipped > 0 {
         let _ = writeln!(text, "\n{skipped} cells were not done when this summary was written; rerun `idcrisis reproduce` to finish them.");
     }
@@ -1605,6 +1632,7 @@ mod tests {
             per_category: BTreeMap::new(),
             extra: BTreeMap::new(),
             unconverged: 0,
+            diverged: 0,
             config: RunConfig::default(),
         }
     }
