@@ -200,3 +200,33 @@ fn redraw_rebuilds_figures_and_summaries_without_weights() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("hidden-extra.json"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_diverged_cell_is_a_failed_net_in_the_summary_not_a_missing_one() {
+    let e = tempdir("diverged").join("cnn-depth");
+    let o = run(&["reproduce", "cnn-depth", "--micro", "--out", e.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = std::fs::read_to_string(e.join("summary.md")).unwrap();
+    let rows = |s: &str| s.lines().filter(|l| l.starts_with("| adam") || l.starts_with("| momentum")).count();
+    // Turn the first cell into what a diverged run leaves: its result with status `diverged`,
+    // `error.json`, no `DONE`.
+    let plan = std::fs::read_to_string(e.join("sweep/plan.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(plan.lines().next().unwrap()).unwrap();
+    let cell = e.join("sweep/cells").join(first["id"].as_str().unwrap());
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(cell.join("result.json")).unwrap()).unwrap();
+    r["status"] = "diverged".into();
+    r["evaluation"] = serde_json::Value::Null;
+    std::fs::write(cell.join("result.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    std::fs::write(cell.join("error.json"), br#"{"error": "training diverged after 3 steps (loss NaN or infinite)"}"#).unwrap();
+    std::fs::remove_file(cell.join("DONE")).unwrap();
+    let o = run(&["reproduce", "cnn-depth", "--redraw", "--out", e.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = std::fs::read_to_string(e.join("summary.md")).unwrap();
+    assert!(after.contains("1 cells diverged"), "{after}");
+    assert!(!after.contains("were not done"), "a diverged cell is not a missing one:\n{after}");
+    // The net is still listed (micro: one seed, so with NaN correlations), not dropped.
+    assert_eq!(rows(&after), rows(&before), "{after}");
+    assert!(after.contains("NaN"), "{after}");
+    let csv = std::fs::read_to_string(e.join("cnn-depth.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.contains(",diverged,")), "{csv}");
+}
