@@ -19,35 +19,13 @@ use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::optim::{Optimizer, OptimizerKind};
 use idcrisis::nn::train::{forward_loss, update, TrainConfig};
 use idcrisis::Shape;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() -> usize {
-    ALLOCS.with(Cell::get)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, n)
-    }
-}
+#[path = "common/alloc_count.rs"]
+mod alloc_count;
+use alloc_count::count;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 #[test]
 fn a_warm_training_step_allocates_only_inside_the_gemm_crate() {

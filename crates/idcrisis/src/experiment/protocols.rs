@@ -150,15 +150,15 @@ fn by_protocol(nets: &[NetSummary]) -> Vec<(String, Vec<&NetSummary>)> {
     out
 }
 
-/// Protocols ranked by the pre-registered rule: score, then fewer unconverged nets, then the
+/// Protocols (as [`by_protocol`] groups them) ranked by the pre-registered rule: score, then fewer unconverged nets, then the
 /// deepest net's corr to constant. Returns (protocol, score, unconverged or diverged nets,
 /// deepest corr).
-pub fn ranking(nets: &[NetSummary]) -> Vec<(String, usize, usize, f64)> {
-    let mut r: Vec<(String, usize, usize, f64)> = by_protocol(nets)
-        .into_iter()
+fn ranking(groups: &[(String, Vec<&NetSummary>)]) -> Vec<(String, usize, usize, f64)> {
+    let mut r: Vec<(String, usize, usize, f64)> = groups
+        .iter()
         .map(|(p, sub)| {
             let deep = sub.last().map(|n| n.corr_constant.0).unwrap_or(f64::NAN);
-            (p, score(&sub), sub.iter().filter(|n| n.unconverged > 0 || n.diverged > 0).count(), deep)
+            (p.clone(), score(sub), sub.iter().filter(|n| n.unconverged > 0 || n.diverged > 0).count(), deep)
         })
         .collect();
     r.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(b.3.total_cmp(&a.3)));
@@ -184,7 +184,7 @@ fn table(spec: &Spec, nets: &[NetSummary]) -> String {
     s += &"---|".repeat(depths.len());
     s.push('\n');
     let groups = by_protocol(nets);
-    for (p, score_, _, _) in ranking(nets) {
+    for (p, score_, _, _) in ranking(&groups) {
         let sub = &groups.iter().find(|g| g.0 == p).expect("ranked protocol has nets").1;
         let _ = write!(s, "| {p} | {score_}/{} |", TARGET.len());
         for d in &depths {
@@ -213,10 +213,11 @@ fn table(spec: &Spec, nets: &[NetSummary]) -> String {
 }
 
 fn claims(nets: &[NetSummary]) -> Vec<Claim> {
-    let r = ranking(nets);
+    let groups = by_protocol(nets);
+    let r = ranking(&groups);
     let Some((best, best_score, _, _)) = r.first() else { return Vec::new() };
     let full = r.iter().filter(|x| x.1 == TARGET.len()).map(|x| format!("`{}`", x.0)).collect::<Vec<_>>();
-    let complete = by_protocol(nets).iter().all(|(_, sub)| TARGET.iter().all(|(d, _)| sub.iter().any(|n| n.depth == *d)));
+    let complete = groups.iter().all(|(_, sub)| TARGET.iter().all(|(d, _)| sub.iter().any(|n| n.depth == *d)));
     let verdict = if !full.is_empty() {
         Verdict::Agrees
     } else if complete {
@@ -240,7 +241,7 @@ fn claims(nets: &[NetSummary]) -> Vec<Claim> {
 fn draw(spec: &Spec, nets: &[NetSummary], out: &Path) -> Result<()> {
     let depths = depths(nets);
     let groups = by_protocol(nets);
-    let ranked = ranking(nets);
+    let ranked = ranking(&groups);
     let rows: Vec<String> = ranked.iter().map(|r| format!("{} ({}/{})", r.0, r.1, TARGET.len())).collect();
     let cols: Vec<String> = depths.iter().map(|d| d.to_string()).collect();
     // Per ranked protocol, its net at each depth (if run).
@@ -278,29 +279,12 @@ pub const PROTOCOLS: Spec = Spec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn net(depth: usize, digits: f64, constant: f64, unconverged: usize) -> NetSummary {
-        let mut per_category = BTreeMap::new();
-        per_category.insert("mnist".to_string(), (digits, constant));
-        NetSummary {
-            label: format!("depth {depth}"),
-            protocol: "adam 0.0003".into(),
-            arch: "cnn".into(),
-            act: "relu".into(),
-            residual: false,
-            kernel: 5,
-            channels: 16,
-            depth,
-            seeds: 1,
-            corr_identity: (digits, digits, digits),
-            corr_constant: (constant, constant, constant),
-            per_category,
-            extra: BTreeMap::new(),
-            unconverged,
-            diverged: 0,
-            config: RunConfig::default(),
-        }
+        let mut n = crate::experiment::reproduce::tests::net("cnn", "relu", depth, digits, constant);
+        n.per_category.insert("mnist".to_string(), (digits, constant));
+        n.unconverged = unconverged;
+        n
     }
 
     #[test]

@@ -1497,7 +1497,7 @@ fn claims_resnet(nets: &[NetSummary]) -> Vec<Claim> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
@@ -1616,7 +1616,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&out);
     }
 
-    fn net(arch: &str, act: &str, depth: usize, id: f64, con: f64) -> NetSummary {
+    /// A one-seed net with these correlations over the 12 probes (other tests build on it).
+    pub(crate) fn net(arch: &str, act: &str, depth: usize, id: f64, con: f64) -> NetSummary {
         NetSummary {
             label: format!("{arch} {act} {depth}"),
             protocol: "adam 0.0003".into(),
