@@ -145,35 +145,76 @@ pub fn train_with<T: Float>(
     x: &[T],
     n: usize,
     cfg: &TrainConfig,
-    mut opt: Optimizer<T>,
+    opt: Optimizer<T>,
     progress: &mut (dyn FnMut(u64, f64) -> bool + Send),
 ) -> Result<TrainOutcome> {
-    let mut ws = net.workspace(n, true);
-    let mut losses = Vec::with_capacity((cfg.steps as usize).saturating_add(1).min(1 << 20));
+    let mut t = Trainer::new(net, x, n, cfg, opt);
     let t0 = Instant::now();
-    let status = eng.install(|| {
-        let mut step = 0u64;
-        loop {
-            let loss = forward_loss(eng, net, &mut ws, x, n);
-            losses.push(loss);
-            if !progress(step, loss) {
-                return Err(Error::Interrupted { step });
-            }
-            if !loss.is_finite() {
-                return Ok(Status::Diverged);
-            }
-            if loss < cfg.tol {
-                return Ok(Status::Converged);
-            }
-            if step >= cfg.steps {
-                return Ok(Status::MaxSteps);
-            }
-            update(eng, net, &mut ws, &mut opt, n);
-            step += 1;
+    let status = eng.install(|| loop {
+        if let Some(s) = t.advance(eng, progress)? {
+            break Ok(s);
         }
     })?;
-    let final_loss = *losses.last().unwrap_or(&f64::NAN);
-    Ok(TrainOutcome::new(status, opt.steps(), final_loss, losses, t0.elapsed().as_secs_f64()))
+    Ok(t.outcome(status, t0.elapsed().as_secs_f64()))
+}
+
+/// One net's full-batch training state: the net, its inputs `x [n, C·H·W]` (targets = inputs),
+/// workspace, optimizer and the losses so far. [`Trainer::advance`] is the one place the training
+/// step and its stopping rules live; [`train_with`] loops it, and [`crate::nn::group`] steps many
+/// trainers in lockstep.
+pub struct Trainer<'a, T: Float> {
+    net: &'a mut Net<T>,
+    x: &'a [T],
+    n: usize,
+    cfg: &'a TrainConfig,
+    opt: Optimizer<T>,
+    ws: Workspace<T>,
+    losses: Vec<f64>,
+    step: u64,
+}
+
+impl<'a, T: Float> Trainer<'a, T> {
+    /// Allocate the workspace and the loss record (`cfg.steps + 1` values, capped at 2²⁰).
+    pub fn new(net: &'a mut Net<T>, x: &'a [T], n: usize, cfg: &'a TrainConfig, opt: Optimizer<T>) -> Self {
+        let ws = net.workspace(n, true);
+        let losses = Vec::with_capacity((cfg.steps as usize).saturating_add(1).min(1 << 20));
+        Trainer { net, x, n, cfg, opt, ws, losses, step: 0 }
+    }
+
+    /// The net being trained.
+    pub fn net(&self) -> &Net<T> {
+        self.net
+    }
+
+    /// One iteration: the loss at the current weights, reported to `progress(step, loss)`; then
+    /// either the status that stops training (diverged: loss not finite; converged: loss <
+    /// `tol`; max-steps: `steps` updates made) or one update. `progress` returning `false` gives
+    /// [`Error::Interrupted`]. Allocates nothing.
+    pub fn advance(&mut self, eng: &Engine, progress: &mut (dyn FnMut(u64, f64) -> bool + Send)) -> Result<Option<Status>> {
+        let loss = forward_loss(eng, self.net, &mut self.ws, self.x, self.n);
+        self.losses.push(loss);
+        if !progress(self.step, loss) {
+            return Err(Error::Interrupted { step: self.step });
+        }
+        if !loss.is_finite() {
+            return Ok(Some(Status::Diverged));
+        }
+        if loss < self.cfg.tol {
+            return Ok(Some(Status::Converged));
+        }
+        if self.step >= self.cfg.steps {
+            return Ok(Some(Status::MaxSteps));
+        }
+        update(eng, self.net, &mut self.ws, &mut self.opt, self.n);
+        self.step += 1;
+        Ok(None)
+    }
+
+    /// The outcome once [`Trainer::advance`] returned `status`, after `wall_s` seconds.
+    pub fn outcome(self, status: Status, wall_s: f64) -> TrainOutcome {
+        let final_loss = *self.losses.last().unwrap_or(&f64::NAN);
+        TrainOutcome::new(status, self.opt.steps(), final_loss, self.losses, wall_s)
+    }
 }
 
 /// Minibatch training on many images (targets = inputs): `images [count, C·H·W]` (`net.shape`) as `u8`, scaled
