@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use idcrisis::engine::Engine;
 use idcrisis::experiment::hidden::Projection;
+use idcrisis::experiment::pool;
 use idcrisis::experiment::reproduce::{self, Experiment, Scale};
 use idcrisis::experiment::sweep::SlurmOptions;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub struct ReproduceArgs {
     /// Compute threads per worker [default: 1 per worker, all cores in use].
     #[arg(long)]
     threads_per_worker: Option<usize>,
+    /// Train up to N cells of one architecture together, in lockstep over the worker's threads
+    /// (bit-identical to running them one by one) [default: 1, each cell alone].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    group: Option<u64>,
     /// Rebuild figures, CSVs and summary.md from the finished cells in OUT alone (their
     /// result.json and outputs.png; no weights needed, nothing trained or planned).
     #[arg(long, conflicts_with_all = ["plan_only", "micro", "quick"])]
@@ -76,7 +81,13 @@ fn one(exp: Experiment, a: &ReproduceArgs, out: &Path, data_dir: &Path) -> Resul
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("== {}", exp.name());
-    let code = crate::sweep::run_local(&dir, data_dir, a.jobs, a.threads_per_worker, false, a.quiet)?;
+    let opts = pool::PoolOptions {
+        jobs: a.jobs,
+        threads_per_worker: a.threads_per_worker,
+        retry_failed: false,
+        group: a.group.map(|g| g as usize),
+    };
+    let code = crate::sweep::run_local(&dir, data_dir, opts, a.quiet)?;
     let eng = Engine::new(0)?;
     let summary = reproduce::analyze(exp, out, data_dir, &eng, a.projection, false)?;
     println!("\n{summary}");

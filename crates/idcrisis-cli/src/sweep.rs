@@ -61,6 +61,10 @@ pub enum SweepCommand {
         /// Also rerun cells that failed before.
         #[arg(long)]
         retry_failed: bool,
+        /// Train up to N cells of one architecture together, in lockstep over the worker's
+        /// threads (bit-identical to running them one by one) [default: 1, each cell alone].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        group: Option<u64>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -177,8 +181,9 @@ pub fn run(cmd: SweepCommand, data_dir: PathBuf) -> Result<ExitCode> {
                 }
             })
         }
-        SweepCommand::Run { dir, jobs, threads_per_worker, retry_failed, quiet } => {
-            run_local(&dir, &data_dir, jobs, threads_per_worker, retry_failed, quiet)
+        SweepCommand::Run { dir, jobs, threads_per_worker, retry_failed, group, quiet } => {
+            let group = group.map(|g| g as usize);
+            run_local(&dir, &data_dir, pool::PoolOptions { jobs, threads_per_worker, retry_failed, group }, quiet)
         }
         SweepCommand::Status { dir, format } => {
             let s = sweep::status(&dir)?;
@@ -232,22 +237,18 @@ fn print_table(cols: &[String], rows: &[sweep::Row]) {
     }
 }
 
-pub(crate) fn run_local(
-    dir: &Path,
-    data_dir: &Path,
-    jobs: Option<usize>,
-    tpw: Option<usize>,
-    retry_failed: bool,
-    quiet: bool,
-) -> Result<ExitCode> {
+pub(crate) fn run_local(dir: &Path, data_dir: &Path, opts: pool::PoolOptions, quiet: bool) -> Result<ExitCode> {
     idcrisis::experiment::run::check_data_dir(data_dir)?;
-    let opts = pool::PoolOptions { jobs, threads_per_worker: tpw, retry_failed };
     let pb = ProgressBar::hidden();
     let mut start = |r: &pool::PoolReport| {
         if r.jobs * r.threads > r.cores {
             eprintln!("warning: {} workers × {} threads is more than the {} cores", r.jobs, r.threads, r.cores);
         }
-        eprintln!("{} cells to run ({} already done), {} workers × {} threads", r.todo, r.already_done, r.jobs, r.threads);
+        let grouped = match opts.group {
+            Some(g) if g > 1 => format!(", up to {g} cells of one architecture trained together"),
+            _ => String::new(),
+        };
+        eprintln!("{} cells to run ({} already done), {} workers × {} threads{grouped}", r.todo, r.already_done, r.jobs, r.threads);
         if !quiet && std::io::stderr().is_terminal() {
             pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             pb.set_length(r.todo as u64);

@@ -616,10 +616,11 @@ fn sweep_plan(
 /// `(todo, already_done, failed)` of `sweep_run`; `failed` holds `(index, message)`.
 type SweepRunReport = (usize, usize, Vec<(usize, String)>);
 
-/// Run every cell of the sweep in `dir` not yet done on a local pool; returns `(todo,
+/// Run every cell of the sweep in `dir` not yet done on a local pool (up to `group` cells of one
+/// architecture trained together); returns `(todo,
 /// already_done, [(index, message)] of failed cells)`.
 #[pyfunction]
-#[pyo3(signature = (dir, jobs=None, threads_per_worker=None, retry_failed=false, data_dir=None))]
+#[pyo3(signature = (dir, jobs=None, threads_per_worker=None, retry_failed=false, data_dir=None, group=None))]
 fn sweep_run(
     py: Python<'_>,
     dir: PathBuf,
@@ -627,9 +628,10 @@ fn sweep_run(
     threads_per_worker: Option<usize>,
     retry_failed: bool,
     data_dir: Option<PathBuf>,
+    group: Option<usize>,
 ) -> PyResult<SweepRunReport> {
     let data_dir = data_dir_or_default(data_dir);
-    let opts = pool::PoolOptions { jobs, threads_per_worker, retry_failed };
+    let opts = pool::PoolOptions { jobs, threads_per_worker, retry_failed, group };
     let r = guard(py, || pool::run(&dir, &data_dir, &opts, &mut |_| {}, &|_| {}))?;
     Ok((r.todo, r.already_done, r.failed))
 }

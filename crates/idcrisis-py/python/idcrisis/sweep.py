@@ -63,13 +63,21 @@ def run(
     threads_per_worker: Optional[int] = None,
     retry_failed: bool = False,
     data_dir: Optional[PathLike] = None,
+    group: Optional[int] = None,
 ) -> List[Failure]:
     """Run every cell of the sweep in ``dir`` that is not done, on ``jobs`` local workers with
     ``threads_per_worker`` compute threads each (default: one worker per core, one thread
-    each), with the GIL released. Finished cells are kept if this is interrupted; failed cells
-    run again only with ``retry_failed``. Returns the cells that failed, ``[(index, message)]``."""
+    each), with the GIL released. With ``group``, up to that many cells of one architecture
+    train together in lockstep (bit-identical to running them one by one). Finished cells are
+    kept if this is interrupted; failed cells run again only with ``retry_failed``. Returns the
+    cells that failed, ``[(index, message)]``."""
     _todo, _done, failed = _native.sweep_run(
-        os.fspath(dir), jobs, threads_per_worker, retry_failed, None if data_dir is None else os.fspath(data_dir)
+        os.fspath(dir),
+        jobs,
+        threads_per_worker,
+        retry_failed,
+        None if data_dir is None else os.fspath(data_dir),
+        group,
     )
     return list(failed)
 

@@ -1,9 +1,10 @@
-//! A local worker pool over a planned sweep: `jobs` workers, each running one cell at a time with
-//! `threads` compute threads, until no cell is left. Safe beside other runners on the same
-//! directory (each cell is claimed with a file lock in [`sweep::run_cell`]).
+//! A local worker pool over a planned sweep: `jobs` workers, each running one unit at a time with
+//! `threads` compute threads, until no cell is left. A unit is one cell, or up to `group` cells of
+//! one architecture trained together ([`sweep::run_cells`], bit-identical to running them one by
+//! one). Safe beside other runners on the same directory (each cell is claimed with a file lock).
 
 use crate::engine::default_threads;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::experiment::sweep::{self, CellOutcome, CellState};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +19,8 @@ pub struct PoolOptions {
     pub threads_per_worker: Option<usize>,
     /// Run cells that failed before too.
     pub retry_failed: bool,
+    /// Most cells trained together as one group [default: 1, each cell alone].
+    pub group: Option<usize>,
 }
 
 /// Counts while the pool runs, passed to the progress callback after every cell.
@@ -90,35 +93,44 @@ pub fn run(
     let (jobs, threads) = workers(opts, cores, todo.len());
     let mut report = PoolReport { todo: todo.len(), already_done, jobs, threads, cores, failed: Vec::new() };
     start(&report);
+    let units = units(&todo, opts.group.unwrap_or(1));
     let next = AtomicUsize::new(0);
     let counts = Mutex::new(Progress { todo: todo.len(), ..Progress::default() });
     let failed = Mutex::new(Vec::new());
     let lock = |m: &Mutex<Progress>| *m.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|s| {
-        for _ in 0..jobs {
+        for _ in 0..jobs.min(units.len().max(1)) {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(cell) = todo.get(k) else { break };
-                counts.lock().unwrap_or_else(|e| e.into_inner()).running += 1;
-                let out = sweep::run_cell(dir, cell, data_dir, Some(threads), opts.retry_failed);
-                let error = match out {
-                    Ok(CellOutcome::Failed(msg)) => Some(msg),
-                    Ok(_) => None,
-                    Err(e) => Some(e.to_string()),
+                let Some(unit) = units.get(k) else { break };
+                counts.lock().unwrap_or_else(|e| e.into_inner()).running += unit.len();
+                let outs: Vec<Result<CellOutcome>> = match unit.as_slice() {
+                    [cell] => vec![sweep::run_cell(dir, cell, data_dir, Some(threads), opts.retry_failed)],
+                    cells => match sweep::run_cells(dir, cells, data_dir, threads, opts.retry_failed) {
+                        Ok(o) => o.into_iter().map(Ok).collect(),
+                        Err(e) => cells.iter().map(|_| Err(Error::Other(e.to_string()))).collect(),
+                    },
                 };
-                {
-                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-                    c.running -= 1;
-                    c.finished += 1;
-                    match &error {
-                        Some(_) => c.failed += 1,
-                        None => c.done += 1,
+                for (cell, out) in unit.iter().zip(outs) {
+                    let error = match out {
+                        Ok(CellOutcome::Failed(msg)) => Some(msg),
+                        Ok(_) => None,
+                        Err(e) => Some(e.to_string()),
+                    };
+                    {
+                        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                        c.running -= 1;
+                        c.finished += 1;
+                        match &error {
+                            Some(_) => c.failed += 1,
+                            None => c.done += 1,
+                        }
                     }
+                    if let Some(m) = error {
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).push((cell.index, m));
+                    }
+                    progress(lock(&counts));
                 }
-                if let Some(m) = error {
-                    failed.lock().unwrap_or_else(|e| e.into_inner()).push((cell.index, m));
-                }
-                progress(lock(&counts));
             });
         }
     });
@@ -127,13 +139,40 @@ pub fn run(
     Ok(report)
 }
 
+/// The cells in units of at most `group` (≥ 1) that may train together: cells whose configs
+/// agree on everything that fixes the network (model, precision, convolution algorithm, image
+/// view and canvas), in plan order. A unit that still mixes architectures (e.g. two data sets of
+/// different shapes) is split correctly by [`crate::experiment::run::execute_group`].
+pub fn units<'a>(cells: &[&'a sweep::Cell], group: usize) -> Vec<Vec<&'a sweep::Cell>> {
+    let key = |c: &sweep::Cell| {
+        let k = &c.config;
+        serde_json::json!([k.model, k.dtype, k.conv_algo, k.gray, k.canvas, k.canvas_at, k.train_set.is_some()]).to_string()
+    };
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: std::collections::HashMap<String, Vec<&'a sweep::Cell>> = std::collections::HashMap::new();
+    for &c in cells {
+        let k = key(c);
+        if !by_key.contains_key(&k) {
+            order.push(k.clone());
+        }
+        by_key.entry(k).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for k in order {
+        for chunk in by_key[&k].chunks(group.max(1)) {
+            out.push(chunk.to_vec());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn workers_split_the_cores() {
-        let o = |j, t| PoolOptions { jobs: j, threads_per_worker: t, retry_failed: false };
+        let o = |j, t| PoolOptions { jobs: j, threads_per_worker: t, retry_failed: false, group: None };
         assert_eq!(workers(&o(None, None), 8, 100), (8, 1));
         assert_eq!(workers(&o(Some(2), None), 8, 100), (2, 4));
         assert_eq!(workers(&o(None, Some(4)), 8, 100), (2, 4));

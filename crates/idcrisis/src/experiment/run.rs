@@ -22,6 +22,7 @@ use crate::experiment::inputs::{self, Inputs};
 use crate::figures;
 use crate::float::Float;
 use crate::fsutil::{self, write_atomic};
+use crate::nn::group;
 use crate::nn::model::Net;
 use crate::nn::train::{self, Status, TrainOutcome};
 use crate::shape::Shape;
@@ -87,6 +88,10 @@ pub struct RunResult {
     pub threads: usize,
     /// Convolution algorithm setting used (`auto` picks per layer; see `engine::ConvAlgo`).
     pub conv_algo: ConvAlgo,
+    /// Set when the run trained as one of a group of nets ([`execute_group`]); `threads` is
+    /// then 1, the threads its net computed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupInfo>,
     /// Parameter count.
     pub params: usize,
     /// Wall time of training, seconds.
@@ -196,117 +201,260 @@ pub fn execute(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
 }
 
 fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
-    let t0 = Instant::now();
-    let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    check_data_dir(&opts.data_dir)?;
-    let inputs = inputs::load(&opts.data_dir, cfg)?;
-    let shape = inputs.shape;
-    // The config as run: with the shape the data gave and the FCN width it implies.
-    let mut cfg = cfg.clone();
-    cfg.shape = Some(shape);
-    cfg.model.width = Some(cfg.model.width_for(shape));
-    cfg.model.validate_for(shape)?;
-    let cfg = &cfg;
-    let train_images = match &cfg.train_set {
-        Some(ts) if ts.indices.is_empty() => {
-            let (d, split) = ts.source()?;
-            let imgs = data::load_images(&opts.data_dir, d, split)?.view(cfg.gray)?;
-            if imgs.shape() != shape {
-                return Err(Error::invalid(
-                    "train-set",
-                    format!(
-                        "{} gives {} images, but the model takes {shape} (a canvas with a training set is not supported)",
-                        ts.data,
-                        imgs.shape()
-                    ),
-                ));
+    let threads = cfg.threads;
+    let mut run = Prepared::<T>::new(cfg, &opts.data_dir, &opts.out, threads)?;
+    let outcome = run.train_alone(opts.progress)?;
+    run.finish(outcome, None)
+}
+
+/// Run the configs of `runs` (`(config, run directory)`) together: every full-batch run (one
+/// training image, or a list trained as one batch) is grouped with the others of the same
+/// architecture, image shape and precision and trained with [`crate::nn::group::train_group`]
+/// over `threads` threads (each net on one thread, bit-identical to running it alone); the rest
+/// run alone, one after another, with `threads` threads. Returns one result per run, in order,
+/// exactly as [`execute`] would (a diverged run is `Ok` with `status = diverged`).
+pub fn execute_group(runs: &[(RunConfig, PathBuf)], data_dir: &Path, threads: usize) -> Vec<Result<RunResult>> {
+    let mut results: Vec<Option<Result<RunResult>>> = runs.iter().map(|_| None).collect();
+    for dtype in [Dtype::F32, Dtype::F64] {
+        let idx: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].0.dtype == dtype).collect();
+        let part: Vec<(usize, Result<RunResult>)> = match dtype {
+            Dtype::F32 => execute_group_as::<f32>(runs, &idx, data_dir, threads),
+            Dtype::F64 => execute_group_as::<f64>(runs, &idx, data_dir, threads),
+        };
+        for (i, r) in part {
+            results[i] = Some(r);
+        }
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Other("run not attempted".into())))).collect()
+}
+
+fn execute_group_as<T: Float>(
+    runs: &[(RunConfig, PathBuf)],
+    idx: &[usize],
+    data_dir: &Path,
+    threads: usize,
+) -> Vec<(usize, Result<RunResult>)> {
+    let mut done = Vec::with_capacity(idx.len());
+    // Set every run up; the full-batch ones wait for their group, the others run alone now.
+    let mut waiting: Vec<(usize, Prepared<T>)> = Vec::new();
+    for &i in idx {
+        let (cfg, out) = &runs[i];
+        let prepared = cfg.validate().and_then(|_| Prepared::<T>::new(cfg, data_dir, out, 1));
+        match prepared {
+            Err(e) => done.push((i, Err(e))),
+            Ok(p) if p.full_batch() => waiting.push((i, p)),
+            Ok(mut p) => {
+                let r = p.rethread(threads).and_then(|_| p.train_alone(&mut |_, _| true)).and_then(|o| p.finish(o, None));
+                done.push((i, r));
             }
-            Some(imgs)
         }
-        _ => None,
-    };
-    let out = &opts.out;
-    if out.join("result.json").exists() {
-        return Err(Error::invalid("out", format!("{} already holds a finished run; choose another --out", out.display())));
     }
-    let eng = Engine::new(cfg.threads)?.with_conv_algo(cfg.conv_algo);
-    let mut net = Net::<T>::new(&cfg.model, shape)?;
-    match &cfg.init.from {
-        Some(p) => net.load_safetensors(&fsutil::read(p)?, p)?,
-        None => net.init(cfg.init.scheme, cfg.init.scale, cfg.seed),
+    // One group per architecture and shape, in the order the runs came.
+    while !waiting.is_empty() {
+        let (key_cfg, key_shape) = (waiting[0].1.net.cfg.clone(), waiting[0].1.net.shape);
+        let (mut group, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, p)| p.net.cfg == key_cfg && p.net.shape == key_shape);
+        waiting = rest;
+        let eng = match Engine::new(threads) {
+            Ok(e) => e.with_conv_algo(group[0].1.cfg.conv_algo),
+            Err(e) => {
+                let msg = e.to_string();
+                done.extend(group.into_iter().map(|(i, _)| (i, Err(Error::Other(msg.clone())))));
+                continue;
+            }
+        };
+        // The conv algorithm is part of the group: members that ask for another one run with
+        // theirs in a later group.
+        let algo = group[0].1.cfg.conv_algo;
+        let (same, other): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, p)| p.cfg.conv_algo == algo);
+        group = same;
+        waiting.extend(other);
+        let xs: Vec<Vec<T>> = group.iter().map(|(_, p)| p.batch()).collect();
+        let size = group.len();
+        let outcomes = {
+            let members: Vec<group::Member<'_, T>> = group
+                .iter_mut()
+                .zip(&xs)
+                .map(|((_, p), x)| group::Member { net: &mut p.net, x, n: p.inputs.examples.len(), cfg: &p.cfg.train })
+                .collect();
+            group::train_group(&eng, members, &|_, _, _| true)
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for ((i, p), o) in group.into_iter().zip(outcomes) {
+                    done.push((i, o.and_then(|o| p.finish(o, Some(GroupInfo { size, threads: eng.threads() })))));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                done.extend(group.into_iter().map(|(i, _)| (i, Err(Error::Other(msg.clone())))));
+            }
+        }
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-    write_atomic(&out.join("init.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
+    done
+}
 
-    let outcome: TrainOutcome = match (&cfg.train_set, &train_images) {
-        (Some(ts), Some(imgs)) => {
-            let count = if ts.limit == 0 { imgs.count } else { ts.limit.min(imgs.count) };
-            train::train_minibatch(
-                &eng,
-                &mut net,
-                &imgs.pixels[..count * shape.len()],
-                count,
-                ts.batch,
-                ts.epochs,
-                cfg.seed,
-                &cfg.train,
-                opts.progress,
-            )?
-        }
-        (Some(ts), None) if inputs.examples.len() > ts.batch => {
-            // A list of images larger than a batch: minibatches over the list (its pixels are
-            // k/255 values, so the u8 round trip is exact).
-            let pixels: Vec<u8> = inputs.examples.iter().flatten().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
-            let k = inputs.examples.len();
-            train::train_minibatch(&eng, &mut net, &pixels, k, ts.batch, ts.epochs, cfg.seed, &cfg.train, opts.progress)?
-        }
-        _ => {
-            // The one training image, or a list of them as one full batch.
-            let x: Vec<T> = inputs.examples.iter().flatten().map(|&v| T::from_f64(v as f64)).collect();
-            train::train(&eng, &mut net, &x, inputs.examples.len(), &cfg.train, opts.progress)?
-        }
-    };
+/// How a run trained as one of a group ([`execute_group`]), in `result.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Nets trained together.
+    pub size: usize,
+    /// Threads the group was spread over (each net computes on one).
+    pub threads: usize,
+}
 
-    write_atomic(&out.join("weights.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
-    let mut csv = String::with_capacity(outcome.losses.len() * 24);
-    csv.push_str("step,loss\n");
-    for (i, l) in outcome.losses.iter().enumerate() {
-        csv.push_str(&format!("{i},{l:e}\n"));
+/// A run set up to train: its config as run, inputs, initialised net and engine; the run
+/// directory holds `config.toml` and `init.safetensors`.
+struct Prepared<T: Float> {
+    cfg: RunConfig,
+    inputs: Inputs,
+    train_images: Option<data::Images>,
+    net: Net<T>,
+    eng: Engine,
+    out: PathBuf,
+    data_dir: PathBuf,
+    t0: Instant,
+    started: String,
+}
+
+impl<T: Float> Prepared<T> {
+    /// Read the data, build and initialise the net for `cfg` on an engine of `threads` threads
+    /// (recorded as the config's `threads`), and write the run directory's first two files.
+    fn new(cfg: &RunConfig, data_dir: &Path, out: &Path, threads: usize) -> Result<Self> {
+        let t0 = Instant::now();
+        let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        check_data_dir(data_dir)?;
+        let inputs = inputs::load(data_dir, cfg)?;
+        let shape = inputs.shape;
+        // The config as run: with the shape the data gave and the FCN width it implies.
+        let mut cfg = cfg.clone();
+        cfg.threads = threads;
+        cfg.shape = Some(shape);
+        cfg.model.width = Some(cfg.model.width_for(shape));
+        cfg.model.validate_for(shape)?;
+        let train_images = match &cfg.train_set {
+            Some(ts) if ts.indices.is_empty() => {
+                let (d, split) = ts.source()?;
+                let imgs = data::load_images(data_dir, d, split)?.view(cfg.gray)?;
+                if imgs.shape() != shape {
+                    return Err(Error::invalid(
+                        "train-set",
+                        format!(
+                            "{} gives {} images, but the model takes {shape} (a canvas with a training set is not supported)",
+                            ts.data,
+                            imgs.shape()
+                        ),
+                    ));
+                }
+                Some(imgs)
+            }
+            _ => None,
+        };
+        if out.join("result.json").exists() {
+            return Err(Error::invalid("out", format!("{} already holds a finished run; choose another --out", out.display())));
+        }
+        let eng = Engine::new(cfg.threads)?.with_conv_algo(cfg.conv_algo);
+        let mut net = Net::<T>::new(&cfg.model, shape)?;
+        match &cfg.init.from {
+            Some(p) => net.load_safetensors(&fsutil::read(p)?, p)?,
+            None => net.init(cfg.init.scheme, cfg.init.scale, cfg.seed),
+        }
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        write_atomic(&out.join("init.safetensors"), &net.to_safetensors(Some(weight_metadata(&cfg)))?)?;
+        Ok(Prepared { cfg, inputs, train_images, net, eng, out: out.to_path_buf(), data_dir: data_dir.to_path_buf(), t0, started })
     }
-    write_atomic(&out.join("loss.csv"), csv.as_bytes())?;
 
-    let evaluation = if outcome.status == Status::Diverged {
-        None
-    } else {
-        let (eval, outputs) = evaluate(&eng, &net, &inputs);
-        write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &inputs, &outputs, &eval)?)?;
-        write_atomic(&out.join("outputs.png"), &outputs_png(shape, &outputs)?)?;
-        Some(eval)
-    };
-    let finite = |v: f64| v.is_finite().then_some(v);
-    let result = RunResult {
-        status: outcome.status,
-        steps: outcome.steps,
-        final_loss: finite(outcome.final_loss),
-        initial_loss: outcome.losses.first().copied().and_then(finite),
-        seed: cfg.seed,
-        threads: eng.threads(),
-        conv_algo: eng.conv_algo(),
-        params: net.num_params(),
-        train_seconds: outcome.wall_s,
-        ms_per_step: outcome.ms_per_step,
-        total_seconds: t0.elapsed().as_secs_f64(),
-        started,
-        data_dir: opts.data_dir.clone(),
-        versions: Versions::current(),
-        config: cfg.clone(),
-        input: InputStats::of(&inputs),
-        evaluation,
-    };
-    let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::Other(format!("result.json: {e}")))?;
-    write_atomic(&out.join("result.json"), &json)?;
-    Ok(result)
+    /// Whether this run trains full batch (the one training image, or a list of them no larger
+    /// than a batch), not in minibatches.
+    fn full_batch(&self) -> bool {
+        match (&self.cfg.train_set, &self.train_images) {
+            (Some(_), Some(_)) => false,
+            (Some(ts), None) => self.inputs.examples.len() <= ts.batch,
+            (None, _) => true,
+        }
+    }
+
+    /// The full batch `[n, C·H·W]`: every training example, in order.
+    fn batch(&self) -> Vec<T> {
+        self.inputs.examples.iter().flatten().map(|&v| T::from_f64(v as f64)).collect()
+    }
+
+    /// Compute on `threads` threads instead (rewrites `config.toml`, which records them).
+    fn rethread(&mut self, threads: usize) -> Result<()> {
+        self.cfg.threads = threads;
+        self.eng = Engine::new(threads)?.with_conv_algo(self.cfg.conv_algo);
+        write_atomic(&self.out.join("config.toml"), self.cfg.to_toml()?.as_bytes())
+    }
+
+    /// Train on this run's own engine.
+    fn train_alone(&mut self, progress: &mut (dyn FnMut(u64, f64) -> bool + Send)) -> Result<TrainOutcome> {
+        let (cfg, eng, shape) = (&self.cfg, &self.eng, self.inputs.shape);
+        if self.full_batch() {
+            let x = self.batch();
+            return train::train(eng, &mut self.net, &x, self.inputs.examples.len(), &cfg.train, progress);
+        }
+        match (&cfg.train_set, &self.train_images) {
+            (Some(ts), Some(imgs)) => {
+                let count = if ts.limit == 0 { imgs.count } else { ts.limit.min(imgs.count) };
+                let pixels = &imgs.pixels[..count * shape.len()];
+                train::train_minibatch(eng, &mut self.net, pixels, count, ts.batch, ts.epochs, cfg.seed, &cfg.train, progress)
+            }
+            (Some(ts), _) => {
+                // A list of images larger than a batch: minibatches over the list (its pixels are
+                // k/255 values, so the u8 round trip is exact).
+                let ex = &self.inputs.examples;
+                let pixels: Vec<u8> = ex.iter().flatten().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+                train::train_minibatch(eng, &mut self.net, &pixels, ex.len(), ts.batch, ts.epochs, cfg.seed, &cfg.train, progress)
+            }
+            (None, _) => unreachable!("a run without a training set trains full batch"),
+        }
+    }
+
+    /// Write the trained weights, `loss.csv`, the evaluation and its figures, and `result.json`.
+    fn finish(self, outcome: TrainOutcome, group: Option<GroupInfo>) -> Result<RunResult> {
+        let Prepared { cfg, inputs, net, eng, out, data_dir, t0, started, .. } = self;
+        let (cfg, out, shape) = (&cfg, &out, inputs.shape);
+        write_atomic(&out.join("weights.safetensors"), &net.to_safetensors(Some(weight_metadata(cfg)))?)?;
+        let mut csv = String::with_capacity(outcome.losses.len() * 24);
+        csv.push_str("step,loss\n");
+        for (i, l) in outcome.losses.iter().enumerate() {
+            csv.push_str(&format!("{i},{l:e}\n"));
+        }
+        write_atomic(&out.join("loss.csv"), csv.as_bytes())?;
+
+        let evaluation = if outcome.status == Status::Diverged {
+            None
+        } else {
+            let (eval, outputs) = evaluate(&eng, &net, &inputs);
+            write_atomic(&out.join("predictions.png"), &predictions_png(&cfg.model.label(), &inputs, &outputs, &eval)?)?;
+            write_atomic(&out.join("outputs.png"), &outputs_png(shape, &outputs)?)?;
+            Some(eval)
+        };
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let result = RunResult {
+            status: outcome.status,
+            steps: outcome.steps,
+            final_loss: finite(outcome.final_loss),
+            initial_loss: outcome.losses.first().copied().and_then(finite),
+            seed: cfg.seed,
+            threads: eng.threads(),
+            conv_algo: eng.conv_algo(),
+            group,
+            params: net.num_params(),
+            train_seconds: outcome.wall_s,
+            ms_per_step: outcome.ms_per_step,
+            total_seconds: t0.elapsed().as_secs_f64(),
+            started,
+            data_dir,
+            versions: Versions::current(),
+            config: cfg.clone(),
+            input: InputStats::of(&inputs),
+            evaluation,
+        };
+        let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::Other(format!("result.json: {e}")))?;
+        write_atomic(&out.join("result.json"), &json)?;
+        Ok(result)
+    }
 }
 
 fn weight_metadata(cfg: &RunConfig) -> std::collections::HashMap<String, String> {

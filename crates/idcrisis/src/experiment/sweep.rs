@@ -368,19 +368,65 @@ pub enum CellOutcome {
 /// Run one cell: take its lock, clear any partial attempt, train, write `DONE` last. On failure,
 /// write `error.json`. Never touches anything outside `DIR/cells/`.
 pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, retry_failed: bool) -> Result<CellOutcome> {
+    let claim = match claim(dir, c, retry_failed)? {
+        Claim::Taken(claim) => claim,
+        Claim::Not(outcome) => return Ok(outcome),
+    };
+    let mut cfg = c.config.clone();
+    if let Some(t) = threads {
+        cfg.threads = t;
+    }
+    let result = run::execute(&cfg, RunOptions { data_dir: data_dir.to_path_buf(), out: claim.dir.clone(), progress: &mut |_, _| true });
+    settle(c, &claim, result)
+}
+
+/// Run several cells as one group ([`run::execute_group`]): the ones of one architecture train
+/// together over `threads` threads, each net on one thread, bit-identical to [`run_cell`]; the
+/// rest run alone. Each cell is claimed, settled and written exactly as [`run_cell`] does it; one
+/// outcome per cell, in order.
+pub fn run_cells(dir: &Path, cells: &[&Cell], data_dir: &Path, threads: usize, retry_failed: bool) -> Result<Vec<CellOutcome>> {
+    let mut outcomes: Vec<Option<CellOutcome>> = vec![None; cells.len()];
+    let mut claimed = Vec::new();
+    for (k, c) in cells.iter().enumerate() {
+        match claim(dir, c, retry_failed)? {
+            Claim::Taken(claim) => claimed.push((k, claim)),
+            Claim::Not(o) => outcomes[k] = Some(o),
+        }
+    }
+    let runs: Vec<(RunConfig, PathBuf)> = claimed.iter().map(|(k, cl)| (cells[*k].config.clone(), cl.dir.clone())).collect();
+    let results = run::execute_group(&runs, data_dir, threads);
+    for ((k, claim), result) in claimed.iter().zip(results) {
+        outcomes[*k] = Some(settle(cells[*k], claim, result)?);
+    }
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or(CellOutcome::Busy)).collect())
+}
+
+/// A cell this process holds: its lock (released when dropped, also on kill -9) and its
+/// directory, cleared of any partial attempt.
+struct Claimed {
+    _lock: File,
+    dir: PathBuf,
+}
+
+enum Claim {
+    Taken(Claimed),
+    Not(CellOutcome),
+}
+
+/// Take the cell's lock unless another worker holds it or the cell needs no run.
+fn claim(dir: &Path, c: &Cell, retry_failed: bool) -> Result<Claim> {
     let cells = dir.join("cells");
     std::fs::create_dir_all(&cells).map_err(|e| Error::io(&cells, e))?;
     let lock_path = cells.join(format!("{}.lock", c.id));
     let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(CellOutcome::Busy),
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(Claim::Not(CellOutcome::Busy)),
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
     }
-    // The lock is held until `lock` is dropped (also on kill -9: the OS releases it).
     match state(dir, c) {
-        CellState::Done => return Ok(CellOutcome::AlreadyDone),
-        CellState::Failed if !retry_failed => return Ok(CellOutcome::SkippedFailed),
+        CellState::Done => return Ok(Claim::Not(CellOutcome::AlreadyDone)),
+        CellState::Failed if !retry_failed => return Ok(Claim::Not(CellOutcome::SkippedFailed)),
         _ => {}
     }
     let cd = cell_dir(dir, c);
@@ -388,11 +434,12 @@ pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, r
         // A partial attempt (killed or failed): start it over.
         std::fs::remove_dir_all(&cd).map_err(|e| Error::io(&cd, e))?;
     }
-    let mut cfg = c.config.clone();
-    if let Some(t) = threads {
-        cfg.threads = t;
-    }
-    let result = run::execute(&cfg, RunOptions { data_dir: data_dir.to_path_buf(), out: cd.clone(), progress: &mut |_, _| true });
+    Ok(Claim::Taken(Claimed { _lock: lock, dir: cd }))
+}
+
+/// Mark a claimed cell from its run's result: `DONE` last, or `error.json` (a diverged run is a
+/// failed cell).
+fn settle(c: &Cell, claim: &Claimed, result: Result<run::RunResult>) -> Result<CellOutcome> {
     let outcome = match result {
         Ok(r) if r.status == crate::nn::train::Status::Diverged => {
             Err(format!("training diverged after {} steps (loss NaN or infinite)", r.steps))
@@ -400,12 +447,14 @@ pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, r
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
     };
+    let cd = &claim.dir;
     match outcome {
         Ok(()) => {
             write_atomic(&cd.join("DONE"), b"")?;
             Ok(CellOutcome::Done)
         }
         Err(msg) => {
+            std::fs::create_dir_all(cd).map_err(|e| Error::io(cd, e))?;
             let j = serde_json::json!({"index": c.index, "id": c.id, "error": msg, "vary": c.vary});
             write_atomic(&cd.join("error.json"), serde_json::to_string_pretty(&j).unwrap_or_default().as_bytes())?;
             Ok(CellOutcome::Failed(msg))
