@@ -145,7 +145,7 @@ fn a_group_that_mixes_architectures_is_refused() {
         let (mut n0, mut n1) = (net(&a, 1), net(&other, 2));
         let before = n1.params.clone();
         let members = vec![Member { net: &mut n0, x: &xs[0], n: 1, cfg: &tc }, Member { net: &mut n1, x: &xs[0], n: 1, cfg: &tc }];
-        let err = train_group(&Engine::new(1).unwrap(), members, &|_, _, _| true).err().expect("a mixed group must be refused");
+        let err = train_group(&Engine::new(1).unwrap(), members, &|_, _, _| true).expect_err("a mixed group must be refused");
         let msg = err.to_string();
         assert!(msg.contains("group") && msg.contains("member 1") && msg.contains(&other.label()), "{msg}");
         assert_eq!(n1.params, before, "a refused group trains nothing");
@@ -153,6 +153,6 @@ fn a_group_that_mixes_architectures_is_refused() {
     // Inputs that do not fit the net are refused too.
     let mut n0 = net(&a, 1);
     let members = vec![Member { net: &mut n0, x: &xs[0][..100], n: 1, cfg: &tc }];
-    let msg = train_group(&Engine::new(1).unwrap(), members, &|_, _, _| true).err().expect("short input").to_string();
+    let msg = train_group(&Engine::new(1).unwrap(), members, &|_, _, _| true).expect_err("short input").to_string();
     assert!(msg.contains("member 0") && msg.contains("100 input values"), "{msg}");
 }
