@@ -216,3 +216,32 @@ fn image_files_keep_their_size_and_colour() {
     // Pixel (0, 0) of the crop is (x, y) = (10, 5): (299·10 + 587·5 + 114·7 + 500)/1000 = 7.
     assert_eq!(v[0], 7.0 / 255.0);
 }
+
+#[test]
+fn a_loaded_split_is_read_again_when_its_file_changes() {
+    let dir = common::tempdir("idx-cache");
+    std::fs::create_dir_all(dir.join("mnist")).unwrap();
+    let path = data::idx_path(&dir, Dataset::Mnist, Split::Test, false);
+    let write = |count: usize, value: u8, modified: std::time::SystemTime| {
+        std::fs::write(&path, gz(&idx::encode_images(count, 28, 28, &vec![value; count * 784]))).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+    };
+    let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    write(2, 10, t0);
+    let a = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap();
+    assert_eq!((a.count, a.pixels[0]), (2, 10));
+    // Loaded again unchanged: the same images.
+    let b = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap();
+    assert_eq!((b.count, &b.pixels), (2, &a.pixels));
+    // Another length.
+    write(3, 20, t0);
+    let c = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap();
+    assert_eq!((c.count, c.pixels[0]), (3, 20));
+    // The same length, another modification time.
+    write(3, 30, t0 + std::time::Duration::from_secs(1));
+    let d = data::load_images(&dir, Dataset::Mnist, Split::Test).unwrap();
+    assert_eq!((d.count, d.pixels[0]), (3, 30));
+    // A file that became corrupt is an error, not the cached images.
+    std::fs::write(&path, b"not an idx file").unwrap();
+    assert!(data::load_images(&dir, Dataset::Mnist, Split::Test).is_err());
+}

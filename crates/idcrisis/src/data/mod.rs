@@ -185,22 +185,39 @@ fn require(path: &Path, dataset: Dataset, what: &str) -> Result<()> {
 
 /// Load one split as stored: MNIST and Fashion-MNIST `1×28×28`, CIFAR-10 `3×32×32` RGB planes
 /// (see [`Images::to_gray`] for the gray view).
+///
+/// Decoded splits are kept for the life of the process, keyed by each file's path, length and
+/// modification time: a sweep's cells all read the same files, and decompressing MNIST's
+/// training set took about 60% of a small net's run. A file that changes is read again.
 pub fn load_images(dir: &Path, dataset: Dataset, split: Split) -> Result<Images> {
-    match dataset {
+    let files = match dataset {
         Dataset::Mnist | Dataset::FashionMnist => {
             let p = idx_path(dir, dataset, split, false);
             require(&p, dataset, &format!("{dataset} {} images", split.name()))?;
-            let imgs = idx::read_images(&p)?;
-            if imgs.shape() != Shape::MNIST {
-                return Err(Error::bad_data(&p, format!("wrong dimensions {}x{}, expected 28x28", imgs.rows, imgs.cols)));
-            }
-            Ok(imgs)
+            vec![p]
         }
         Dataset::Cifar10 => {
             let files = cifar::batch_files(dir, split);
             for f in &files {
                 require(f, dataset, &format!("cifar-10 {} batch", split.name()))?;
             }
+            files
+        }
+    };
+    let key: Option<Vec<FileStamp>> = files.iter().map(|f| FileStamp::of(f)).collect();
+    if let Some(hit) = key.as_ref().and_then(|k| decoded().lock().unwrap_or_else(|e| e.into_inner()).get(k).cloned()) {
+        return Ok(hit);
+    }
+    let imgs = match dataset {
+        Dataset::Mnist | Dataset::FashionMnist => {
+            let p = &files[0];
+            let imgs = idx::read_images(p)?;
+            if imgs.shape() != Shape::MNIST {
+                return Err(Error::bad_data(p, format!("wrong dimensions {}x{}, expected 28x28", imgs.rows, imgs.cols)));
+            }
+            imgs
+        }
+        Dataset::Cifar10 => {
             let mut pixels = Vec::new();
             let mut count = 0;
             for f in &files {
@@ -210,9 +227,35 @@ pub fn load_images(dir: &Path, dataset: Dataset, split: Split) -> Result<Images>
                 }
             }
             let s = Shape::CIFAR;
-            Ok(Images { count, channels: s.channels, rows: s.height, cols: s.width, pixels })
+            Images { count, channels: s.channels, rows: s.height, cols: s.width, pixels }
         }
+    };
+    if let Some(k) = key {
+        decoded().lock().unwrap_or_else(|e| e.into_inner()).insert(k, imgs.clone());
     }
+    Ok(imgs)
+}
+
+/// A file's identity for the decoded-split cache: path, length and modification time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl FileStamp {
+    /// `None` when the file's metadata cannot be read (it is then not cached).
+    fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp { path: path.canonicalize().ok()?, len: m.len(), modified: m.modified().ok()? })
+    }
+}
+
+/// The process's decoded splits (see [`load_images`]).
+fn decoded() -> &'static std::sync::Mutex<std::collections::HashMap<Vec<FileStamp>, Images>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Vec<FileStamp>, Images>>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
 
 /// Load the labels of one split.
