@@ -6,7 +6,7 @@
 mod common;
 
 use idcrisis::engine::{ConvAlgo, Engine};
-use idcrisis::nn::group::{train_group, Member};
+use idcrisis::nn::group::{train_group, train_group_with, Member, Schedule};
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::optim::OptimizerKind;
 use idcrisis::nn::train::{train, Status, TrainConfig, TrainOutcome};
@@ -87,18 +87,25 @@ fn a_group_is_bit_identical_to_training_each_net_alone() {
                 "{label}: members must stop at different steps, got {steps:?}"
             );
 
-            let mut nets: Vec<Net<f32>> = setups.iter().map(|&(seed, _)| net(&cfg, seed)).collect();
-            let members: Vec<Member<f32>> =
-                nets.iter_mut().zip(&setups).zip(&tcs).map(|((n, &(_, img)), tc)| Member { net: n, x: &xs[img], n: 1, cfg: tc }).collect();
-            let eng = Engine::new(2).unwrap();
-            let outs = train_group(&eng, members, &|_, _, _| true).unwrap();
-            for (i, ((n, out), (params, want))) in nets.iter().zip(outs).zip(&alone).enumerate() {
-                let out = out.unwrap();
-                assert_eq!(out.status, want.status, "{label} member {i}");
-                assert_eq!(out.steps, want.steps, "{label} member {i}");
-                assert!(same_losses(&out.losses, &want.losses), "{label} member {i}: losses differ");
-                if want.status != Status::Diverged {
-                    assert!(same_bits(&n.params, params), "{label} member {i}: weights differ from the solo run");
+            for schedule in [Schedule::Lockstep, Schedule::PerNet] {
+                let label = format!("{label} {schedule:?}");
+                let mut nets: Vec<Net<f32>> = setups.iter().map(|&(seed, _)| net(&cfg, seed)).collect();
+                let members: Vec<Member<f32>> = nets
+                    .iter_mut()
+                    .zip(&setups)
+                    .zip(&tcs)
+                    .map(|((n, &(_, img)), tc)| Member { net: n, x: &xs[img], n: 1, cfg: tc })
+                    .collect();
+                let eng = Engine::new(2).unwrap();
+                let outs = train_group_with(&eng, members, schedule, &|_, _, _| true).unwrap();
+                for (i, ((n, out), (params, want))) in nets.iter().zip(outs).zip(&alone).enumerate() {
+                    let out = out.unwrap();
+                    assert_eq!(out.status, want.status, "{label} member {i}");
+                    assert_eq!(out.steps, want.steps, "{label} member {i}");
+                    assert!(same_losses(&out.losses, &want.losses), "{label} member {i}: losses differ");
+                    if want.status != Status::Diverged {
+                        assert!(same_bits(&n.params, params), "{label} member {i}: weights differ from the solo run");
+                    }
                 }
             }
         }
@@ -121,14 +128,16 @@ fn an_interrupted_member_stops_alone() {
     let xs = images();
     let cfg = &archs()[0];
     let tc = TrainConfig { optimizer: OptimizerKind::Momentum, lr: 0.05, steps: 20, tol: 0.0, ..Default::default() };
-    let mut nets = [net(cfg, 1), net(cfg, 2)];
-    let members: Vec<Member<f32>> = nets.iter_mut().map(|n| Member { net: n, x: &xs[0], n: 1, cfg: &tc }).collect();
-    let outs = train_group(&Engine::new(2).unwrap(), members, &|member, step, _| !(member == 1 && step == 7)).unwrap();
-    assert!(matches!(outs[1], Err(Error::Interrupted { step: 7 })), "member 1: {:?}", outs[1].as_ref().map(|o| o.steps));
-    let (params, want) = solo(cfg, 1, &xs[0], &tc, 1);
-    let out = outs[0].as_ref().unwrap();
-    assert_eq!(out.steps, want.steps);
-    assert!(same_bits(&nets[0].params, &params), "the member that went on must match its solo run");
+    for schedule in [Schedule::Lockstep, Schedule::PerNet] {
+        let mut nets = [net(cfg, 1), net(cfg, 2)];
+        let members: Vec<Member<f32>> = nets.iter_mut().map(|n| Member { net: n, x: &xs[0], n: 1, cfg: &tc }).collect();
+        let outs = train_group_with(&Engine::new(2).unwrap(), members, schedule, &|member, step, _| !(member == 1 && step == 7)).unwrap();
+        assert!(matches!(outs[1], Err(Error::Interrupted { step: 7 })), "{schedule:?} member 1: {:?}", outs[1].as_ref().map(|o| o.steps));
+        let (params, want) = solo(cfg, 1, &xs[0], &tc, 1);
+        let out = outs[0].as_ref().unwrap();
+        assert_eq!(out.steps, want.steps);
+        assert!(same_bits(&nets[0].params, &params), "{schedule:?}: the member that went on must match its solo run");
+    }
 }
 
 #[test]

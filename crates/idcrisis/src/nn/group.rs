@@ -1,11 +1,12 @@
 //! Many nets of one architecture trained together: one lockstep step over S weight sets.
 //!
 //! A sweep's cells often differ only in seed, training image, learning rate or optimizer on one
-//! architecture. [`train_group`] takes S such nets (each with its own inputs, [`TrainConfig`] and
-//! optimizer state) and advances them together: every group step runs one [`Trainer::advance`] of
-//! each net still training, the nets spread over the engine's threads, each net computed by a
-//! one-thread engine. A net leaves the group when its own stopping rule fires (converged,
-//! max-steps, diverged, interrupted); the others go on.
+//! architecture. [`train_group_with`] takes S such nets (each with its own inputs, [`TrainConfig`]
+//! and optimizer state) and trains them together, each net computed by a one-thread engine, the
+//! nets spread over the engine's threads, in one of two orders ([`Schedule`]): group steps
+//! (one [`Trainer::advance`] of each net still training, then the next: the batched step) or each
+//! net to its end. A net stops when its own stopping rule fires (converged, max-steps, diverged,
+//! interrupted); the others go on.
 //!
 //! **Bit-identity.** Each net runs exactly the step of [`crate::nn::train::train`] with a
 //! one-thread engine, so its weights, losses, step count and status are bit-identical to training
@@ -13,9 +14,10 @@
 //! `group` tests).
 //!
 //! **What it is for.** The group is the unit a batched backend works on: the step loop here does
-//! not look inside the kernels, only at [`Trainer`]. On a CPU the gain over a pool of one-thread
-//! workers is only in scheduling (see BENCHMARKS.md); a GPU backend would replace the per-net
-//! steps by one batched launch per layer.
+//! not look inside the kernels, only at [`Trainer`]; a GPU backend would replace the lockstep's
+//! per-net steps by one batched launch per layer. On a CPU, where S different weight sets share
+//! no operand, lockstep only adds cache traffic (see [`Schedule`] and BENCHMARKS.md), so runs
+//! use [`Schedule::PerNet`].
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -72,14 +74,39 @@ pub fn check<T: Float>(members: &[Member<'_, T>]) -> Result<()> {
     Ok(())
 }
 
-/// Train every member together (see the module docs). `eng` supplies the threads the members
-/// are spread over and the convolution algorithm; each member computes on one thread.
-/// `progress(member, step, loss)` is called after every loss evaluation; returning `false` stops
-/// that member with [`Error::Interrupted`]. Returns one outcome per member, in order; each
-/// outcome's `wall_s` is the group's time until that member stopped.
+/// In what order a group's steps run. Both give every net the same bits (each net's steps are
+/// the same computation, in the same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// Group steps: one step of every net still training, then the next. The order a batched
+    /// backend computes in (one launch per layer for all S nets). On a CPU it makes every step
+    /// stream all S nets' weights through the cache: measured 1.8× slower than `PerNet` for
+    /// 784-wide FCNs (memory-bound), the same for 16-channel CNNs.
+    Lockstep,
+    /// Each net runs all its steps on one thread; the nets are spread over the engine's threads.
+    #[default]
+    PerNet,
+}
+
+/// Train every member together (see the module docs) in [`Schedule::PerNet`] order.
 pub fn train_group<T: Float>(
     eng: &Engine,
     members: Vec<Member<'_, T>>,
+    progress: &(dyn Fn(usize, u64, f64) -> bool + Sync),
+) -> Result<Vec<Result<TrainOutcome>>> {
+    train_group_with(eng, members, Schedule::PerNet, progress)
+}
+
+/// Train every member together (see the module docs) in `schedule`'s order. `eng` supplies the threads the members
+/// are spread over and the convolution algorithm; each member computes on one thread.
+/// `progress(member, step, loss)` is called after every loss evaluation; returning `false` stops
+/// that member with [`Error::Interrupted`]. Returns one outcome per member, in order; each
+/// outcome's `wall_s` runs from that member's first step to its stop (in lockstep, shared with
+/// the others).
+pub fn train_group_with<T: Float>(
+    eng: &Engine,
+    members: Vec<Member<'_, T>>,
+    schedule: Schedule,
     progress: &(dyn Fn(usize, u64, f64) -> bool + Sync),
 ) -> Result<Vec<Result<TrainOutcome>>> {
     check(&members)?;
@@ -88,6 +115,7 @@ pub fn train_group<T: Float>(
     struct Slot<'a, T: Float> {
         index: usize,
         trainer: Option<Trainer<'a, T>>,
+        started: Option<Instant>,
         end: Option<(Result<Status>, f64)>,
     }
     let mut slots: Vec<Slot<'_, T>> = members
@@ -95,23 +123,31 @@ pub fn train_group<T: Float>(
         .enumerate()
         .map(|(index, m)| {
             let opt = Optimizer::<T>::new(m.cfg, m.net.num_params());
-            Slot { index, trainer: Some(Trainer::new(m.net, m.x, m.n, m.cfg, opt)), end: None }
+            Slot { index, trainer: Some(Trainer::new(m.net, m.x, m.n, m.cfg, opt)), started: None, end: None }
         })
         .collect();
-    let t0 = Instant::now();
-    eng.install(|| {
-        while slots.iter().any(|s| s.end.is_none()) {
-            slots.par_iter_mut().filter(|s| s.end.is_none()).for_each(|s| {
-                let index = s.index;
-                let t = s.trainer.as_mut().expect("a running member has its trainer");
-                let r = t.advance(&serial, &mut |step, loss| progress(index, step, loss));
-                match r {
-                    Ok(None) => {}
-                    Ok(Some(status)) => s.end = Some((Ok(status), t0.elapsed().as_secs_f64())),
-                    Err(e) => s.end = Some((Err(e), t0.elapsed().as_secs_f64())),
-                }
-            });
+    // One step of one member; records how it stopped and its time since its first step.
+    let step = |s: &mut Slot<'_, T>| {
+        let index = s.index;
+        let t0 = *s.started.get_or_insert_with(Instant::now);
+        let t = s.trainer.as_mut().expect("a running member has its trainer");
+        match t.advance(&serial, &mut |step, loss| progress(index, step, loss)) {
+            Ok(None) => {}
+            Ok(Some(status)) => s.end = Some((Ok(status), t0.elapsed().as_secs_f64())),
+            Err(e) => s.end = Some((Err(e), t0.elapsed().as_secs_f64())),
         }
+    };
+    eng.install(|| match schedule {
+        Schedule::Lockstep => {
+            while slots.iter().any(|s| s.end.is_none()) {
+                slots.par_iter_mut().filter(|s| s.end.is_none()).for_each(step);
+            }
+        }
+        Schedule::PerNet => slots.par_iter_mut().with_max_len(1).for_each(|s| {
+            while s.end.is_none() {
+                step(s);
+            }
+        }),
     });
     Ok(slots
         .into_iter()
