@@ -31,6 +31,23 @@ def test_plan_run_collect(data_dir: Path, tmp_path: Path) -> None:
     assert rows[1]["paper.corr_identity"] == pytest.approx(next(c for c in cell.categories if c["category"] == "paper")["corr_identity"])
 
 
+def test_a_grouped_run_gives_the_same_cells(data_dir: Path, tmp_path: Path) -> None:
+    spec = "threads = 1\nrho = [0.5]\nseed = [0, 1, 2]\n[model]\ndepth = 2\nchannels = 4\nkernel = 3\n[train]\nsteps = 20\ntol = 0.0\n"
+    alone, grouped = tmp_path / "alone", tmp_path / "grouped"
+    for d in (alone, grouped):
+        idcrisis.sweep.plan(spec, d)
+    assert idcrisis.sweep.run(alone, jobs=1, threads_per_worker=1) == []
+    assert idcrisis.sweep.run(grouped, jobs=1, threads_per_worker=2, group=3) == []
+    for i in range(3):
+        a, g = idcrisis.sweep.load_cell(alone, i), idcrisis.sweep.load_cell(grouped, i)
+        assert g.result["group"] == {"size": 3, "threads": 2} and "group" not in a.result
+        assert a.result["final_loss"] == g.result["final_loss"] and a.result["steps"] == g.result["steps"]
+        assert a.weights.keys() == g.weights.keys()
+        for k in a.weights:
+            np.testing.assert_array_equal(a.weights[k], g.weights[k])
+        np.testing.assert_array_equal(a.predict(a.probes), g.predict(g.probes))
+
+
 def test_collect_gives_a_dataframe_with_pandas(data_dir: Path, tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
     d = tmp_path / "s"
