@@ -37,8 +37,8 @@ pub struct ReproduceArgs {
     /// Compute threads per worker [default: 1 per worker, all cores in use].
     #[arg(long)]
     threads_per_worker: Option<usize>,
-    /// Train up to N cells of one architecture together, in lockstep over the worker's threads
-    /// (bit-identical to running them one by one) [default: 1, each cell alone].
+    /// Train up to N cells of one architecture together, spread over the worker's threads,
+    /// each net on one thread (bit-identical to running them one by one) [default: 1, each cell alone].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     group: Option<u64>,
     /// Rebuild figures, CSVs and summary.md from the finished cells in OUT alone (their

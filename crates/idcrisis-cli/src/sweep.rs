@@ -61,8 +61,8 @@ pub enum SweepCommand {
         /// Also rerun cells that failed before.
         #[arg(long)]
         retry_failed: bool,
-        /// Train up to N cells of one architecture together, in lockstep over the worker's
-        /// threads (bit-identical to running them one by one) [default: 1, each cell alone].
+        /// Train up to N cells of one architecture together, spread over the worker's threads,
+        /// each net on one thread (bit-identical to running them one by one) [default: 1, each cell alone].
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         group: Option<u64>,
         /// No progress bar.

@@ -112,14 +112,25 @@ fn a_group_is_bit_identical_to_training_each_net_alone() {
     }
 }
 
+/// Solo runs with 1 and 4 threads, on nets large enough that the GEMMs (above 48·48·256
+/// multiply-adds), the im2col / Winograd transforms and the elementwise kernels (above 32768
+/// elements) really split over threads: a 784-wide FCN, and a 16-channel CNN under each
+/// convolution algorithm.
 #[test]
 fn the_solo_runs_it_matches_do_not_depend_on_the_thread_count() {
     let xs = images();
-    for cfg in archs() {
-        let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-3, steps: 20, tol: 0.0, ..Default::default() };
-        let (a, la) = solo(&cfg, 5, &xs[0], &tc, 1);
-        let (b, lb) = solo(&cfg, 5, &xs[0], &tc, 2);
-        assert!(same_bits(&a, &b) && same_losses(&la.losses, &lb.losses), "{}: 1 and 2 threads differ", cfg.label());
+    let cnn = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 16, kernel: 3, ..Default::default() };
+    let fcn = ModelConfig { arch: Arch::Fcn, depth: 3, ..Default::default() };
+    for (cfg, algo) in [(&fcn, ConvAlgo::Auto), (&cnn, ConvAlgo::Im2col), (&cnn, ConvAlgo::Winograd)] {
+        let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-3, steps: 10, tol: 0.0, ..Default::default() };
+        let run = |threads: usize| {
+            let eng = Engine::new(threads).unwrap().with_conv_algo(algo);
+            let mut n = net(cfg, 5);
+            let out = train(&eng, &mut n, &xs[0], 1, &tc, &mut |_, _| true).unwrap();
+            (n.params, out.losses)
+        };
+        let ((a, la), (b, lb)) = (run(1), run(4));
+        assert!(same_bits(&a, &b) && same_losses(&la, &lb), "{} {algo:?}: 1 and 4 threads differ", cfg.label());
     }
 }
 

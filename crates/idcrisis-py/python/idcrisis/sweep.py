@@ -68,7 +68,7 @@ def run(
     """Run every cell of the sweep in ``dir`` that is not done, on ``jobs`` local workers with
     ``threads_per_worker`` compute threads each (default: one worker per core, one thread
     each), with the GIL released. With ``group``, up to that many cells of one architecture
-    train together in lockstep (bit-identical to running them one by one). Finished cells are
+    train together, each net on one thread (bit-identical to running them one by one). Finished cells are
     kept if this is interrupted; failed cells run again only with ``retry_failed``. Returns the
     cells that failed, ``[(index, message)]``."""
     _todo, _done, failed = _native.sweep_run(

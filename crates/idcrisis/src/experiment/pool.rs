@@ -4,7 +4,7 @@
 //! one). Safe beside other runners on the same directory (each cell is claimed with a file lock).
 
 use crate::engine::default_threads;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::experiment::sweep::{self, CellOutcome, CellState};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,26 +90,23 @@ pub fn run(
         })
         .collect();
     let cores = default_threads();
-    let (jobs, threads) = workers(opts, cores, todo.len());
+    let units = units(&todo, opts.group.unwrap_or(1));
+    let (jobs, threads) = workers(opts, cores, units.len());
     let mut report = PoolReport { todo: todo.len(), already_done, jobs, threads, cores, failed: Vec::new() };
     start(&report);
-    let units = units(&todo, opts.group.unwrap_or(1));
     let next = AtomicUsize::new(0);
     let counts = Mutex::new(Progress { todo: todo.len(), ..Progress::default() });
     let failed = Mutex::new(Vec::new());
     let lock = |m: &Mutex<Progress>| *m.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|s| {
-        for _ in 0..jobs.min(units.len().max(1)) {
+        for _ in 0..jobs {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(unit) = units.get(k) else { break };
                 counts.lock().unwrap_or_else(|e| e.into_inner()).running += unit.len();
                 let outs: Vec<Result<CellOutcome>> = match unit.as_slice() {
                     [cell] => vec![sweep::run_cell(dir, cell, data_dir, Some(threads), opts.retry_failed)],
-                    cells => match sweep::run_cells(dir, cells, data_dir, threads, opts.retry_failed) {
-                        Ok(o) => o.into_iter().map(Ok).collect(),
-                        Err(e) => cells.iter().map(|_| Err(Error::Other(e.to_string()))).collect(),
-                    },
+                    cells => sweep::run_cells(dir, cells, data_dir, threads, opts.retry_failed),
                 };
                 for (cell, out) in unit.iter().zip(outs) {
                     let error = match out {
@@ -139,11 +136,15 @@ pub fn run(
     Ok(report)
 }
 
-/// The cells in units of at most `group` (≥ 1) that may train together: cells whose configs
+/// The cells in units of at most `group` cells that may train together: cells whose configs
 /// agree on everything that fixes the network (model, precision, convolution algorithm, image
-/// view and canvas), in plan order. A unit that still mixes architectures (e.g. two data sets of
-/// different shapes) is split correctly by [`crate::experiment::run::execute_group`].
+/// view and canvas), units in the plan order of their first cell. With `group` ≤ 1, one unit per
+/// cell in plan order. A unit that still mixes architectures (e.g. two data sets of different
+/// shapes) is split correctly by [`crate::experiment::run::execute_group`].
 pub fn units<'a>(cells: &[&'a sweep::Cell], group: usize) -> Vec<Vec<&'a sweep::Cell>> {
+    if group <= 1 {
+        return cells.iter().map(|&c| vec![c]).collect();
+    }
     let key = |c: &sweep::Cell| {
         let k = &c.config;
         serde_json::json!([k.model, k.dtype, k.conv_algo, k.gray, k.canvas, k.canvas_at, k.train_set.is_some()]).to_string()
@@ -159,7 +160,7 @@ pub fn units<'a>(cells: &[&'a sweep::Cell], group: usize) -> Vec<Vec<&'a sweep::
     }
     let mut out = Vec::new();
     for k in order {
-        for chunk in by_key[&k].chunks(group.max(1)) {
+        for chunk in by_key[&k].chunks(group) {
             out.push(chunk.to_vec());
         }
     }
@@ -180,5 +181,26 @@ mod tests {
         // Never more workers than cells.
         assert_eq!(workers(&o(None, None), 8, 3), (3, 1));
         assert_eq!(workers(&o(None, None), 8, 0), (1, 1));
+    }
+
+    #[test]
+    fn units_keep_plan_order_alone_and_gather_one_architecture_in_groups() {
+        // Plan: depth 1 seed 0, depth 2 seed 0, depth 1 seed 1, depth 2 seed 1, depth 1 seed 2.
+        let cells: Vec<sweep::Cell> = [(1, 0), (2, 0), (1, 1), (2, 1), (1, 2)]
+            .iter()
+            .enumerate()
+            .map(|(index, &(depth, seed))| {
+                let mut config = crate::RunConfig::default();
+                config.model.depth = depth;
+                config.seed = seed;
+                sweep::Cell { index, id: format!("c{index}"), vary: Default::default(), config }
+            })
+            .collect();
+        let refs: Vec<&sweep::Cell> = cells.iter().collect();
+        let idx = |u: Vec<Vec<&sweep::Cell>>| u.iter().map(|g| g.iter().map(|c| c.index).collect::<Vec<_>>()).collect::<Vec<_>>();
+        assert_eq!(idx(units(&refs, 1)), vec![vec![0], vec![1], vec![2], vec![3], vec![4]]);
+        assert_eq!(idx(units(&refs, 0)), vec![vec![0], vec![1], vec![2], vec![3], vec![4]]);
+        assert_eq!(idx(units(&refs, 2)), vec![vec![0, 2], vec![4], vec![1, 3]]);
+        assert_eq!(idx(units(&refs, 8)), vec![vec![0, 2, 4], vec![1, 3]]);
     }
 }

@@ -381,24 +381,26 @@ pub fn run_cell(dir: &Path, c: &Cell, data_dir: &Path, threads: Option<usize>, r
 }
 
 /// Run several cells as one group ([`run::execute_group`]): the ones of one architecture train
-/// together over `threads` threads, each net on one thread, bit-identical to [`run_cell`]; the
-/// rest run alone. Each cell is claimed, settled and written exactly as [`run_cell`] does it; one
-/// outcome per cell, in order.
-pub fn run_cells(dir: &Path, cells: &[&Cell], data_dir: &Path, threads: usize, retry_failed: bool) -> Result<Vec<CellOutcome>> {
-    let mut outcomes: Vec<Option<CellOutcome>> = vec![None; cells.len()];
+/// together over `threads` threads, each net on one thread, bit-identical to [`run_cell`] with one
+/// thread; the rest run alone. Each cell is claimed, settled and written exactly as [`run_cell`]
+/// does it, on its own: an error with one cell (a lock it cannot take, a write that fails) is that
+/// cell's result and the others go on. One result per cell, in order.
+pub fn run_cells(dir: &Path, cells: &[&Cell], data_dir: &Path, threads: usize, retry_failed: bool) -> Vec<Result<CellOutcome>> {
+    let mut outcomes: Vec<Option<Result<CellOutcome>>> = cells.iter().map(|_| None).collect();
     let mut claimed = Vec::new();
     for (k, c) in cells.iter().enumerate() {
-        match claim(dir, c, retry_failed)? {
-            Claim::Taken(claim) => claimed.push((k, claim)),
-            Claim::Not(o) => outcomes[k] = Some(o),
+        match claim(dir, c, retry_failed) {
+            Ok(Claim::Taken(claim)) => claimed.push((k, claim)),
+            Ok(Claim::Not(o)) => outcomes[k] = Some(Ok(o)),
+            Err(e) => outcomes[k] = Some(Err(e)),
         }
     }
     let runs: Vec<(RunConfig, PathBuf)> = claimed.iter().map(|(k, cl)| (cells[*k].config.clone(), cl.dir.clone())).collect();
     let results = run::execute_group(&runs, data_dir, threads);
     for ((k, claim), result) in claimed.iter().zip(results) {
-        outcomes[*k] = Some(settle(cells[*k], claim, result)?);
+        outcomes[*k] = Some(settle(cells[*k], claim, result));
     }
-    Ok(outcomes.into_iter().map(|o| o.unwrap_or(CellOutcome::Busy)).collect())
+    outcomes.into_iter().map(|o| o.unwrap_or(Ok(CellOutcome::Busy))).collect()
 }
 
 /// A cell this process holds: its lock (released when dropped, also on kill -9) and its
@@ -454,7 +456,6 @@ fn settle(c: &Cell, claim: &Claimed, result: Result<run::RunResult>) -> Result<C
             Ok(CellOutcome::Done)
         }
         Err(msg) => {
-            std::fs::create_dir_all(cd).map_err(|e| Error::io(cd, e))?;
             let j = serde_json::json!({"index": c.index, "id": c.id, "error": msg, "vary": c.vary});
             write_atomic(&cd.join("error.json"), serde_json::to_string_pretty(&j).unwrap_or_default().as_bytes())?;
             Ok(CellOutcome::Failed(msg))

@@ -189,7 +189,8 @@ impl<'a, T: Float> Trainer<'a, T> {
     /// One iteration: the loss at the current weights, reported to `progress(step, loss)`; then
     /// either the status that stops training (diverged: loss not finite; converged: loss <
     /// `tol`; max-steps: `steps` updates made) or one update. `progress` returning `false` gives
-    /// [`Error::Interrupted`]. Allocates nothing.
+    /// [`Error::Interrupted`]. Allocates nothing (until a run passes 2²⁰ steps, the loss
+    /// record's initial capacity).
     pub fn advance(&mut self, eng: &Engine, progress: &mut (dyn FnMut(u64, f64) -> bool + Send)) -> Result<Option<Status>> {
         let loss = forward_loss(eng, self.net, &mut self.ws, self.x, self.n);
         self.losses.push(loss);
