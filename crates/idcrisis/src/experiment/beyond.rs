@@ -429,6 +429,16 @@ pub fn border_reach(map: &[f32], image: &[f32], side: usize) -> usize {
     best
 }
 
+/// Mean [`border_reach`] over the probes of every layer after the input: `maps[layer][probe]` as
+/// [`hidden::layer_maps`] gives them (layer 0 the input), each `[side, side]`; one value per
+/// layer 1, 2, ….
+pub fn reach_by_layer(maps: &[Vec<Vec<f32>>], image: &[f32], side: usize) -> Vec<f64> {
+    maps.iter()
+        .skip(1)
+        .map(|probes| probes.iter().map(|m| border_reach(m, image, side) as f64).sum::<f64>() / probes.len().max(1) as f64)
+        .collect()
+}
+
 /// The correlation a border band must reach ([`border_reach`]).
 pub const REACH_CORR: f64 = 0.9;
 
@@ -462,11 +472,7 @@ fn boundary_reach(x: &Extra) -> Result<(String, Vec<Claim>)> {
         }
         let maps = hidden::layer_maps(x.eng, &net, &probes, Projection::Pca);
         let side = inputs.shape.height;
-        // maps[probe][layer]: layer 0 is the input; keep the layers after it.
-        let layers = maps[0].len();
-        let reach: Vec<f64> = (1..layers)
-            .map(|l| maps.iter().map(|m| border_reach(&m[l], &inputs.train, side) as f64).sum::<f64>() / maps.len() as f64)
-            .collect();
+        let reach = reach_by_layer(&maps, &inputs.train, side);
         for (l, r) in reach.iter().enumerate() {
             let _ = writeln!(csv, "{var} depth {},{},{r}", deep.depth, l + 1);
         }
@@ -1003,6 +1009,32 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 64);
+    }
+
+    #[test]
+    fn reach_by_layer_reads_maps_layer_first() {
+        // 4 layers (input first) × 2 probes of a 6×6 image: layer l's maps match the image on
+        // a band of width l (then noise), so the reach by layer is 1, 2, 3 whatever the probe.
+        let side = 6;
+        let image: Vec<f32> = (0..side * side).map(|i| ((i * 7919) % 13) as f32).collect();
+        let band = |l: usize, probe: usize| -> Vec<f32> {
+            (0..side * side)
+                .map(|i| {
+                    let (r, c) = (i / side, i % side);
+                    let d = r.min(c).min(side - 1 - r).min(side - 1 - c);
+                    if d < l {
+                        image[i]
+                    } else {
+                        ((i * 31 + probe * 17 + l * 5) % 11) as f32 * -3.0
+                    }
+                })
+                .collect()
+        };
+        let maps: Vec<Vec<Vec<f32>>> = (0..4).map(|l| (0..2).map(|p| band(l, p)).collect()).collect();
+        let want: Vec<f64> = (1..4).map(|l| border_reach(&band(l, 0), &image, side) as f64).collect();
+        assert_eq!(reach_by_layer(&maps, &image, side), want);
+        assert_eq!(want.len(), 3, "one value per layer after the input");
+        assert!(want.windows(2).all(|w| w[1] >= w[0]) && want[2] > want[0], "{want:?}");
     }
 
     #[test]
