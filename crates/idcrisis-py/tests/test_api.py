@@ -159,7 +159,7 @@ def test_training_releases_the_gil(data_dir: Path) -> None:
 
     box: List[idcrisis.Run] = []
     t = threading.Thread(
-        target=lambda: box.append(idcrisis.train(small_config(model={"channels": 32, "depth": 3}, steps=300), progress=False))
+        target=lambda: box.append(idcrisis.train(small_config(model={"channels": 32, "depth": 3}, train={"steps": 1500, "tol": 0.0, "lr": 1e-3}), progress=False))
     )
     start = time.perf_counter()
     t.start()
