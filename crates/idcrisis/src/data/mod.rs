@@ -209,9 +209,11 @@ pub fn load_images(dir: &Path, dataset: Dataset, split: Split) -> Result<Images>
     };
     let stamps: Option<Vec<FileStamp>> = files.iter().map(|f| FileStamp::of(f)).collect();
     if let Some(stamps) = &stamps {
-        let cache = decoded().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, imgs)) = cache.get(&files).filter(|(s, _)| s == stamps) {
-            return Ok(Images::clone(imgs));
+        // Take the shared images under the lock; copy them after it is released.
+        let hit =
+            decoded().lock().unwrap_or_else(|e| e.into_inner()).get(&files).filter(|(s, _)| s == stamps).map(|(_, imgs)| imgs.clone());
+        if let Some(imgs) = hit {
+            return Ok(Images::clone(&imgs));
         }
     }
     let imgs = match dataset {

@@ -201,8 +201,7 @@ pub fn execute(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
 }
 
 fn execute_as<T: Float>(cfg: &RunConfig, opts: RunOptions) -> Result<RunResult> {
-    let threads = cfg.threads;
-    let mut run = Prepared::<T>::new(cfg, &opts.data_dir, &opts.out, threads)?;
+    let mut run = Prepared::<T>::new(cfg, &opts.data_dir, &opts.out, cfg.threads)?;
     let outcome = run.train_alone(opts.progress)?;
     run.finish(outcome, None)
 }
@@ -249,48 +248,39 @@ fn execute_group_as<T: Float>(
             }
         }
     }
-    // One group per architecture and shape, in the order the runs came.
-    while !waiting.is_empty() {
-        let (key_cfg, key_shape) = (waiting[0].1.net.cfg.clone(), waiting[0].1.net.shape);
-        let (mut group, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, p)| p.net.cfg == key_cfg && p.net.shape == key_shape);
+    // One group per architecture, shape and convolution algorithm, in the order the runs came.
+    while let Some((_, first)) = waiting.first() {
+        let key = (first.net.cfg.clone(), first.net.shape, first.cfg.conv_algo);
+        let (group, rest): (Vec<_>, Vec<_>) =
+            waiting.into_iter().partition(|(_, p)| p.net.cfg == key.0 && p.net.shape == key.1 && p.cfg.conv_algo == key.2);
         waiting = rest;
-        let eng = match Engine::new(threads) {
-            Ok(e) => e.with_conv_algo(group[0].1.cfg.conv_algo),
-            Err(e) => {
-                let msg = e.to_string();
-                done.extend(group.into_iter().map(|(i, _)| (i, Err(Error::Other(msg.clone())))));
-                continue;
-            }
-        };
-        // The conv algorithm is part of the group: members that ask for another one run with
-        // theirs in a later group.
-        let algo = group[0].1.cfg.conv_algo;
-        let (same, other): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, p)| p.cfg.conv_algo == algo);
-        group = same;
-        waiting.extend(other);
-        let xs: Vec<Vec<T>> = group.iter().map(|(_, p)| p.batch()).collect();
-        let size = group.len();
-        let outcomes = {
-            let members: Vec<group::Member<'_, T>> = group
-                .iter_mut()
-                .zip(&xs)
-                .map(|((_, p), x)| group::Member { net: &mut p.net, x, n: p.inputs.examples.len(), cfg: &p.cfg.train })
-                .collect();
-            group::train_group(&eng, members, &|_, _, _| true)
-        };
-        match outcomes {
-            Ok(outcomes) => {
-                for ((i, p), o) in group.into_iter().zip(outcomes) {
-                    done.push((i, o.and_then(|o| p.finish(o, Some(GroupInfo { size, threads: eng.threads() })))));
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                done.extend(group.into_iter().map(|(i, _)| (i, Err(Error::Other(msg.clone())))));
-            }
-        }
+        done.extend(train_prepared_group(group, threads));
     }
     done
+}
+
+/// Train one group of prepared full-batch runs of one architecture together over `threads`
+/// threads and finish each; an error that stops the whole group is every member's result.
+fn train_prepared_group<T: Float>(mut group: Vec<(usize, Prepared<T>)>, threads: usize) -> Vec<(usize, Result<RunResult>)> {
+    let xs: Vec<Vec<T>> = group.iter().map(|(_, p)| p.batch()).collect();
+    let size = group.len();
+    let trained = Engine::new(threads).map(|e| e.with_conv_algo(group[0].1.cfg.conv_algo)).and_then(|eng| {
+        let members: Vec<group::Member<'_, T>> = group
+            .iter_mut()
+            .zip(&xs)
+            .map(|((_, p), x)| group::Member { net: &mut p.net, x, n: p.inputs.examples.len(), cfg: &p.cfg.train })
+            .collect();
+        group::train_group(&eng, members, &|_, _, _| true).map(|outcomes| (outcomes, eng.threads()))
+    });
+    match trained {
+        Ok((outcomes, threads)) => {
+            group.into_iter().zip(outcomes).map(|((i, p), o)| (i, o.and_then(|o| p.finish(o, Some(GroupInfo { size, threads }))))).collect()
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            group.into_iter().map(|(i, _)| (i, Err(Error::Other(msg.clone())))).collect()
+        }
+    }
 }
 
 /// How a run trained as one of a group ([`execute_group`]), in `result.json`.
