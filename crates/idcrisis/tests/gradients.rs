@@ -246,12 +246,13 @@ fn whole_cnn_3_layers() {
 
 #[test]
 fn whole_cnns_with_the_default_mixed_algorithms() {
-    // With `auto` and 8 channels the 1-channel first layer runs im2col and hands its output on
-    // channel-last; the 8-channel layers run Winograd and pass channel-last activations and
-    // gradients between them; the last layer returns to channel-first.
+    // With `auto` and WINOGRAD_MIN_CHANNELS channels the 1-channel first layer runs im2col and
+    // hands its output on channel-last; the hidden layers run Winograd and pass channel-last
+    // activations and gradients between them; the last layer returns to channel-first.
     let eng = Engine::new(2).unwrap();
     for (kernel, residual, depth) in [(3, false, 4), (5, false, 3), (3, true, 5)] {
-        let cfg = ModelConfig { arch: Arch::Cnn, depth, channels: 8, kernel, residual, ..Default::default() };
+        let channels = idcrisis::engine::WINOGRAD_MIN_CHANNELS;
+        let cfg = ModelConfig { arch: Arch::Cnn, depth, channels, kernel, residual, ..Default::default() };
         let net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
         assert!(!net.layouts(&eng, 0).x_cl && net.layouts(&eng, 0).y_cl, "{}", cfg.label());
         assert!(net.layouts(&eng, 1).x_cl && net.layouts(&eng, 1).y_cl);

@@ -34,9 +34,12 @@ pub enum ConvAlgo {
     Winograd,
 }
 
-/// Channel count from which [`ConvAlgo::Auto`] picks Winograd: below it the transforms cost
-/// more than the multiplies they save (measured in `BENCHMARKS.md`).
-pub const WINOGRAD_MIN_CHANNELS: usize = 8;
+/// Channel count from which [`ConvAlgo::Auto`] picks Winograd: below it the transforms (and
+/// the channel-vectorised tiles, which leave SIMD lanes empty under 16 channels) cost more than
+/// the multiplies they save. Measured per kernel size and thread count in `BENCHMARKS.md`: at 8
+/// and 12 channels im2col was faster for 3×3, 5×5 and 7×7 kernels (1.1–3× per step), at 16 Winograd
+/// won for 5×5 (1.8×) and tied for 3×3 and 7×7, at 32 it won for all three.
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// How a "same" convolution fills the border. Only `Zero` is used by the paper.
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
