@@ -62,7 +62,7 @@ fn dense_gradients() {
 }
 
 fn check_conv(k: usize, cin: usize, cout: usize, n: usize, pad: Padding, bias: bool) {
-    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd, ConvAlgo::Direct] {
         // Every activation layout the layer supports: channel-last input only where Winograd runs.
         let wino = algo == ConvAlgo::Winograd && pad == Padding::Zero && (3..=7).contains(&k);
         for (x_cl, y_cl) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -83,6 +83,9 @@ fn check_conv_with(algo: ConvAlgo, io: Layouts, k: usize, cin: usize, cout: usiz
     let layer = Conv2d::new(cin, cout, h, w, k, pad, 0..wlen, bias.then_some(wlen..wlen + cout));
     // Winograd applies to zero padding with k ≥ 3; the other cases must fall back to im2col.
     assert_eq!(layer.winograd(&eng).is_some(), algo == ConvAlgo::Winograd && pad == Padding::Zero && k >= 3);
+    // The direct convolution applies to zero and circular padding (its input gradient is the
+    // adjoint convolution); reflect padding must fall back to im2col.
+    assert_eq!(layer.direct::<f64>(&eng), algo == ConvAlgo::Direct && pad != Padding::Reflect);
     let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
     let mut x = randv(&mut rng, n * cin * h * w);
     let r = randv(&mut rng, n * cout * h * w);
@@ -165,7 +168,7 @@ fn mse_loss_value_and_gradient() {
 }
 
 fn check_net(cfg: ModelConfig, n: usize) {
-    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+    for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd, ConvAlgo::Direct] {
         check_net_with(algo, cfg.clone(), n);
     }
 }
@@ -355,7 +358,7 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
             }
         }
         let mut outs = Vec::new();
-        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd, ConvAlgo::Direct] {
             let eng = Engine::new(2).unwrap().with_conv_algo(algo);
             let mut tws = net.workspace(count, true);
             let a = net.forward(&eng, &mut tws, &x, count).to_vec();
@@ -366,8 +369,10 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
             }
             outs.push(a);
         }
-        let worst = outs[0].iter().zip(&outs[1]).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
-        assert!(worst < 1e-11, "k={kernel}: im2col vs winograd {worst}");
+        for (o, name) in outs[1..].iter().zip(["winograd", "direct"]) {
+            let worst = outs[0].iter().zip(o).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-11, "k={kernel}: im2col vs {name} {worst}");
+        }
     }
 }
 
@@ -442,4 +447,32 @@ fn coordinate_channels_match_a_direct_coordconv() {
         let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(worst < 1e-12, "{pad:?}: {worst}");
     }
+}
+
+#[test]
+fn auto_runs_small_f32_layers_direct_on_avx512_with_the_forced_direct_bits() {
+    use idcrisis::engine::winograd::Isa;
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 5, ..Default::default() };
+    let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+    net.init(Init::TorchDefault, 1.0, 3);
+    let [auto, direct, im2col] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col].map(|a| Engine::new(1).unwrap().with_conv_algo(a));
+    let avx512 = Isa::detect() == Isa::Avx512;
+    for l in &net.layers {
+        if let Layer::Conv(c) = l {
+            assert_eq!(c.direct::<f32>(&auto), avx512, "auto picks direct for f32 below 16 channels exactly on AVX-512");
+            assert!(!c.direct::<f64>(&auto), "auto never picks direct in f64");
+            assert!(c.direct::<f32>(&direct) && !c.direct::<f32>(&im2col));
+        }
+    }
+    let x: Vec<f32> = (0..784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
+    let run = |eng: &Engine| {
+        let mut ws = net.workspace(1, true);
+        eng.install(|| net.forward(eng, &mut ws, &x, 1).to_vec())
+    };
+    let (a, d, i) = (run(&auto), run(&direct), run(&im2col));
+    if avx512 {
+        assert!(a.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()), "auto and forced direct differ");
+    }
+    let worst = d.iter().zip(&i).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-5, "direct vs im2col in f32: {worst}");
 }

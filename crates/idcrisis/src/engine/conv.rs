@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum ConvAlgo {
     /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input channels and
-    /// a 3×3, 5×5 or 7×7 kernel; im2col + GEMM for the rest (the 1-channel first layer).
+    /// a 3×3, 5×5 or 7×7 kernel; on CPUs with AVX-512, the direct convolution for f32 zero- or
+    /// circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and out;
+    /// im2col + GEMM for the rest.
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).
@@ -32,6 +34,10 @@ pub enum ConvAlgo {
     /// Winograd wherever it applies (zero padding, 3×3, 5×5 or 7×7 kernel), whatever the channel
     /// counts.
     Winograd,
+    /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding,
+    /// at most 16 channels in and out; im2col + GEMM for the weight gradient), whatever the CPU
+    /// and precision (without AVX-512, or in f64, it runs a portable kernel with the same bits).
+    Direct,
 }
 
 /// Channel count from which [`ConvAlgo::Auto`] picks Winograd: below it the transforms (and

@@ -16,6 +16,8 @@
 //!   [`Acc`]) and [`gemm_batch`] (a batch of products laid out by [`Strides`]).
 //! * `conv.rs`: convolution geometry and the im2col path: [`ConvAlgo`], [`Padding`],
 //!   [`ConvGeom`], [`im2col`] / [`col2im`] (`[c, h, w]` ↔ `[c·k·k, h·w]`).
+//! * [`direct`]: the direct convolution for small channel counts (padded copy, weights
+//!   arranged tap-major, output rows in registers).
 //! * [`winograd`]: the Winograd convolution (plan, transform matrices, vectorised transforms).
 //! * `transpose.rs`: [`transpose()`] of a batch of matrices (`[count, rows, cols]` →
 //!   `[count, cols, rows]`).
@@ -26,6 +28,7 @@
 //! goes with it and the convolution algorithm setting.
 
 mod conv;
+pub mod direct;
 mod elementwise;
 mod gemm;
 mod transpose;

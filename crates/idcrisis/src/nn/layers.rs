@@ -155,10 +155,43 @@ impl Conv2d {
     pub fn winograd(&self, eng: &Engine) -> Option<&WinoConv> {
         let wide = self.geom.c >= engine::WINOGRAD_MIN_CHANNELS;
         match eng.conv_algo() {
-            ConvAlgo::Im2col => None,
+            ConvAlgo::Im2col | ConvAlgo::Direct => None,
             ConvAlgo::Winograd => self.wino.as_ref(),
             ConvAlgo::Auto => self.wino.as_ref().filter(|_| wide),
         }
+    }
+
+    /// Whether `eng` computes this layer's forward and input gradient by the direct convolution
+    /// ([`engine::direct`]): forced by [`ConvAlgo::Direct`] where it applies (zero or circular
+    /// padding, at most [`engine::direct::DIRECT_MAX_CHANNELS`] channels in and out), and chosen by
+    /// [`ConvAlgo::Auto`] for f32 layers under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and
+    /// out on CPUs with AVX-512 (where it was measured faster; elsewhere im2col stays).
+    pub fn direct<T: Float>(&self, eng: &Engine) -> bool {
+        let max = engine::direct::DIRECT_MAX_CHANNELS;
+        let fits = matches!(self.padding, Padding::Zero | Padding::Circular) && self.geom.c <= max && self.c_out <= max;
+        match eng.conv_algo() {
+            ConvAlgo::Direct => fits,
+            ConvAlgo::Auto => {
+                let small = self.geom.c.max(self.c_out) < engine::WINOGRAD_MIN_CHANNELS;
+                fits && small
+                    && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+                    && engine::winograd::Isa::detect() == engine::winograd::Isa::Avx512
+            }
+            ConvAlgo::Im2col | ConvAlgo::Winograd => false,
+        }
+    }
+
+    /// Scratch of the direct convolution: the padded copy of the input or of the output gradient
+    /// (the larger), then the arranged weights.
+    fn direct_len(&self) -> usize {
+        let g = &self.geom;
+        engine::direct::padded_len(g.c.max(self.c_out), g.h, g.w, g.k) + g.c * self.c_out * g.k * g.k
+    }
+
+    /// Elements at the head of `scratch` that the per-image work uses (im2col's column gradient
+    /// or the direct convolution's buffers); the layout transposes use what follows.
+    fn scratch_head(&self) -> usize {
+        self.cols_len().max(self.direct_len())
     }
 
     /// Elements of `cols` needed to keep the data of `n` images for the backward pass (either
@@ -176,7 +209,7 @@ impl Conv2d {
     /// Elements of scratch needed by forward and backward of up to `n` images (either
     /// algorithm and layout).
     pub fn scratch_len(&self, n: usize) -> usize {
-        let im2col = self.cols_len() + n * self.c_out * self.geom.hw();
+        let im2col = self.scratch_head() + n * self.c_out * self.geom.hw();
         im2col.max(self.wino.as_ref().map_or(0, WinoConv::scratch_len))
     }
 
@@ -209,10 +242,26 @@ impl Conv2d {
         let (hw, cl, ckk) = (self.geom.hw(), self.cols_len(), self.geom.col_rows());
         if io.y_cl && self.c_out > 1 {
             // Channel-first into scratch, then transposed for the Winograd layer that follows.
-            let (_, tmp) = scratch.split_at_mut(cl);
+            let (head, tmp) = scratch.split_at_mut(self.scratch_head());
             let tmp = &mut tmp[..n * self.c_out * hw];
-            self.forward(eng, params, x, tmp, Layouts::default(), cols, &mut [], store, n);
+            self.forward(eng, params, x, tmp, Layouts::default(), cols, head, store, n);
             engine::transpose(eng, tmp, n, self.c_out, hw, y);
+            return;
+        }
+        if self.direct::<T>(eng) {
+            let (xp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * self.c_out);
+            engine::direct::arrange_weights(w, self.c_out, self.geom.c, self.geom.k, false, wt);
+            let bias = self.b.as_ref().map(|b| &params[b.clone()]);
+            for i in 0..n {
+                let xi = &x[i * self.geom.c * hw..(i + 1) * self.geom.c * hw];
+                if store {
+                    // The weight gradient is im2col's GEMM, from these columns.
+                    engine::im2col(eng, &self.geom, xi, &mut cols[i * cl..(i + 1) * cl]);
+                }
+                engine::direct::pad_into(&self.geom, self.geom.c, xi, xp);
+                let yi = &mut y[i * self.c_out * hw..(i + 1) * self.c_out * hw];
+                engine::direct::forward(&self.geom, self.geom.c, self.c_out, wt, bias, xp, yi);
+            }
             return;
         }
         for i in 0..n {
@@ -267,13 +316,31 @@ impl Conv2d {
         assert!(!io.x_cl || self.geom.c == 1, "im2col writes a channel-first input gradient");
         let (scratch, dy) = if io.y_cl && self.c_out > 1 {
             // The gradient arrives channel-last from a Winograd layer: back to channel-first.
-            let (head, tmp) = scratch.split_at_mut(cl);
+            let (head, tmp) = scratch.split_at_mut(self.scratch_head());
             let tmp = &mut tmp[..n * self.c_out * hw];
             engine::transpose(eng, &dy[..n * self.c_out * hw], n, hw, self.c_out, tmp);
             (head, &*tmp)
         } else {
             (scratch, dy)
         };
+        if self.direct::<T>(eng) {
+            // dW by im2col's GEMM; dx by the direct kernel over dy with the adjoint weights.
+            let (ci_n, co_n, k) = (self.geom.c, self.c_out, self.geom.k);
+            let (dyp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * co_n);
+            if dx.is_some() {
+                engine::direct::arrange_weights(w, co_n, ci_n, k, true, wt);
+            }
+            for i in 0..n {
+                let dyi = &dy[i * co_n * hw..(i + 1) * co_n * hw];
+                let ci = &cols[i * cl..(i + 1) * cl];
+                engine::gemm(eng, co_n, ckk, hw, &mut grads[self.w.clone()], dyi, Trans::No, ci, Trans::Yes, Acc::Add);
+                if let Some(dx) = dx.as_deref_mut() {
+                    engine::direct::pad_into(&self.geom, co_n, dyi, dyp);
+                    engine::direct::forward(&self.geom, co_n, ci_n, wt, None, dyp, &mut dx[i * ci_n * hw..(i + 1) * ci_n * hw]);
+                }
+            }
+            return;
+        }
         for i in 0..n {
             let dyi = &dy[i * self.c_out * hw..(i + 1) * self.c_out * hw];
             let ci = &cols[i * cl..(i + 1) * cl];

@@ -1,0 +1,283 @@
+//! Direct convolution for small channel counts: each output row is computed in 32-pixel blocks
+//! with every output channel's accumulators in registers, reading a padded copy of the input.
+//! Below [`super::WINOGRAD_MIN_CHANNELS`] channels this beats im2col + GEMM (whose GEMM has too
+//! few rows to fill its micro-kernel) and Winograd (whose transforms vectorise over channels):
+//! measured in `BENCHMARKS.md` and `benches/directconv.rs`.
+//!
+//! * [`pad_into`]: an image `[c, h, w]` into its padded copy `[c, h + k − 1, row_len]`, by the
+//!   layer's tap tables (any [`super::Padding`]).
+//! * [`arrange_weights`]: `W [co, ci, k, k]` into the tap-major `[ci, k, k, co]` the kernel reads,
+//!   optionally flipped and transposed (`W'[ci, co, k−1−ky, k−1−kx]`), which turns the same
+//!   kernel into the input gradient of a zero- or circular-padded layer (its adjoint).
+//! * [`forward`]: `y [co, h, w] = bias + W ⋆ x`.
+//!
+//! Every output element is `bias` followed by one fused multiply-add per (input channel, tap
+//! row, tap column), in that order, in every instruction set: the AVX-512 kernel and the portable
+//! one (`f32::mul_add`/`f64::mul_add`) give the same bits (tested). Buffers are row-major; sizes
+//! are element counts. Nothing allocates.
+
+use super::conv::ConvGeom;
+use super::winograd::Isa;
+use crate::float::Float;
+use std::any::TypeId;
+
+/// Pixels per block of an output row (two 16-lane AVX-512 vectors).
+pub const BLOCK: usize = 32;
+
+/// Largest channel count (in or out) the direct kernel is instantiated for.
+pub const DIRECT_MAX_CHANNELS: usize = 16;
+
+/// Length of one padded row: the image width rounded up to whole blocks, plus the `k − 1` border.
+pub fn row_len(w: usize, k: usize) -> usize {
+    w.div_ceil(BLOCK) * BLOCK + k - 1
+}
+
+/// Elements of the padded copy of a `[c, h, w]` image: `c · (h + k − 1) · row_len(w, k)`.
+pub fn padded_len(c: usize, h: usize, w: usize, k: usize) -> usize {
+    c * (h + k - 1) * row_len(w, k)
+}
+
+/// Write `x [c, g.h, g.w]` into `xp [c, g.h + k − 1, row_len]`: `xp[ci, y + k/2, x + k/2] =
+/// x[ci, y, x]` inside, the padding mode's values (by `g`'s tap tables; `g.c` is not used) in the
+/// border, and zeros in the columns past the border that only the last block reads.
+pub fn pad_into<T: Float>(g: &ConvGeom, c: usize, x: &[T], xp: &mut [T]) {
+    let k = g.k;
+    let (hp, wp) = (g.h + k - 1, row_len(g.w, k));
+    let xp = &mut xp[..padded_len(c, g.h, g.w, k)];
+    xp.fill(T::zero());
+    for ci in 0..c {
+        let src = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for py in 0..hp {
+            let sy = padded_source(py, g.h, &g.ytab, k);
+            let Some(sy) = sy else { continue };
+            let dst = &mut xp[(ci * hp + py) * wp..(ci * hp + py + 1) * wp];
+            let srow = &src[sy * g.w..(sy + 1) * g.w];
+            for (px, d) in dst[..g.w + k - 1].iter_mut().enumerate() {
+                if let Some(sx) = padded_source(px, g.w, &g.xtab, k) {
+                    *d = srow[sx];
+                }
+            }
+        }
+    }
+}
+
+/// Source index of padded position `pp` (image position `pp − k/2`) along an axis of length `len`,
+/// read from the tap table `tab [k, len]`: the position some (tap, output) pair reads.
+fn padded_source(pp: usize, len: usize, tab: &[Option<usize>], k: usize) -> Option<usize> {
+    // Output o with tap kk reads image position o + kk − k/2 = pp − k/2, so kk = pp − o.
+    let o = pp.saturating_sub(k - 1).min(len - 1);
+    let kk = pp - o;
+    debug_assert!(kk < k);
+    tab[kk * len + o]
+}
+
+/// Arrange `w [co, ci, k, k]` for [`forward`]: `out [ci, k, k, co]`. With `adjoint`, the result
+/// is the input gradient's weights instead: `out [co, k, k, ci]` with
+/// `out[o, ky, kx, i] = w[o, i, k−1−ky, k−1−kx]` (so [`forward`] over `dy` with `co` and `ci`
+/// swapped computes `dx` of a zero- or circular-padded layer).
+pub fn arrange_weights<T: Float>(w: &[T], co: usize, ci: usize, k: usize, adjoint: bool, out: &mut [T]) {
+    let kk = k * k;
+    for o in 0..co {
+        for i in 0..ci {
+            for t in 0..kk {
+                let v = w[(o * ci + i) * kk + t];
+                if adjoint {
+                    out[(o * kk + (kk - 1 - t)) * ci + i] = v;
+                } else {
+                    out[(i * kk + t) * co + o] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `y [co, g.h, g.w] = bias + W ⋆ x` from `xp` ([`pad_into`] of `x [ci, g.h, g.w]`) and `wt`
+/// ([`arrange_weights`], `[ci, k, k, co]`). `co ≤` [`DIRECT_MAX_CHANNELS`]; `g.c` is not used.
+pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
+    assert!(co <= DIRECT_MAX_CHANNELS, "direct convolution supports at most {DIRECT_MAX_CHANNELS} output channels, got {co}");
+    assert!(wt.len() >= ci * g.k * g.k * co && xp.len() >= padded_len(ci, g.h, g.w, g.k) && y.len() >= co * g.hw());
+    if let Some(b) = bias {
+        assert!(b.len() >= co);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512 {
+        // SAFETY: T is f32 (same TypeId), so the casts reinterpret f32 slices as themselves.
+        let cast = |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) };
+        let (wt, xp, bias) = (cast(wt), cast(xp), bias.map(cast));
+        // SAFETY: as above.
+        let y = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len()) };
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match co {
+                    // SAFETY: Isa::detect() returned Avx512 only after the CPU reported AVX-512F and
+                    // FMA; the sizes were checked above.
+                    $($n => unsafe { avx512::forward::<$n>(g, ci, wt, bias, xp, y) },)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        return;
+    }
+    portable(g, ci, co, wt, bias, xp, y);
+}
+
+/// The portable kernel: the same order of operations as the vector one, one element at a time.
+fn portable<T: Float>(g: &ConvGeom, c: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
+    let (k, hp, wp, hw) = (g.k, g.h + g.k - 1, row_len(g.w, g.k), g.hw());
+    for o in 0..co {
+        let b = bias.map_or(T::zero(), |b| b[o]);
+        for row in 0..g.h {
+            for x in 0..g.w {
+                let mut acc = b;
+                for ci in 0..c {
+                    for ky in 0..k {
+                        let xr = &xp[(ci * hp + row + ky) * wp + x..];
+                        let wr = &wt[(ci * k + ky) * k * co..];
+                        for kx in 0..k {
+                            acc = wr[kx * co + o].mul_add(xr[kx], acc);
+                        }
+                    }
+                }
+                y[o * hw + row * g.w + x] = acc;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{row_len, ConvGeom, BLOCK};
+    use std::arch::x86_64::*;
+
+    /// [`super::forward`] for f32 with `CO` output channels: per output row and 32-pixel block,
+    /// `2·CO` accumulators stay in registers over all input channels and taps.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and FMA; the slices must have the sizes `super::forward`
+    /// checks.
+    #[target_feature(enable = "avx512f,fma")]
+    pub unsafe fn forward<const CO: usize>(g: &ConvGeom, c: usize, wt: &[f32], bias: Option<&[f32]>, xp: &[f32], y: &mut [f32]) {
+        let (h, w, k) = (g.h, g.w, g.k);
+        let (hp, wp, hw) = (h + k - 1, row_len(w, k), h * w);
+        let mut init = [_mm512_setzero_ps(); CO];
+        if let Some(b) = bias {
+            for (o, v) in init.iter_mut().enumerate() {
+                *v = _mm512_set1_ps(b[o]);
+            }
+        }
+        let mut tmp = [0f32; BLOCK];
+        for row in 0..h {
+            for x0 in (0..w).step_by(BLOCK) {
+                let (mut a0, mut a1) = (init, init);
+                for ci in 0..c {
+                    for ky in 0..k {
+                        let xr = xp.as_ptr().add((ci * hp + row + ky) * wp + x0);
+                        let wr = wt.as_ptr().add((ci * k + ky) * k * CO);
+                        for kx in 0..k {
+                            let x0v = _mm512_loadu_ps(xr.add(kx));
+                            let x1v = _mm512_loadu_ps(xr.add(kx + 16));
+                            let wv = wr.add(kx * CO);
+                            for o in 0..CO {
+                                let b = _mm512_set1_ps(*wv.add(o));
+                                a0[o] = _mm512_fmadd_ps(b, x0v, a0[o]);
+                                a1[o] = _mm512_fmadd_ps(b, x1v, a1[o]);
+                            }
+                        }
+                    }
+                }
+                let n = BLOCK.min(w - x0);
+                for o in 0..CO {
+                    _mm512_storeu_ps(tmp.as_mut_ptr(), a0[o]);
+                    _mm512_storeu_ps(tmp.as_mut_ptr().add(16), a1[o]);
+                    y[o * hw + row * w + x0..][..n].copy_from_slice(&tmp[..n]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{gemm, im2col, Acc, Engine, Padding, Trans};
+
+    fn vals(n: usize, s: f64) -> Vec<f64> {
+        (0..n).map(|i| ((i as f64 + s) * 0.731).sin()).collect()
+    }
+
+    #[test]
+    fn forward_matches_im2col_gemm_for_every_padding() {
+        let eng = Engine::new(1).unwrap();
+        for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
+            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3)] {
+                let g = ConvGeom::new(c, h, w, k, pad);
+                let x = vals(c * h * w, 0.5);
+                let wts = vals(co * c * k * k, 2.0);
+                let bias = vals(co, 7.0);
+                let mut cols = vec![0.0; g.col_rows() * g.hw()];
+                let mut want = vec![0.0; co * h * w];
+                for o in 0..co {
+                    want[o * h * w..(o + 1) * h * w].fill(bias[o]);
+                }
+                eng.install(|| {
+                    im2col(&eng, &g, &x, &mut cols);
+                    gemm(&eng, co, h * w, g.col_rows(), &mut want, &wts, Trans::No, &cols, Trans::No, Acc::Add);
+                });
+                let mut xp = vec![f64::NAN; padded_len(c, h, w, k)];
+                pad_into(&g, c, &x, &mut xp);
+                let mut wt = vec![0.0; wts.len()];
+                arrange_weights(&wts, co, c, k, false, &mut wt);
+                let mut got = vec![0.0; co * h * w];
+                forward(&g, c, co, &wt, Some(&bias), &xp, &mut got);
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-12, "{pad:?} c={c} co={co} {h}x{w} k={k}: {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_vector_kernel_gives_the_portable_kernels_bits() {
+        // On a CPU without AVX-512 both calls run the portable kernel and this checks nothing
+        // more than determinism; on the dev and CI machines it compares the two kernels.
+        for (c, co, h, w, k) in [(8, 8, 28, 28, 5), (3, 13, 9, 70, 3), (12, 1, 5, 31, 7)] {
+            let g = ConvGeom::new(c, h, w, k, Padding::Zero);
+            let x: Vec<f32> = vals(c * h * w, 0.1).iter().map(|v| *v as f32).collect();
+            let wts: Vec<f32> = vals(co * c * k * k, 3.0).iter().map(|v| *v as f32 * 0.1).collect();
+            let bias: Vec<f32> = vals(co, 9.0).iter().map(|v| *v as f32).collect();
+            let mut xp = vec![0f32; padded_len(c, h, w, k)];
+            pad_into(&g, c, &x, &mut xp);
+            let mut wt = vec![0f32; wts.len()];
+            arrange_weights(&wts, co, c, k, false, &mut wt);
+            let (mut a, mut b) = (vec![0f32; co * h * w], vec![0f32; co * h * w]);
+            forward(&g, c, co, &wt, Some(&bias), &xp, &mut a);
+            portable(&g, c, co, &wt, Some(&bias), &xp, &mut b);
+            let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "c={c} co={co} {h}x{w} k={k}: vector and portable kernels differ");
+        }
+    }
+
+    #[test]
+    fn the_adjoint_weights_give_the_input_gradient() {
+        // <W ⋆ x, d> == <x, W' ⋆ d> for zero and circular padding (no bias).
+        for pad in [Padding::Zero, Padding::Circular] {
+            let (c, co, h, w, k) = (3, 4, 6, 7, 5);
+            let g = ConvGeom::new(c, h, w, k, pad);
+            let x = vals(c * h * w, 1.0);
+            let d = vals(co * h * w, 4.0);
+            let wts = vals(co * c * k * k, 5.0);
+            let (mut xp, mut dp) = (vec![0.0; padded_len(c, h, w, k)], vec![0.0; padded_len(co, h, w, k)]);
+            pad_into(&g, c, &x, &mut xp);
+            pad_into(&g, co, &d, &mut dp);
+            let (mut wt, mut wa) = (vec![0.0; wts.len()], vec![0.0; wts.len()]);
+            arrange_weights(&wts, co, c, k, false, &mut wt);
+            arrange_weights(&wts, co, c, k, true, &mut wa);
+            let (mut y, mut dx) = (vec![0.0; co * h * w], vec![0.0; c * h * w]);
+            forward(&g, c, co, &wt, None, &xp, &mut y);
+            forward(&g, co, c, &wa, None, &dp, &mut dx);
+            let lhs: f64 = y.iter().zip(&d).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{pad:?}: {lhs} vs {rhs}");
+        }
+    }
+}
