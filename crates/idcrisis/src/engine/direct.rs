@@ -52,9 +52,11 @@ pub fn pad_into<T: Float>(g: &ConvGeom, c: usize, x: &[T], xp: &mut [T]) {
             let Some(sy) = sy else { continue };
             let dst = &mut xp[(ci * hp + py) * wp..(ci * hp + py + 1) * wp];
             let srow = &src[sy * g.w..(sy + 1) * g.w];
-            for (px, d) in dst[..g.w + k - 1].iter_mut().enumerate() {
+            let p = k / 2;
+            dst[p..p + g.w].copy_from_slice(srow);
+            for px in (0..p).chain(p + g.w..g.w + k - 1) {
                 if let Some(sx) = padded_source(px, g.w, &g.xtab, k) {
-                    *d = srow[sx];
+                    dst[px] = srow[sx];
                 }
             }
         }
@@ -120,6 +122,66 @@ pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Opt
         return;
     }
     portable(g, ci, co, wt, bias, xp, y);
+}
+
+/// Add the weight gradient `dw [co, ci, k, k] += Σ_{y < h, x < w} dy[o, y, x] · xp[i, y + ky, x + kx]`
+/// from `xp` ([`pad_into`] of the layer input `x [ci, g.h, g.w]`) and `dy [co, g.h, g.w]`. `co ≤`
+/// [`DIRECT_MAX_CHANNELS`]; `g.c` is not used.
+///
+/// Order of operations (the same in every instruction set): for each weight, 32 lane sums, lane
+/// `j` collecting pixels `x ≡ j (mod 32)` by fused multiply-adds, rows in order, then blocks in
+/// order; then the 32 lanes added in lane order, and that sum added to `dw`.
+pub fn weight_grad<T: Float>(g: &ConvGeom, ci: usize, co: usize, xp: &[T], dy: &[T], dw: &mut [T]) {
+    assert!(co <= DIRECT_MAX_CHANNELS, "direct convolution supports at most {DIRECT_MAX_CHANNELS} output channels, got {co}");
+    assert!(dw.len() >= co * ci * g.k * g.k && xp.len() >= padded_len(ci, g.h, g.w, g.k) && dy.len() >= co * g.hw());
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512 {
+        // SAFETY: T is f32 (same TypeId), so the casts reinterpret f32 slices as themselves.
+        let cast = |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) };
+        let (xp, dy) = (cast(xp), cast(dy));
+        // SAFETY: as above.
+        let dw = unsafe { std::slice::from_raw_parts_mut(dw.as_mut_ptr() as *mut f32, dw.len()) };
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match co {
+                    // SAFETY: as in `forward`.
+                    $($n => unsafe { avx512::weight_grad::<$n>(g, ci, xp, dy, dw) },)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        return;
+    }
+    portable_weight_grad(g, ci, co, xp, dy, dw);
+}
+
+/// [`weight_grad`] one element at a time, in the vector kernel's order.
+fn portable_weight_grad<T: Float>(g: &ConvGeom, c: usize, co: usize, xp: &[T], dy: &[T], dw: &mut [T]) {
+    let (h, w, k) = (g.h, g.w, g.k);
+    let (hp, wp, hw) = (h + k - 1, row_len(w, k), g.hw());
+    for o in 0..co {
+        for i in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let mut lanes = [T::zero(); BLOCK];
+                    for y in 0..h {
+                        let xr = &xp[(i * hp + y + ky) * wp + kx..];
+                        let dr = &dy[o * hw + y * w..o * hw + (y + 1) * w];
+                        for (x, d) in dr.iter().enumerate() {
+                            lanes[x % BLOCK] = d.mul_add(xr[x], lanes[x % BLOCK]);
+                        }
+                    }
+                    let mut sum = T::zero();
+                    for l in lanes {
+                        sum = sum + l;
+                    }
+                    let at = ((o * c + i) * k + ky) * k + kx;
+                    dw[at] = dw[at] + sum;
+                }
+            }
+        }
+    }
 }
 
 /// The portable kernel: the same order of operations as the vector one, one element at a time.
@@ -195,6 +257,61 @@ mod avx512 {
             }
         }
     }
+
+    /// [`super::weight_grad`] for f32 with `CO` output channels: per weight column `(i, ky, kx)`,
+    /// `2·CO` lane accumulators over all rows and blocks (the last block's `dy` loads masked to the
+    /// image), then each reduced in lane order.
+    ///
+    /// # Safety
+    /// As [`forward`].
+    #[target_feature(enable = "avx512f,fma")]
+    pub unsafe fn weight_grad<const CO: usize>(g: &ConvGeom, c: usize, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let (h, w, k) = (g.h, g.w, g.k);
+        let (hp, wp, hw) = (h + k - 1, row_len(w, k), h * w);
+        let mut tmp = [0f32; BLOCK];
+        for i in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let mut a0 = [_mm512_setzero_ps(); CO];
+                    let mut a1 = [_mm512_setzero_ps(); CO];
+                    for y in 0..h {
+                        let xr = xp.as_ptr().add((i * hp + y + ky) * wp + kx);
+                        let dr = dy.as_ptr().add(y * w);
+                        for x0 in (0..w).step_by(BLOCK) {
+                            let n = w - x0;
+                            let m0: __mmask16 = if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+                            let m1: __mmask16 = if n >= BLOCK {
+                                0xffff
+                            } else if n > 16 {
+                                (1u16 << (n - 16)) - 1
+                            } else {
+                                0
+                            };
+                            let x0v = _mm512_loadu_ps(xr.add(x0));
+                            let x1v = _mm512_loadu_ps(xr.add(x0 + 16));
+                            for o in 0..CO {
+                                let d = dr.add(o * hw + x0);
+                                a0[o] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, d), x0v, a0[o]);
+                                if m1 != 0 {
+                                    a1[o] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, d.add(16)), x1v, a1[o]);
+                                }
+                            }
+                        }
+                    }
+                    for o in 0..CO {
+                        _mm512_storeu_ps(tmp.as_mut_ptr(), a0[o]);
+                        _mm512_storeu_ps(tmp.as_mut_ptr().add(16), a1[o]);
+                        let mut sum = 0f32;
+                        for l in tmp {
+                            sum += l;
+                        }
+                        let at = ((o * c + i) * k + ky) * k + kx;
+                        dw[at] += sum;
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +371,38 @@ mod tests {
             portable(&g, c, co, &wt, Some(&bias), &xp, &mut b);
             let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
             assert!(same, "c={c} co={co} {h}x{w} k={k}: vector and portable kernels differ");
+        }
+    }
+
+    #[test]
+    fn weight_grad_matches_im2col_gemm_and_its_portable_bits() {
+        let eng = Engine::new(1).unwrap();
+        for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
+            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3), (8, 8, 28, 28, 5)] {
+                let g = ConvGeom::new(c, h, w, k, pad);
+                let x = vals(c * h * w, 0.5);
+                let dy = vals(co * h * w, 3.0);
+                let start = vals(co * c * k * k, 8.0);
+                let mut cols = vec![0.0; g.col_rows() * g.hw()];
+                let mut want = start.clone();
+                eng.install(|| {
+                    im2col(&eng, &g, &x, &mut cols);
+                    gemm(&eng, co, g.col_rows(), h * w, &mut want, &dy, Trans::No, &cols, Trans::Yes, Acc::Add);
+                });
+                let mut xp = vec![0.0; padded_len(c, h, w, k)];
+                pad_into(&g, c, &x, &mut xp);
+                let mut got = start.clone();
+                weight_grad(&g, c, co, &xp, &dy, &mut got);
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-11, "{pad:?} c={c} co={co} {h}x{w} k={k}: {worst}");
+                // f32: the vector kernel (where the CPU has it) and the portable one agree bitwise.
+                let f = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();
+                let (xp32, dy32) = (f(&xp), f(&dy));
+                let (mut a, mut b) = (f(&start), f(&start));
+                weight_grad(&g, c, co, &xp32, &dy32, &mut a);
+                portable_weight_grad(&g, c, co, &xp32, &dy32, &mut b);
+                assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{pad:?} c={c} co={co}: f32 kernels differ");
+            }
         }
     }
 

@@ -197,7 +197,14 @@ impl Conv2d {
     /// Elements of `cols` needed to keep the data of `n` images for the backward pass (either
     /// algorithm; the Winograd transform is never larger than the column matrix).
     pub fn store_len(&self, n: usize) -> usize {
-        n * self.cols_len()
+        n * self.store_stride()
+    }
+
+    /// Elements kept per image for the backward pass: the column matrix (im2col), its Winograd
+    /// transform (never larger), or the padded input (direct); the largest of these.
+    fn store_stride(&self) -> usize {
+        let g = &self.geom;
+        self.cols_len().max(engine::direct::padded_len(g.c, g.h, g.w, g.k))
     }
 
     /// Elements of `cols` needed as scratch by an evaluation-only forward (either algorithm).
@@ -252,12 +259,11 @@ impl Conv2d {
             let (xp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * self.c_out);
             engine::direct::arrange_weights(w, self.c_out, self.geom.c, self.geom.k, false, wt);
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
+            let stride = self.store_stride();
             for i in 0..n {
                 let xi = &x[i * self.geom.c * hw..(i + 1) * self.geom.c * hw];
-                if store {
-                    // The weight gradient is im2col's GEMM, from these columns.
-                    engine::im2col(eng, &self.geom, xi, &mut cols[i * cl..(i + 1) * cl]);
-                }
+                // Training keeps the padded input for the weight gradient.
+                let xp = if store { &mut cols[i * stride..(i + 1) * stride] } else { &mut *xp };
                 engine::direct::pad_into(&self.geom, self.geom.c, xi, xp);
                 let yi = &mut y[i * self.c_out * hw..(i + 1) * self.c_out * hw];
                 engine::direct::forward(&self.geom, self.geom.c, self.c_out, wt, bias, xp, yi);
@@ -324,16 +330,17 @@ impl Conv2d {
             (scratch, dy)
         };
         if self.direct::<T>(eng) {
-            // dW by im2col's GEMM; dx by the direct kernel over dy with the adjoint weights.
-            let (ci_n, co_n, k) = (self.geom.c, self.c_out, self.geom.k);
+            // dW from the padded input forward kept; dx by the direct kernel over dy with the
+            // adjoint weights.
+            let (ci_n, co_n, k, stride) = (self.geom.c, self.c_out, self.geom.k, self.store_stride());
             let (dyp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * co_n);
             if dx.is_some() {
                 engine::direct::arrange_weights(w, co_n, ci_n, k, true, wt);
             }
             for i in 0..n {
                 let dyi = &dy[i * co_n * hw..(i + 1) * co_n * hw];
-                let ci = &cols[i * cl..(i + 1) * cl];
-                engine::gemm(eng, co_n, ckk, hw, &mut grads[self.w.clone()], dyi, Trans::No, ci, Trans::Yes, Acc::Add);
+                let xp = &cols[i * stride..(i + 1) * stride];
+                engine::direct::weight_grad(&self.geom, ci_n, co_n, xp, dyi, &mut grads[self.w.clone()]);
                 if let Some(dx) = dx.as_deref_mut() {
                     engine::direct::pad_into(&self.geom, co_n, dyi, dyp);
                     engine::direct::forward(&self.geom, co_n, ci_n, wt, None, dyp, &mut dx[i * ci_n * hw..(i + 1) * ci_n * hw]);
