@@ -35,8 +35,8 @@ pub enum ConvAlgo {
     /// counts.
     Winograd,
     /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding,
-    /// at most 16 channels in and out; im2col + GEMM for the weight gradient), whatever the CPU
-    /// and precision (without AVX-512, or in f64, it runs a portable kernel with the same bits).
+    /// at most 16 channels in and out), whatever the CPU and precision (without AVX-512, or in
+    /// f64, it runs a portable kernel with the same bits, slowly).
     Direct,
 }
 

@@ -10,6 +10,10 @@
 //!   optionally flipped and transposed (`W'[ci, co, k−1−ky, k−1−kx]`), which turns the same
 //!   kernel into the input gradient of a zero- or circular-padded layer (its adjoint).
 //! * [`forward`]: `y [co, h, w] = bias + W ⋆ x`.
+//! * [`weight_grad`]: `dW [co, ci, k, k] += Σ dy · x` (shifted), from the padded input.
+//!
+//! The vector kernels run when the CPU has AVX-512 and [`Isa::detect`] allows it
+//! (`IDCRISIS_ISA` can lower it to the portable kernels; the bits stay the same).
 //!
 //! Every output element is `bias` followed by one fused multiply-add per (input channel, tap
 //! row, tap column), in that order, in every instruction set: the AVX-512 kernel and the portable
@@ -289,11 +293,13 @@ mod avx512 {
                             };
                             let x0v = _mm512_loadu_ps(xr.add(x0));
                             let x1v = _mm512_loadu_ps(xr.add(x0 + 16));
+                            // Masked multiply-adds: lanes past the image keep their sum untouched
+                            // (an unmasked 0 · x would turn an infinite x into NaN).
                             for o in 0..CO {
                                 let d = dr.add(o * hw + x0);
-                                a0[o] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, d), x0v, a0[o]);
+                                a0[o] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m0, d), x0v, a0[o], m0);
                                 if m1 != 0 {
-                                    a1[o] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, d.add(16)), x1v, a1[o]);
+                                    a1[o] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m1, d.add(16)), x1v, a1[o], m1);
                                 }
                             }
                         }
@@ -357,8 +363,14 @@ mod tests {
     fn the_vector_kernel_gives_the_portable_kernels_bits() {
         // On a CPU without AVX-512 both calls run the portable kernel and this checks nothing
         // more than determinism; on the dev and CI machines it compares the two kernels.
-        for (c, co, h, w, k) in [(8, 8, 28, 28, 5), (3, 13, 9, 70, 3), (12, 1, 5, 31, 7)] {
-            let g = ConvGeom::new(c, h, w, k, Padding::Zero);
+        for (c, co, h, w, k, pad) in [
+            (8, 8, 28, 28, 5, Padding::Zero),
+            (3, 13, 9, 70, 3, Padding::Circular),
+            (12, 1, 5, 31, 7, Padding::Reflect),
+            (2, 5, 3, 16, 3, Padding::Zero),
+            (2, 5, 3, 32, 1, Padding::Circular),
+        ] {
+            let g = ConvGeom::new(c, h, w, k, pad);
             let x: Vec<f32> = vals(c * h * w, 0.1).iter().map(|v| *v as f32).collect();
             let wts: Vec<f32> = vals(co * c * k * k, 3.0).iter().map(|v| *v as f32 * 0.1).collect();
             let bias: Vec<f32> = vals(co, 9.0).iter().map(|v| *v as f32).collect();
@@ -370,7 +382,7 @@ mod tests {
             forward(&g, c, co, &wt, Some(&bias), &xp, &mut a);
             portable(&g, c, co, &wt, Some(&bias), &xp, &mut b);
             let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same, "c={c} co={co} {h}x{w} k={k}: vector and portable kernels differ");
+            assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k}: vector and portable kernels differ");
         }
     }
 
@@ -378,7 +390,7 @@ mod tests {
     fn weight_grad_matches_im2col_gemm_and_its_portable_bits() {
         let eng = Engine::new(1).unwrap();
         for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
-            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3), (8, 8, 28, 28, 5)] {
+            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3), (8, 8, 28, 28, 5), (2, 3, 4, 16, 3), (2, 3, 4, 32, 1)] {
                 let g = ConvGeom::new(c, h, w, k, pad);
                 let x = vals(c * h * w, 0.5);
                 let dy = vals(co * h * w, 3.0);

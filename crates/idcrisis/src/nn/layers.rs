@@ -92,8 +92,9 @@ impl Dense {
 /// Same-padded, stride-1 2-D convolution (cross-correlation, as PyTorch's `Conv2d`):
 /// `y [n, c_out, h, w]` from `x [n, c_in, h, w]`, `W [c_out, c_in, k, k]`, `b [c_out]`.
 ///
-/// Computed by im2col + GEMM or, for zero padding, by Winograd ([`engine::winograd`]), as the
-/// engine's [`ConvAlgo`] says.
+/// Computed by im2col + GEMM, by Winograd ([`engine::winograd`], zero padding) or by the direct
+/// convolution ([`engine::direct`], zero or circular padding, few channels), as the engine's
+/// [`ConvAlgo`] says.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     /// Input geometry and tap tables.
@@ -173,9 +174,11 @@ impl Conv2d {
             ConvAlgo::Direct => fits,
             ConvAlgo::Auto => {
                 let small = self.geom.c.max(self.c_out) < engine::WINOGRAD_MIN_CHANNELS;
+                // The CPU's own set, not `IDCRISIS_ISA`'s: lowering it must not change the
+                // algorithm (and so the bits), only which kernel computes them.
                 fits && small
                     && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-                    && engine::winograd::Isa::detect() == engine::winograd::Isa::Avx512
+                    && engine::winograd::Isa::cpu() == engine::winograd::Isa::Avx512
             }
             ConvAlgo::Im2col | ConvAlgo::Winograd => false,
         }
@@ -194,7 +197,7 @@ impl Conv2d {
         self.cols_len().max(self.direct_len())
     }
 
-    /// Elements of `cols` needed to keep the data of `n` images for the backward pass (either
+    /// Elements of `cols` needed to keep the data of `n` images for the backward pass (any
     /// algorithm; the Winograd transform is never larger than the column matrix).
     pub fn store_len(&self, n: usize) -> usize {
         n * self.store_stride()
@@ -207,14 +210,14 @@ impl Conv2d {
         self.cols_len().max(engine::direct::padded_len(g.c, g.h, g.w, g.k))
     }
 
-    /// Elements of `cols` needed as scratch by an evaluation-only forward (either algorithm).
+    /// Elements of `cols` needed as scratch by an evaluation-only forward (any algorithm).
     pub fn eval_cols_len(&self) -> usize {
         let w = self.wino.as_ref().map_or(0, |w| w.chunk() * w.store_len());
         self.cols_len().max(w)
     }
 
-    /// Elements of scratch needed by forward and backward of up to `n` images (either
-    /// algorithm and layout).
+    /// Elements of scratch needed by forward and backward of up to `n` images (any algorithm and
+    /// layout).
     pub fn scratch_len(&self, n: usize) -> usize {
         let im2col = self.scratch_head() + n * self.c_out * self.geom.hw();
         im2col.max(self.wino.as_ref().map_or(0, WinoConv::scratch_len))
