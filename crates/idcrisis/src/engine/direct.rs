@@ -390,7 +390,15 @@ mod tests {
     fn weight_grad_matches_im2col_gemm_and_its_portable_bits() {
         let eng = Engine::new(1).unwrap();
         for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
-            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3), (8, 8, 28, 28, 5), (2, 3, 4, 16, 3), (2, 3, 4, 32, 1)] {
+            for (c, co, h, w, k) in [
+                (3, 5, 7, 9, 3),
+                (2, 4, 5, 40, 5),
+                (1, 16, 6, 6, 7),
+                (4, 1, 3, 33, 3),
+                (8, 8, 28, 28, 5),
+                (2, 3, 4, 16, 3),
+                (2, 3, 4, 32, 1),
+            ] {
                 let g = ConvGeom::new(c, h, w, k, pad);
                 let x = vals(c * h * w, 0.5);
                 let dy = vals(co * h * w, 3.0);
