@@ -97,6 +97,47 @@ pub fn arrange_weights<T: Float>(w: &[T], co: usize, ci: usize, k: usize, adjoin
     }
 }
 
+/// Whether the AVX-512 kernels run for `T`: f32 on a CPU with AVX-512F and FMA that
+/// [`Isa::detect`] (so `IDCRISIS_ISA`) allows.
+#[cfg(target_arch = "x86_64")]
+fn vector<T: Float>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512
+}
+
+/// `s` as the f32 slice it is; panics unless `T` is f32.
+#[cfg(target_arch = "x86_64")]
+fn as_f32<T: Float>(s: &[T]) -> &[f32] {
+    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: T is f32 (same TypeId), so this reinterprets an f32 slice as itself.
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) }
+}
+
+/// [`as_f32`] for a mutable slice.
+#[cfg(target_arch = "x86_64")]
+fn as_f32_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
+    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: as in `as_f32`.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
+}
+
+/// Call the AVX-512 kernel `avx512::$f::<CO>` instantiated for the runtime channel count `$co`
+/// (1 to [`DIRECT_MAX_CHANNELS`]). Unsafe inside: the caller has checked the CPU and the sizes.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_channels {
+    ($co:expr, $f:ident, $($arg:expr),*) => {
+        by_channels!(@ $co, $f, ($($arg),*), 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    };
+    (@ $co:expr, $f:ident, $args:tt, $($n:literal)*) => {
+        match $co {
+            $($n => unsafe { by_channels!(@call $f, $n, $args) },)*
+            co => unreachable!("no direct kernel for {co} output channels"),
+        }
+    };
+    (@call $f:ident, $n:literal, ($($arg:expr),*)) => {
+        avx512::$f::<$n>($($arg),*)
+    };
+}
+
 /// `y [co, g.h, g.w] = bias + W ⋆ x` from `xp` ([`pad_into`] of `x [ci, g.h, g.w]`) and `wt`
 /// ([`arrange_weights`], `[ci, k, k, co]`). `co ≤` [`DIRECT_MAX_CHANNELS`]; `g.c` is not used.
 pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
@@ -106,23 +147,10 @@ pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Opt
         assert!(b.len() >= co);
     }
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512 {
-        // SAFETY: T is f32 (same TypeId), so the casts reinterpret f32 slices as themselves.
-        let cast = |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) };
-        let (wt, xp, bias) = (cast(wt), cast(xp), bias.map(cast));
-        // SAFETY: as above.
-        let y = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len()) };
-        macro_rules! go {
-            ($($n:literal)*) => {
-                match co {
-                    // SAFETY: Isa::detect() returned Avx512 only after the CPU reported AVX-512F and
-                    // FMA; the sizes were checked above.
-                    $($n => unsafe { avx512::forward::<$n>(g, ci, wt, bias, xp, y) },)*
-                    _ => unreachable!(),
-                }
-            };
-        }
-        go!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    if vector::<T>() {
+        let (wt, xp, bias, y) = (as_f32(wt), as_f32(xp), bias.map(as_f32), as_f32_mut(y));
+        // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above.
+        by_channels!(co, forward, g, ci, wt, bias, xp, y);
         return;
     }
     portable(g, ci, co, wt, bias, xp, y);
@@ -139,22 +167,10 @@ pub fn weight_grad<T: Float>(g: &ConvGeom, ci: usize, co: usize, xp: &[T], dy: &
     assert!(co <= DIRECT_MAX_CHANNELS, "direct convolution supports at most {DIRECT_MAX_CHANNELS} output channels, got {co}");
     assert!(dw.len() >= co * ci * g.k * g.k && xp.len() >= padded_len(ci, g.h, g.w, g.k) && dy.len() >= co * g.hw());
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512 {
-        // SAFETY: T is f32 (same TypeId), so the casts reinterpret f32 slices as themselves.
-        let cast = |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) };
-        let (xp, dy) = (cast(xp), cast(dy));
-        // SAFETY: as above.
-        let dw = unsafe { std::slice::from_raw_parts_mut(dw.as_mut_ptr() as *mut f32, dw.len()) };
-        macro_rules! go {
-            ($($n:literal)*) => {
-                match co {
-                    // SAFETY: as in `forward`.
-                    $($n => unsafe { avx512::weight_grad::<$n>(g, ci, xp, dy, dw) },)*
-                    _ => unreachable!(),
-                }
-            };
-        }
-        go!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    if vector::<T>() {
+        let (xp, dy, dw) = (as_f32(xp), as_f32(dy), as_f32_mut(dw));
+        // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above.
+        by_channels!(co, weight_grad, g, ci, xp, dy, dw);
         return;
     }
     portable_weight_grad(g, ci, co, xp, dy, dw);

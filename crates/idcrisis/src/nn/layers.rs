@@ -191,6 +191,12 @@ impl Conv2d {
         engine::direct::padded_len(g.c.max(self.c_out), g.h, g.w, g.k) + g.c * self.c_out * g.k * g.k
     }
 
+    /// The direct convolution's buffers at the head of `scratch`: (padded image, arranged weights).
+    fn direct_buffers<'a, T>(&self, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
+        let len = self.direct_len();
+        scratch[..len].split_at_mut(len - self.geom.c * self.c_out * self.geom.k * self.geom.k)
+    }
+
     /// Elements at the head of `scratch` that the per-image work uses (im2col's column gradient
     /// or the direct convolution's buffers); the layout transposes use what follows.
     fn scratch_head(&self) -> usize {
@@ -259,7 +265,7 @@ impl Conv2d {
             return;
         }
         if self.direct::<T>(eng) {
-            let (xp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * self.c_out);
+            let (xp, wt) = self.direct_buffers(scratch);
             engine::direct::arrange_weights(w, self.c_out, self.geom.c, self.geom.k, false, wt);
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
             let stride = self.store_stride();
@@ -336,7 +342,7 @@ impl Conv2d {
             // dW from the padded input forward kept; dx by the direct kernel over dy with the
             // adjoint weights.
             let (ci_n, co_n, k, stride) = (self.geom.c, self.c_out, self.geom.k, self.store_stride());
-            let (dyp, wt) = scratch[..self.direct_len()].split_at_mut(self.direct_len() - ckk * co_n);
+            let (dyp, wt) = self.direct_buffers(scratch);
             if dx.is_some() {
                 engine::direct::arrange_weights(w, co_n, ci_n, k, true, wt);
             }
