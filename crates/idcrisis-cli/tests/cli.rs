@@ -188,21 +188,29 @@ fn train_writes_a_run_and_flags_override_the_config() {
 #[test]
 fn the_convolution_algorithm_is_recorded_and_probe_reuses_it() {
     let dir = tempdir("algo");
-    let out = dir.join("run");
+    for algo in ["winograd", "direct"] {
+        let out = dir.join(algo);
+        let mut args: Vec<&str> = TINY.to_vec();
+        args.extend(["--out", out.to_str().unwrap(), "--threads", "1", "--conv-algo", algo]);
+        let o = idcrisis(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+        assert_eq!(r["conv_algo"], algo);
+        assert_eq!(r["config"]["conv_algo"], algo);
+        let toml = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(toml.contains(&format!("conv_algo = \"{algo}\"")), "{toml}");
+        // probe evaluates with the run's algorithm, so it reproduces the run's numbers exactly.
+        let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let p: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-paper.json")).unwrap()).unwrap();
+        assert_eq!(r["evaluation"]["probes"], p["probes"], "{algo}");
+    }
+    // An unknown algorithm is a usage error naming the flag, and nothing is written.
+    let bad = dir.join("bad");
     let mut args: Vec<&str> = TINY.to_vec();
-    args.extend(["--out", out.to_str().unwrap(), "--threads", "1", "--conv-algo", "winograd"]);
-    let o = idcrisis(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
-    assert_eq!(r["conv_algo"], "winograd");
-    assert_eq!(r["config"]["conv_algo"], "winograd");
-    let toml = std::fs::read_to_string(out.join("config.toml")).unwrap();
-    assert!(toml.contains("conv_algo = \"winograd\""), "{toml}");
-    // probe evaluates with the run's algorithm, so it reproduces the run's numbers exactly.
-    let o = idcrisis(&["probe", out.to_str().unwrap(), "--threads", "1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("probe-paper.json")).unwrap()).unwrap();
-    assert_eq!(r["evaluation"]["probes"], p["probes"]);
+    args.extend(["--out", bad.to_str().unwrap(), "--conv-algo", "fastest"]);
+    assert_usage_error(&args, "--conv-algo");
+    assert!(!bad.exists());
     // The default is not written, so configs (and sweep cell ids) from before the option stay the same.
     let out2 = dir.join("run2");
     let mut args: Vec<&str> = TINY.to_vec();
