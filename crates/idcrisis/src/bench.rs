@@ -113,14 +113,19 @@ pub struct ProbeWorkload {
 }
 
 /// The probing workloads: the small CNN and the FCN over all 10,000 MNIST test images, the
-/// 5-layer 128-channel CNN over the first 1,000 (the whole set takes minutes at ~2 GFLOP an image).
+/// 5-layer 128-channel CNN over the first 1,000 (the whole set takes minutes at ~2 GFLOP an image)
+/// and a 10-layer 8-channel CNN over the first 2,000.
 pub fn probe_workloads() -> Vec<ProbeWorkload> {
     let w = workloads();
     let pick = |name: &str| w.iter().find(|x| x.name == name).expect("known workload").model.clone();
+    let small = |depth, channels, kernel| ModelConfig { arch: Arch::Cnn, depth, channels, kernel, ..Default::default() };
     vec![
         ProbeWorkload { name: "cnn-d5-c32-k3", model: pick("cnn-d5-c32-k3"), images: 10_000 },
         ProbeWorkload { name: "fcn-d3-w2048", model: pick("fcn-d3-w2048"), images: 10_000 },
         ProbeWorkload { name: "cnn-d5-c128-k5", model: pick("cnn-d5-c128-k5"), images: 1_000 },
+        // The beyond-paper experiments' 8-channel nets (boundary, kernels, attractors): direct
+        // convolution under `auto` on AVX-512.
+        ProbeWorkload { name: "cnn-d10-c8-k5", model: small(10, 8, 5), images: 2_000 },
     ]
 }
 

@@ -121,3 +121,38 @@ fn minibatch_training_is_deterministic_and_learns() {
     assert_ne!(a, c, "another shuffle order, other weights");
     assert_eq!(oa.final_loss, ob.final_loss);
 }
+
+#[test]
+fn direct_batched_evaluation_is_the_same_bits_on_any_thread_count_and_batch() {
+    // The direct convolution spreads a batch's images over the threads (evaluation and the
+    // training forward); each image must still get exactly the bits it gets alone, on one thread.
+    let count = 37;
+    let mut xs = Vec::with_capacity(count * 784);
+    let seven = common::seven();
+    for i in 0..count {
+        xs.extend(seven.iter().enumerate().map(|(j, v)| v * (1.0 + 0.01 * i as f32) + 0.001 * ((i * 31 + j) % 17) as f32));
+    }
+    for padding in [idcrisis::engine::Padding::Zero, idcrisis::engine::Padding::Circular] {
+        let cfg = ModelConfig { arch: Arch::Cnn, depth: 4, channels: 8, kernel: 5, padding, ..Default::default() };
+        let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+        net.init(Init::TorchDefault, 1.0, 5);
+        let one = Engine::new(1).unwrap().with_conv_algo(ConvAlgo::Direct);
+        let alone: Vec<f32> = (0..count).flat_map(|i| net.predict(&one, &xs[i * 784..(i + 1) * 784], 1, 1)).collect();
+        for threads in [1, 2, 3] {
+            let eng = Engine::new(threads).unwrap().with_conv_algo(ConvAlgo::Direct);
+            for batch in [2, 5, 16, 37] {
+                let b = net.predict(&eng, &xs, count, batch);
+                assert!(alone.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{padding:?} {threads} threads, batch {batch}");
+            }
+            let mut ws = net.workspace(count, true);
+            let t = eng.install(|| net.forward(&eng, &mut ws, &xs, count).to_vec());
+            assert!(alone.iter().zip(&t).all(|(p, q)| p.to_bits() == q.to_bits()), "{padding:?} {threads} threads, training forward");
+        }
+        // Against another algorithm the numbers agree to rounding (so the comparison above is
+        // not between two copies of one wrong answer).
+        let im = Engine::new(2).unwrap().with_conv_algo(ConvAlgo::Im2col);
+        let r = net.predict(&im, &xs, count, 16);
+        let worst = alone.iter().zip(&r).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{padding:?}: direct vs im2col {worst}");
+    }
+}

@@ -89,7 +89,7 @@ fn check_conv_with(algo: ConvAlgo, io: Layouts, k: usize, cin: usize, cout: usiz
     let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
     let mut x = randv(&mut rng, n * cin * h * w);
     let r = randv(&mut rng, n * cout * h * w);
-    let (ecl, sl) = (layer.eval_cols_len(), layer.scratch_len(n));
+    let (ecl, sl) = (layer.eval_cols_len(n), layer.scratch_len(n));
     let obj = |p: &[f64], x: &[f64]| {
         let mut y = vec![0.0; n * cout * h * w];
         let mut cols = vec![0.0; ecl];

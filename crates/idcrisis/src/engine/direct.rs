@@ -57,13 +57,28 @@ pub fn pad_into<T: Float>(g: &ConvGeom, c: usize, x: &[T], xp: &mut [T]) {
             let dst = &mut xp[(ci * hp + py) * wp..(ci * hp + py + 1) * wp];
             let srow = &src[sy * g.w..(sy + 1) * g.w];
             let p = k / 2;
-            dst[p..p + g.w].copy_from_slice(srow);
+            copy_row(&mut dst[p..p + g.w], srow);
             for px in (0..p).chain(p + g.w..g.w + k - 1) {
                 if let Some(sx) = padded_source(px, g.w, &g.xtab, k) {
                     dst[px] = srow[sx];
                 }
             }
         }
+    }
+}
+
+/// `dst = src` (equal lengths) by fixed 16-element copies: an image row is too short for a
+/// `memcpy` call to pay (it was 13% of an 8-channel probe).
+fn copy_row<T: Float>(dst: &mut [T], src: &[T]) {
+    const V: usize = 16;
+    let mut d = dst.chunks_exact_mut(V);
+    let mut s = src.chunks_exact(V);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [T; V] = d.try_into().expect("16 elements");
+        *d = *<&[T; V]>::try_from(s).expect("16 elements");
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 
@@ -156,6 +171,56 @@ pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Opt
     portable(g, ci, co, wt, bias, xp, y);
 }
 
+/// [`forward`] of `n` images `x [n, ci, g.h, g.w]` into `y [n, co, g.h, g.w]`, spread over the
+/// engine's threads (call inside [`super::Engine::install`]). Each image is computed exactly as
+/// [`forward`] computes it alone, so the bits do not depend on the thread count.
+///
+/// `pads` holds padded copies of `stride ≥` [`padded_len`]`(ci, g.h, g.w, g.k)` elements each:
+/// with `keep`, one per image (image `i`'s copy at `i·stride`, kept for [`weight_grad`]);
+/// otherwise at least one, used as per-thread scratch (the images are split into as many
+/// contiguous groups as there are copies and threads, at most).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_batch<T: Float>(
+    eng: &super::Engine,
+    g: &ConvGeom,
+    ci: usize,
+    co: usize,
+    wt: &[T],
+    bias: Option<&[T]>,
+    x: &[T],
+    y: &mut [T],
+    pads: &mut [T],
+    stride: usize,
+    keep: bool,
+    n: usize,
+) {
+    use rayon::prelude::*;
+    let (xl, yl) = (ci * g.hw(), co * g.hw());
+    assert!(stride >= padded_len(ci, g.h, g.w, g.k) && x.len() >= n * xl && y.len() >= n * yl);
+    let copies = pads.len() / stride;
+    assert!(if keep { copies >= n } else { copies >= 1 }, "direct convolution: {copies} padded copies for {n} images");
+    if n == 0 {
+        return;
+    }
+    // Images per group: one group per thread (and per scratch copy without `keep`).
+    let groups = if keep { n } else { copies.min(n) }.min(eng.threads()).max(1);
+    let per = n.div_ceil(groups);
+    let run = |x: &[T], y: &mut [T], pads: &mut [T]| {
+        for (j, (xi, yi)) in x.chunks(xl).zip(y.chunks_mut(yl)).enumerate() {
+            let xp = if keep { &mut pads[j * stride..(j + 1) * stride] } else { &mut pads[..stride] };
+            pad_into(g, ci, xi, xp);
+            forward(g, ci, co, wt, bias, xp, yi);
+        }
+    };
+    let (x, y) = (&x[..n * xl], &mut y[..n * yl]);
+    if groups == 1 {
+        run(x, y, pads);
+        return;
+    }
+    let pad_chunk = if keep { per * stride } else { stride };
+    x.par_chunks(per * xl).zip(y.par_chunks_mut(per * yl)).zip(pads.par_chunks_mut(pad_chunk)).for_each(|((x, y), p)| run(x, y, p));
+}
+
 /// Add the weight gradient `dw [co, ci, k, k] += Σ_{y < h, x < w} dy[o, y, x] · xp[i, y + ky, x + kx]`
 /// from `xp` ([`pad_into`] of the layer input `x [ci, g.h, g.w]`) and `dy [co, g.h, g.w]`. `co ≤`
 /// [`DIRECT_MAX_CHANNELS`]; `g.c` is not used.
@@ -232,6 +297,12 @@ mod avx512 {
     use super::{row_len, ConvGeom, BLOCK};
     use std::arch::x86_64::*;
 
+    /// Lane masks of a block's two vectors when `left` pixels of the row remain from its start.
+    fn block_masks(left: usize) -> (__mmask16, __mmask16) {
+        let mask = |n: usize| if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+        (mask(left), mask(left.saturating_sub(16)))
+    }
+
     /// [`super::forward`] for f32 with `CO` output channels: per output row and 32-pixel block,
     /// `2·CO` accumulators stay in registers over all input channels and taps.
     ///
@@ -248,7 +319,6 @@ mod avx512 {
                 *v = _mm512_set1_ps(b[o]);
             }
         }
-        let mut tmp = [0f32; BLOCK];
         for row in 0..h {
             for x0 in (0..w).step_by(BLOCK) {
                 let (mut a0, mut a1) = (init, init);
@@ -268,11 +338,13 @@ mod avx512 {
                         }
                     }
                 }
-                let n = BLOCK.min(w - x0);
+                // Masked stores for the pixels of the image (a row is rarely whole blocks: 28
+                // pixels are one partial block, and a `memcpy` per row cost 10% of a probe).
+                let (m0, m1) = block_masks(w - x0);
                 for o in 0..CO {
-                    _mm512_storeu_ps(tmp.as_mut_ptr(), a0[o]);
-                    _mm512_storeu_ps(tmp.as_mut_ptr().add(16), a1[o]);
-                    y[o * hw + row * w + x0..][..n].copy_from_slice(&tmp[..n]);
+                    let yo = y.as_mut_ptr().add(o * hw + row * w + x0);
+                    _mm512_mask_storeu_ps(yo, m0, a0[o]);
+                    _mm512_mask_storeu_ps(yo.add(16), m1, a1[o]);
                 }
             }
         }
@@ -298,15 +370,7 @@ mod avx512 {
                         let xr = xp.as_ptr().add((i * hp + y + ky) * wp + kx);
                         let dr = dy.as_ptr().add(y * w);
                         for x0 in (0..w).step_by(BLOCK) {
-                            let n = w - x0;
-                            let m0: __mmask16 = if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
-                            let m1: __mmask16 = if n >= BLOCK {
-                                0xffff
-                            } else if n > 16 {
-                                (1u16 << (n - 16)) - 1
-                            } else {
-                                0
-                            };
+                            let (m0, m1) = block_masks(w - x0);
                             let x0v = _mm512_loadu_ps(xr.add(x0));
                             let x1v = _mm512_loadu_ps(xr.add(x0 + 16));
                             // Masked multiply-adds: lanes past the image keep their sum untouched

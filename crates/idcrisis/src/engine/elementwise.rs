@@ -45,28 +45,23 @@ pub fn sum_cols_into<T: Float>(db: &mut [T], dy: &[T]) {
     }
 }
 
-/// In place `x = max(x, 0)`.
-// `!(v > 0)` rather than `v <= 0`: it also zeroes NaN.
-#[allow(clippy::neg_cmp_op_on_partial_ord)]
+/// In place `x = max(x, 0)`; NaN becomes 0 too.
+// An unconditional select (`v > 0 ? v : 0`) rather than a conditional store: it vectorizes
+// (the conditional store compiled to scalar compares and stores, 13% of an 8-channel probe).
 pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
     for_each_chunk(eng, x, |_, c| {
         for v in c {
-            if !(*v > T::zero()) {
-                *v = T::zero();
-            }
+            *v = if *v > T::zero() { *v } else { T::zero() };
         }
     });
 }
 
-/// In place `dz = dz · [a > 0]`, where `a = relu(z)` is the forward output.
-// `!(a > 0)` rather than `a <= 0`: a NaN activation passes no gradient.
-#[allow(clippy::neg_cmp_op_on_partial_ord)]
+/// In place `dz = dz · [a > 0]`, where `a = relu(z)` is the forward output (a NaN activation
+/// passes no gradient). A select, as in [`relu_forward`].
 pub fn relu_backward<T: Float>(eng: &Engine, dz: &mut [T], a: &[T]) {
     for_each_chunk(eng, dz, |off, c| {
         for (d, v) in c.iter_mut().zip(&a[off..]) {
-            if !(*v > T::zero()) {
-                *d = T::zero();
-            }
+            *d = if *v > T::zero() { *d } else { T::zero() };
         }
     });
 }

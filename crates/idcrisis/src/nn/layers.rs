@@ -10,6 +10,10 @@ use crate::float::Float;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
+/// Padded input copies an evaluation-only forward of the direct convolution keeps, one per
+/// thread: batches run on at most this many threads in that layer.
+pub const DIRECT_EVAL_COPIES: usize = 16;
+
 /// Fully connected layer: `y [n, out] = x [n, inp] · Wᵀ + b`, with `W [out, inp]`, `b [out]`.
 #[derive(Debug, Clone)]
 pub struct Dense {
@@ -216,10 +220,19 @@ impl Conv2d {
         self.cols_len().max(engine::direct::padded_len(g.c, g.h, g.w, g.k))
     }
 
-    /// Elements of `cols` needed as scratch by an evaluation-only forward (any algorithm).
-    pub fn eval_cols_len(&self) -> usize {
+    /// Elements of the padded copy of one input image (the direct convolution).
+    fn direct_pad_len(&self) -> usize {
+        let g = &self.geom;
+        engine::direct::padded_len(g.c, g.h, g.w, g.k)
+    }
+
+    /// Elements of `cols` needed as scratch by an evaluation-only forward of up to `n` images
+    /// (any algorithm; the direct convolution keeps up to [`DIRECT_EVAL_COPIES`] padded copies,
+    /// one per thread).
+    pub fn eval_cols_len(&self, n: usize) -> usize {
         let w = self.wino.as_ref().map_or(0, |w| w.chunk() * w.store_len());
-        self.cols_len().max(w)
+        let direct = n.min(DIRECT_EVAL_COPIES) * self.direct_pad_len();
+        self.cols_len().max(w).max(direct)
     }
 
     /// Elements of scratch needed by forward and backward of up to `n` images (any algorithm and
@@ -268,14 +281,16 @@ impl Conv2d {
             let (xp, wt) = self.direct_buffers(scratch);
             engine::direct::arrange_weights(w, self.c_out, self.geom.c, self.geom.k, false, wt);
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
-            let stride = self.store_stride();
-            for i in 0..n {
-                let xi = &x[i * self.geom.c * hw..(i + 1) * self.geom.c * hw];
-                // Training keeps the padded input for the weight gradient.
-                let xp = if store { &mut cols[i * stride..(i + 1) * stride] } else { &mut *xp };
-                engine::direct::pad_into(&self.geom, self.geom.c, xi, xp);
-                let yi = &mut y[i * self.c_out * hw..(i + 1) * self.c_out * hw];
-                engine::direct::forward(&self.geom, self.geom.c, self.c_out, wt, bias, xp, yi);
+            let (g, c) = (&self.geom, self.geom.c);
+            if store {
+                // Training keeps each image's padded input for the weight gradient.
+                engine::direct::forward_batch(eng, g, c, self.c_out, wt, bias, x, y, cols, self.store_stride(), true, n);
+            } else if cols.len() >= self.direct_pad_len() {
+                // Evaluation: one padded copy per thread, in the evaluation columns.
+                engine::direct::forward_batch(eng, g, c, self.c_out, wt, bias, x, y, cols, self.direct_pad_len(), false, n);
+            } else {
+                let len = self.direct_pad_len();
+                engine::direct::forward_batch(eng, g, c, self.c_out, wt, bias, x, y, &mut xp[..len], len, false, n);
             }
             return;
         }
@@ -463,11 +478,11 @@ impl Layer {
             Layer::Conv(c) => c.store_len(n),
         }
     }
-    /// Column scratch of an evaluation-only forward (0 for dense).
-    pub fn eval_cols_len(&self) -> usize {
+    /// Column scratch of an evaluation-only forward of up to `n` examples (0 for dense).
+    pub fn eval_cols_len(&self, n: usize) -> usize {
         match self {
             Layer::Dense(_) => 0,
-            Layer::Conv(c) => c.eval_cols_len(),
+            Layer::Conv(c) => c.eval_cols_len(n),
         }
     }
     /// Scratch of forward and backward for batches of up to `n`.

@@ -436,7 +436,7 @@ impl<T: Float> Net<T> {
                 coord: vec![z; self.coord_buf_len()],
             }
         } else {
-            let max_cols = self.layers.iter().map(Layer::eval_cols_len).max().unwrap_or(0);
+            let max_cols = self.layers.iter().map(|l| l.eval_cols_len(n)).max().unwrap_or(0);
             let scratch = self.layers.iter().map(|l| l.scratch_len(n)).max().unwrap_or(0);
             Workspace {
                 n,

@@ -8,7 +8,7 @@ use idcrisis::float::Float;
 use idcrisis::nn::layers::Conv2d;
 
 fn conv<T: Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
-    let mut cols = vec![T::zero(); l.eval_cols_len()];
+    let mut cols = vec![T::zero(); l.eval_cols_len(1)];
     let mut s = vec![T::zero(); l.scratch_len(1)];
     eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
 }
