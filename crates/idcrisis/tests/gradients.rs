@@ -4,7 +4,7 @@
 
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
-use idcrisis::nn::layers::{Activation, Conv2d, Dense, Layer};
+use idcrisis::nn::layers::{Activation, Algo, Conv2d, Dense, Layer, Pass};
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::train::mse_loss;
 use idcrisis::rng::{Rng, Stream};
@@ -82,10 +82,10 @@ fn check_conv_with(algo: ConvAlgo, io: Layouts, k: usize, cin: usize, cout: usiz
     let wlen = cout * cin * k * k;
     let layer = Conv2d::new(cin, cout, h, w, k, pad, 0..wlen, bias.then_some(wlen..wlen + cout));
     // Winograd applies to zero padding with k ≥ 3; the other cases must fall back to im2col.
-    assert_eq!(layer.winograd(&eng).is_some(), algo == ConvAlgo::Winograd && pad == Padding::Zero && k >= 3);
+    assert_eq!(layer.winograd::<f64>(&eng, Pass::Train).is_some(), algo == ConvAlgo::Winograd && pad == Padding::Zero && k >= 3);
     // The direct convolution applies to zero and circular padding (its input gradient is the
     // adjoint convolution); reflect padding must fall back to im2col.
-    assert_eq!(layer.direct::<f64>(&eng), algo == ConvAlgo::Direct && pad != Padding::Reflect);
+    assert_eq!(layer.algo::<f64>(&eng, Pass::Train) == Algo::Direct, algo == ConvAlgo::Direct && pad != Padding::Reflect);
     let mut params = randv(&mut rng, wlen + if bias { cout } else { 0 });
     let mut x = randv(&mut rng, n * cin * h * w);
     let r = randv(&mut rng, n * cout * h * w);
@@ -257,9 +257,10 @@ fn whole_cnns_with_the_default_mixed_algorithms() {
         let channels = idcrisis::engine::WINOGRAD_MIN_CHANNELS;
         let cfg = ModelConfig { arch: Arch::Cnn, depth, channels, kernel, residual, ..Default::default() };
         let net = Net::<f64>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
-        assert!(!net.layouts(&eng, 0).x_cl && net.layouts(&eng, 0).y_cl, "{}", cfg.label());
-        assert!(net.layouts(&eng, 1).x_cl && net.layouts(&eng, 1).y_cl);
-        assert!(!net.layouts(&eng, depth - 1).y_cl);
+        let t = Pass::Train;
+        assert!(!net.layouts(&eng, 0, t).x_cl && net.layouts(&eng, 0, t).y_cl, "{}", cfg.label());
+        assert!(net.layouts(&eng, 1, t).x_cl && net.layouts(&eng, 1, t).y_cl);
+        assert!(!net.layouts(&eng, depth - 1, t).y_cl);
         // Hidden activations read back channel-first match im2col's, layer by layer.
         let mut net = net;
         net.init(Init::TorchDefault, 1.0, 4);
@@ -459,9 +460,12 @@ fn auto_runs_small_f32_layers_direct_on_avx512_with_the_forced_direct_bits() {
     let avx512 = Isa::detect() == Isa::Avx512;
     for l in &net.layers {
         if let Layer::Conv(c) = l {
-            assert_eq!(c.direct::<f32>(&auto), avx512, "auto picks direct for f32 below 16 channels exactly on AVX-512");
-            assert!(!c.direct::<f64>(&auto), "auto never picks direct in f64");
-            assert!(c.direct::<f32>(&direct) && !c.direct::<f32>(&im2col));
+            for pass in [Pass::Train, Pass::Eval] {
+                let is_direct = |e: &Engine| c.algo::<f32>(e, pass) == Algo::Direct;
+                assert_eq!(is_direct(&auto), avx512, "auto picks direct for f32 below 16 channels exactly on AVX-512");
+                assert!(c.algo::<f64>(&auto, pass) != Algo::Direct, "auto never picks direct in f64");
+                assert!(is_direct(&direct) && !is_direct(&im2col));
+            }
         }
     }
     let x: Vec<f32> = (0..784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
@@ -475,4 +479,44 @@ fn auto_runs_small_f32_layers_direct_on_avx512_with_the_forced_direct_bits() {
     }
     let worst = d.iter().zip(&i).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
     assert!(worst < 1e-5, "direct vs im2col in f32: {worst}");
+}
+
+#[test]
+fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
+    // The evaluation rule differs from the training rule at 16 channels (measured: the direct
+    // forward beats Winograd's, its weight gradient does not). Evaluation under `auto` must then
+    // give the forced-direct bits, and agree with the training forward (Winograd) to rounding.
+    use idcrisis::engine::winograd::Isa;
+    let avx512 = Isa::cpu() == Isa::Avx512;
+    let cfg = ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() };
+    let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+    net.init(Init::TorchDefault, 1.0, 8);
+    let [auto, direct] = [ConvAlgo::Auto, ConvAlgo::Direct].map(|a| Engine::new(2).unwrap().with_conv_algo(a));
+    let Layer::Conv(hidden) = &net.layers[1] else { panic!("a CNN") };
+    assert_eq!(hidden.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
+    assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(hidden.algo::<f64>(&auto, Pass::Eval), Algo::Winograd, "never direct in f64");
+    // Forced direct: training only up to 16 channels, evaluation at any width.
+    // Auto evaluates 3×3 layers direct up to 32 channels, wider kernels only up to 16.
+    let conv = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..c * c * k * k, None);
+    let wide = conv(32, 3);
+    assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
+    assert_eq!(wide.algo::<f32>(&direct, Pass::Eval), Algo::Direct);
+    assert_eq!(wide.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
+    assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(64, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
+    assert_eq!(conv(32, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
+    assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    let count = 5;
+    let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
+    let a = net.predict(&auto, &x, count, 3);
+    let d = net.predict(&direct, &x, count, 3);
+    if avx512 {
+        assert!(a.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()), "auto evaluation is not the direct convolution");
+    }
+    let mut ws = net.workspace(count, true);
+    let t = auto.install(|| net.forward(&auto, &mut ws, &x, count).to_vec());
+    let scale = t.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(&t).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;
+    assert!(worst < 1e-4, "evaluation vs training forward: {worst}");
 }

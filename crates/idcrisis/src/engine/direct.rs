@@ -154,9 +154,8 @@ macro_rules! by_channels {
 }
 
 /// `y [co, g.h, g.w] = bias + W ⋆ x` from `xp` ([`pad_into`] of `x [ci, g.h, g.w]`) and `wt`
-/// ([`arrange_weights`], `[ci, k, k, co]`). `co ≤` [`DIRECT_MAX_CHANNELS`]; `g.c` is not used.
+/// ([`arrange_weights`], `[ci, k, k, co]`), any `co` (wider layers run in output-channel groups); `g.c` is not used.
 pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
-    assert!(co <= DIRECT_MAX_CHANNELS, "direct convolution supports at most {DIRECT_MAX_CHANNELS} output channels, got {co}");
     assert!(wt.len() >= ci * g.k * g.k * co && xp.len() >= padded_len(ci, g.h, g.w, g.k) && y.len() >= co * g.hw());
     if let Some(b) = bias {
         assert!(b.len() >= co);
@@ -164,12 +163,34 @@ pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Opt
     #[cfg(target_arch = "x86_64")]
     if vector::<T>() {
         let (wt, xp, bias, y) = (as_f32(wt), as_f32(xp), bias.map(as_f32), as_f32_mut(y));
-        // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above.
-        by_channels!(co, forward, g, ci, wt, bias, xp, y);
+        // Output channels in groups whose accumulators fit the registers; each output element
+        // is computed the same way whatever its group, so grouping does not change the bits.
+        let group = out_group(co);
+        for o0 in (0..co).step_by(group) {
+            let n = group.min(co - o0);
+            let (wt, bias, y) = (&wt[o0..], bias.map(|b| &b[o0..]), &mut y[o0 * g.hw()..]);
+            // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above
+            // (the group reads weights `o0 + (tap · co) + o < ci·k·k·co` and writes its rows of y).
+            by_channels!(n, forward, g, ci, co, wt, bias, xp, y);
+        }
         return;
     }
     portable(g, ci, co, wt, bias, xp, y);
 }
+
+/// Output channels the vector forward kernel computes per pass over the input: all of them up
+/// to [`DIRECT_MAX_CHANNELS`], else groups of [`WIDE_GROUP`].
+fn out_group(co: usize) -> usize {
+    if co <= DIRECT_MAX_CHANNELS {
+        co
+    } else {
+        WIDE_GROUP
+    }
+}
+
+/// Output channels per pass of the forward kernel over layers wider than
+/// [`DIRECT_MAX_CHANNELS`] (`2 · WIDE_GROUP` accumulators).
+pub const WIDE_GROUP: usize = 8;
 
 /// [`forward`] of `n` images `x [n, ci, g.h, g.w]` into `y [n, co, g.h, g.w]`, spread over the
 /// engine's threads (call inside [`super::Engine::install`]). Each image is computed exactly as
@@ -310,7 +331,7 @@ mod avx512 {
     /// The CPU must have AVX-512F and FMA; the slices must have the sizes `super::forward`
     /// checks.
     #[target_feature(enable = "avx512f,fma")]
-    pub unsafe fn forward<const CO: usize>(g: &ConvGeom, c: usize, wt: &[f32], bias: Option<&[f32]>, xp: &[f32], y: &mut [f32]) {
+    pub unsafe fn forward<const CO: usize>(g: &ConvGeom, c: usize, ld: usize, wt: &[f32], bias: Option<&[f32]>, xp: &[f32], y: &mut [f32]) {
         let (h, w, k) = (g.h, g.w, g.k);
         let (hp, wp, hw) = (h + k - 1, row_len(w, k), h * w);
         let mut init = [_mm512_setzero_ps(); CO];
@@ -325,11 +346,11 @@ mod avx512 {
                 for ci in 0..c {
                     for ky in 0..k {
                         let xr = xp.as_ptr().add((ci * hp + row + ky) * wp + x0);
-                        let wr = wt.as_ptr().add((ci * k + ky) * k * CO);
+                        let wr = wt.as_ptr().add((ci * k + ky) * k * ld);
                         for kx in 0..k {
                             let x0v = _mm512_loadu_ps(xr.add(kx));
                             let x1v = _mm512_loadu_ps(xr.add(kx + 16));
-                            let wv = wr.add(kx * CO);
+                            let wv = wr.add(kx * ld);
                             for o in 0..CO {
                                 let b = _mm512_set1_ps(*wv.add(o));
                                 a0[o] = _mm512_fmadd_ps(b, x0v, a0[o]);
@@ -413,7 +434,10 @@ mod tests {
     fn forward_matches_im2col_gemm_for_every_padding() {
         let eng = Engine::new(1).unwrap();
         for pad in [Padding::Zero, Padding::Circular, Padding::Reflect] {
-            for (c, co, h, w, k) in [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3)] {
+            // 20 and 32 output channels run in groups of `WIDE_GROUP` (the last one partial at 20).
+            for (c, co, h, w, k) in
+                [(3, 5, 7, 9, 3), (2, 4, 5, 40, 5), (1, 16, 6, 6, 7), (4, 1, 3, 33, 3), (3, 20, 5, 35, 3), (5, 32, 4, 17, 5)]
+            {
                 let g = ConvGeom::new(c, h, w, k, pad);
                 let x = vals(c * h * w, 0.5);
                 let wts = vals(co * c * k * k, 2.0);
@@ -449,6 +473,8 @@ mod tests {
             (12, 1, 5, 31, 7, Padding::Reflect),
             (2, 5, 3, 16, 3, Padding::Zero),
             (2, 5, 3, 32, 1, Padding::Circular),
+            (4, 20, 6, 28, 3, Padding::Zero),
+            (3, 32, 5, 30, 5, Padding::Circular),
         ] {
             let g = ConvGeom::new(c, h, w, k, pad);
             let x: Vec<f32> = vals(c * h * w, 0.1).iter().map(|v| *v as f32).collect();

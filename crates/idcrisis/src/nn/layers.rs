@@ -10,6 +10,36 @@ use crate::float::Float;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
+/// What a forward pass is for: training (the backward pass follows, with the same algorithm)
+/// or evaluation only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Forward and backward.
+    Train,
+    /// Forward only (probing, attractor iteration, `predict`).
+    Eval,
+}
+
+/// A convolution algorithm as [`Conv2d::algo`] resolves it for one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    /// im2col + GEMM ([`engine::im2col`]).
+    Im2col,
+    /// Winograd ([`engine::winograd`]).
+    Winograd,
+    /// The direct convolution ([`engine::direct`]).
+    Direct,
+}
+
+/// Widest layer (channels in or out) that [`ConvAlgo::Auto`] evaluates with the direct
+/// convolution on AVX-512, for kernels larger than 3×3 (`benches/evalalgo.rs`, `BENCHMARKS.md`:
+/// at 32 channels Winograd's 5×5 forward is faster).
+pub const DIRECT_EVAL_MAX_CHANNELS: usize = 16;
+
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], for kernels of at most 3×3 (direct measured 1.3–1.7× Winograd's
+/// forward at 32 channels, slower from 64).
+pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 32;
+
 /// Padded input copies an evaluation-only forward of the direct convolution keeps, one per
 /// thread: batches run on at most this many threads in that layer.
 pub const DIRECT_EVAL_COPIES: usize = 16;
@@ -156,36 +186,60 @@ impl Conv2d {
         self.geom.col_rows() * self.geom.hw()
     }
 
-    /// The Winograd plan when `eng` says to use it for this layer.
-    pub fn winograd(&self, eng: &Engine) -> Option<&WinoConv> {
-        let wide = self.geom.c >= engine::WINOGRAD_MIN_CHANNELS;
+    /// The algorithm `eng` computes this layer with, for `pass` (the one rule; every other
+    /// choice reads it):
+    ///
+    /// * forced [`ConvAlgo::Winograd`]: where a plan exists (zero padding, `3 ≤ k ≤ 7`), else
+    ///   im2col; forced [`ConvAlgo::Direct`]: where the direct convolution applies (zero or
+    ///   circular padding; in training at most [`engine::direct::DIRECT_MAX_CHANNELS`] channels
+    ///   in and out, in evaluation any count), else im2col.
+    /// * [`ConvAlgo::Auto`], measured in `BENCHMARKS.md`: in training, direct for f32 layers
+    ///   under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and out on CPUs with AVX-512,
+    ///   Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the rest.
+    ///   In evaluation the direct convolution also takes f32 layers of up to
+    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out ([`DIRECT_EVAL_MAX_CHANNELS_3X3`] for
+    ///   kernels up to 3×3): no backward pass follows, and its forward beats Winograd's there
+    ///   at batch 1 and 100 on 1 and 2 threads; its weight gradient does not.
+    ///
+    /// Auto decides from the CPU's own instruction set, not `IDCRISIS_ISA`'s: lowering it must
+    /// not change the algorithm (and so the bits), only which kernel computes them.
+    pub fn algo<T: Float>(&self, eng: &Engine, pass: Pass) -> Algo {
+        let wino = if self.wino.is_some() { Algo::Winograd } else { Algo::Im2col };
+        let widest = self.geom.c.max(self.c_out);
+        let padding_ok = matches!(self.padding, Padding::Zero | Padding::Circular);
+        let direct_fits = padding_ok && (pass == Pass::Eval || widest <= engine::direct::DIRECT_MAX_CHANNELS);
         match eng.conv_algo() {
-            ConvAlgo::Im2col | ConvAlgo::Direct => None,
-            ConvAlgo::Winograd => self.wino.as_ref(),
-            ConvAlgo::Auto => self.wino.as_ref().filter(|_| wide),
+            ConvAlgo::Im2col => Algo::Im2col,
+            ConvAlgo::Winograd => wino,
+            ConvAlgo::Direct => {
+                if direct_fits {
+                    Algo::Direct
+                } else {
+                    Algo::Im2col
+                }
+            }
+            ConvAlgo::Auto => {
+                let fast_direct = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+                    && engine::winograd::Isa::cpu() == engine::winograd::Isa::Avx512;
+                let direct_max = match pass {
+                    Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
+                    Pass::Eval if self.geom.k <= 3 => DIRECT_EVAL_MAX_CHANNELS_3X3,
+                    Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
+                };
+                if direct_fits && fast_direct && widest <= direct_max {
+                    Algo::Direct
+                } else if self.geom.c >= engine::WINOGRAD_MIN_CHANNELS {
+                    wino
+                } else {
+                    Algo::Im2col
+                }
+            }
         }
     }
 
-    /// Whether `eng` computes this layer's forward and input gradient by the direct convolution
-    /// ([`engine::direct`]): forced by [`ConvAlgo::Direct`] where it applies (zero or circular
-    /// padding, at most [`engine::direct::DIRECT_MAX_CHANNELS`] channels in and out), and chosen by
-    /// [`ConvAlgo::Auto`] for f32 layers under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and
-    /// out on CPUs with AVX-512 (where it was measured faster; elsewhere im2col stays).
-    pub fn direct<T: Float>(&self, eng: &Engine) -> bool {
-        let max = engine::direct::DIRECT_MAX_CHANNELS;
-        let fits = matches!(self.padding, Padding::Zero | Padding::Circular) && self.geom.c <= max && self.c_out <= max;
-        match eng.conv_algo() {
-            ConvAlgo::Direct => fits,
-            ConvAlgo::Auto => {
-                let small = self.geom.c.max(self.c_out) < engine::WINOGRAD_MIN_CHANNELS;
-                // The CPU's own set, not `IDCRISIS_ISA`'s: lowering it must not change the
-                // algorithm (and so the bits), only which kernel computes them.
-                fits && small
-                    && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-                    && engine::winograd::Isa::cpu() == engine::winograd::Isa::Avx512
-            }
-            ConvAlgo::Im2col | ConvAlgo::Winograd => false,
-        }
+    /// The Winograd plan when `eng` computes this layer with it for `pass`.
+    pub fn winograd<T: Float>(&self, eng: &Engine, pass: Pass) -> Option<&WinoConv> {
+        self.wino.as_ref().filter(|_| self.algo::<T>(eng, pass) == Algo::Winograd)
     }
 
     /// Scratch of the direct convolution: the padded copy of the input or of the output gradient
@@ -261,7 +315,8 @@ impl Conv2d {
         n: usize,
     ) {
         let w = &params[self.w.clone()];
-        if let Some(wc) = self.winograd(eng) {
+        let algo = self.algo::<T>(eng, if store { Pass::Train } else { Pass::Eval });
+        if let (Algo::Winograd, Some(wc)) = (algo, &self.wino) {
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
             let st = if store { Some(&mut cols[..n * wc.store_len()]) } else { None };
             wc.forward(eng, w, bias, x, y, io, st, scratch, n);
@@ -277,7 +332,7 @@ impl Conv2d {
             engine::transpose(eng, tmp, n, self.c_out, hw, y);
             return;
         }
-        if self.direct::<T>(eng) {
+        if algo == Algo::Direct {
             let (xp, wt) = self.direct_buffers(scratch);
             engine::direct::arrange_weights(w, self.c_out, self.geom.c, self.geom.k, false, wt);
             let bias = self.b.as_ref().map(|b| &params[b.clone()]);
@@ -339,7 +394,8 @@ impl Conv2d {
             }
         }
         let w = &params[self.w.clone()];
-        if let Some(wc) = self.winograd(eng) {
+        let algo = self.algo::<T>(eng, Pass::Train);
+        if let (Algo::Winograd, Some(wc)) = (algo, &self.wino) {
             wc.backward(eng, w, &mut grads[self.w.clone()], &cols[..n * wc.store_len()], dy, dx, io, scratch, n);
             return;
         }
@@ -353,7 +409,7 @@ impl Conv2d {
         } else {
             (scratch, dy)
         };
-        if self.direct::<T>(eng) {
+        if algo == Algo::Direct {
             // dW from the padded input forward kept; dx by the direct kernel over dy with the
             // adjoint weights.
             let (ci_n, co_n, k, stride) = (self.geom.c, self.c_out, self.geom.k, self.store_stride());

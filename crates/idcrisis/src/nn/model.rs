@@ -5,7 +5,7 @@ use crate::engine::winograd::Layouts;
 use crate::engine::{Acc, Engine, Padding, Trans};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::layers::{Activation, Conv2d, Dense, Layer};
+use crate::nn::layers::{Activation, Algo, Conv2d, Dense, Layer, Pass};
 use crate::rng::{Rng, Stream};
 use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
@@ -459,6 +459,7 @@ impl<T: Float> Net<T> {
         let dim = self.shape.len();
         ws.acts[0][..n * dim].copy_from_slice(&x[..n * dim]);
         let depth = self.layers.len();
+        let pass = if ws.train { Pass::Train } else { Pass::Eval };
         for (i, layer) in self.layers.iter().enumerate() {
             let (src, dst) = if ws.train { (i, i + 1) } else { (i % 3, (i + 1) % 3) };
             let skip = self.cfg.skip_source(i).map(|j| if ws.train { j } else { j % 3 });
@@ -467,16 +468,16 @@ impl<T: Float> Net<T> {
                 Layer::Dense(d) => d.forward(eng, &self.params, input, output, &mut ws.scratch, n),
                 Layer::Conv(c) => {
                     let cols = &mut ws.cols[if ws.train { i } else { 0 }];
-                    c.forward(eng, &self.params, input, output, self.layouts(eng, i), cols, &mut ws.scratch, ws.train, n);
+                    c.forward(eng, &self.params, input, output, self.layouts(eng, i, pass), cols, &mut ws.scratch, ws.train, n);
                 }
             }
             if let Layer::Conv(c @ Conv2d { coord_w: Some(_), .. }) = layer {
-                self.add_coord_map(eng, c, self.layouts(eng, i).y_cl, output, &mut ws.coord, n);
+                self.add_coord_map(eng, c, self.layouts(eng, i, pass).y_cl, output, &mut ws.coord, n);
             }
             if let Some(h) = skip_src {
                 debug_assert_eq!(
-                    self.layouts(eng, i).y_cl,
-                    self.cfg.skip_source(i).is_some_and(|j| j > 0 && self.layouts(eng, j - 1).y_cl)
+                    self.layouts(eng, i, pass).y_cl,
+                    self.cfg.skip_source(i).is_some_and(|j| j > 0 && self.layouts(eng, j - 1, pass).y_cl)
                 );
                 let len = n * layer.out_len();
                 crate::engine::for_each_chunk(eng, &mut output[..len], |off, o| {
@@ -512,7 +513,7 @@ impl<T: Float> Net<T> {
                 // dz of the block's last layer also flows straight to the block input.
                 ws.skip_grad[..n * layer.out_len()].copy_from_slice(dy);
             }
-            let io = self.layouts(eng, i);
+            let io = self.layouts(eng, i, Pass::Train);
             if let Layer::Conv(c @ Conv2d { coord_w: Some(_), .. }) = layer {
                 coord_grad(eng, c, &self.coord_cols, io.y_cl, dy, &mut self.grads, &mut ws.coord, n);
             }
@@ -572,12 +573,12 @@ impl<T: Float> Net<T> {
         }
     }
 
-    /// Activation layouts of layer `i` as `eng` runs this net: a Winograd layer reads its input
+    /// Activation layouts of layer `i` as `eng` runs this net for `pass`: a Winograd layer reads its input
     /// channel-last, and a layer writes its output channel-last when the next layer is a
     /// Winograd one, so consecutive Winograd layers exchange channel-last activations with no
     /// transposes between them. Everything else is channel-first, as PyTorch lays it out.
-    pub fn layouts(&self, eng: &Engine, i: usize) -> Layouts {
-        let wino = |j: usize| matches!(self.layers.get(j), Some(Layer::Conv(c)) if c.winograd(eng).is_some());
+    pub fn layouts(&self, eng: &Engine, i: usize, pass: Pass) -> Layouts {
+        let wino = |j: usize| matches!(self.layers.get(j), Some(Layer::Conv(c)) if c.algo::<T>(eng, pass) == Algo::Winograd);
         Layouts { x_cl: wino(i), y_cl: wino(i + 1) }
     }
 
@@ -585,7 +586,7 @@ impl<T: Float> Net<T> {
     /// `[n, c, h, w]` whatever layout the engine kept it in.
     pub fn activation_chw(&self, eng: &Engine, ws: &Workspace<T>, i: usize) -> Vec<T> {
         let a = ws.activation(i);
-        match i.checked_sub(1).map(|l| (&self.layers[l], self.layouts(eng, l).y_cl)) {
+        match i.checked_sub(1).map(|l| (&self.layers[l], self.layouts(eng, l, Pass::Train).y_cl)) {
             Some((Layer::Conv(c), true)) if c.c_out > 1 => {
                 let mut out = vec![T::zero(); a.len()];
                 let hw = c.geom.hw();

@@ -5,7 +5,7 @@
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
 use idcrisis::float::Float;
-use idcrisis::nn::layers::Conv2d;
+use idcrisis::nn::layers::{Conv2d, Pass};
 
 fn conv<T: Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
     let mut cols = vec![T::zero(); l.eval_cols_len(1)];
@@ -29,7 +29,8 @@ pub fn errors(k: usize, c: usize, algo: ConvAlgo) -> (f64, f64, bool) {
     conv(&e64, &l, &p64, &x64, &mut yref);
     let rms = (yref.iter().map(|v| v * v).sum::<f64>() / yref.len() as f64).sqrt();
     let e = Engine::new(2).unwrap().with_conv_algo(algo);
-    let winograd = l.winograd(&e).is_some();
+    // `conv` runs an evaluation-only forward.
+    let winograd = l.winograd::<f32>(&e, Pass::Eval).is_some();
     let mut y = vec![0f32; c * 784];
     conv(&e, &l, &p32, &x32, &mut y);
     let err = (y.iter().zip(&yref).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>() / y.len() as f64).sqrt() / rms;
