@@ -26,7 +26,9 @@ pub enum ConvAlgo {
     /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input channels and
     /// a 3×3, 5×5 or 7×7 kernel; on CPUs with AVX-512, the direct convolution for f32 zero- or
     /// circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and out;
-    /// im2col + GEMM for the rest.
+    /// im2col + GEMM for the rest. Forward passes that no backward pass follows (probing,
+    /// attractor iteration, `predict`) also run the direct convolution up to 16 channels in and
+    /// out, 32 for 3×3 kernels (`crate::nn::layers::Conv2d::algo` holds the rule).
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).
@@ -34,8 +36,9 @@ pub enum ConvAlgo {
     /// Winograd wherever it applies (zero padding, 3×3, 5×5 or 7×7 kernel), whatever the channel
     /// counts.
     Winograd,
-    /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding,
-    /// at most 16 channels in and out), whatever the CPU and precision (without AVX-512, or in
+    /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding;
+    /// in training at most 16 channels in and out, in evaluation any count), whatever the CPU
+    /// and precision (without AVX-512, or in
     /// f64, it runs a portable kernel with the same bits, slowly).
     Direct,
 }
