@@ -26,7 +26,7 @@ pub enum ConvAlgo {
     /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input channels and
     /// a 3×3, 5×5 or 7×7 kernel; on CPUs with AVX-512, the direct convolution for f32 zero- or
     /// circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and out;
-    /// im2col + GEMM for the rest. Forward passes that no backward pass follows (probing,
+    /// im2col + GEMM for the rest. Forward passes on an evaluation workspace (probing,
     /// attractor iteration, `predict`) also run the direct convolution up to 16 channels in and
     /// out, 32 for 3×3 kernels (`crate::nn::layers::Conv2d::algo` holds the rule).
     #[default]

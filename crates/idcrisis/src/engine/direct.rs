@@ -1,8 +1,9 @@
-//! Direct convolution for small channel counts: each output row is computed in 32-pixel blocks
-//! with every output channel's accumulators in registers, reading a padded copy of the input.
-//! Below [`super::WINOGRAD_MIN_CHANNELS`] channels this beats im2col + GEMM (whose GEMM has too
-//! few rows to fill its micro-kernel) and Winograd (whose transforms vectorise over channels):
-//! measured in `BENCHMARKS.md` and `benches/directconv.rs`.
+//! Direct convolution: each output row is computed in 32-pixel blocks with the accumulators of
+//! up to 16 output channels in registers (wider layers in groups of [`WIDE_GROUP`]), reading a
+//! padded copy of the input. Below [`super::WINOGRAD_MIN_CHANNELS`] channels this beats im2col +
+//! GEMM (whose GEMM has too few rows to fill its micro-kernel) and Winograd (whose transforms
+//! vectorise over channels), and its forward alone beats Winograd's up to 32 channels for 3×3
+//! kernels: measured in `BENCHMARKS.md`, `benches/directconv.rs` and `benches/evalalgo.rs`.
 //!
 //! * [`pad_into`]: an image `[c, h, w]` into its padded copy `[c, h + k − 1, row_len]`, by the
 //!   layer's tap tables (any [`super::Padding`]).
@@ -18,7 +19,8 @@
 //! Every output element is `bias` followed by one fused multiply-add per (input channel, tap
 //! row, tap column), in that order, in every instruction set: the AVX-512 kernel and the portable
 //! one (`f32::mul_add`/`f64::mul_add`) give the same bits (tested). Buffers are row-major; sizes
-//! are element counts. Nothing allocates.
+//! are element counts. Nothing allocates; [`forward_batch`] spreads images over the engine's
+//! rayon threads.
 
 use super::conv::ConvGeom;
 use super::winograd::Isa;
@@ -365,7 +367,11 @@ mod avx512 {
                 for o in 0..CO {
                     let yo = y.as_mut_ptr().add(o * hw + row * w + x0);
                     _mm512_mask_storeu_ps(yo, m0, a0[o]);
-                    _mm512_mask_storeu_ps(yo.add(16), m1, a1[o]);
+                    // Only when the block has pixels there: `yo + 16` can pass the end of `y`
+                    // on the last row, and forming such a pointer is undefined behaviour.
+                    if m1 != 0 {
+                        _mm512_mask_storeu_ps(yo.add(16), m1, a1[o]);
+                    }
                 }
             }
         }

@@ -40,8 +40,9 @@ pub const DIRECT_EVAL_MAX_CHANNELS: usize = 16;
 /// forward at 32 channels, slower from 64).
 pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 32;
 
-/// Padded input copies an evaluation-only forward of the direct convolution keeps, one per
-/// thread: batches run on at most this many threads in that layer.
+/// Padded input copies an evaluation-only forward of the direct convolution is guaranteed room
+/// for, one per thread (the shared column buffer, sized for the largest layer, often holds more,
+/// and [`engine::direct::forward_batch`] uses what it is given).
 pub const DIRECT_EVAL_COPIES: usize = 16;
 
 /// Fully connected layer: `y [n, out] = x [n, inp] · Wᵀ + b`, with `W [out, inp]`, `b [out]`.
@@ -127,8 +128,8 @@ impl Dense {
 /// `y [n, c_out, h, w]` from `x [n, c_in, h, w]`, `W [c_out, c_in, k, k]`, `b [c_out]`.
 ///
 /// Computed by im2col + GEMM, by Winograd ([`engine::winograd`], zero padding) or by the direct
-/// convolution ([`engine::direct`], zero or circular padding, few channels), as the engine's
-/// [`ConvAlgo`] says.
+/// convolution ([`engine::direct`], zero or circular padding), as [`Conv2d::algo`] decides from
+/// the engine's [`ConvAlgo`].
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     /// Input geometry and tap tables.
