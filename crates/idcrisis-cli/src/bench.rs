@@ -27,7 +27,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 16 input channels, direct under 16 on AVX-512
-    /// and, when probing, up to 16 or 32 for 3×3; im2col otherwise).
+    /// and, when probing, up to 32, or 16 for 5×5; im2col otherwise).
     #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
     conv_algo: ConvAlgo,
     /// Also time forward passes (probing) over MNIST test images, in images per second.

@@ -112,7 +112,7 @@ pub struct TrainArgs {
     dtype: Option<Dtype>,
     /// Convolution algorithm [default: auto = Winograd for zero-padded 3×3, 5×5 and 7×7 layers
     /// with ≥ 16 input channels; direct for f32 zero/circular-padded layers under 16 channels on
-    /// AVX-512 CPUs (in evaluation-only passes up to 16, or 32 for 3×3); im2col otherwise].
+    /// AVX-512 CPUs (in evaluation-only passes up to 32, or 16 for 5×5); im2col otherwise].
     #[arg(long, value_enum)]
     conv_algo: Option<ConvAlgo>,
     /// The training image: DATASET:SPLIT:INDEX or an image file [default: mnist:train:15].

@@ -6,7 +6,7 @@
 //! **Check first:** every algorithm gives the same outputs as im2col to 1e-4 relative.
 //!
 //! Run: `cargo bench -p idcrisis --bench evalalgo` (`EVALALGO_QUICK=1` for a smaller grid,
-//! `EVALALGO_CHANNELS=64,128` for chosen widths).
+//! `EVALALGO_CHANNELS=64,128` and `EVALALGO_KERNELS=7` for chosen widths and kernels).
 
 mod common;
 
@@ -27,7 +27,11 @@ fn main() {
         Err(_) => vec![4, 8, 12, 16, 24, 32, 64],
     };
     println!("{:>3} {:>3} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9}", "k", "ch", "threads", "batch", "im2col", "winograd", "direct", "auto");
-    for k in [3, 5] {
+    let kernels: Vec<usize> = match std::env::var("EVALALGO_KERNELS") {
+        Ok(list) => list.split(',').map(|k| k.trim().parse().expect("EVALALGO_KERNELS: comma-separated kernel sizes")).collect(),
+        Err(_) => vec![3, 5, 7],
+    };
+    for &k in &kernels {
         for &c in &channels {
             let cfg = ModelConfig { arch: Arch::Cnn, depth: 6, channels: c, kernel: k, ..Default::default() };
             let mut net = Net::<f32>::new(&cfg, Shape::MNIST).unwrap();

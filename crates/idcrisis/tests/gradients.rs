@@ -497,7 +497,7 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
     assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(hidden.algo::<f64>(&auto, Pass::Eval), Algo::Winograd, "never direct in f64");
     // Forced direct: training only up to 16 channels, evaluation at any width.
-    // Auto evaluates 3×3 layers direct up to 32 channels, wider kernels only up to 16.
+    // Auto evaluates layers direct up to 32 channels, 5×5 ones only up to 16.
     let conv = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..c * c * k * k, None);
     let wide = conv(32, 3);
     assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
@@ -506,6 +506,8 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
     assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(32, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
+    assert_eq!(conv(32, 7).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(64, 7).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     let count = 5;
     let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();

@@ -28,7 +28,7 @@ pub enum ConvAlgo {
     /// circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and out;
     /// im2col + GEMM for the rest. Forward passes on an evaluation workspace (probing,
     /// attractor iteration, `predict`) also run the direct convolution up to 16 channels in and
-    /// out, 32 for 3×3 kernels (`crate::nn::layers::Conv2d::algo` holds the rule).
+    /// out for 5×5 kernels, 32 for others (`crate::nn::layers::Conv2d::algo` holds the rule).
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).

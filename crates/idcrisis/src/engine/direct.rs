@@ -3,7 +3,7 @@
 //! padded copy of the input. Below [`super::WINOGRAD_MIN_CHANNELS`] channels this beats im2col +
 //! GEMM (whose GEMM has too few rows to fill its micro-kernel) and Winograd (whose transforms
 //! vectorise over channels), and its forward alone beats Winograd's up to 32 channels for 3×3
-//! kernels: measured in `BENCHMARKS.md`, `benches/directconv.rs` and `benches/evalalgo.rs`.
+//! and 7×7 kernels: measured in `BENCHMARKS.md`, `benches/directconv.rs` and `benches/evalalgo.rs`.
 //!
 //! * [`pad_into`]: an image `[c, h, w]` into its padded copy `[c, h + k − 1, row_len]`, by the
 //!   layer's tap tables (any [`super::Padding`]).

@@ -32,13 +32,14 @@ pub enum Algo {
 }
 
 /// Widest layer (channels in or out) that [`ConvAlgo::Auto`] evaluates with the direct
-/// convolution on AVX-512, for kernels larger than 3×3 (`benches/evalalgo.rs`, `BENCHMARKS.md`:
-/// at 32 channels Winograd's 5×5 forward is faster).
-pub const DIRECT_EVAL_MAX_CHANNELS: usize = 16;
+/// convolution on AVX-512 (`benches/evalalgo.rs`, `BENCHMARKS.md`: at 32 channels the direct
+/// forward was 1.3–1.7× Winograd's for 3×3, 1.1–1.6× for 7×7 and 1.4–2.8× im2col's for 9×9;
+/// from 64 channels Winograd won for 3×3).
+pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 
-/// As [`DIRECT_EVAL_MAX_CHANNELS`], for kernels of at most 3×3 (direct measured 1.3–1.7× Winograd's
-/// forward at 32 channels, slower from 64).
-pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 32;
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], for 5×5 kernels, whose Winograd (F(4×4, 5×5)) forward was
+/// faster at 32 channels.
+pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 16;
 
 /// Padded input copies an evaluation-only forward of the direct convolution is guaranteed room
 /// for, one per thread (the shared column buffer, sized for the largest layer, often holds more,
@@ -198,8 +199,8 @@ impl Conv2d {
     ///   under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and out on CPUs with AVX-512,
     ///   Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the rest.
     ///   In evaluation the direct convolution also takes f32 layers of up to
-    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out ([`DIRECT_EVAL_MAX_CHANNELS_3X3`] for
-    ///   kernels up to 3×3): no backward pass follows, and its forward beats Winograd's there
+    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out ([`DIRECT_EVAL_MAX_CHANNELS_5X5`] for
+    ///   5×5 kernels): no backward pass follows, and its forward beats Winograd's there
     ///   at batch 1 and 100 on 1 and 2 threads; its weight gradient does not.
     ///
     /// Auto decides from the CPU's own instruction set, not `IDCRISIS_ISA`'s: lowering it must
@@ -224,7 +225,7 @@ impl Conv2d {
                     && engine::winograd::Isa::cpu() == engine::winograd::Isa::Avx512;
                 let direct_max = match pass {
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
-                    Pass::Eval if self.geom.k <= 3 => DIRECT_EVAL_MAX_CHANNELS_3X3,
+                    Pass::Eval if self.geom.k == 5 => DIRECT_EVAL_MAX_CHANNELS_5X5,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };
                 if direct_fits && fast_direct && widest <= direct_max {
