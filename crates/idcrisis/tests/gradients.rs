@@ -496,12 +496,13 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
     assert_eq!(hidden.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
     assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(hidden.algo::<f64>(&auto, Pass::Eval), Algo::Winograd, "never direct in f64");
-    // Forced direct: training only up to 16 channels, evaluation at any width.
-    // Auto evaluates layers direct up to 32 channels, 5×5 ones only up to 16.
     let conv = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..c * c * k * k, None);
     let wide = conv(32, 3);
+    // Forced direct: training only up to 16 channels, evaluation at any width.
     assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
     assert_eq!(wide.algo::<f32>(&direct, Pass::Eval), Algo::Direct);
+    // Auto trains from 16 channels with Winograd, evaluates layers direct up to 32 channels,
+    // 5×5 ones only up to 16.
     assert_eq!(wide.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
     assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);

@@ -81,7 +81,7 @@ fn a_warm_training_step_allocates_only_inside_the_gemm_crate() {
                 let direct = net.layers.iter().all(|l| match l {
                     Layer::Conv(c) => c.algo::<f32>(eng, Pass::Train) == Algo::Direct,
                     Layer::Dense(_) => true,
-                }) && arch == Arch::Cnn;
+                });
                 if arch == Arch::Fcn || (direct && threads == 1) {
                     assert!(per_step.iter().all(|&n| n == 0), "{line}");
                 } else if threads == 1 {

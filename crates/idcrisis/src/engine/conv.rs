@@ -38,8 +38,8 @@ pub enum ConvAlgo {
     Winograd,
     /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding;
     /// in training at most 16 channels in and out, in evaluation any count), whatever the CPU
-    /// and precision (without AVX-512, or in
-    /// f64, it runs a portable kernel with the same bits, slowly).
+    /// and precision (without AVX-512, or in f64, it runs a portable kernel with the same bits,
+    /// slowly).
     Direct,
 }
 

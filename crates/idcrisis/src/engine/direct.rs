@@ -156,7 +156,8 @@ macro_rules! by_channels {
 }
 
 /// `y [co, g.h, g.w] = bias + W ⋆ x` from `xp` ([`pad_into`] of `x [ci, g.h, g.w]`) and `wt`
-/// ([`arrange_weights`], `[ci, k, k, co]`), any `co` (wider layers run in output-channel groups); `g.c` is not used.
+/// ([`arrange_weights`], `[ci, k, k, co]`), any `co` (past [`DIRECT_MAX_CHANNELS`] the vector
+/// kernel runs output-channel groups of [`WIDE_GROUP`]); `g.c` is not used.
 pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
     assert!(wt.len() >= ci * g.k * g.k * co && xp.len() >= padded_len(ci, g.h, g.w, g.k) && y.len() >= co * g.hw());
     if let Some(b) = bias {
