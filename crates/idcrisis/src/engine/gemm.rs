@@ -7,9 +7,11 @@
 //! Both wrap the `gemm` crate (named `::gemm` here, as this module shares its name) with unit
 //! scale factors, so C is either overwritten or added to, nothing else.
 
+use super::gemm_small::{self, View};
 use super::Engine;
 use crate::float::Float;
 use rayon::prelude::*;
+use std::any::TypeId;
 
 /// How [`gemm()`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +119,9 @@ impl Strides {
 /// `count` independent products `C_b = A_b·B_b` or `C_b + A_b·B_b` (per `acc`) with `A_b [m×k]`,
 /// `B_b [k×n]` and `C_b [m×n]` laid out in `a`, `b`, `c` as `al`, `bl`, `cl` say. Each product
 /// runs single-threaded and the products are spread over the engine's threads, so the result
-/// does not depend on the thread count.
+/// does not depend on the thread count. Small f32 products (at most 64 columns, B within 16 KB:
+/// `gemm_small`) run our own kernel, the same bits in every instruction set; the rest the `gemm`
+/// crate.
 ///
 /// `C`'s layout must keep the products apart: unit column stride and either the matrices
 /// interleaved row by row (`n ≤ batch`, `count·batch ≤ row`) or stored one after another
@@ -152,6 +156,10 @@ pub fn gemm_batch<T: Float>(
     // SAFETY: the pointer is only used to form the disjoint per-product views below.
     unsafe impl<T> Sync for Out<T> {}
     let out = Out(c.as_mut_ptr());
+    // Small f32 products skip the `gemm` crate's per-call costs (see `gemm_small`); the choice
+    // depends only on the shapes, never on the thread count.
+    let bv = View { row: bl.row, col: bl.col };
+    let small = TypeId::of::<T>() == TypeId::of::<f32>() && gemm_small::fits(n, k);
     let one = |i: usize| {
         let out = &out;
         if k == 0 {
@@ -162,6 +170,26 @@ pub fn gemm_batch<T: Float>(
                         unsafe { *out.0.add(i * cl.batch + r * cl.row + j) = T::zero() };
                     }
                 }
+            }
+            return;
+        }
+        if small {
+            // SAFETY: T is f32 (`small` checked its TypeId), so the casts reinterpret f32 buffers
+            // as themselves; the bounds and disjointness are those argued below for the `gemm`
+            // crate's call (the same pointers, strides and sizes), and `fits` held.
+            unsafe {
+                gemm_small::product(
+                    m,
+                    n,
+                    k,
+                    out.0.add(i * cl.batch) as *mut f32,
+                    cl.row,
+                    a.as_ptr().add(i * al.batch) as *const f32,
+                    View { row: al.row, col: al.col },
+                    b.as_ptr().add(i * bl.batch) as *const f32,
+                    bv,
+                    acc == Acc::Add,
+                );
             }
             return;
         }

@@ -13,7 +13,9 @@
 //! `engine::X`:
 //!
 //! * `gemm.rs`: matrix products, [`gemm()`] (`C [m, n] (+)= op(A)·op(B)`, with [`Trans`] and
-//!   [`Acc`]) and [`gemm_batch`] (a batch of products laid out by [`Strides`]).
+//!   [`Acc`]) and [`gemm_batch`] (a batch of products laid out by [`Strides`]);
+//!   `gemm_small.rs`: the kernel [`gemm_batch`] runs for small f32 products (at most 64
+//!   columns), the per-ξ GEMMs of Winograd layers up to 64 channels.
 //! * `conv.rs`: convolution geometry and the im2col path: [`ConvAlgo`], [`Padding`],
 //!   [`ConvGeom`], [`im2col`] / [`col2im`] (`[c, h, w]` ↔ `[c·k·k, h·w]`).
 //! * [`direct`]: the direct convolution for small channel counts (padded copy, weights
@@ -31,6 +33,7 @@ mod conv;
 pub mod direct;
 mod elementwise;
 mod gemm;
+mod gemm_small;
 mod transpose;
 pub mod winograd;
 

@@ -72,9 +72,11 @@ impl WinoConv {
         let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
         let sm = Small::<T>::new(&self.mats);
-        let Parts { gk, u, sa, sb, sc, sd, .. } = self.parts(scratch);
-        // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²].
+        let Parts { gk, u, u2: ut, sa, sb, sc, sd, .. } = self.parts(scratch);
+        // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²]; then each U_ξ
+        // transposed, Uᵀ [P, c_in, c_out], so the per-ξ products read rows of c_out contiguous.
         gemm(eng, p, co * ci, r2, u, gk, Trans::No, wt, Trans::Yes, Acc::Overwrite);
+        transpose(eng, u, p, co, ci, ut);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
@@ -94,8 +96,8 @@ impl WinoConv {
             self.window_transform(eng, &sm, Window::Input, xt, ci, nc, v);
             // M_ξᵀ [nt, c_out] = V_ξ [nt, c_in] · U_ξᵀ, into M [nt, P, c_out].
             let mm = &mut sb[..p * co * nt];
-            let ut = Strides { batch: co * ci, row: 1, col: ci };
-            gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), u, ut, Acc::Overwrite);
+            let utl = Strides { batch: co * ci, row: co, col: 1 };
+            gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), ut, utl, Acc::Overwrite);
             let yc = &mut y[i0 * co * hw..(i0 + nc) * co * hw];
             if io.y_cl {
                 self.output_transform(eng, &sm, mm, co, nc, bias, yc);
