@@ -6,7 +6,7 @@
 mod common;
 
 use idcrisis::experiment::config::RunConfig;
-use idcrisis::experiment::run::{execute, RunOptions};
+use idcrisis::experiment::run::{execute, execute_group, RunOptions};
 use idcrisis::nn::layers::Activation;
 use idcrisis::nn::model::{Arch, ModelConfig};
 use idcrisis::nn::optim::OptimizerKind;
@@ -69,35 +69,72 @@ fn fig2_fcn_rows_six_relu_layers_are_more_constant_than_one_linear_layer() {
     );
 }
 
-/// A k5, 16-channel CNN trained with SGD + momentum 0.9, lr 0.01 (the protocol under which deep
-/// CNNs memorize), to MSE < 1e-4 or `steps`.
-fn cnn_momentum(depth: usize, steps: u64, tag: &str) -> idcrisis::experiment::run::Evaluation {
+/// A k5, 16-channel CNN config trained with SGD + momentum 0.9, lr 0.01 (the protocol under
+/// which deep CNNs memorize), to MSE < `tol` or `steps`.
+fn cnn_momentum(depth: usize, steps: u64, tol: f64, seed: u64) -> RunConfig {
     let mut c =
         RunConfig { model: ModelConfig { arch: Arch::Cnn, depth, channels: 16, kernel: 5, ..Default::default() }, ..Default::default() };
-    c.train = TrainConfig { optimizer: OptimizerKind::Momentum, lr: 0.01, momentum: 0.9, steps, tol: 1e-4 };
-    c.threads = 2;
-    go(&c, tag)
+    c.train = TrainConfig { optimizer: OptimizerKind::Momentum, lr: 0.01, momentum: 0.9, steps, tol };
+    c.seed = seed;
+    c
 }
 
 #[test]
 fn depth_moves_a_momentum_trained_cnn_from_identity_to_constant() {
-    let shallow = cnn_momentum(1, 2000, "cnn-d1");
-    let deep = cnn_momentum(DEEP, DEEP_STEPS, "cnn-deep");
-    let (s, d) = (&shallow.categories["paper"], &deep.categories["paper"]);
-    println!(
-        "depth 1: identity {:.3} constant {:.3} (mse {:.1e}); depth {DEEP}: identity {:.3} constant {:.3} (mse {:.1e})",
-        s.corr_identity, s.corr_constant, shallow.train_mse, d.corr_identity, d.corr_constant, deep.train_mse
-    );
-    assert!(deep.train_mse < DEEP_MSE, "depth {DEEP} did not fit the seven: train MSE {}", deep.train_mse);
-    assert!(s.corr_identity - d.corr_identity > 0.3, "corr to identity: depth 1 {} vs depth {DEEP} {}", s.corr_identity, d.corr_identity);
-    assert!(d.corr_constant > s.corr_constant, "corr to constant: depth 1 {} vs depth {DEEP} {}", s.corr_constant, d.corr_constant);
+    let mut one = cnn_momentum(1, 2000, 1e-4, 0);
+    one.threads = 2;
+    let shallow = go(&one, "cnn-d1");
+    let s = &shallow.categories["paper"];
+    // The deep seeds train together, one net per thread; each is bit-identical to a run alone.
+    let dir = common::tempdir("cnn-deep");
+    let runs: Vec<(RunConfig, std::path::PathBuf)> =
+        (0..DEEP_SEEDS).map(|seed| (cnn_momentum(DEEP, DEEP_STEPS, DEEP_TOL, seed), dir.join(format!("seed-{seed}")))).collect();
+    let deep: Vec<_> = execute_group(&runs, &common::data_dir(), 2).into_iter().map(|r| r.unwrap().evaluation.unwrap()).collect();
+    println!("depth 1: identity {:.3} constant {:.3} (mse {:.1e})", s.corr_identity, s.corr_constant, shallow.train_mse);
+    let mut fitted = 0;
+    for (seed, ev) in deep.iter().enumerate() {
+        let d = &ev.categories["paper"];
+        println!("depth {DEEP} seed {seed}: identity {:.3} constant {:.3} (mse {:.1e})", d.corr_identity, d.corr_constant, ev.train_mse);
+        if ev.train_mse >= DEEP_MSE {
+            // The one way a seed may fail to fit: a loss spike killed every ReLU, and the net
+            // outputs one flat image (the seven's mean) for every input, correlated with nothing.
+            assert!(
+                d.corr_identity.abs() < 1e-3 && d.corr_constant.abs() < 1e-3,
+                "depth {DEEP} seed {seed} neither fitted the seven (MSE {}) nor collapsed to a flat output",
+                ev.train_mse
+            );
+            continue;
+        }
+        fitted += 1;
+        assert!(
+            s.corr_identity - d.corr_identity > 0.3,
+            "corr to identity: depth 1 {} vs depth {DEEP} seed {seed} {}",
+            s.corr_identity,
+            d.corr_identity
+        );
+        assert!(
+            d.corr_constant > s.corr_constant,
+            "corr to constant: depth 1 {} vs depth {DEEP} seed {seed} {}",
+            s.corr_constant,
+            d.corr_constant
+        );
+    }
+    assert!(fitted >= 2, "only {fitted} of {DEEP_SEEDS} depth-{DEEP} seeds fitted the seven (MSE < {DEEP_MSE})");
 }
 
-/// The deep CNN of the depth test, its step cap and the training MSE it must reach. Measured
-/// (test profile, 2 threads): depth 12 is not deep enough at 16 channels (after 4000 steps, MSE
-/// 8.7e-4, paper probes corr-to-identity 0.39 but corr-to-constant 0.15, below depth 1's 0.17);
-/// depth 20 after 2500 steps (6.2 ms/step, 16 s): MSE 2.8e-3, corr-to-identity 0.17, corr-to-
-/// constant 0.985; depth 1 after 2000 steps: corr-to-identity 0.998, corr-to-constant 0.17.
+/// The deep CNN of the depth test: depth, seeds, step cap, the MSE at which a run stops and the
+/// training MSE that counts as fitted. Measured (16 channels, test profile): depth 12 is not deep
+/// enough (after 4000 steps, MSE 8.7e-4, paper probes corr-to-identity 0.39 but corr-to-constant
+/// 0.15, below depth 1's 0.17). Depth 20 under this protocol sits at the edge of stability:
+/// every run has loss spikes (to 0.1-0.3 after step 300), and a spike can kill every ReLU, after
+/// which the net outputs the flat mean image for good (MSE 9.22e-2, corr 0 to both). Which seed
+/// does so depends on the last bits of the arithmetic: of seeds 0-5, none collapsed with the
+/// `gemm` crate's Winograd products, seed 0 did with `engine::gemm_small` (2026-12-03). The
+/// others fit: MSE < 1e-2 by step 2000-3600, corr-to-identity 0.16-0.18, corr-to-constant
+/// 0.98-1.00 (depth 1 after 2000 steps: 0.998 and 0.17). So the test trains four seeds, needs at
+/// least two fitted, checks every fitted one, and accepts only the collapse as a failure to fit.
 const DEEP: usize = 20;
-const DEEP_STEPS: u64 = 2500;
+const DEEP_SEEDS: u64 = 4;
+const DEEP_STEPS: u64 = 4000;
+const DEEP_TOL: f64 = 3e-3;
 const DEEP_MSE: f64 = 1e-2;
