@@ -325,21 +325,22 @@ impl WinoConv {
                         t1[i][b] = *acc;
                     }
                 }
-                // Along columns: y[r·M + i][tx·M + j] = Σ_b Aᵀ[j][b] t1[i][b].
+                // Along columns: y[r·M + i][tx·M + j] = Σ_b Aᵀ[j][b] t1[i][b], from the bias
+                // (or zero) in ascending b; the M outputs of row i in registers, so their M
+                // chains of multiply-adds run side by side (columns past the image are dropped).
+                let mut b0 = [T::zero(); LANES];
+                if let Some(bv) = bias {
+                    load(&mut b0, &bv[c0..], cnt);
+                }
                 for (i, t1i) in t1.iter().enumerate().take(rows) {
-                    for j in 0..M {
-                        let ox = tx * M + j;
-                        if ox >= self.w {
-                            break;
+                    let mut acc = [b0; M];
+                    for (b, tv) in t1i.iter().enumerate() {
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            axpy(acc, sm.at[j][b], tv);
                         }
-                        let mut acc = [T::zero(); LANES];
-                        if let Some(bv) = bias {
-                            load(&mut acc, &bv[c0..], cnt);
-                        }
-                        for (b, tv) in t1i.iter().enumerate() {
-                            axpy(&mut acc, sm.at[j][b], tv);
-                        }
-                        save(&mut dst[(i * self.w + ox) * c + c0..], &acc, cnt);
+                    }
+                    for (j, acc) in acc.iter().enumerate().take(self.w.saturating_sub(tx * M)) {
+                        save(&mut dst[(i * self.w + tx * M + j) * c + c0..], acc, cnt);
                     }
                 }
             }
