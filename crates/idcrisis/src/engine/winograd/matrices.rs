@@ -89,6 +89,28 @@ impl WinoMats {
     pub fn p(&self) -> usize {
         self.n * self.n
     }
+
+    /// Whether `Aᵀ` pairs up by sign, as it does when the finite points are 0 and pairs ±p
+    /// (points 2q−1 and 2q, q ≥ 1): `Aᵀ[i][2q] = (−1)ⁱ Aᵀ[i][2q−1]`, column 0 (point 0) zero
+    /// below row 0 and column n−1 (∞) zero above row m−1, each to 1e-12 of the largest entry.
+    /// Then `Aᵀx` needs `x[2q−1] ± x[2q]` once and `m(n/2 − 1) + 2` multiply-adds instead of
+    /// `mn`. (`Bᵀ` has the same pairs by rows, but a paired input transform measured slower than
+    /// the dense one: BENCHMARKS.md.)
+    pub fn paired(&self) -> bool {
+        let (m, n) = (self.m, self.n);
+        if !n.is_multiple_of(2) {
+            return false;
+        }
+        let at = |i: usize, a: usize| self.at[i * n + a];
+        let scale = self.at.iter().fold(0.0f64, |s, y| s.max(y.abs()));
+        let tiny = |x: f64| x.abs() <= 1e-12 * scale;
+        let sign = |k: usize| if k.is_multiple_of(2) { 1.0 } else { -1.0 };
+        (0..m).all(|i| {
+            (i == 0 || tiny(at(i, 0)))
+                && (i + 1 == m || tiny(at(i, n - 1)))
+                && (1..n / 2).all(|q| tiny(at(i, 2 * q) - sign(i) * at(i, 2 * q - 1)))
+        })
+    }
 }
 
 /// The 1-D matrices in `T`, on the stack.
@@ -99,6 +121,9 @@ pub(super) struct Small<T> {
     pub(super) a: [[T; MAX_TILE]; MAX_TILE],
     /// `Bᵀ [n, n]`.
     pub(super) bt: [[T; MAX_TILE]; MAX_TILE],
+    /// Whether `Aᵀ` has the sign pairs of symmetric points ([`WinoMats::paired`]), which the
+    /// output transform then uses to do under half the multiply-adds.
+    pub(super) paired: bool,
 }
 
 impl<T: Float> Small<T> {
@@ -106,7 +131,7 @@ impl<T: Float> Small<T> {
     pub(super) fn new(mats: &WinoMats) -> Self {
         let (m, n) = (mats.m, mats.n);
         let z = [[T::zero(); MAX_TILE]; MAX_TILE];
-        let mut s = Small { at: z, a: z, bt: z };
+        let mut s = Small { at: z, a: z, bt: z, paired: mats.paired() };
         for a in 0..n {
             for u in 0..n {
                 s.bt[a][u] = T::from_f64(mats.bt[a * n + u]);
@@ -123,6 +148,21 @@ impl<T: Float> Small<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The paired output transform is the one every supported tile size runs, so the Winograd
+    /// tests exercise it; and an `Aᵀ` without the pairs is not taken for a paired one.
+    #[test]
+    fn every_supported_tile_size_pairs_by_sign() {
+        for (m, r) in crate::engine::winograd::SUPPORTED {
+            assert!(WinoMats::new(m, r).paired(), "F({m}, {r})");
+        }
+        let broken: [fn(&mut WinoMats); 3] = [|w| w.at[w.n] = 0.5, |w| w.at[2 * w.n - 1] = 0.5, |w| w.at[w.n + 2] += 1e-3];
+        for (k, brk) in broken.iter().enumerate() {
+            let mut w = WinoMats::new(4, 5);
+            brk(&mut w);
+            assert!(!w.paired(), "change {k} went unnoticed");
+        }
+    }
 
     #[test]
     fn points_are_distinct() {

@@ -310,35 +310,26 @@ impl WinoConv {
             let src = &src[tx * N * N * c..(tx + 1) * N * N * c];
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
-                // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)], the M accumulators of one
-                // column b in registers, each M[(a,b)] loaded once.
+                // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)], column b's N values loaded
+                // once and its M sums in registers.
                 for b in 0..N {
-                    let mut acc = [[T::zero(); LANES]; M];
-                    for a in 0..N {
-                        let mut v = [T::zero(); LANES];
-                        load(&mut v, &src[(a * N + b) * c + c0..], cnt);
-                        for (i, acc) in acc.iter_mut().enumerate() {
-                            axpy(acc, sm.at[i][a], &v);
-                        }
+                    let mut x = [[T::zero(); LANES]; N];
+                    for (a, xa) in x.iter_mut().enumerate() {
+                        load(xa, &src[(a * N + b) * c + c0..], cnt);
                     }
-                    for (i, acc) in acc.iter().enumerate() {
-                        t1[i][b] = *acc;
+                    let y = apply_at::<T, M, N>(sm, &x, [T::zero(); LANES]);
+                    for (i, yi) in y.iter().enumerate() {
+                        t1[i][b] = *yi;
                     }
                 }
-                // Along columns: y[r·M + i][tx·M + j] = Σ_b Aᵀ[j][b] t1[i][b], from the bias
-                // (or zero) in ascending b; the M outputs of row i in registers, so their M
-                // chains of multiply-adds run side by side (columns past the image are dropped).
+                // Along columns: y[r·M + i][tx·M + j] = bias + Σ_b Aᵀ[j][b] t1[i][b], the M
+                // outputs of row i in registers (columns past the image are dropped).
                 let mut b0 = [T::zero(); LANES];
                 if let Some(bv) = bias {
                     load(&mut b0, &bv[c0..], cnt);
                 }
                 for (i, t1i) in t1.iter().enumerate().take(rows) {
-                    let mut acc = [b0; M];
-                    for (b, tv) in t1i.iter().enumerate() {
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            axpy(acc, sm.at[j][b], tv);
-                        }
-                    }
+                    let acc = apply_at::<T, M, N>(sm, t1i, b0);
                     for (j, acc) in acc.iter().enumerate().take(self.w.saturating_sub(tx * M)) {
                         save(&mut dst[(i * self.w + tx * M + j) * c + c0..], acc, cnt);
                     }
@@ -346,6 +337,37 @@ impl WinoConv {
             }
         }
     }
+}
+
+/// `y[i] = init + Σ_a Aᵀ[i][a] x[a]` for i < M, on LANES channels. With `sm.paired` by the
+/// point pairs (`Aᵀ[i][a] = p_aⁱ`, so columns 2q−1 and 2q, points ±p, differ by `(−1)ⁱ`, and
+/// the columns of 0 and ∞ are unit vectors): `init + [i = 0]·x[0] + Σ_q Aᵀ[i][2q−1]·(x[2q−1] ±
+/// x[2q]) + [i = M−1]·x[N−1]`, `M(N/2 − 1) + 2` multiply-adds instead of `MN`; else the
+/// dense sum in ascending a.
+#[inline(always)]
+fn apply_at<T: Float, const M: usize, const N: usize>(sm: &Small<T>, x: &[[T; LANES]; N], init: [T; LANES]) -> [[T; LANES]; M] {
+    let mut y = [init; M];
+    if !sm.paired {
+        for (a, xa) in x.iter().enumerate() {
+            for (i, yi) in y.iter_mut().enumerate() {
+                axpy(yi, sm.at[i][a], xa);
+            }
+        }
+        return y;
+    }
+    axpy(&mut y[0], sm.at[0][0], &x[0]);
+    for q in 1..N / 2 {
+        let (mut sum, mut dif) = ([T::zero(); LANES], [T::zero(); LANES]);
+        for l in 0..LANES {
+            sum[l] = x[2 * q - 1][l] + x[2 * q][l];
+            dif[l] = x[2 * q - 1][l] - x[2 * q][l];
+        }
+        for (i, yi) in y.iter_mut().enumerate() {
+            axpy(yi, sm.at[i][2 * q - 1], if i.is_multiple_of(2) { &sum } else { &dif });
+        }
+    }
+    axpy(&mut y[M - 1], sm.at[M - 1][N - 1], &x[N - 1]);
+    y
 }
 
 /// `dst[..LANES] = src[..cnt]`, zero beyond `cnt`.
