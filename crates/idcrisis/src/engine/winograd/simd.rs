@@ -54,9 +54,10 @@ macro_rules! isa_call {
 /// The arithmetic is the same in each (every multiply-add is one correctly rounded `mul_add`, in
 /// hardware or not, and nothing is reassociated), so results are bit-identical across them; the
 /// override exists to test exactly that, and to rule the vector code out when chasing a problem.
-/// It applies to these transforms and to the direct convolution's kernels
-/// ([`crate::engine::direct`], same bits in every set), never to which algorithm a layer uses;
-/// the GEMMs (the `gemm` crate) choose their own.
+/// It applies to these transforms, to the small products of `engine::gemm_small` and to the
+/// direct convolution's kernels ([`crate::engine::direct`]), all with the same bits in every
+/// set, never to which algorithm a layer uses; the larger GEMMs (the `gemm` crate) choose their
+/// own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Whatever the build targets (SSE2 on x86-64).
