@@ -34,7 +34,7 @@ pub(super) struct View {
 /// for the caches, was faster (`benches/winogemm.rs`: 1.3× faster on 32 to 64 channels with
 /// 490 tiles in the weight-gradient shape).
 pub(super) fn fits(n: usize, k: usize) -> bool {
-    n <= MAX_N && k * padded(n) <= MAX_PACK
+    (1..=MAX_N).contains(&n) && k * padded(n) <= MAX_PACK
 }
 
 /// Whether B is read in place (no packing).
@@ -67,7 +67,8 @@ pub(super) unsafe fn product(
     bv: View,
     add: bool,
 ) {
-    debug_assert!(fits(n, k) && m > 0 && k > 0);
+    // The register blocking indexes by `n` and the stack buffer holds `fits`' B: cheap to check.
+    assert!(fits(n, k) && m > 0 && k > 0, "gemm_small::product: {m}×{n}×{k} is not a product it takes");
     let mut pack = [std::mem::MaybeUninit::<f32>::uninit(); MAX_PACK];
     let (b, b_row) = if in_place(n, bv) {
         (b, bv.row)
@@ -91,6 +92,7 @@ pub(super) unsafe fn product(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: likewise for AVX2 and FMA.
         Isa::Avx2 => unsafe { with_avx2(&g) },
+        // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
         _ => unsafe { g.run() },
     }
 }
@@ -264,31 +266,39 @@ mod tests {
                 if !fits(n, k) {
                     continue;
                 }
-                for strided in [false, true] {
-                    // A stored transposed when strided ([k, m]); B likewise ([n, k]).
-                    let (av, bv) = if strided {
-                        (View { row: 1, col: m }, View { row: 1, col: k })
-                    } else {
-                        (View { row: k, col: 1 }, View { row: n, col: 1 })
+                // A and B contiguous, stored transposed (A [k, m], B [n, k]), or with rows
+                // wider than the matrix (B then read in place when n is whole blocks).
+                for layout in ["contiguous", "transposed", "wide"] {
+                    let (av, bv) = match layout {
+                        "contiguous" => (View { row: k, col: 1 }, View { row: n, col: 1 }),
+                        "transposed" => (View { row: 1, col: m }, View { row: 1, col: k }),
+                        _ => (View { row: k + 3, col: 1 }, View { row: n + LANES, col: 1 }),
                     };
-                    let a = vals(m * k, 0.5);
-                    let b = vals(k * n, 7.25);
+                    let a = vals((m - 1) * av.row + (k - 1) * av.col + 1, 0.5);
+                    let b = vals((k - 1) * bv.row + (n - 1) * bv.col + 1, 7.25);
                     for add in [false, true] {
-                        let c0 = vals(m * n, 3.5);
+                        // C's rows are 3 wider than n, the padding a sentinel no product writes.
+                        let c_row = n + 3;
+                        let c0: Vec<f32> =
+                            vals(m * c_row, 3.5).into_iter().enumerate().map(|(i, x)| if i % c_row < n { x } else { 1234.5 }).collect();
                         let mut c = c0.clone();
-                        // SAFETY: the buffers hold exactly the m×k, k×n and m×n elements the views reach.
-                        unsafe { product(m, n, k, c.as_mut_ptr(), n, a.as_ptr(), av, b.as_ptr(), bv, add) };
+                        // SAFETY: the buffers hold every element the views and `c_row` reach.
+                        unsafe { product(m, n, k, c.as_mut_ptr(), c_row, a.as_ptr(), av, b.as_ptr(), bv, add) };
                         for r in 0..m {
                             for j in 0..n {
                                 let want: f64 =
                                     (0..k).map(|p| a[r * av.row + p * av.col] as f64 * b[p * bv.row + j * bv.col] as f64).sum::<f64>()
-                                        + if add { c0[r * n + j] as f64 } else { 0.0 };
-                                let got = c[r * n + j] as f64;
+                                        + if add { c0[r * c_row + j] as f64 } else { 0.0 };
+                                let got = c[r * c_row + j] as f64;
                                 assert!(
                                     (got - want).abs() < 1e-5 * (k as f64 + 1.0),
-                                    "m={m} n={n} k={k} strided={strided} add={add} ({r},{j}): {got} vs {want}"
+                                    "m={m} n={n} k={k} {layout} add={add} ({r},{j}): {got} vs {want}"
                                 );
                             }
+                            assert!(
+                                c[r * c_row + n..(r + 1) * c_row].iter().all(|&x| x == 1234.5),
+                                "m={m} n={n} k={k} {layout}: wrote past row {r}"
+                            );
                         }
                         // The portable kernel on B packed the same way gives the same bits.
                         let np = padded(n);
@@ -299,7 +309,7 @@ mod tests {
                             }
                         }
                         let mut cp = c0.clone();
-                        let g = Geometry { m, n, k, c: cp.as_mut_ptr(), c_row: n, a: a.as_ptr(), av, b: bp.as_ptr(), b_row: np, add };
+                        let g = Geometry { m, n, k, c: cp.as_mut_ptr(), c_row, a: a.as_ptr(), av, b: bp.as_ptr(), b_row: np, add };
                         // SAFETY: as above; `bp` holds k rows of whole blocks.
                         unsafe { g.run() };
                         assert!(c.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: portable bits differ");
@@ -311,7 +321,8 @@ mod tests {
 
     #[test]
     fn the_size_rule_bounds_the_stacked_b() {
-        assert!(fits(16, 49) && fits(64, 64) && fits(20, 128));
+        assert!(fits(16, 49) && fits(64, 64) && fits(20, 128) && fits(1, 1));
+        assert!(!fits(0, 1), "no columns: nothing to block");
         assert!(!fits(65, 1), "more than four blocks of columns");
         assert!(!fits(16, 490), "B of 490×16 is past 16 KB");
         assert!(!fits(20, 129), "20 columns pad to 32: 129×32 > 4096");

@@ -132,13 +132,19 @@ impl Isa {
         };
         match Isa::parse(r) {
             Some(want) if want <= cpu => (want, None),
-            Some(want) => {
-                (cpu, Some(format!("{}={r}: this CPU lacks {}; the Winograd transforms use {}", Isa::ENV, want.name(), cpu.name())))
-            }
+            Some(want) => (
+                cpu,
+                Some(format!(
+                    "{}={r}: this CPU lacks {}; the Winograd transforms and small products use {}",
+                    Isa::ENV,
+                    want.name(),
+                    cpu.name()
+                )),
+            ),
             None => (
                 cpu,
                 Some(format!(
-                    "{}={r:?} is not one of avx512, avx2, baseline: ignored; the Winograd transforms use {}",
+                    "{}={r:?} is not one of avx512, avx2, baseline: ignored; the Winograd transforms and small products use {}",
                     Isa::ENV,
                     cpu.name()
                 )),
@@ -414,5 +420,44 @@ fn par_blocks<T: Float>(eng: &Engine, buf: &mut [T], block: usize, f: impl Fn((u
         buf.par_chunks_mut(block).enumerate().for_each(f);
     } else {
         buf.chunks_mut(block).enumerate().for_each(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::winograd::{WinoMats, SUPPORTED};
+
+    /// `apply_at`, by the pairs and dense (the fallback no supported tile size takes), against
+    /// `init + Aᵀx` in f64, for every supported tile size.
+    #[test]
+    fn output_transform_paired_and_dense_match_f64() {
+        for (m, r) in SUPPORTED {
+            let mats = WinoMats::new(m, r);
+            match (m, mats.n) {
+                (2, 4) => check::<2, 4>(&mats),
+                (2, 6) => check::<2, 6>(&mats),
+                (2, 8) => check::<2, 8>(&mats),
+                (4, 6) => check::<4, 6>(&mats),
+                (4, 8) => check::<4, 8>(&mats),
+                other => panic!("no check for {other:?}"),
+            }
+        }
+    }
+
+    fn check<const M: usize, const N: usize>(mats: &WinoMats) {
+        let x: [[f64; LANES]; N] = std::array::from_fn(|a| std::array::from_fn(|l| ((a * LANES + l) as f64 * 0.37).sin()));
+        let init: [f64; LANES] = std::array::from_fn(|l| l as f64 * 0.01 - 0.05);
+        for paired in [true, false] {
+            let mut sm = Small::<f64>::new(mats);
+            sm.paired = paired;
+            let y = apply_at::<f64, M, N>(&sm, &x, init);
+            for (i, yi) in y.iter().enumerate() {
+                for (l, &got) in yi.iter().enumerate() {
+                    let want = init[l] + (0..N).map(|a| mats.at[i * N + a] * x[a][l]).sum::<f64>();
+                    assert!((got - want).abs() < 1e-12 * 100.0, "F({M}, {}) paired={paired} ({i}, {l}): {got} vs {want}", N + 1 - M);
+                }
+            }
+        }
     }
 }
