@@ -7,7 +7,7 @@
 //! Both wrap the `gemm` crate (named `::gemm` here, as this module shares its name) with unit
 //! scale factors, so C is either overwritten or added to, nothing else.
 
-use super::gemm_small::{self, View};
+use super::gemm_small::{self, Geometry, View};
 use super::Engine;
 use crate::float::Float;
 use rayon::prelude::*;
@@ -178,18 +178,18 @@ pub fn gemm_batch<T: Float>(
             // as themselves; the bounds and disjointness are those argued below for the `gemm`
             // crate's call (the same pointers, strides and sizes), and `fits` held.
             unsafe {
-                gemm_small::product(
+                gemm_small::product(Geometry {
                     m,
                     n,
                     k,
-                    out.0.add(i * cl.batch) as *mut f32,
-                    cl.row,
-                    a.as_ptr().add(i * al.batch) as *const f32,
-                    View { row: al.row, col: al.col },
-                    b.as_ptr().add(i * bl.batch) as *const f32,
+                    c: out.0.add(i * cl.batch) as *mut f32,
+                    c_row: cl.row,
+                    a: a.as_ptr().add(i * al.batch) as *const f32,
+                    av: View { row: al.row, col: al.col },
+                    b: b.as_ptr().add(i * bl.batch) as *const f32,
                     bv,
-                    acc == Acc::Add,
-                );
+                    add: acc == Acc::Add,
+                });
             }
             return;
         }

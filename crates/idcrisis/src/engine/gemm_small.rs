@@ -47,42 +47,30 @@ fn padded(n: usize) -> usize {
     n.div_ceil(LANES) * LANES
 }
 
-/// `C [m, n] = A [m, k] · B [k, n]`, or `C + A·B` when `add`, with C's columns contiguous
-/// (row stride `c_row`). The caller has checked [`fits`], `m, k > 0`, that every element the
-/// strides reach lies in its buffer, and that C aliases neither A nor B.
+/// Run one product (see [`Geometry`]): B is read in place when its rows are contiguous whole
+/// blocks of columns, else packed on the stack first. The caller has checked [`fits`], `m, k >
+/// 0`, that every element the strides reach lies in its buffer, and that C aliases neither A nor
+/// B.
 ///
 /// # Safety
-/// `c`, `a` and `b` must be valid for the offsets `(m−1)·c_row + n − 1`, `(m−1)·a.row +
-/// (k−1)·a.col` and `(k−1)·b.row + (n−1)·b.col`; C's elements must not overlap A's or B's.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut f32,
-    c_row: usize,
-    a: *const f32,
-    av: View,
-    b: *const f32,
-    bv: View,
-    add: bool,
-) {
+/// `g.c`, `g.a` and `g.b` must be valid for the offsets `(m−1)·c_row + n − 1`, `(m−1)·av.row +
+/// (k−1)·av.col` and `(k−1)·bv.row + (n−1)·bv.col`; C's elements must not overlap A's or B's.
+pub(super) unsafe fn product(mut g: Geometry) {
+    let (m, n, k) = (g.m, g.n, g.k);
     // The register blocking indexes by `n` and the stack buffer holds `fits`' B: cheap to check.
     assert!(fits(n, k) && m > 0 && k > 0, "gemm_small::product: {m}×{n}×{k} is not a product it takes");
     let mut pack = [std::mem::MaybeUninit::<f32>::uninit(); MAX_PACK];
-    let (b, b_row) = if in_place(n, bv) {
-        (b, bv.row)
-    } else {
+    if !in_place(n, g.bv) {
         let np = padded(n);
         for (kk, row) in pack[..k * np].chunks_exact_mut(np).enumerate() {
             for (j, x) in row.iter_mut().enumerate() {
                 // SAFETY: kk < k, j < n: inside B by the caller's contract.
-                x.write(if j < n { unsafe { *b.add(kk * bv.row + j * bv.col) } } else { 0.0 });
+                x.write(if j < n { unsafe { *g.b.add(kk * g.bv.row + j * g.bv.col) } } else { 0.0 });
             }
         }
-        (pack.as_ptr() as *const f32, np)
-    };
-    let g = Geometry { m, n, k, c, c_row, a, av, b, b_row, add };
+        g.b = pack.as_ptr() as *const f32;
+        g.bv = View { row: np, col: 1 };
+    }
     match Isa::detect() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
@@ -97,19 +85,21 @@ pub(super) unsafe fn product(
     }
 }
 
-/// One product's operands (see [`product`]); B's rows (stride `b_row`) hold whole 16-lane
-/// blocks, zero past column `n`.
-struct Geometry {
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut f32,
-    c_row: usize,
-    a: *const f32,
-    av: View,
-    b: *const f32,
-    b_row: usize,
-    add: bool,
+/// One product `C [m, n] = A [m, k] · B [k, n]`, or `C + A·B` when `add`, with C's columns
+/// contiguous (row stride `c_row`) and A and B laid out as `av` and `bv` say. The kernels
+/// ([`Geometry::run`], `avx512::run`) read B's rows as whole 16-lane blocks (`bv.col = 1`, zero
+/// past column `n`), which [`product`] arranges.
+pub(super) struct Geometry {
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) c: *mut f32,
+    pub(super) c_row: usize,
+    pub(super) a: *const f32,
+    pub(super) av: View,
+    pub(super) b: *const f32,
+    pub(super) bv: View,
+    pub(super) add: bool,
 }
 
 /// [`Geometry::run`] compiled for AVX2 (its body is inlined here).
@@ -159,7 +149,7 @@ impl Geometry {
         let mut acc = [[[0f32; LANES]; NB]; RB];
         for kk in 0..self.k {
             // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
-            let brow = unsafe { self.b.add(kk * self.b_row) };
+            let brow = unsafe { self.b.add(kk * self.bv.row) };
             let bv: [[f32; LANES]; NB] =
                 std::array::from_fn(|nb| unsafe { std::ptr::read_unaligned(brow.add(nb * LANES) as *const [f32; LANES]) });
             for (r, accr) in acc.iter_mut().enumerate() {
@@ -220,7 +210,7 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); NB]; RB];
         for kk in 0..g.k {
             // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
-            let brow = unsafe { g.b.add(kk * g.b_row) };
+            let brow = unsafe { g.b.add(kk * g.bv.row) };
             let bv: [__m512; NB] = std::array::from_fn(|nb| unsafe { _mm512_loadu_ps(brow.add(nb * LANES)) });
             let arow = unsafe { g.a.add(r0 * g.av.row + kk * g.av.col) };
             for (r, accr) in acc.iter_mut().enumerate() {
@@ -283,7 +273,7 @@ mod tests {
                             vals(m * c_row, 3.5).into_iter().enumerate().map(|(i, x)| if i % c_row < n { x } else { 1234.5 }).collect();
                         let mut c = c0.clone();
                         // SAFETY: the buffers hold every element the views and `c_row` reach.
-                        unsafe { product(m, n, k, c.as_mut_ptr(), c_row, a.as_ptr(), av, b.as_ptr(), bv, add) };
+                        unsafe { product(Geometry { m, n, k, c: c.as_mut_ptr(), c_row, a: a.as_ptr(), av, b: b.as_ptr(), bv, add }) };
                         for r in 0..m {
                             for j in 0..n {
                                 let want: f64 =
@@ -309,7 +299,18 @@ mod tests {
                             }
                         }
                         let mut cp = c0.clone();
-                        let g = Geometry { m, n, k, c: cp.as_mut_ptr(), c_row, a: a.as_ptr(), av, b: bp.as_ptr(), b_row: np, add };
+                        let g = Geometry {
+                            m,
+                            n,
+                            k,
+                            c: cp.as_mut_ptr(),
+                            c_row,
+                            a: a.as_ptr(),
+                            av,
+                            b: bp.as_ptr(),
+                            bv: View { row: np, col: 1 },
+                            add,
+                        };
                         // SAFETY: as above; `bp` holds k rows of whole blocks.
                         unsafe { g.run() };
                         assert!(c.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: portable bits differ");
