@@ -232,6 +232,15 @@ pub fn score(probe: &Probe, output: &[f32], train: &[f32], shape: Shape, window:
     }
 }
 
+/// Whether the net's output on this probe was flat (one value at every pixel). [`pearson`] gives
+/// exactly 0 against a side with no variance; the training image is never flat, so a
+/// corr-to-constant of exactly 0 together with a corr-to-identity of exactly 0 means the output
+/// was. A net whose ReLUs all died in training outputs its last layer's bias everywhere: this is
+/// how such a collapse shows in the scores, and its correlations then read 0, not "neither".
+pub fn flat_output(s: &ProbeScore) -> bool {
+    s.corr_identity == 0.0 && s.corr_constant == 0.0
+}
+
 /// Averages over a group of probes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
@@ -376,6 +385,22 @@ mod tests {
         // A 5×5 image still scores (window 5): identical gives 1.
         let small: Vec<f32> = (0..25).map(|i| i as f32 / 25.0).collect();
         assert!((ssim(&small, &small, Shape::new(1, 5, 5)) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_flat_output_is_told_from_one_that_merely_disagrees() {
+        let shape = Shape::new(1, 28, 28);
+        let train: Vec<f32> = (0..784).map(|i| ((i * 13) % 17) as f32 / 17.0).collect();
+        let probe = Probe { name: "p".into(), category: Category::Synthetic, image: (0..784).map(|i| (i % 28) as f32 / 28.0).collect() };
+        // A dead net's output: its bias at every pixel.
+        assert!(flat_output(&score(&probe, &vec![0.37f32; 784], &train, shape, None)));
+        // Off by one pixel is not flat, and neither is an output uncorrelated with both.
+        let mut nearly = vec![0.37f32; 784];
+        nearly[400] = 0.38;
+        assert!(!flat_output(&score(&probe, &nearly, &train, shape, None)));
+        let noise: Vec<f32> = (0..784).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
+        let s = score(&probe, &noise, &train, shape, None);
+        assert!(s.corr_identity.abs() < 0.2 && s.corr_constant.abs() < 0.2 && !flat_output(&s), "{s:?}");
     }
 
     #[test]

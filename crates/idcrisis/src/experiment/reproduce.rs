@@ -13,6 +13,7 @@
 use crate::data;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::eval::metrics;
 use crate::experiment::beyond;
 use crate::experiment::config::RunConfig;
 use crate::experiment::run;
@@ -611,6 +612,10 @@ pub struct NetSummary {
     /// Seeds whose training diverged (loss NaN or infinite; the cell failed). A net whose every
     /// seed diverged is still listed, with no seeds and NaN correlations.
     pub diverged: usize,
+    /// Seeds whose output was flat on every paper probe ([`metrics::flat_output`]): the net
+    /// collapsed in training (every ReLU dead) and outputs one value everywhere. Their
+    /// correlations read 0 and are in the means above; summaries flag them.
+    pub collapsed: usize,
     /// The config of its first cell (seed aside, every cell of the net has it).
     #[serde(skip)]
     pub config: RunConfig,
@@ -682,6 +687,7 @@ pub fn analyze(
         let mut extras: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut unconverged = 0;
         let mut diverged = 0;
+        let mut collapsed = 0;
         for c in cells {
             let p = sweep::cell_dir(&dir, c).join("result.json");
             let state = sweep::state(&dir, c);
@@ -709,6 +715,8 @@ pub fn analyze(
             ids.push(paper.corr_identity);
             cons.push(paper.corr_constant);
             unconverged += usize::from(r.status == crate::nn::train::Status::MaxSteps);
+            let mut paper_probes = ev.probes.iter().filter(|s| s.category.is_paper()).peekable();
+            collapsed += usize::from(paper_probes.peek().is_some() && paper_probes.all(metrics::flat_output));
             if let Some(w) = &paper.window {
                 extras.entry("window_identity".into()).or_default().push(w.corr_identity);
                 extras.entry("window_constant".into()).or_default().push(w.corr_constant);
@@ -798,6 +806,7 @@ pub fn analyze(
             extra: extras.iter().map(|(k, v)| (k.clone(), mean_min_max(v))).collect(),
             unconverged,
             diverged,
+            collapsed,
             config: cells[0].config.clone(),
         });
     }
@@ -846,6 +855,7 @@ pub fn analyze(
         }
     };
     let mut text = summary;
+    text += &collapsed_note(&nets);
     if total_diverged > 0 {
         let _ = writeln!(
             text,
@@ -857,6 +867,22 @@ pub fn analyze(
     }
     write_atomic(&out.join("summary.md"), text.as_bytes())?;
     Ok(text)
+}
+
+/// Marks a table row of a net with a collapsed seed (see [`collapsed_note`]).
+pub(crate) const COLLAPSED_MARK: &str = "‡";
+
+/// The paragraph naming every net with a collapsed seed ([`NetSummary::collapsed`]), or nothing.
+fn collapsed_note(nets: &[NetSummary]) -> String {
+    let hit: Vec<String> =
+        nets.iter().filter(|n| n.collapsed > 0).map(|n| format!("{} ({} of {} seeds)", n.label, n.collapsed, n.seeds)).collect();
+    if hit.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n{COLLAPSED_MARK} Collapsed in training: {}. Such a seed's output is one flat value on every probe (every ReLU died, typically in a loss spike), so both of its correlations read 0. They are counted in the means and minima above, which they pull down; that is a failure of training, not evidence for or against the identity or the constant.\n",
+        hit.join(", ")
+    )
 }
 
 fn summary_fcn(spec: &Spec, nets: &[NetSummary]) -> String {
@@ -924,10 +950,11 @@ fn summary_cnn_depth(spec: &Spec, nets: &[NetSummary]) -> String {
         let cat = |k: &str| n.per_category.get(k).map(|v| format!("{:.2}", v.0)).unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
-            "| {} | {}{} | {} | {:.2} ({:.2}–{:.2}) | {:.2} | {} | {} | {} |",
+            "| {} | {}{}{} | {} | {:.2} ({:.2}–{:.2}) | {:.2} | {} | {} | {} |",
             n.protocol,
             n.depth,
             if n.unconverged > 0 { " †" } else { "" },
+            if n.collapsed > 0 { format!(" {COLLAPSED_MARK}") } else { String::new() },
             n.seeds,
             n.corr_identity.0,
             n.corr_identity.1,
@@ -1634,6 +1661,7 @@ pub(crate) mod tests {
             extra: BTreeMap::new(),
             unconverged: 0,
             diverged: 0,
+            collapsed: 0,
             config: RunConfig::default(),
         }
     }
