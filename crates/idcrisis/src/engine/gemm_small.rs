@@ -79,7 +79,7 @@ pub(super) unsafe fn product(mut g: Geometry) {
         Isa::Avx512 => unsafe { avx512::run(&g) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: likewise for AVX2 and FMA.
-        Isa::Avx2 => unsafe { with_avx2(&g) },
+        Isa::Avx2 => unsafe { avx2::run(&g) },
         // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
         _ => unsafe { g.run() },
     }
@@ -102,22 +102,24 @@ pub(super) struct Geometry {
     pub(super) add: bool,
 }
 
-/// [`Geometry::run`] compiled for AVX2 (its body is inlined here).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2(g: &Geometry) {
-    unsafe { g.run() }
-}
+/// Rows per block for 1 to 4 blocks of columns, so that the `NB·RB` accumulators fit the
+/// registers beside A's broadcast and B's row: AVX-512 has 32 registers of 16 lanes, one per
+/// accumulator (8 to 16 of them). The portable kernel uses the same.
+const ROWS: [usize; 4] = [8, 6, 4, 4];
+/// AVX2 has 16 registers of 8 lanes, two per accumulator: 8 of them hold the accumulators, the
+/// rest B's row and A's broadcast. (AVX-512's blocking, compiled for AVX2, spilled: these
+/// products were 42% of a 16-channel training step on an AMD EPYC; BENCHMARKS.md.)
+const AVX2_ROWS: [usize; 4] = [4, 2, 1, 1];
 
 /// Call `$f::<NB, RB>($arg)` for `n` columns: `NB` blocks of [`LANES`] columns, rows in blocks of
-/// `RB`, so the `NB·RB` accumulators (8 to 16 vectors) stay in registers.
+/// `RB = $rows[NB − 1]`. The blocking changes no bits (each element's sum is the same).
 macro_rules! by_width {
-    ($n:expr, $($f:ident)::+, $arg:expr) => {
+    ($n:expr, $($f:ident)::+, $arg:expr, $rows:ident) => {
         match $n.div_ceil(LANES) {
-            1 => $($f)::+::<1, 8>($arg),
-            2 => $($f)::+::<2, 6>($arg),
-            3 => $($f)::+::<3, 4>($arg),
-            _ => $($f)::+::<4, 4>($arg),
+            1 => $($f)::+::<1, { $rows[0] }>($arg),
+            2 => $($f)::+::<2, { $rows[1] }>($arg),
+            3 => $($f)::+::<3, { $rows[2] }>($arg),
+            _ => $($f)::+::<4, { $rows[3] }>($arg),
         }
     };
 }
@@ -126,7 +128,7 @@ impl Geometry {
     /// The portable kernel (the same bits as [`avx512::run`]).
     #[inline(always)]
     unsafe fn run(&self) {
-        unsafe { by_width!(self.n, Geometry::rows, self) }
+        unsafe { by_width!(self.n, Geometry::rows, self, ROWS) }
     }
 
     /// Rows in blocks of `RB`, then the remaining rows one at a time.
@@ -181,13 +183,13 @@ impl Geometry {
 /// masked stores for the last, partial block of columns.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Geometry, LANES};
+    use super::{Geometry, LANES, ROWS};
     use std::arch::x86_64::*;
 
     /// [`Geometry::run`] in AVX-512.
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn run(g: &Geometry) {
-        unsafe { by_width!(g.n, rows, g) }
+        unsafe { by_width!(g.n, rows, g, ROWS) }
     }
 
     #[target_feature(enable = "avx512f,fma")]
@@ -231,6 +233,82 @@ mod avx512 {
                     let p = crow.add(nb * LANES);
                     let v = if g.add { _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), *x) } else { *x };
                     _mm512_mask_storeu_ps(p, mask, v);
+                }
+            }
+        }
+    }
+}
+
+/// The AVX2 kernel: the portable kernel's arithmetic with explicit 8-lane registers, two per
+/// 16-lane block of columns, in blocks of [`AVX2_ROWS`] rows.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Geometry, AVX2_ROWS, LANES};
+    use std::arch::x86_64::*;
+
+    /// Lanes per register.
+    const HALF: usize = LANES / 2;
+
+    /// [`Geometry::run`] in AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run(g: &Geometry) {
+        unsafe { by_width!(g.n, rows, g, AVX2_ROWS) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
+        let full = g.m / RB * RB;
+        unsafe {
+            for r0 in (0..full).step_by(RB) {
+                block::<NB, RB>(g, r0);
+            }
+            for r0 in full..g.m {
+                block::<NB, 1>(g, r0);
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + RB` of C (see [`Geometry::block`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const NB: usize, const RB: usize>(g: &Geometry, r0: usize) {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; NB]; RB];
+        for kk in 0..g.k {
+            // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
+            let brow = unsafe { g.b.add(kk * g.bv.row) };
+            let bv: [[__m256; 2]; NB] =
+                std::array::from_fn(|nb| unsafe { [_mm256_loadu_ps(brow.add(nb * LANES)), _mm256_loadu_ps(brow.add(nb * LANES + HALF))] });
+            let arow = unsafe { g.a.add(r0 * g.av.row + kk * g.av.col) };
+            for (r, accr) in acc.iter_mut().enumerate() {
+                let s = _mm256_set1_ps(unsafe { *arow.add(r * g.av.row) });
+                for (x, v) in accr.iter_mut().zip(&bv) {
+                    x[0] = _mm256_fmadd_ps(s, v[0], x[0]);
+                    x[1] = _mm256_fmadd_ps(s, v[1], x[1]);
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            // SAFETY: row r0 + r < m; whole blocks write columns nb·LANES.. < n, the partial
+            // one only its cnt columns < n.
+            let crow = unsafe { g.c.add((r0 + r) * g.c_row) };
+            for (nb, x) in accr.iter().enumerate() {
+                let cnt = LANES.min(g.n - nb * LANES);
+                unsafe {
+                    let p = crow.add(nb * LANES);
+                    if cnt == LANES {
+                        for (h, x) in x.iter().enumerate() {
+                            let q = p.add(h * HALF);
+                            let v = if g.add { _mm256_add_ps(_mm256_loadu_ps(q), *x) } else { *x };
+                            _mm256_storeu_ps(q, v);
+                        }
+                    } else {
+                        let mut t = [0f32; LANES];
+                        _mm256_storeu_ps(t.as_mut_ptr(), x[0]);
+                        _mm256_storeu_ps(t.as_mut_ptr().add(HALF), x[1]);
+                        for (l, t) in t.iter().enumerate().take(cnt) {
+                            *p.add(l) = if g.add { *p.add(l) + *t } else { *t };
+                        }
+                    }
                 }
             }
         }
