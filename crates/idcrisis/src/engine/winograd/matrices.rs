@@ -145,56 +145,9 @@ impl<T: Float> Small<T> {
     }
 }
 
-/// Where `Bᵀ [n, n]` is nonzero, bit `MAX_TILE·a + u` for `Bᵀ[a][u]` (the finite points of
-/// [`points`] and ∞; the exact, rational matrices). The transforms in `simd.rs` take it as a
-/// constant for each tile size they are specialised for, so the multiply-adds by an exact zero
-/// (20 of 64 at n = 8, 14 of 36 at n = 6) are dropped at compile time, and the result is the
-/// same bits as with them. Other sizes: all bits set (dense).
-pub(super) const fn bt_nonzero(n: usize) -> u64 {
-    match n {
-        4 => 0x0a06_0605,
-        6 => 0x2a1e_1e1e_1e15,
-        8 => 0xaa7e_7e7e_7e7e_7e55,
-        _ => u64::MAX,
-    }
-}
-
-/// [`bt_nonzero`] for `A [n, m]`: bit `MAX_TILE·j + i` for `A[j][i]` (zero in the rows of the
-/// point 0 and of ∞ but for one entry each).
-pub(super) const fn a_nonzero(m: usize, n: usize) -> u64 {
-    match (m, n) {
-        (2, 4) => 0x0203_0301,
-        (2, 6) => 0x0203_0303_0301,
-        (2, 8) => 0x0203_0303_0303_0301,
-        (4, 6) => 0x080f_0f0f_0f01,
-        (4, 8) => 0x080f_0f0f_0f0f_0f01,
-        _ => u64::MAX,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The masks the transforms skip by are exactly where the matrices they run with are zero:
-    /// a nonzero entry left out would change results, and a zero left in only costs time.
-    #[test]
-    fn nonzero_masks_match_the_matrices() {
-        for (m, r) in crate::engine::winograd::SUPPORTED {
-            let w = WinoMats::new(m, r);
-            let s = Small::<f32>::new(&w);
-            let n = w.n;
-            let bit = |mask: u64, row: usize, col: usize| mask >> (row * MAX_TILE + col) & 1 == 1;
-            for row in 0..n {
-                for col in 0..n {
-                    assert_eq!(s.bt[row][col] != 0.0, bit(bt_nonzero(n), row, col), "F({m}, {r}) Bᵀ[{row}][{col}] = {}", s.bt[row][col]);
-                }
-                for col in 0..m {
-                    assert_eq!(s.a[row][col] != 0.0, bit(a_nonzero(m, n), row, col), "F({m}, {r}) A[{row}][{col}] = {}", s.a[row][col]);
-                }
-            }
-        }
-    }
 
     /// The paired output transform is the one every supported tile size runs, so the Winograd
     /// tests exercise it; and an `Aᵀ` without the pairs is not taken for a paired one.

@@ -12,7 +12,7 @@
 //! CPU has them ([`Isa`]; `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the
 //! same bits, in each.
 
-use super::matrices::{a_nonzero, bt_nonzero, Small, MAX_TILE};
+use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
 use crate::engine::Engine;
 use crate::float::Float;
@@ -215,32 +215,27 @@ impl WinoConv {
     ) {
         match kind {
             // The n×n window starting r/2 pixels before the tile, with Bᵀ.
-            Window::Input => self.window_row::<T, M, N, N>(&sm.bt, bt_nonzero(N), self.mats.r / 2, src, c, r, dst),
+            Window::Input => self.window_row::<T, M, N, N>(&sm.bt, self.mats.r / 2, src, c, r, dst),
             // The tile's own m×m pixels, with A.
-            Window::Grad => self.window_row::<T, M, N, M>(&sm.a, a_nonzero(M, N), 0, src, c, r, dst),
+            Window::Grad => self.window_row::<T, M, N, M>(&sm.a, 0, src, c, r, dst),
         }
     }
 
     /// `dst [tx, P, c]` for one row of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]` at
     /// `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`.
-    /// Separable: along columns, then along rows, on `LANES` channels at a time. `nz` has bit
-    /// `MAX_TILE·b + v` set where `C[b][v]` may be nonzero (`matrices::bt_nonzero`): a constant
-    /// here, so the unrolled loops keep only those multiply-adds, and dropping `0·d` from a sum
-    /// leaves its bits as they were.
+    /// Separable: along columns, then along rows, on `LANES` channels at a time.
     #[inline(always)]
     // The window column `vv` both indexes `coef` and places the pixel, so it stays a counter.
     #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     fn window_row<T: Float, const M: usize, const N: usize, const K: usize>(
         &self,
         coef: &[[T; MAX_TILE]; MAX_TILE],
-        nz: u64,
         off: usize,
         src: &[T],
         c: usize,
         r: usize,
         dst: &mut [T],
     ) {
-        let used = |row: usize, col: usize| nz >> (row * MAX_TILE + col) & 1 == 1;
         let mut wv = [[[T::zero(); LANES]; N]; K];
         for (tx, dst) in dst.chunks_mut(N * N * c).enumerate() {
             for c0 in (0..c).step_by(LANES) {
@@ -258,9 +253,7 @@ impl WinoConv {
                                 let mut d = [T::zero(); LANES];
                                 load(&mut d, &src[(iy * self.w + ix) * c + c0..], cnt);
                                 for (b, acc) in acc.iter_mut().enumerate() {
-                                    if used(b, vv) {
-                                        axpy(acc, coef[b][vv], &d);
-                                    }
+                                    axpy(acc, coef[b][vv], &d);
                                 }
                             }
                         }
@@ -272,9 +265,7 @@ impl WinoConv {
                     let mut acc = [[T::zero(); LANES]; N];
                     for (u, wvu) in wv.iter().enumerate() {
                         for (a, acc) in acc.iter_mut().enumerate() {
-                            if used(a, u) {
-                                axpy(acc, coef[a][u], &wvu[b]);
-                            }
+                            axpy(acc, coef[a][u], &wvu[b]);
                         }
                     }
                     for (a, acc) in acc.iter().enumerate() {
