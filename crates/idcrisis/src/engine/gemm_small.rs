@@ -8,8 +8,9 @@
 //!
 //! **Bits.** Every element is `C = Σ_kk A[r, kk]·B[kk, j]` accumulated from zero in ascending
 //! `kk` with one fused multiply-add per term, then stored (or added to C once), so the result
-//! is the same in every instruction set ([`Isa`]: the same code compiled for AVX-512, AVX2 or
-//! none) and on any thread count.
+//! is the same in every instruction set ([`Isa`]: explicit AVX-512 and AVX2 kernels, and the
+//! portable one, blocked to fit each set's registers, which changes no sum) and on any thread
+//! count.
 
 use super::winograd::Isa;
 
@@ -37,7 +38,8 @@ pub(super) fn fits(n: usize, k: usize) -> bool {
     (1..=MAX_N).contains(&n) && k * padded(n) <= MAX_PACK
 }
 
-/// Whether B is read in place (no packing).
+/// Whether B is read in place (no packing). (Packing B also when its rows lie far apart, with
+/// A when its terms do, measured slower: BENCHMARKS.md.)
 fn in_place(n: usize, b: View) -> bool {
     b.col == 1 && n.is_multiple_of(LANES)
 }
@@ -326,21 +328,24 @@ mod tests {
 
     /// Every width from 1 to 64 columns (whole and partial blocks, each register blocking),
     /// row counts with and without a remainder, A and B contiguous or strided, overwrite and
-    /// add: against an f64 product, and the portable kernel's bits against the dispatched one.
+    /// add: against an f64 product, and the portable kernel's bits against the dispatched one and
+    /// against every explicit kernel (AVX2, AVX-512) the CPU running the test has.
     #[test]
     fn products_match_f64_and_every_isa_gives_the_same_bits() {
         for n in 1..=MAX_N {
-            for (m, k) in [(1, 1), (7, 3), (13, 16), (9, 49)] {
+            for (m, k) in [(1, 1), (7, 3), (13, 16), (16, 49)] {
                 if !fits(n, k) {
                     continue;
                 }
                 // A and B contiguous, stored transposed (A [k, m], B [n, k]), or with rows
                 // wider than the matrix (B then read in place when n is whole blocks).
-                for layout in ["contiguous", "transposed", "wide"] {
+                // Or, as in the weight gradient, A's terms and B's rows 1024 apart.
+                for layout in ["contiguous", "transposed", "wide", "far"] {
                     let (av, bv) = match layout {
                         "contiguous" => (View { row: k, col: 1 }, View { row: n, col: 1 }),
                         "transposed" => (View { row: 1, col: m }, View { row: 1, col: k }),
-                        _ => (View { row: k + 3, col: 1 }, View { row: n + LANES, col: 1 }),
+                        "wide" => (View { row: k + 3, col: 1 }, View { row: n + LANES, col: 1 }),
+                        _ => (View { row: 1, col: 1024 }, View { row: 1024, col: 1 }),
                     };
                     let a = vals((m - 1) * av.row + (k - 1) * av.col + 1, 0.5);
                     let b = vals((k - 1) * bv.row + (n - 1) * bv.col + 1, 7.25);
@@ -376,12 +381,11 @@ mod tests {
                                 bp[p * np + j] = b[p * bv.row + j * bv.col];
                             }
                         }
-                        let mut cp = c0.clone();
-                        let g = Geometry {
+                        let packed = |c: &mut Vec<f32>| Geometry {
                             m,
                             n,
                             k,
-                            c: cp.as_mut_ptr(),
+                            c: c.as_mut_ptr(),
                             c_row,
                             a: a.as_ptr(),
                             av,
@@ -389,9 +393,28 @@ mod tests {
                             bv: View { row: np, col: 1 },
                             add,
                         };
+                        let mut cp = c0.clone();
                         // SAFETY: as above; `bp` holds k rows of whole blocks.
-                        unsafe { g.run() };
+                        unsafe { packed(&mut cp).run() };
                         assert!(c.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: portable bits differ");
+                        // And every explicit kernel this CPU can run, whichever `product` chose.
+                        #[cfg(target_arch = "x86_64")]
+                        {
+                            let fma = is_x86_feature_detected!("fma");
+                            let kernels: [(&str, bool, unsafe fn(&Geometry)); 2] = [
+                                ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
+                                ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
+                            ];
+                            for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
+                                let mut ck = c0.clone();
+                                // SAFETY: as above, on a CPU with the kernel's features.
+                                unsafe { kernel(&packed(&mut ck)) };
+                                assert!(
+                                    ck.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()),
+                                    "m={m} n={n} k={k} {layout}: {name} bits differ from the portable kernel's"
+                                );
+                            }
+                        }
                     }
                 }
             }
