@@ -880,7 +880,7 @@ fn collapsed_note(nets: &[NetSummary]) -> String {
         return String::new();
     }
     format!(
-        "\n{COLLAPSED_MARK} Collapsed in training: {}. Such a seed's output is one flat value on every probe (every ReLU died, typically in a loss spike), so both of its correlations read 0. They are counted in the means and minima above, which they pull down; that is a failure of training, not evidence for or against the identity or the constant.\n",
+        "\n{COLLAPSED_MARK} Collapsed in training: {}. Such a seed's output is one flat value on every probe (its ReLUs all died in training), so both of its correlations read 0. They are counted in the means and minima above, which they pull down; that is a failure of training, not evidence for or against the identity or the constant.\n",
         hit.join(", ")
     )
 }
