@@ -29,8 +29,9 @@ fn fcn_quick_writes_figure_table_and_summary() {
     assert_eq!(j.as_array().unwrap().len(), 5);
     assert!(!summary.contains("Collapsed in training"), "no net collapsed:\n{summary}");
     assert!(j.as_array().unwrap().iter().all(|n| n["collapsed"] == 0));
-    // One cell's scores rewritten as a collapsed net's (flat output: both correlations exactly 0
-    // on every probe); re-analysis must flag that net, and only it.
+    // One cell's result rewritten as a collapsed FCN's: stopped at the step cap, one output (its
+    // bias image) for every input, so the same MSE to the "7" on every probe. Re-analysis must
+    // flag that net, and only it.
     let cells = d.join("sweep/cells");
     let mut results: Vec<PathBuf> =
         std::fs::read_dir(&cells).unwrap().flatten().map(|e| e.path().join("result.json")).filter(|p| p.is_file()).collect();
@@ -38,11 +39,11 @@ fn fcn_quick_writes_figure_table_and_summary() {
     let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results[0]).unwrap()).unwrap();
     let label = {
         let m = &r["config"]["model"];
-        format!("FCN {}-layer", m["depth"])
+        format!("FCN {}-layer {}", m["depth"], if m["act"] == "relu" { "ReLU" } else { "linear" })
     };
+    r["status"] = "max-steps".into();
     for p in r["evaluation"]["probes"].as_array_mut().unwrap() {
-        p["corr_identity"] = 0.0.into();
-        p["corr_constant"] = 0.0.into();
+        p["mse_constant"] = 0.0625.into();
     }
     std::fs::write(&results[0], serde_json::to_vec_pretty(&r).unwrap()).unwrap();
     // Running again finds everything done and only re-analyzes.
@@ -51,11 +52,10 @@ fn fcn_quick_writes_figure_table_and_summary() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 cells to run (5 already done)"), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
     let note = summary.lines().find(|l| l.contains("Collapsed in training")).unwrap_or_else(|| panic!("no collapse note:\n{summary}"));
-    assert!(note.contains(&label) && note.contains("(1 of 1 seeds)"), "{label}: {note}");
+    assert!(note.contains(&format!("{label} (1 of 1 seeds)")), "{label}: {note}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("fcn.json")).unwrap()).unwrap();
     let flagged: Vec<&str> = j.as_array().unwrap().iter().filter(|n| n["collapsed"] == 1).map(|n| n["label"].as_str().unwrap()).collect();
-    assert_eq!(flagged.len(), 1, "{flagged:?}");
-    assert!(flagged[0].starts_with(&label), "{flagged:?} vs {label}");
+    assert_eq!(flagged, [label.as_str()]);
     // Other settings into the same directory are refused.
     let o = run(&["reproduce", "fcn", "--out", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

@@ -80,7 +80,9 @@ pub(super) unsafe fn product(mut g: Geometry) {
         // hold whole blocks (in place or packed), as it reads.
         Isa::Avx512 => unsafe { avx512::run(&g) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: likewise for AVX2 and FMA.
+        // SAFETY: `Isa::detect` returns Avx2 only when `Isa::cpu` found AVX2 and FMA (it
+        // checks AVX2 also for its Avx512 answer, which `IDCRISIS_ISA` can lower), the
+        // features `avx2::run` is compiled for; B's rows as above.
         Isa::Avx2 => unsafe { avx2::run(&g) },
         // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
         _ => unsafe { g.run() },
@@ -89,7 +91,7 @@ pub(super) unsafe fn product(mut g: Geometry) {
 
 /// One product `C [m, n] = A [m, k] · B [k, n]`, or `C + A·B` when `add`, with C's columns
 /// contiguous (row stride `c_row`) and A and B laid out as `av` and `bv` say. The kernels
-/// ([`Geometry::run`], `avx512::run`) read B's rows as whole 16-lane blocks (`bv.col = 1`, zero
+/// ([`Geometry::run`], `avx512::run`, `avx2::run`) read B's rows as whole 16-lane blocks (`bv.col = 1`, zero
 /// past column `n`), which [`product`] arranges.
 pub(super) struct Geometry {
     pub(super) m: usize,
@@ -108,8 +110,10 @@ pub(super) struct Geometry {
 /// registers beside A's broadcast and B's row: AVX-512 has 32 registers of 16 lanes, one per
 /// accumulator (8 to 16 of them). The portable kernel uses the same.
 const ROWS: [usize; 4] = [8, 6, 4, 4];
-/// AVX2 has 16 registers of 8 lanes, two per accumulator: 8 of them hold the accumulators, the
-/// rest B's row and A's broadcast. (AVX-512's blocking, compiled for AVX2, spilled: these
+/// AVX2 has 16 registers of 8 lanes, two per accumulator: 8 accumulator registers for one to
+/// two blocks of columns (6 for three), beside B's row (2 to 6 registers) and A's broadcast; at
+/// four blocks (8 + 8 + 1) the compiler reads B from memory into the multiply-adds instead of
+/// registers. (AVX-512's blocking, compiled for AVX2, spilled: these
 /// products were 42% of a 16-channel training step on an AMD EPYC; BENCHMARKS.md.)
 const AVX2_ROWS: [usize; 4] = [4, 2, 1, 1];
 
@@ -127,7 +131,7 @@ macro_rules! by_width {
 }
 
 impl Geometry {
-    /// The portable kernel (the same bits as [`avx512::run`]).
+    /// The portable kernel (the same bits as [`avx512::run`] and [`avx2::run`]).
     #[inline(always)]
     unsafe fn run(&self) {
         unsafe { by_width!(self.n, Geometry::rows, self, ROWS) }

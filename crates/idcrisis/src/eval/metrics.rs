@@ -232,13 +232,15 @@ pub fn score(probe: &Probe, output: &[f32], train: &[f32], shape: Shape, window:
     }
 }
 
-/// Whether the net's output on this probe was flat (one value at every pixel). [`pearson`] gives
-/// exactly 0 against a side with no variance; the training image is never flat, so a
-/// corr-to-constant of exactly 0 together with a corr-to-identity of exactly 0 means the output
-/// was. A net whose ReLUs all died in training outputs its last layer's bias everywhere: this is
-/// how such a collapse shows in the scores, and its correlations then read 0, not "neither".
-pub fn flat_output(s: &ProbeScore) -> bool {
-    s.corr_identity == 0.0 && s.corr_constant == 0.0
+/// Whether the net gave one output whatever its input: the MSE to the training image, computed
+/// from each probe's output, is the same to the bit on every one of `scores` (at least two).
+/// Different outputs agree to the bit in that mean of 784 or more squared differences only by
+/// accident; a net whose ReLUs all died returns its last layer's bias (a flat image for a CNN,
+/// the bias image for an FCN) for every input exactly. A net that fitted the training image
+/// and memorized it may also be input-independent, so callers combine this with the run's
+/// status ([`crate::experiment::reproduce::NetSummary::collapsed`]).
+pub fn input_independent(scores: &[&ProbeScore]) -> bool {
+    scores.len() >= 2 && scores.iter().all(|s| s.mse_constant.to_bits() == scores[0].mse_constant.to_bits())
 }
 
 /// Averages over a group of probes.
@@ -388,19 +390,32 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_output_is_told_from_one_that_merely_disagrees() {
+    fn an_input_independent_net_is_told_from_one_that_merely_disagrees() {
         let shape = Shape::new(1, 28, 28);
         let train: Vec<f32> = (0..784).map(|i| ((i * 13) % 17) as f32 / 17.0).collect();
-        let probe = Probe { name: "p".into(), category: Category::Synthetic, image: (0..784).map(|i| (i % 28) as f32 / 28.0).collect() };
-        // A dead net's output: its bias at every pixel.
-        assert!(flat_output(&score(&probe, &vec![0.37f32; 784], &train, shape, None)));
-        // Off by one pixel is not flat, and neither is an output uncorrelated with both.
-        let mut nearly = vec![0.37f32; 784];
-        nearly[400] = 0.38;
-        assert!(!flat_output(&score(&probe, &nearly, &train, shape, None)));
-        let noise: Vec<f32> = (0..784).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
-        let s = score(&probe, &noise, &train, shape, None);
-        assert!(s.corr_identity.abs() < 0.2 && s.corr_constant.abs() < 0.2 && !flat_output(&s), "{s:?}");
+        let probes: Vec<Probe> = (1..4)
+            .map(|k| Probe {
+                name: format!("p{k}"),
+                category: Category::Synthetic,
+                image: (0..784).map(|i| ((i * k) % 28) as f32 / 28.0).collect(),
+            })
+            .collect();
+        let scores = |out: &dyn Fn(&Probe) -> Vec<f32>| -> Vec<ProbeScore> {
+            probes.iter().map(|p| score(p, &out(p), &train, shape, None)).collect()
+        };
+        let refs = |v: &[ProbeScore]| -> bool { input_independent(&v.iter().collect::<Vec<_>>()) };
+        // A dead CNN (its bias everywhere) and a dead FCN (a bias image, not flat).
+        assert!(refs(&scores(&|_| vec![0.37f32; 784])));
+        assert!(refs(&scores(&|_| (0..784).map(|i| (i % 5) as f32 * 0.1).collect())));
+        // An output that follows its input, even by one pixel, is not; nor is one probe alone.
+        assert!(!refs(&scores(&|p| p.image.clone())));
+        assert!(!refs(&scores(&|p| {
+            let mut o = vec![0.37f32; 784];
+            o[400] += p.image[1] * 0.01;
+            o
+        })));
+        let one = scores(&|_| vec![0.37f32; 784]);
+        assert!(!input_independent(&[&one[0]]));
     }
 
     #[test]

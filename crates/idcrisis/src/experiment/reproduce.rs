@@ -612,9 +612,9 @@ pub struct NetSummary {
     /// Seeds whose training diverged (loss NaN or infinite; the cell failed). A net whose every
     /// seed diverged is still listed, with no seeds and NaN correlations.
     pub diverged: usize,
-    /// Seeds whose output was flat on every paper probe ([`metrics::flat_output`]): the net
-    /// collapsed in training (every ReLU dead) and outputs one value everywhere. Their
-    /// correlations read 0 and are in the means above; summaries flag them.
+    /// Seeds that collapsed in training: stopped at the step cap with one output whatever the
+    /// input ([`metrics::input_independent`] on the paper probes), as when every ReLU died.
+    /// Their correlations (0 for a flat output) are in the means above; summaries name them.
     pub collapsed: usize,
     /// The config of its first cell (seed aside, every cell of the net has it).
     #[serde(skip)]
@@ -715,8 +715,8 @@ pub fn analyze(
             ids.push(paper.corr_identity);
             cons.push(paper.corr_constant);
             unconverged += usize::from(r.status == crate::nn::train::Status::MaxSteps);
-            let mut paper_probes = ev.probes.iter().filter(|s| s.category.is_paper()).peekable();
-            collapsed += usize::from(paper_probes.peek().is_some() && paper_probes.all(metrics::flat_output));
+            let paper_probes: Vec<&metrics::ProbeScore> = ev.probes.iter().filter(|s| s.category.is_paper()).collect();
+            collapsed += usize::from(r.status == crate::nn::train::Status::MaxSteps && metrics::input_independent(&paper_probes));
             if let Some(w) = &paper.window {
                 extras.entry("window_identity".into()).or_default().push(w.corr_identity);
                 extras.entry("window_constant".into()).or_default().push(w.corr_constant);
@@ -869,8 +869,8 @@ pub fn analyze(
     Ok(text)
 }
 
-/// Marks a table row of a net with a collapsed seed (see [`collapsed_note`]).
-pub(crate) const COLLAPSED_MARK: &str = "‡";
+/// Marks a cnn-depth table row of a net with a collapsed seed (see [`collapsed_note`]).
+const COLLAPSED_MARK: &str = "‡";
 
 /// The paragraph naming every net with a collapsed seed ([`NetSummary::collapsed`]), or nothing.
 fn collapsed_note(nets: &[NetSummary]) -> String {
@@ -880,7 +880,7 @@ fn collapsed_note(nets: &[NetSummary]) -> String {
         return String::new();
     }
     format!(
-        "\n{COLLAPSED_MARK} Collapsed in training: {}. Such a seed's output is one flat value on every probe (its ReLUs all died in training), so both of its correlations read 0. They are counted in the means and minima above, which they pull down; that is a failure of training, not evidence for or against the identity or the constant.\n",
+        "\nCollapsed in training: {}. Such a seed stopped at the step cap giving one output whatever its input, the same to the bit on every probe (as when every ReLU has died); a flat output reads 0 in both correlations. These seeds are counted in the means and minima above; they are a failure of training, not evidence for or against the identity or the constant.\n",
         hit.join(", ")
     )
 }
@@ -967,6 +967,9 @@ fn summary_cnn_depth(spec: &Spec, nets: &[NetSummary]) -> String {
     }
     if nets.iter().any(|n| n.unconverged > 0) {
         s += "\n† at least one seed stopped at the step cap before the training MSE reached the tolerance: that net did not fit the training image, so its row is not a statement about the trained function.\n";
+    }
+    if nets.iter().any(|n| n.collapsed > 0) {
+        let _ = writeln!(s, "\n{COLLAPSED_MARK} at least one seed collapsed in training (named at the end).");
     }
     s += "\nNear-identity depth per probe category (the deepest depth up to which every net's mean corr to identity in that category is ≥ 0.9; the paper's reading of Fig. 3 is visual and centred on the digits):\n\n| protocol | all 12 | mnist | fashion | synthetic |\n|---|---|---|---|---|\n";
     for p in &protocols {

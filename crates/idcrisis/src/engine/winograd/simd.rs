@@ -98,7 +98,9 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             let fma = std::arch::is_x86_feature_detected!("fma");
-            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            // AVX-512 implies AVX2 on every CPU that has it, but `IDCRISIS_ISA=avx2` then runs
+            // the AVX2 kernels on this answer alone, so it is checked too.
+            if fma && std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
                 return Isa::Avx512;
             }
             if fma && std::arch::is_x86_feature_detected!("avx2") {
