@@ -405,7 +405,8 @@ mod tests {
                         #[cfg(target_arch = "x86_64")]
                         {
                             let fma = is_x86_feature_detected!("fma");
-                            let kernels: [(&str, bool, unsafe fn(&Geometry)); 2] = [
+                            type Kernel = unsafe fn(&Geometry);
+                            let kernels: [(&str, bool, Kernel); 2] = [
                                 ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
                                 ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
                             ];
