@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use idcrisis::bench::{self, PEAK_GFLOPS_PER_CORE};
+use idcrisis::bench;
 use idcrisis::data::{self, ImageSpec};
 use idcrisis::engine::{ConvAlgo, Engine};
 use idcrisis::nn::model::{Arch, ModelConfig};
@@ -26,8 +26,8 @@ pub struct BenchArgs {
     /// Compute threads [default: all cores]. PyTorch gets the same number.
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 16 input channels, direct under 16 on AVX-512
-    /// and, when probing, up to 32, or 16 for 5×5; im2col otherwise).
+    /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 16 input channels, direct under 16 on AVX2 and
+    /// AVX-512 and, when probing, up to 16 (32 on AVX-512 except 5×5); im2col otherwise).
     #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
     conv_algo: ConvAlgo,
     /// Also time forward passes (probing) over MNIST test images, in images per second.
@@ -181,8 +181,12 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         "batch 1, Adam, MNIST train #15, {threads} threads, median of ≥ {} steps (≥ 1 s) after ≥ {} warm-up (≥ 0.3 s), convolutions: {}",
         a.steps, a.warmup, a.conv_algo
     );
-    println!("peak assumed {PEAK_GFLOPS_PER_CORE} GFLOP/s per core (f32 FMA); GFLOP/s counts direct-convolution FLOPs,");
-    println!("so with Winograd convolutions (fewer multiplies) it is an effective rate that can pass the hardware peak");
+    let peak = bench::gemm_peak_gflops(&eng);
+    println!(
+        "peak = measured GEMM peak: {peak:.1} GFLOP/s (f32 {n}×{n}×{n} product, {threads} threads); GFLOP/s counts direct-convolution FLOPs,",
+        n = bench::PEAK_GEMM_SIDE
+    );
+    println!("so with Winograd convolutions (fewer multiplies) it is an effective rate that can pass the peak");
     let torch_col = if torch.is_some() { "torch ms" } else { "torch ms (ref)" };
     println!("{:<18} {:>9} {:>14} {:>7} {:>9} {:>7}", "workload", "ours ms", torch_col, "ratio", "GFLOP/s", "peak");
     for w in bench::workloads() {
@@ -191,9 +195,9 @@ pub fn run(a: BenchArgs, data_dir: PathBuf) -> Result<ExitCode> {
         }
         // Fast workloads get more steps: at least --warmup steps and 0.3 s of warm-up, at least
         // --steps steps and 1 s of timing (one short calibration run first), the same for PyTorch.
-        let cal = bench::time_model(&eng, w.name, &w.model, &x, 1, 3)?.median_ms;
+        let cal = bench::time_model(&eng, w.name, &w.model, &x, 1, 3, peak)?.median_ms;
         let counts = (a.warmup.max((300.0 / cal).ceil() as usize).min(2000), a.steps.max(1).max((1000.0 / cal).ceil() as usize).min(5000));
-        let r = bench::time_model(&eng, w.name, &w.model, &x, counts.0, counts.1)?;
+        let r = bench::time_model(&eng, w.name, &w.model, &x, counts.0, counts.1, peak)?;
         let t = match &torch {
             Some(script) => match torch_ms(&a.python, script, &w, counts, threads, &data_dir) {
                 Ok(ms) => ms,

@@ -111,8 +111,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     dtype: Option<Dtype>,
     /// Convolution algorithm [default: auto = Winograd for zero-padded 3×3, 5×5 and 7×7 layers
-    /// with ≥ 16 input channels; direct for f32 zero/circular-padded layers under 16 channels on
-    /// AVX-512 CPUs (in evaluation-only passes up to 32, or 16 for 5×5); im2col otherwise].
+    /// with ≥ 16 input channels; direct for f32 zero/circular-padded layers under 16 channels (or
+    /// with 1 channel on one side and up to 16 on the other) on AVX2 and AVX-512 CPUs (in evaluation-only passes up to 16, on AVX-512 up to 32 except
+    /// 5×5); im2col otherwise].
     #[arg(long, value_enum)]
     conv_algo: Option<ConvAlgo>,
     /// The training image: DATASET:SPLIT:INDEX or an image file [default: mnist:train:15].

@@ -19,8 +19,33 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// Measured f32 FMA peak of one core of the dev machine, GFLOP/s (from the performance issue).
-pub const PEAK_GFLOPS_PER_CORE: f64 = 275.0;
+/// Side of the square f32 product [`gemm_peak_gflops`] times.
+pub const PEAK_GEMM_SIDE: usize = 1024;
+
+/// The measured GEMM peak of `eng` on this machine, GFLOP/s: the best of 5 timed products
+/// `C [n, n] = A [n, n] · B [n, n]` in f32 through [`crate::engine::gemm`] on the engine's
+/// threads, n = [`PEAK_GEMM_SIDE`] (2·n³ FLOPs each), after one untimed. It is what the `bench`
+/// table's fraction of peak divides by: a rate this machine reaches on our engine's GEMM, where
+/// a fixed FMA peak would hold for one kind of CPU only.
+pub fn gemm_peak_gflops(eng: &Engine) -> f64 {
+    use crate::engine::{gemm, Acc, Trans};
+    let n = PEAK_GEMM_SIDE;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 97) as f32 - 48.0) / 97.0).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 89) as f32 - 44.0) / 89.0).collect();
+    let mut c = vec![0f32; n * n];
+    let mut best = f64::INFINITY;
+    eng.install(|| {
+        for rep in 0..6 {
+            let t = Instant::now();
+            gemm(eng, n, n, n, &mut c, &a, Trans::No, &b, Trans::No, Acc::Overwrite);
+            std::hint::black_box(&c);
+            if rep > 0 {
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+        }
+    });
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
 
 /// One benchmark workload, with PyTorch's step time on the 2-core dev machine (2 threads,
 /// batch 1, Adam), as measured with `shared/reference/torch_identity.py`.
@@ -62,14 +87,24 @@ pub struct BenchResult {
     pub flops: f64,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
-    /// Fraction of `threads × PEAK_GFLOPS_PER_CORE`.
+    /// Fraction of the measured GEMM peak it was given ([`gemm_peak_gflops`]).
     pub frac_peak: f64,
     /// Threads used.
     pub threads: usize,
 }
 
-/// Time `steps` Adam steps (after `warmup`) of `model` on the MNIST-shaped image `x [784]`.
-pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warmup: usize, steps: usize) -> Result<BenchResult> {
+/// Time `steps` Adam steps (after `warmup`) of `model` on the MNIST-shaped image `x [784]`;
+/// `peak_gflops` (GFLOP/s, [`gemm_peak_gflops`]) scales [`BenchResult::frac_peak`].
+#[allow(clippy::too_many_arguments)]
+pub fn time_model(
+    eng: &Engine,
+    name: &str,
+    model: &ModelConfig,
+    x: &[f32],
+    warmup: usize,
+    steps: usize,
+    peak_gflops: f64,
+) -> Result<BenchResult> {
     let mut net = Net::<f32>::new(model, Shape::MNIST)?;
     net.init(Init::TorchDefault, 1.0, 0);
     let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-4, ..TrainConfig::default() };
@@ -96,7 +131,7 @@ pub fn time_model(eng: &Engine, name: &str, model: &ModelConfig, x: &[f32], warm
         min_ms: times[0],
         flops,
         gflops,
-        frac_peak: gflops / (PEAK_GFLOPS_PER_CORE * eng.threads() as f64),
+        frac_peak: gflops / peak_gflops,
         threads: eng.threads(),
     })
 }
@@ -124,7 +159,7 @@ pub fn probe_workloads() -> Vec<ProbeWorkload> {
         ProbeWorkload { name: "fcn-d3-w2048", model: pick("fcn-d3-w2048"), images: 10_000 },
         ProbeWorkload { name: "cnn-d5-c128-k5", model: pick("cnn-d5-c128-k5"), images: 1_000 },
         // The beyond-paper experiments' 8-channel nets (boundary, kernels, attractors): direct
-        // convolution under `auto` on AVX-512.
+        // convolution under `auto` on AVX2 and AVX-512.
         ProbeWorkload { name: "cnn-d10-c8-k5", model: small(10, 8, 5), images: 2_000 },
     ]
 }

@@ -451,18 +451,18 @@ fn coordinate_channels_match_a_direct_coordconv() {
 }
 
 #[test]
-fn auto_runs_small_f32_layers_direct_on_avx512_with_the_forced_direct_bits() {
+fn auto_runs_small_f32_layers_direct_on_avx2_and_avx512_with_the_forced_direct_bits() {
     use idcrisis::engine::winograd::Isa;
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 3, channels: 8, kernel: 5, ..Default::default() };
     let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 3);
     let [auto, direct, im2col] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col].map(|a| Engine::new(1).unwrap().with_conv_algo(a));
-    let avx512 = Isa::detect() == Isa::Avx512;
+    let vector = Isa::cpu() >= Isa::Avx2;
     for l in &net.layers {
         if let Layer::Conv(c) = l {
             for pass in [Pass::Train, Pass::Eval] {
                 let is_direct = |e: &Engine| c.algo::<f32>(e, pass) == Algo::Direct;
-                assert_eq!(is_direct(&auto), avx512, "auto picks direct for f32 below 16 channels exactly on AVX-512");
+                assert_eq!(is_direct(&auto), vector, "auto picks direct for f32 below 16 channels exactly on AVX2 and AVX-512");
                 assert!(c.algo::<f64>(&auto, pass) != Algo::Direct, "auto never picks direct in f64");
                 assert!(is_direct(&direct) && !is_direct(&im2col));
             }
@@ -474,7 +474,7 @@ fn auto_runs_small_f32_layers_direct_on_avx512_with_the_forced_direct_bits() {
         eng.install(|| net.forward(eng, &mut ws, &x, 1).to_vec())
     };
     let (a, d, i) = (run(&auto), run(&direct), run(&im2col));
-    if avx512 {
+    if vector {
         assert!(a.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()), "auto and forced direct differ");
     }
     let worst = d.iter().zip(&i).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
@@ -487,34 +487,44 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
     // forward beats Winograd's, its weight gradient does not). Evaluation under `auto` must then
     // give the forced-direct bits, and agree with the training forward (Winograd) to rounding.
     use idcrisis::engine::winograd::Isa;
-    let avx512 = Isa::cpu() == Isa::Avx512;
+    let (vector, avx512) = (Isa::cpu() >= Isa::Avx2, Isa::cpu() == Isa::Avx512);
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() };
     let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
     net.init(Init::TorchDefault, 1.0, 8);
     let [auto, direct] = [ConvAlgo::Auto, ConvAlgo::Direct].map(|a| Engine::new(2).unwrap().with_conv_algo(a));
     let Layer::Conv(hidden) = &net.layers[1] else { panic!("a CNN") };
     assert_eq!(hidden.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
-    assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
+    // The first layer (1 → 16 channels) and the last (16 → 1) train direct too; without the
+    // vector kernels the first is im2col (one input channel) and the last Winograd.
+    let (Layer::Conv(first), Some(Layer::Conv(last))) = (&net.layers[0], net.layers.iter().rev().find(|l| matches!(l, Layer::Conv(_))))
+    else {
+        panic!("a CNN")
+    };
+    assert_eq!((first.geom.c, first.c_out, last.geom.c, last.c_out), (1, 16, 16, 1));
+    assert_eq!(first.algo::<f32>(&auto, Pass::Train), if vector { Algo::Direct } else { Algo::Im2col });
+    assert_eq!(last.algo::<f32>(&auto, Pass::Train), if vector { Algo::Direct } else { Algo::Winograd });
     assert_eq!(hidden.algo::<f64>(&auto, Pass::Eval), Algo::Winograd, "never direct in f64");
     let conv = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..c * c * k * k, None);
     let wide = conv(32, 3);
     // Forced direct: training only up to 16 channels, evaluation at any width.
     assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
     assert_eq!(wide.algo::<f32>(&direct, Pass::Eval), Algo::Direct);
-    // Auto trains from 16 channels with Winograd, evaluates layers direct up to 32 channels,
-    // 5×5 ones only up to 16.
+    // Auto trains from 16 channels with Winograd, evaluates layers direct up to 32 channels on
+    // AVX-512 (5×5 ones only up to 16), up to 16 on AVX2.
     assert_eq!(wide.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
     assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(32, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(32, 7).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 7).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
-    assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(16, 3).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
     let count = 5;
     let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     let a = net.predict(&auto, &x, count, 3);
     let d = net.predict(&direct, &x, count, 3);
-    if avx512 {
+    if vector {
         assert!(a.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()), "auto evaluation is not the direct convolution");
     }
     let mut ws = net.workspace(count, true);

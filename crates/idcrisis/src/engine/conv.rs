@@ -24,11 +24,13 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum ConvAlgo {
     /// Winograd for zero-padded layers with at least [`WINOGRAD_MIN_CHANNELS`] input channels and
-    /// a 3×3, 5×5 or 7×7 kernel; on CPUs with AVX-512, the direct convolution for f32 zero- or
-    /// circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and out;
-    /// im2col + GEMM for the rest. Forward passes on an evaluation workspace (probing,
+    /// a 3×3, 5×5 or 7×7 kernel; on CPUs with AVX2 or AVX-512, the direct convolution for f32
+    /// zero- or circular-padded layers with fewer than [`WINOGRAD_MIN_CHANNELS`] channels in and
+    /// out, and for those with one channel in or out (a net's first and last) up to 16 on the
+    /// other side; im2col + GEMM for the rest. Forward passes on an evaluation workspace (probing,
     /// attractor iteration, `predict`) also run the direct convolution up to 16 channels in and
-    /// out for 5×5 kernels, 32 for others (`crate::nn::layers::Conv2d::algo` holds the rule).
+    /// out (on AVX-512 CPUs up to 32 for kernels other than 5×5;
+    /// `crate::nn::layers::Conv2d::algo` holds the rule).
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).
@@ -38,7 +40,7 @@ pub enum ConvAlgo {
     Winograd,
     /// The direct convolution ([`super::direct`]) wherever it applies (zero or circular padding;
     /// in training at most 16 channels in and out, in evaluation any count), whatever the CPU
-    /// and precision (without AVX-512, or in f64, it runs a portable kernel with the same bits,
+    /// and precision (without AVX2, or in f64, it runs a portable kernel with the same bits,
     /// slowly).
     Direct,
 }

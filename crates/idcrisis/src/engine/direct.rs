@@ -13,12 +13,14 @@
 //! * [`forward`]: `y [co, h, w] = bias + W ⋆ x`.
 //! * [`weight_grad`]: `dW [co, ci, k, k] += Σ dy · x` (shifted), from the padded input.
 //!
-//! The vector kernels run when the CPU has AVX-512 and [`Isa::detect`] allows it
-//! (`IDCRISIS_ISA` can lower it to the portable kernels; the bits stay the same).
+//! The vector kernels run for f32 in the set [`Isa::detect`] chose: AVX-512 (32-pixel blocks, up
+//! to 16 output channels per pass) or AVX2 (16-pixel blocks, output channels in even groups of
+//! up to 6 forward and 3 for the weight gradient, what 16 registers hold). `IDCRISIS_ISA` can
+//! lower the set down to the portable kernels; the bits stay the same.
 //!
 //! Every output element is `bias` followed by one fused multiply-add per (input channel, tap
-//! row, tap column), in that order, in every instruction set: the AVX-512 kernel and the portable
-//! one (`f32::mul_add`/`f64::mul_add`) give the same bits (tested). Buffers are row-major; sizes
+//! row, tap column), in that order, in every instruction set: the AVX-512 and AVX2 kernels and
+//! the portable one (`f32::mul_add`/`f64::mul_add`) give the same bits (tested). Buffers are row-major; sizes
 //! are element counts. Nothing allocates; [`forward_batch`] spreads images over the engine's
 //! rayon threads.
 
@@ -114,11 +116,14 @@ pub fn arrange_weights<T: Float>(w: &[T], co: usize, ci: usize, k: usize, adjoin
     }
 }
 
-/// Whether the AVX-512 kernels run for `T`: f32 on a CPU with AVX-512F and FMA that
-/// [`Isa::detect`] (so `IDCRISIS_ISA`) allows.
-#[cfg(target_arch = "x86_64")]
-fn vector<T: Float>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>() && Isa::detect() == Isa::Avx512
+/// The kernel set [`forward`] and [`weight_grad`] run for `T`: for f32 the set [`Isa::detect`]
+/// chose (so `IDCRISIS_ISA` can lower it), for f64 always the portable kernels.
+fn kernel_isa<T: Float>() -> Isa {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        Isa::detect()
+    } else {
+        Isa::Base
+    }
 }
 
 /// `s` as the f32 slice it is; panics unless `T` is f32.
@@ -137,48 +142,86 @@ fn as_f32_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
 }
 
-/// Call the AVX-512 kernel `avx512::$f::<CO>` instantiated for the runtime channel count `$co`
-/// (1 to [`DIRECT_MAX_CHANNELS`]). Unsafe inside: the caller has checked the CPU and the sizes.
+/// Call the kernel `$isa::$f::<N>` instantiated for the runtime channel count `$n`, one of the
+/// listed literals. Unsafe inside: the caller has checked the CPU and the sizes.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_channels {
-    ($co:expr, $f:ident, $($arg:expr),*) => {
-        by_channels!(@ $co, $f, ($($arg),*), 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    ($isa:ident :: $f:ident, $n:expr, [$($k:literal)*], $($arg:expr),*) => {
+        by_channels!(@ $isa::$f, $n, [$($k)*], ($($arg),*))
     };
-    (@ $co:expr, $f:ident, $args:tt, $($n:literal)*) => {
-        match $co {
-            $($n => unsafe { by_channels!(@call $f, $n, $args) },)*
-            co => unreachable!("no direct kernel for {co} output channels"),
+    (@ $isa:ident :: $f:ident, $n:expr, [$($k:literal)*], $args:tt) => {
+        match $n {
+            $($k => unsafe { by_channels!(@call $isa::$f, $k, $args) },)*
+            n => unreachable!("no direct kernel for {n} output channels"),
         }
     };
-    (@call $f:ident, $n:literal, ($($arg:expr),*)) => {
-        avx512::$f::<$n>($($arg),*)
+    (@call $isa:ident :: $f:ident, $k:literal, ($($arg:expr),*)) => {
+        $isa::$f::<$k>($($arg),*)
     };
 }
 
+/// Split `co` output channels into as few groups of at most `max` as it takes, of sizes differing
+/// by at most one (larger first): `(first channel, count)` per group. A group's accumulators
+/// then fill the registers as evenly as the count allows.
+#[cfg(target_arch = "x86_64")]
+fn even_groups(co: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let groups = co.div_ceil(max).max(1);
+    let (base, extra) = (co / groups, co % groups);
+    (0..groups).scan(0, move |o0, gi| {
+        let n = base + usize::from(gi < extra);
+        let start = *o0;
+        *o0 += n;
+        Some((start, n))
+    })
+}
+
 /// `y [co, g.h, g.w] = bias + W ⋆ x` from `xp` ([`pad_into`] of `x [ci, g.h, g.w]`) and `wt`
-/// ([`arrange_weights`], `[ci, k, k, co]`), any `co` (past [`DIRECT_MAX_CHANNELS`] the vector
-/// kernel runs output-channel groups of [`WIDE_GROUP`]); `g.c` is not used.
+/// ([`arrange_weights`], `[ci, k, k, co]`), any `co` (the vector kernels run groups of output
+/// channels whose accumulators fit the registers); `g.c` is not used.
 pub fn forward<T: Float>(g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
+    forward_in(kernel_isa::<T>(), g, ci, co, wt, bias, xp, y);
+}
+
+/// [`forward`] in the kernel set `isa` (`Base` runs the portable kernel; the tests run every
+/// set the CPU has). Each output element is computed the same way whatever its group and
+/// set, so neither changes the bits.
+#[allow(clippy::too_many_arguments)]
+fn forward_in<T: Float>(isa: Isa, g: &ConvGeom, ci: usize, co: usize, wt: &[T], bias: Option<&[T]>, xp: &[T], y: &mut [T]) {
     assert!(wt.len() >= ci * g.k * g.k * co && xp.len() >= padded_len(ci, g.h, g.w, g.k) && y.len() >= co * g.hw());
     if let Some(b) = bias {
         assert!(b.len() >= co);
     }
     #[cfg(target_arch = "x86_64")]
-    if vector::<T>() {
+    if isa != Isa::Base {
+        assert!(vector_ok::<T>(isa), "direct convolution: no {} kernel for this CPU and precision", isa.name());
         let (wt, xp, bias, y) = (as_f32(wt), as_f32(xp), bias.map(as_f32), as_f32_mut(y));
-        // Output channels in groups whose accumulators fit the registers; each output element
-        // is computed the same way whatever its group, so grouping does not change the bits.
-        let group = out_group(co);
-        for o0 in (0..co).step_by(group) {
-            let n = group.min(co - o0);
-            let (wt, bias, y) = (&wt[o0..], bias.map(|b| &b[o0..]), &mut y[o0 * g.hw()..]);
-            // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above
-            // (the group reads weights `o0 + (tap · co) + o < ci·k·k·co` and writes its rows of y).
-            by_channels!(n, forward, g, ci, co, wt, bias, xp, y);
+        if isa == Isa::Avx512 {
+            let group = out_group(co);
+            for o0 in (0..co).step_by(group) {
+                let n = group.min(co - o0);
+                let (wt, bias, y) = (&wt[o0..], bias.map(|b| &b[o0..]), &mut y[o0 * g.hw()..]);
+                // SAFETY: `vector_ok` said the CPU has AVX-512F and FMA; the sizes were checked
+                // above (the group reads weights `o0 + (tap · co) + o < ci·k·k·co` and writes
+                // its rows of y).
+                by_channels!(avx512::forward, n, [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16], g, ci, co, wt, bias, xp, y);
+            }
+        } else {
+            for (o0, n) in even_groups(co, avx2::FORWARD_GROUP) {
+                let (wt, bias, y) = (&wt[o0..], bias.map(|b| &b[o0..]), &mut y[o0 * g.hw()..]);
+                // SAFETY: `vector_ok` said the CPU has AVX2 and FMA; sizes as above.
+                by_channels!(avx2::forward, n, [1 2 3 4 5 6], g, ci, co, wt, bias, xp, y);
+            }
         }
         return;
     }
+    let _ = isa;
     portable(g, ci, co, wt, bias, xp, y);
+}
+
+/// Whether the vector kernels of `isa` can run for `T` here: f32, and the CPU has the set.
+#[cfg(target_arch = "x86_64")]
+fn vector_ok<T: Float>(isa: Isa) -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Base && isa <= Isa::cpu()
 }
 
 /// Output channels the vector forward kernel computes per pass over the input: all of them up
@@ -253,15 +296,32 @@ pub fn forward_batch<T: Float>(
 /// `j` collecting pixels `x ≡ j (mod 32)` by fused multiply-adds, rows in order, then blocks in
 /// order; then the 32 lanes added in lane order, and that sum added to `dw`.
 pub fn weight_grad<T: Float>(g: &ConvGeom, ci: usize, co: usize, xp: &[T], dy: &[T], dw: &mut [T]) {
+    weight_grad_in(kernel_isa::<T>(), g, ci, co, xp, dy, dw);
+}
+
+/// [`weight_grad`] in the kernel set `isa`, as [`forward_in`].
+fn weight_grad_in<T: Float>(isa: Isa, g: &ConvGeom, ci: usize, co: usize, xp: &[T], dy: &[T], dw: &mut [T]) {
     assert!(co <= DIRECT_MAX_CHANNELS, "direct convolution supports at most {DIRECT_MAX_CHANNELS} output channels, got {co}");
     assert!(dw.len() >= co * ci * g.k * g.k && xp.len() >= padded_len(ci, g.h, g.w, g.k) && dy.len() >= co * g.hw());
     #[cfg(target_arch = "x86_64")]
-    if vector::<T>() {
+    if isa != Isa::Base {
+        assert!(vector_ok::<T>(isa), "direct convolution: no {} kernel for this CPU and precision", isa.name());
         let (xp, dy, dw) = (as_f32(xp), as_f32(dy), as_f32_mut(dw));
-        // SAFETY: `vector` said the CPU has AVX-512F and FMA; the sizes were checked above.
-        by_channels!(co, weight_grad, g, ci, xp, dy, dw);
+        if isa == Isa::Avx512 {
+            // SAFETY: `vector_ok` said the CPU has AVX-512F and FMA; the sizes were checked above.
+            by_channels!(avx512::weight_grad, co, [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16], g, ci, xp, dy, dw);
+        } else {
+            let per = ci * g.k * g.k;
+            for (o0, n) in even_groups(co, avx2::GRAD_GROUP) {
+                let (dy, dw) = (&dy[o0 * g.hw()..], &mut dw[o0 * per..]);
+                // SAFETY: `vector_ok` said the CPU has AVX2 and FMA; the group's rows of `dy`
+                // and `dw` lie inside the checked sizes.
+                by_channels!(avx2::weight_grad, n, [1 2 3], g, ci, xp, dy, dw);
+            }
+        }
         return;
     }
+    let _ = isa;
     portable_weight_grad(g, ci, co, xp, dy, dw);
 }
 
@@ -428,6 +488,142 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{row_len, ConvGeom, BLOCK};
+    use std::arch::x86_64::*;
+
+    /// Output channels per pass of [`forward`]: `2 · FORWARD_GROUP` accumulators, two pixel
+    /// vectors and a broadcast weight fill 15 of the 16 registers.
+    pub const FORWARD_GROUP: usize = 6;
+    /// Output channels per pass of [`weight_grad`]: `4 · GRAD_GROUP` lane accumulators (a whole
+    /// 32-lane block per channel), a pixel vector, a gradient vector and a mask.
+    pub const GRAD_GROUP: usize = 3;
+    /// Pixels per block of [`forward`]: two 8-lane vectors.
+    const PAIR: usize = 16;
+
+    /// Lane mask of an 8-lane vector whose first `n` (at most 8) lanes are set.
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_lanes(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// [`super::forward`] for f32 with `G` output channels (`wt`, `bias` and `y` start at the
+    /// group's first channel; `ld` is the layer's output channel count, the weights' row length):
+    /// per output row and 16-pixel block, `2·G` accumulators stay in registers over all input
+    /// channels and taps. Every element gets the bias, then one fused multiply-add per (input
+    /// channel, tap row, tap column) in that order: the portable kernel's operations.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the slices must have the sizes `super::forward` checks.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn forward<const G: usize>(g: &ConvGeom, c: usize, ld: usize, wt: &[f32], bias: Option<&[f32]>, xp: &[f32], y: &mut [f32]) {
+        let (h, w, k) = (g.h, g.w, g.k);
+        let (hp, wp, hw) = (h + k - 1, row_len(w, k), h * w);
+        let mut init = [_mm256_setzero_ps(); G];
+        if let Some(b) = bias {
+            for (o, v) in init.iter_mut().enumerate() {
+                *v = _mm256_set1_ps(b[o]);
+            }
+        }
+        for row in 0..h {
+            // Blocks of 16 inside the padded row, whose length is whole 32-pixel blocks plus
+            // the border: the loads past the image read its zeros.
+            for x0 in (0..w).step_by(PAIR) {
+                let (mut a0, mut a1) = (init, init);
+                for ci in 0..c {
+                    for ky in 0..k {
+                        let xr = xp.as_ptr().add((ci * hp + row + ky) * wp + x0);
+                        let wr = wt.as_ptr().add((ci * k + ky) * k * ld);
+                        for kx in 0..k {
+                            let x0v = _mm256_loadu_ps(xr.add(kx));
+                            let x1v = _mm256_loadu_ps(xr.add(kx + 8));
+                            let wv = wr.add(kx * ld);
+                            for o in 0..G {
+                                let b = _mm256_set1_ps(*wv.add(o));
+                                a0[o] = _mm256_fmadd_ps(b, x0v, a0[o]);
+                                a1[o] = _mm256_fmadd_ps(b, x1v, a1[o]);
+                            }
+                        }
+                    }
+                }
+                let left = w - x0;
+                for o in 0..G {
+                    let yo = y.as_mut_ptr().add(o * hw + row * w + x0);
+                    if left >= PAIR {
+                        _mm256_storeu_ps(yo, a0[o]);
+                        _mm256_storeu_ps(yo.add(8), a1[o]);
+                    } else if left > 8 {
+                        _mm256_storeu_ps(yo, a0[o]);
+                        _mm256_maskstore_ps(yo.add(8), first_lanes(left - 8), a1[o]);
+                    } else {
+                        // `yo + 8` is not formed: past the end of `y` on the last row.
+                        _mm256_maskstore_ps(yo, first_lanes(left), a0[o]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::weight_grad`] for f32 with `G` output channels (`dy` and `dw` start at the
+    /// group's first channel): per weight column `(i, ky, kx)`, each channel's 32 lane sums in
+    /// four 8-lane vectors over all rows and blocks, then reduced in lane order, the portable
+    /// kernel's order. Vectors past the image are skipped and the last partial one is blended,
+    /// so lanes without a pixel keep their sum untouched, as the portable kernel leaves them.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the slices must have the sizes `super::weight_grad`
+    /// checks.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_grad<const G: usize>(g: &ConvGeom, c: usize, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let (h, w, k) = (g.h, g.w, g.k);
+        let (hp, wp, hw) = (h + k - 1, row_len(w, k), h * w);
+        let mut tmp = [0f32; BLOCK];
+        for i in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let mut acc = [[_mm256_setzero_ps(); 4]; G];
+                    for y in 0..h {
+                        let xr = xp.as_ptr().add((i * hp + y + ky) * wp + kx);
+                        let dr = dy.as_ptr().add(y * w);
+                        for x0 in (0..w).step_by(BLOCK) {
+                            for v in 0..4 {
+                                let at = x0 + 8 * v;
+                                if at >= w {
+                                    break;
+                                }
+                                let xv = _mm256_loadu_ps(xr.add(at));
+                                if w - at >= 8 {
+                                    for (o, a) in acc.iter_mut().enumerate() {
+                                        a[v] = _mm256_fmadd_ps(_mm256_loadu_ps(dr.add(o * hw + at)), xv, a[v]);
+                                    }
+                                } else {
+                                    let m = first_lanes(w - at);
+                                    for (o, a) in acc.iter_mut().enumerate() {
+                                        let d = _mm256_maskload_ps(dr.add(o * hw + at), m);
+                                        a[v] = _mm256_blendv_ps(a[v], _mm256_fmadd_ps(d, xv, a[v]), _mm256_castsi256_ps(m));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (o, a) in acc.iter().enumerate() {
+                        for (v, part) in a.iter().enumerate() {
+                            _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * v), *part);
+                        }
+                        let mut sum = 0f32;
+                        for l in tmp {
+                            sum += l;
+                        }
+                        let at = ((o * c + i) * k + ky) * k + kx;
+                        dw[at] += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,10 +666,17 @@ mod tests {
         }
     }
 
+    /// The vector kernel sets this CPU can run (AVX2, AVX-512), whichever [`forward`] and
+    /// [`weight_grad`] dispatch to: on a CPU with neither, none, and the tests below check the
+    /// portable kernels alone.
+    fn vector_sets() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|&isa| isa != Isa::Base && isa <= Isa::cpu()).collect()
+    }
+
     #[test]
-    fn the_vector_kernel_gives_the_portable_kernels_bits() {
-        // On a CPU without AVX-512 both calls run the portable kernel and this checks nothing
-        // more than determinism; on the dev and CI machines it compares the two kernels.
+    fn every_vector_kernel_gives_the_portable_kernels_bits() {
+        // Widths with whole and partial 16- and 32-pixel blocks (8, 9, 16, 28, 30, 31, 32, 70),
+        // output channel counts that split into even and uneven groups (1, 5, 8, 13, 20, 32).
         for (c, co, h, w, k, pad) in [
             (8, 8, 28, 28, 5, Padding::Zero),
             (3, 13, 9, 70, 3, Padding::Circular),
@@ -482,6 +685,8 @@ mod tests {
             (2, 5, 3, 32, 1, Padding::Circular),
             (4, 20, 6, 28, 3, Padding::Zero),
             (3, 32, 5, 30, 5, Padding::Circular),
+            (2, 6, 4, 8, 3, Padding::Zero),
+            (3, 7, 3, 9, 5, Padding::Circular),
         ] {
             let g = ConvGeom::new(c, h, w, k, pad);
             let x: Vec<f32> = vals(c * h * w, 0.1).iter().map(|v| *v as f32).collect();
@@ -491,11 +696,16 @@ mod tests {
             pad_into(&g, c, &x, &mut xp);
             let mut wt = vec![0f32; wts.len()];
             arrange_weights(&wts, co, c, k, false, &mut wt);
-            let (mut a, mut b) = (vec![0f32; co * h * w], vec![0f32; co * h * w]);
-            forward(&g, c, co, &wt, Some(&bias), &xp, &mut a);
-            portable(&g, c, co, &wt, Some(&bias), &xp, &mut b);
-            let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k}: vector and portable kernels differ");
+            let mut want = vec![0f32; co * h * w];
+            portable(&g, c, co, &wt, Some(&bias), &xp, &mut want);
+            for isa in vector_sets() {
+                // Sentinels past the image: a kernel must not write there.
+                let mut got = vec![1234.5f32; co * h * w + 40];
+                forward_in(isa, &g, c, co, &wt, Some(&bias), &xp, &mut got);
+                let same = got.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k}: the {} and portable kernels differ", isa.name());
+                assert!(got[co * h * w..].iter().all(|&v| v == 1234.5), "{}: wrote past y", isa.name());
+            }
         }
     }
 
@@ -511,6 +721,9 @@ mod tests {
                 (8, 8, 28, 28, 5),
                 (2, 3, 4, 16, 3),
                 (2, 3, 4, 32, 1),
+                (3, 7, 3, 9, 5),
+                (2, 13, 2, 6, 3),
+                (2, 2, 3, 33, 3),
             ] {
                 let g = ConvGeom::new(c, h, w, k, pad);
                 let x = vals(c * h * w, 0.5);
@@ -531,10 +744,14 @@ mod tests {
                 // f32: the vector kernel (where the CPU has it) and the portable one agree bitwise.
                 let f = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();
                 let (xp32, dy32) = (f(&xp), f(&dy));
-                let (mut a, mut b) = (f(&start), f(&start));
-                weight_grad(&g, c, co, &xp32, &dy32, &mut a);
+                let mut b = f(&start);
                 portable_weight_grad(&g, c, co, &xp32, &dy32, &mut b);
-                assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{pad:?} c={c} co={co}: f32 kernels differ");
+                for isa in vector_sets() {
+                    let mut a = f(&start);
+                    weight_grad_in(isa, &g, c, co, &xp32, &dy32, &mut a);
+                    let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                    assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k}: the {} and portable kernels differ", isa.name());
+                }
             }
         }
     }

@@ -32,7 +32,7 @@ pub enum Algo {
 }
 
 /// Widest layer (channels in or out) that [`ConvAlgo::Auto`] evaluates with the direct
-/// convolution on AVX-512 (`benches/evalalgo.rs`, `BENCHMARKS.md`: at 32 channels the direct
+/// convolution on AVX-512 CPUs (`benches/evalalgo.rs`, `BENCHMARKS.md`: at 32 channels the direct
 /// forward was 1.3–1.7× Winograd's for 3×3, 1.1–1.6× for 7×7 and 1.4–2.8× im2col's for 9×9;
 /// from 64 channels Winograd won for 3×3).
 pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
@@ -40,6 +40,12 @@ pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 /// As [`DIRECT_EVAL_MAX_CHANNELS`], for 5×5 kernels, whose Winograd (F(4×4, 5×5)) forward was
 /// faster at 32 channels.
 pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 16;
+
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], on CPUs with AVX2 but not AVX-512, for every kernel size
+/// (`benches/evalalgo.rs` on an AMD EPYC (Zen 3), `BENCHMARKS.md`: at 8 channels the direct
+/// forward was 1.8–3.1× im2col's, at 16 it beat Winograd for 3×3 and tied for 5×5, at 32 it lost
+/// to Winograd on 2 threads, 0.56× for 3×3 and 0.52–0.66× for 5×5).
+pub const DIRECT_EVAL_MAX_CHANNELS_AVX2: usize = 16;
 
 /// Padded input copies an evaluation-only forward of the direct convolution is guaranteed room
 /// for, one per thread (the shared column buffer, sized for the largest layer, often holds more,
@@ -196,12 +202,16 @@ impl Conv2d {
     ///   circular padding; in training at most [`engine::direct::DIRECT_MAX_CHANNELS`] channels
     ///   in and out, in evaluation any count), else im2col.
     /// * [`ConvAlgo::Auto`], measured in `BENCHMARKS.md`: in training, direct for f32 layers
-    ///   under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and out on CPUs with AVX-512,
-    ///   Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the rest.
-    ///   In evaluation the direct convolution also takes f32 layers of up to
-    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out ([`DIRECT_EVAL_MAX_CHANNELS_5X5`] for
-    ///   5×5 kernels): no backward pass follows, and its forward beats Winograd's there
-    ///   at batch 1 and 100 on 1 and 2 threads; its weight gradient does not.
+    ///   under [`engine::WINOGRAD_MIN_CHANNELS`] channels in and out on CPUs with AVX2 or
+    ///   AVX-512, and for layers with one channel in or out (a net's first and last) up to
+    ///   [`engine::direct::DIRECT_MAX_CHANNELS`] on the other side; Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the
+    ///   rest. In evaluation the direct convolution also takes f32 layers of up to
+    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out on AVX-512 CPUs
+    ///   ([`DIRECT_EVAL_MAX_CHANNELS_5X5`] for 5×5 kernels), [`DIRECT_EVAL_MAX_CHANNELS_AVX2`]
+    ///   on AVX2 ones: no backward pass follows, and its forward beats Winograd's there at
+    ///   batch 1 and 100 on 1 and 2 threads; its weight gradient does not. So an AVX2 and an
+    ///   AVX-512 CPU pick the same algorithm for every layer in training, and in evaluation
+    ///   for every layer of at most 16 channels.
     ///
     /// Auto decides from the CPU's own instruction set, not `IDCRISIS_ISA`'s: lowering it must
     /// not change the algorithm (and so the bits), only which kernel computes them.
@@ -221,10 +231,14 @@ impl Conv2d {
                 }
             }
             ConvAlgo::Auto => {
-                let fast_direct = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-                    && engine::winograd::Isa::cpu() == engine::winograd::Isa::Avx512;
+                let isa = engine::winograd::Isa::cpu();
+                let fast_direct = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && isa >= engine::winograd::Isa::Avx2;
                 let direct_max = match pass {
+                    // A net's first and last layers (one channel on one side): their Winograd
+                    // or im2col fixed costs outweigh a direct convolution of 16 channels.
+                    Pass::Train if self.geom.c.min(self.c_out) == 1 => engine::direct::DIRECT_MAX_CHANNELS,
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
+                    Pass::Eval if isa < engine::winograd::Isa::Avx512 => DIRECT_EVAL_MAX_CHANNELS_AVX2,
                     Pass::Eval if self.geom.k == 5 => DIRECT_EVAL_MAX_CHANNELS_5X5,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };
