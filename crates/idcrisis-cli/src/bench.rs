@@ -27,7 +27,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 16 input channels, direct under 16 on AVX2 and
-    /// AVX-512 and, when probing, up to 16 (32 on AVX-512 except 5×5); im2col otherwise).
+    /// AVX-512 (and for first and last layers, one channel in or out, up to 16) and, when probing, up to 16 (32 on
+    /// AVX-512 except 5×5); im2col otherwise).
     #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
     conv_algo: ConvAlgo,
     /// Also time forward passes (probing) over MNIST test images, in images per second.

@@ -95,7 +95,6 @@ pub struct BenchResult {
 
 /// Time `steps` Adam steps (after `warmup`) of `model` on the MNIST-shaped image `x [784]`;
 /// `peak_gflops` (GFLOP/s, [`gemm_peak_gflops`]) scales [`BenchResult::frac_peak`].
-#[allow(clippy::too_many_arguments)]
 pub fn time_model(
     eng: &Engine,
     name: &str,

@@ -482,7 +482,7 @@ fn auto_runs_small_f32_layers_direct_on_avx2_and_avx512_with_the_forced_direct_b
 }
 
 #[test]
-fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
+fn auto_evaluates_16_channel_layers_direct_but_trains_only_the_first_and_last_direct() {
     // The evaluation rule differs from the training rule at 16 channels (measured: the direct
     // forward beats Winograd's, its weight gradient does not). Evaluation under `auto` must then
     // give the forced-direct bits, and agree with the training forward (Winograd) to rounding.
@@ -504,6 +504,11 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_them_with_winograd() {
     assert_eq!((first.geom.c, first.c_out, last.geom.c, last.c_out), (1, 16, 16, 1));
     assert_eq!(first.algo::<f32>(&auto, Pass::Train), if vector { Algo::Direct } else { Algo::Im2col });
     assert_eq!(last.algo::<f32>(&auto, Pass::Train), if vector { Algo::Direct } else { Algo::Winograd });
+    // Not past 16 channels on the other side, and not with reflect padding.
+    let first_of = |co: usize, pad: Padding| Conv2d::new(1, co, 28, 28, 5, pad, 0..co * 25, None);
+    assert_eq!(first_of(32, Padding::Zero).algo::<f32>(&auto, Pass::Train), Algo::Im2col);
+    assert_eq!(first_of(16, Padding::Reflect).algo::<f32>(&auto, Pass::Train), Algo::Im2col);
+    assert_eq!(first_of(16, Padding::Circular).algo::<f32>(&auto, Pass::Train), if vector { Algo::Direct } else { Algo::Im2col });
     assert_eq!(hidden.algo::<f64>(&auto, Pass::Eval), Algo::Winograd, "never direct in f64");
     let conv = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Zero, 0..c * c * k * k, None);
     let wide = conv(32, 3);

@@ -29,10 +29,12 @@ use super::winograd::Isa;
 use crate::float::Float;
 use std::any::TypeId;
 
-/// Pixels per block of an output row (two 16-lane AVX-512 vectors).
+/// Pixels per block of an output row in the AVX-512 forward kernel (two 16-lane vectors), and
+/// lane sums per weight in every weight-gradient kernel; padded rows hold whole blocks.
 pub const BLOCK: usize = 32;
 
-/// Largest channel count (in or out) the direct kernel is instantiated for.
+/// Largest output channel count the weight gradient takes (the AVX-512 kernel holds them all
+/// in registers), so the widest layer the direct convolution trains.
 pub const DIRECT_MAX_CHANNELS: usize = 16;
 
 /// Length of one padded row: the image width rounded up to whole blocks, plus the `k − 1` border.
@@ -165,7 +167,7 @@ macro_rules! by_channels {
 /// then fill the registers as evenly as the count allows.
 #[cfg(target_arch = "x86_64")]
 fn even_groups(co: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
-    let groups = co.div_ceil(max).max(1);
+    let groups = co.div_ceil(max);
     let (base, extra) = (co / groups, co % groups);
     (0..groups).scan(0, move |o0, gi| {
         let n = base + usize::from(gi < extra);
@@ -208,13 +210,16 @@ fn forward_in<T: Float>(isa: Isa, g: &ConvGeom, ci: usize, co: usize, wt: &[T], 
         } else {
             for (o0, n) in even_groups(co, avx2::FORWARD_GROUP) {
                 let (wt, bias, y) = (&wt[o0..], bias.map(|b| &b[o0..]), &mut y[o0 * g.hw()..]);
-                // SAFETY: `vector_ok` said the CPU has AVX2 and FMA; sizes as above.
+                // SAFETY: `vector_ok` said the CPU has AVX2 and FMA; the sizes were checked
+                // above (the group reads weights `o0 + (tap · co) + o < ci·k·k·co` and writes
+                // its `n` rows of y).
                 by_channels!(avx2::forward, n, [1 2 3 4 5 6], g, ci, co, wt, bias, xp, y);
             }
         }
         return;
     }
-    let _ = isa;
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa; // Only x86-64 has vector kernels.
     portable(g, ci, co, wt, bias, xp, y);
 }
 
@@ -224,8 +229,9 @@ fn vector_ok<T: Float>(isa: Isa) -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Base && isa <= Isa::cpu()
 }
 
-/// Output channels the vector forward kernel computes per pass over the input: all of them up
-/// to [`DIRECT_MAX_CHANNELS`], else groups of [`WIDE_GROUP`].
+/// Output channels the AVX-512 forward kernel computes per pass over the input: all of them up
+/// to [`DIRECT_MAX_CHANNELS`], else groups of [`WIDE_GROUP`] (the AVX2 kernel uses
+/// [`even_groups`] of at most 6).
 fn out_group(co: usize) -> usize {
     if co <= DIRECT_MAX_CHANNELS {
         co
@@ -234,7 +240,7 @@ fn out_group(co: usize) -> usize {
     }
 }
 
-/// Output channels per pass of the forward kernel over layers wider than
+/// Output channels per pass of the AVX-512 forward kernel over layers wider than
 /// [`DIRECT_MAX_CHANNELS`] (`2 · WIDE_GROUP` accumulators).
 pub const WIDE_GROUP: usize = 8;
 
@@ -321,7 +327,8 @@ fn weight_grad_in<T: Float>(isa: Isa, g: &ConvGeom, ci: usize, co: usize, xp: &[
         }
         return;
     }
-    let _ = isa;
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa; // Only x86-64 has vector kernels.
     portable_weight_grad(g, ci, co, xp, dy, dw);
 }
 
@@ -341,16 +348,24 @@ fn portable_weight_grad<T: Float>(g: &ConvGeom, c: usize, co: usize, xp: &[T], d
                             lanes[x % BLOCK] = d.mul_add(xr[x], lanes[x % BLOCK]);
                         }
                     }
-                    let mut sum = T::zero();
-                    for l in lanes {
-                        sum = sum + l;
-                    }
+                    let sum = lane_sum(&lanes);
                     let at = ((o * c + i) * k + ky) * k + kx;
                     dw[at] = dw[at] + sum;
                 }
             }
         }
     }
+}
+
+/// The sum of a weight's [`BLOCK`] lane sums, in lane order: the last step of every
+/// weight-gradient kernel.
+#[inline(always)]
+fn lane_sum<T: Float>(lanes: &[T; BLOCK]) -> T {
+    let mut sum = T::zero();
+    for &l in lanes {
+        sum = sum + l;
+    }
+    sum
 }
 
 /// The portable kernel: the same order of operations as the vector one, one element at a time.
@@ -475,10 +490,7 @@ mod avx512 {
                     for o in 0..CO {
                         _mm512_storeu_ps(tmp.as_mut_ptr(), a0[o]);
                         _mm512_storeu_ps(tmp.as_mut_ptr().add(16), a1[o]);
-                        let mut sum = 0f32;
-                        for l in tmp {
-                            sum += l;
-                        }
+                        let sum = super::lane_sum(&tmp);
                         let at = ((o * c + i) * k + ky) * k + kx;
                         dw[at] += sum;
                     }
@@ -500,7 +512,7 @@ mod avx2 {
     /// 32-lane block per channel), a pixel vector, a gradient vector and a mask.
     pub const GRAD_GROUP: usize = 3;
     /// Pixels per block of [`forward`]: two 8-lane vectors.
-    const PAIR: usize = 16;
+    const PIXELS: usize = 16;
 
     /// Lane mask of an 8-lane vector whose first `n` (at most 8) lanes are set.
     #[target_feature(enable = "avx2")]
@@ -515,7 +527,9 @@ mod avx2 {
     /// channel, tap row, tap column) in that order: the portable kernel's operations.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; the slices must have the sizes `super::forward` checks.
+    /// The CPU must have AVX2 and FMA; `G ≤ ld`, `wt.len() ≥ (c·k·k − 1)·ld + G`, `xp` holds
+    /// [`super::padded_len`]`(c, h, w, k)`, `y.len() ≥ G·h·w` and a bias `≥ G` (what
+    /// `super::forward_in` checks for the whole layer, sliced at the group).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn forward<const G: usize>(g: &ConvGeom, c: usize, ld: usize, wt: &[f32], bias: Option<&[f32]>, xp: &[f32], y: &mut [f32]) {
         let (h, w, k) = (g.h, g.w, g.k);
@@ -529,7 +543,7 @@ mod avx2 {
         for row in 0..h {
             // Blocks of 16 inside the padded row, whose length is whole 32-pixel blocks plus
             // the border: the loads past the image read its zeros.
-            for x0 in (0..w).step_by(PAIR) {
+            for x0 in (0..w).step_by(PIXELS) {
                 let (mut a0, mut a1) = (init, init);
                 for ci in 0..c {
                     for ky in 0..k {
@@ -550,7 +564,7 @@ mod avx2 {
                 let left = w - x0;
                 for o in 0..G {
                     let yo = y.as_mut_ptr().add(o * hw + row * w + x0);
-                    if left >= PAIR {
+                    if left >= PIXELS {
                         _mm256_storeu_ps(yo, a0[o]);
                         _mm256_storeu_ps(yo.add(8), a1[o]);
                     } else if left > 8 {
@@ -572,8 +586,9 @@ mod avx2 {
     /// so lanes without a pixel keep their sum untouched, as the portable kernel leaves them.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; the slices must have the sizes `super::weight_grad`
-    /// checks.
+    /// The CPU must have AVX2 and FMA; `xp` holds [`super::padded_len`]`(c, h, w, k)`,
+    /// `dy.len() ≥ G·h·w` and `dw.len() ≥ G·c·k·k` (what `super::weight_grad_in` checks for the
+    /// whole layer, sliced at the group).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn weight_grad<const G: usize>(g: &ConvGeom, c: usize, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
         let (h, w, k) = (g.h, g.w, g.k);
@@ -611,10 +626,7 @@ mod avx2 {
                         for (v, part) in a.iter().enumerate() {
                             _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * v), *part);
                         }
-                        let mut sum = 0f32;
-                        for l in tmp {
-                            sum += l;
-                        }
+                        let sum = super::lane_sum(&tmp);
                         let at = ((o * c + i) * k + ky) * k + kx;
                         dw[at] += sum;
                     }
@@ -670,13 +682,25 @@ mod tests {
     /// [`weight_grad`] dispatch to: on a CPU with neither, none, and the tests below check the
     /// portable kernels alone.
     fn vector_sets() -> Vec<Isa> {
-        Isa::ALL.into_iter().filter(|&isa| isa != Isa::Base && isa <= Isa::cpu()).collect()
+        #[cfg(target_arch = "x86_64")]
+        return Isa::ALL.into_iter().filter(|&isa| vector_ok::<f32>(isa)).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
+    }
+
+    /// NaN in every padded column past `w + k − 1`, which only the vector kernels' partial
+    /// blocks read and must not let into a result (an unmasked `0 · NaN` would).
+    fn poison_tail(xp: &mut [f32], w: usize, k: usize) {
+        for row in xp.chunks_exact_mut(row_len(w, k)) {
+            row[w + k - 1..].fill(f32::NAN);
+        }
     }
 
     #[test]
     fn every_vector_kernel_gives_the_portable_kernels_bits() {
         // Widths with whole and partial 16- and 32-pixel blocks (8, 9, 16, 28, 30, 31, 32, 70),
-        // output channel counts that split into even and uneven groups (1, 5, 8, 13, 20, 32).
+        // output channel counts that split into even and uneven groups (1, 5, 6, 7, 8, 13, 20,
+        // 32), with and without a bias.
         for (c, co, h, w, k, pad) in [
             (8, 8, 28, 28, 5, Padding::Zero),
             (3, 13, 9, 70, 3, Padding::Circular),
@@ -694,17 +718,22 @@ mod tests {
             let bias: Vec<f32> = vals(co, 9.0).iter().map(|v| *v as f32).collect();
             let mut xp = vec![0f32; padded_len(c, h, w, k)];
             pad_into(&g, c, &x, &mut xp);
+            poison_tail(&mut xp, w, k);
             let mut wt = vec![0f32; wts.len()];
             arrange_weights(&wts, co, c, k, false, &mut wt);
-            let mut want = vec![0f32; co * h * w];
-            portable(&g, c, co, &wt, Some(&bias), &xp, &mut want);
-            for isa in vector_sets() {
-                // Sentinels past the image: a kernel must not write there.
-                let mut got = vec![1234.5f32; co * h * w + 40];
-                forward_in(isa, &g, c, co, &wt, Some(&bias), &xp, &mut got);
-                let same = got.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits());
-                assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k}: the {} and portable kernels differ", isa.name());
-                assert!(got[co * h * w..].iter().all(|&v| v == 1234.5), "{}: wrote past y", isa.name());
+            for bias in [Some(&bias[..]), None] {
+                let mut want = vec![0f32; co * h * w];
+                portable(&g, c, co, &wt, bias, &xp, &mut want);
+                assert!(want.iter().all(|v| v.is_finite()), "the portable kernel read the poisoned tail");
+                for isa in vector_sets() {
+                    // Sentinels past the image: a kernel must not write there.
+                    let mut got = vec![1234.5f32; co * h * w + 40];
+                    forward_in(isa, &g, c, co, &wt, bias, &xp, &mut got);
+                    let same = got.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits());
+                    let b = bias.is_some();
+                    assert!(same, "{pad:?} c={c} co={co} {h}x{w} k={k} bias={b}: the {} and portable kernels differ", isa.name());
+                    assert!(got[co * h * w..].iter().all(|&v| v == 1234.5), "{}: wrote past y", isa.name());
+                }
             }
         }
     }
@@ -743,7 +772,8 @@ mod tests {
                 assert!(worst < 1e-11, "{pad:?} c={c} co={co} {h}x{w} k={k}: {worst}");
                 // f32: the vector kernel (where the CPU has it) and the portable one agree bitwise.
                 let f = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();
-                let (xp32, dy32) = (f(&xp), f(&dy));
+                let (mut xp32, dy32) = (f(&xp), f(&dy));
+                poison_tail(&mut xp32, w, k);
                 let mut b = f(&start);
                 portable_weight_grad(&g, c, co, &xp32, &dy32, &mut b);
                 for isa in vector_sets() {
