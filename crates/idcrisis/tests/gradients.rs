@@ -16,7 +16,12 @@ fn randv(rng: &mut Rng, n: usize) -> Vec<f64> {
 }
 
 /// Max relative error between analytic and numeric gradients, relative to the largest entry.
+/// Largest difference relative to the largest entry; infinite when any value is not finite
+/// (`f64::max` would skip a NaN).
 fn rel_err(analytic: &[f64], numeric: &[f64]) -> f64 {
+    if analytic.iter().chain(numeric).any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
     let scale = numeric.iter().chain(analytic).fold(1e-12f64, |m, v| m.max(v.abs()));
     analytic.iter().zip(numeric).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale
 }
@@ -50,7 +55,10 @@ fn dense_gradients() {
         layer.forward(&eng, p, x, &mut y, &mut scratch, n);
         y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
     };
-    let mut grads = vec![0.0; params.len()];
+    // The weight gradient is written, never read: stale values there must not leak in. The bias
+    // gradient is added, so it starts at zero.
+    let mut grads = vec![f64::NAN; params.len()];
+    grads[inp * out..].fill(0.0);
     let mut dx = vec![0.0; n * inp];
     layer.backward(&eng, &params, &mut grads, &x, &r, Some(&mut dx), n);
     let xs = x.clone();
@@ -201,11 +209,15 @@ fn net_gradient_check(algo: ConvAlgo, cfg: &ModelConfig, n: usize, tamper: &dyn 
     let mut rng = Rng::new(6, Stream::Misc);
     let x: Vec<f64> = (0..n * 784).map(|_| rng.uniform()).collect();
     let mut ws = net.workspace(n, true);
+    // Two steps' gradients: the second must not keep anything of the first (backward zeroes
+    // what it adds into and overwrites the rest).
     eng.install(|| {
-        net.forward(&eng, &mut ws, &x, n);
-        let (out, dout) = ws.output_and_dout(n);
-        mse_loss(out, &x, dout);
-        net.backward(&eng, &mut ws, n);
+        for _ in 0..2 {
+            net.forward(&eng, &mut ws, &x, n);
+            let (out, dout) = ws.output_and_dout(n);
+            mse_loss(out, &x, dout);
+            net.backward(&eng, &mut ws, n);
+        }
     });
     let mut analytic = net.grads.clone();
     tamper(&net, &mut analytic);

@@ -105,12 +105,12 @@ impl Dense {
         }
     }
 
-    /// Backward for a batch of `n`. Adds `dW = dyᵀ·x` and `db = Σ dy` into `grads`; writes
-    /// `dx [n, inp] = dy · W` when `dx` is given.
+    /// Backward for a batch of `n`. Writes `dW = dyᵀ·x` into `grads` (its old values are never
+    /// read) and adds `db = Σ dy` to it; writes `dx [n, inp] = dy · W` when `dx` is given.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(&self, eng: &Engine, params: &[T], grads: &mut [T], x: &[T], dy: &[T], dx: Option<&mut [T]>, n: usize) {
         let dy = &dy[..n * self.out];
-        engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, Trans::Yes, &x[..n * self.inp], Trans::No, Acc::Add);
+        engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, Trans::Yes, &x[..n * self.inp], Trans::No, Acc::Overwrite);
         if let Some(b) = &self.b {
             engine::sum_cols_into(&mut grads[b.clone()], dy);
         }
