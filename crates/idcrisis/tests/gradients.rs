@@ -2,6 +2,8 @@
 //! Central differences with h = 1e-6; inputs and weights are drawn so that no ReLU input sits
 //! within reach of its kink.
 
+mod common;
+
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
 use idcrisis::nn::layers::{Activation, Algo, Conv2d, Dense, Layer, Pass};
@@ -16,14 +18,10 @@ fn randv(rng: &mut Rng, n: usize) -> Vec<f64> {
 }
 
 /// Max relative error between analytic and numeric gradients, relative to the largest entry.
-/// Largest difference relative to the largest entry; infinite when any value is not finite
-/// (`f64::max` would skip a NaN).
+/// Largest difference relative to the largest entry; infinite when any value is not finite.
 fn rel_err(analytic: &[f64], numeric: &[f64]) -> f64 {
-    if analytic.iter().chain(numeric).any(|v| !v.is_finite()) {
-        return f64::INFINITY;
-    }
     let scale = numeric.iter().chain(analytic).fold(1e-12f64, |m, v| m.max(v.abs()));
-    analytic.iter().zip(numeric).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale
+    common::max_abs_diff(analytic, numeric) / scale
 }
 
 fn numeric_grad(v: &mut [f64], f: &mut dyn FnMut(&[f64]) -> f64) -> Vec<f64> {
@@ -283,7 +281,7 @@ fn whole_cnns_with_the_default_mixed_algorithms() {
         net.forward(&im2col, &mut wb, &x, 1);
         for l in 0..=depth {
             let (a, b) = (net.activation_chw(&eng, &wa, l), net.activation_chw(&im2col, &wb, l));
-            let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            let worst = common::max_abs_diff(&a, &b);
             assert!(worst < 1e-12, "{} activation {l}: {worst}", cfg.label());
         }
         check_net_with(ConvAlgo::Auto, cfg, 2);
@@ -377,13 +375,13 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
             let a = net.forward(&eng, &mut tws, &x, count).to_vec();
             for batch in [1, 7, 16, 30] {
                 let b = net.predict(&eng, &x, count, batch);
-                let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                let worst = common::max_abs_diff(&a, &b);
                 assert!(worst < 1e-13, "k={kernel} {algo:?} batch {batch}: {worst}");
             }
             outs.push(a);
         }
         for (o, name) in outs[1..].iter().zip(["winograd", "direct"]) {
-            let worst = outs[0].iter().zip(o).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            let worst = common::max_abs_diff(&outs[0], o);
             assert!(worst < 1e-11, "k={kernel}: im2col vs {name} {worst}");
         }
     }
@@ -457,7 +455,7 @@ fn coordinate_channels_match_a_direct_coordconv() {
         let x: Vec<f64> = (0..49).map(|i| ((i * 13 % 17) as f64) / 17.0).collect();
         let want = naive_coordconv(&x, 7, 3, pad, &get("layers.0.weight"), &get("layers.0.coord_weight"), &get("layers.0.bias"), 1);
         let got = net.predict(&eng, &x, 1, 1);
-        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let worst = common::max_abs_diff(&got, &want);
         assert!(worst < 1e-12, "{pad:?}: {worst}");
     }
 }

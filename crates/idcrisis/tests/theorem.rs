@@ -38,7 +38,7 @@ const THEOREM1_TOL: f64 = 1e-12;
 fn check_theorem1(params: &[f64], w0: &[f64], x: &[f64]) -> Result<f64, String> {
     let want = theorem1_weights(w0, x);
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = params.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+    let err = common::max_abs_diff(params, &want) / scale;
     if err < THEOREM1_TOL {
         Ok(err)
     } else {
@@ -79,7 +79,7 @@ fn theorem1_gd_converges_to_the_closed_form() {
         let pred: Vec<f64> = (0..PIXELS).map(|i| c * x[i] + (0..PIXELS).map(|j| w0[i * PIXELS + j] * perp[j]).sum::<f64>()).collect();
         let got = net.predict(&eng, &v, 1, 1);
         let s = pred.iter().fold(1e-12f64, |m, a| m.max(a.abs()));
-        let e = got.iter().zip(&pred).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / s;
+        let e = common::max_abs_diff(&got, &pred) / s;
         assert!(e < 1e-10, "probe {}: relative error {e:e}", p.name);
     }
 }
@@ -97,7 +97,8 @@ fn theorem1_also_holds_in_f32_to_f32_precision() {
     train(&eng, &mut net, &x, 1, &cfg, &mut |_, _| true).unwrap();
     let want = theorem1_weights(&w0, &x.iter().map(|&v| v as f64).collect::<Vec<_>>());
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = net.params.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max) / scale;
+    let got: Vec<f64> = net.params.iter().map(|&a| a as f64).collect();
+    let err = common::max_abs_diff(&got, &want) / scale;
     assert!(err < 1e-5, "f32 weights differ by {err:e}");
 }
 

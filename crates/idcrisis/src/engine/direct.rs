@@ -672,7 +672,7 @@ mod tests {
                 arrange_weights(&wts, co, c, k, false, &mut wt);
                 let mut got = vec![0.0; co * h * w];
                 forward(&g, c, co, &wt, Some(&bias), &xp, &mut got);
-                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let worst = crate::eval::metrics::max_abs_diff(&got, &want);
                 assert!(worst < 1e-12, "{pad:?} c={c} co={co} {h}x{w} k={k}: {worst}");
             }
         }
@@ -768,7 +768,7 @@ mod tests {
                 pad_into(&g, c, &x, &mut xp);
                 let mut got = start.clone();
                 weight_grad(&g, c, co, &xp, &dy, &mut got);
-                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let worst = crate::eval::metrics::max_abs_diff(&got, &want);
                 assert!(worst < 1e-11, "{pad:?} c={c} co={co} {h}x{w} k={k}: {worst}");
                 // f32: the vector kernel (where the CPU has it) and the portable one agree bitwise.
                 let f = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();

@@ -41,6 +41,15 @@ pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// The largest `|a[i] − b[i]|`; infinite when the lengths differ or any value is NaN or infinite
+/// (a fold with `f64::max` alone skips a NaN, so a broken result would compare as close).
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() || a.iter().chain(b).any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
 /// Mean squared difference.
 pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.len() as f64
@@ -346,6 +355,15 @@ pub fn by_category(scores: &[ProbeScore]) -> BTreeMap<String, Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_abs_diff_is_infinite_for_nan_infinity_or_a_length_mismatch() {
+        assert_eq!(max_abs_diff(&[1.0, -2.0, 3.0], &[1.5, -2.0, 0.0]), 3.0);
+        assert_eq!(max_abs_diff(&[], &[]), 0.0);
+        assert_eq!(max_abs_diff(&[f64::NAN, 1.0], &[0.0, 1.0]), f64::INFINITY);
+        assert_eq!(max_abs_diff(&[0.0, 1.0], &[0.0, f64::NEG_INFINITY]), f64::INFINITY);
+        assert_eq!(max_abs_diff(&[0.0, 1.0], &[0.0]), f64::INFINITY);
+    }
 
     #[test]
     fn golden_values() {

@@ -42,10 +42,11 @@ pub fn one_channel(shape: Shape, spec: &data::ImageSpec) -> Result<()> {
     }
 }
 
-/// `max |a − b| / max |b|`.
+/// `max |a − b| / max |b|`; infinite when any value is not finite (see
+/// [`crate::eval::metrics::max_abs_diff`]).
 pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
+    crate::eval::metrics::max_abs_diff(a, b) / scale
 }
 
 /// Euclidean norm.
