@@ -2,10 +2,9 @@
 //! Central differences with h = 1e-6; inputs and weights are drawn so that no ReLU input sits
 //! within reach of its kink.
 
-mod common;
-
 use idcrisis::engine::winograd::Layouts;
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
+use idcrisis::eval::metrics::max_abs_diff;
 use idcrisis::nn::layers::{Activation, Algo, Conv2d, Dense, Layer, Pass};
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::train::mse_loss;
@@ -21,7 +20,7 @@ fn randv(rng: &mut Rng, n: usize) -> Vec<f64> {
 /// Largest difference relative to the largest entry; infinite when any value is not finite.
 fn rel_err(analytic: &[f64], numeric: &[f64]) -> f64 {
     let scale = numeric.iter().chain(analytic).fold(1e-12f64, |m, v| m.max(v.abs()));
-    common::max_abs_diff(analytic, numeric) / scale
+    max_abs_diff(analytic, numeric) / scale
 }
 
 fn numeric_grad(v: &mut [f64], f: &mut dyn FnMut(&[f64]) -> f64) -> Vec<f64> {
@@ -281,7 +280,7 @@ fn whole_cnns_with_the_default_mixed_algorithms() {
         net.forward(&im2col, &mut wb, &x, 1);
         for l in 0..=depth {
             let (a, b) = (net.activation_chw(&eng, &wa, l), net.activation_chw(&im2col, &wb, l));
-            let worst = common::max_abs_diff(&a, &b);
+            let worst = max_abs_diff(&a, &b);
             assert!(worst < 1e-12, "{} activation {l}: {worst}", cfg.label());
         }
         check_net_with(ConvAlgo::Auto, cfg, 2);
@@ -375,13 +374,13 @@ fn evaluation_in_large_batches_matches_training_forward_for_both_algorithms() {
             let a = net.forward(&eng, &mut tws, &x, count).to_vec();
             for batch in [1, 7, 16, 30] {
                 let b = net.predict(&eng, &x, count, batch);
-                let worst = common::max_abs_diff(&a, &b);
+                let worst = max_abs_diff(&a, &b);
                 assert!(worst < 1e-13, "k={kernel} {algo:?} batch {batch}: {worst}");
             }
             outs.push(a);
         }
         for (o, name) in outs[1..].iter().zip(["winograd", "direct"]) {
-            let worst = common::max_abs_diff(&outs[0], o);
+            let worst = max_abs_diff(&outs[0], o);
             assert!(worst < 1e-11, "k={kernel}: im2col vs {name} {worst}");
         }
     }
@@ -455,7 +454,7 @@ fn coordinate_channels_match_a_direct_coordconv() {
         let x: Vec<f64> = (0..49).map(|i| ((i * 13 % 17) as f64) / 17.0).collect();
         let want = naive_coordconv(&x, 7, 3, pad, &get("layers.0.weight"), &get("layers.0.coord_weight"), &get("layers.0.bias"), 1);
         let got = net.predict(&eng, &x, 1, 1);
-        let worst = common::max_abs_diff(&got, &want);
+        let worst = max_abs_diff(&got, &want);
         assert!(worst < 1e-12, "{pad:?}: {worst}");
     }
 }

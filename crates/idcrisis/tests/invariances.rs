@@ -7,9 +7,8 @@
 //! Each property is also shown to fail where it should not hold (zero padding, coordinate
 //! channels, biases), so the checks can tell the difference.
 
-mod common;
-
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
+use idcrisis::eval::metrics::max_abs_diff;
 use idcrisis::nn::model::{Arch, Coords, Init, ModelConfig, Net};
 use idcrisis::rng::{Rng, Stream};
 use idcrisis::Shape;
@@ -52,16 +51,16 @@ fn circular_padding_is_translation_equivariant() {
             let y = f.predict(&eng, &x, 1, 1);
             for (dy, dx) in [(1, 0), (0, 3), (5, 7)] {
                 let rolled = f.predict(&eng, &roll(&x, dy, dx), 1, 1);
-                let d = common::max_abs_diff(&rolled, &roll(&y, dy, dx));
+                let d = max_abs_diff(&rolled, &roll(&y, dy, dx));
                 assert!(d < 1e-12, "seed {seed} roll ({dy}, {dx}): {d}");
             }
             // Zero padding is not: the border is visible.
             let z = net(Padding::Zero, true, Coords::None, seed);
-            let d = common::max_abs_diff(&z.predict(&eng, &roll(&x, 5, 7), 1, 1), &roll(&z.predict(&eng, &x, 1, 1), 5, 7));
+            let d = max_abs_diff(&z.predict(&eng, &roll(&x, 5, 7), 1, 1), &roll(&z.predict(&eng, &x, 1, 1), 5, 7));
             assert!(d > 1e-3, "zero padding looked equivariant ({d})");
             // Nor is circular padding with coordinate channels: position is given.
             let c = net(Padding::Circular, true, Coords::Input, seed);
-            let d = common::max_abs_diff(&c.predict(&eng, &roll(&x, 5, 7), 1, 1), &roll(&c.predict(&eng, &x, 1, 1), 5, 7));
+            let d = max_abs_diff(&c.predict(&eng, &roll(&x, 5, 7), 1, 1), &roll(&c.predict(&eng, &x, 1, 1), 5, 7));
             assert!(d > 1e-3, "circular padding with coordinates looked equivariant ({d})");
         }
     }
@@ -95,12 +94,12 @@ fn a_bias_free_relu_net_is_positively_homogeneous() {
             let x2: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
             let y2 = f.predict(&eng, &x2, 1, 1);
             let want: Vec<f64> = y.iter().map(|v| 2.0 * v).collect();
-            assert!(common::max_abs_diff(&y2, &want) < 1e-12, "{padding:?}: f(2x) ≠ 2f(x)");
+            assert!(max_abs_diff(&y2, &want) < 1e-12, "{padding:?}: f(2x) ≠ 2f(x)");
             // With biases neither holds.
             let b = net(padding, true, Coords::None, 7);
             assert!(b.predict(&eng, &vec![0.0; SIDE * SIDE], 1, 1).iter().any(|v| v.abs() > 1e-6), "{padding:?}: biased f(0) = 0");
             let (yb, y2b) = (b.predict(&eng, &x, 1, 1), b.predict(&eng, &x2, 1, 1));
-            let d = common::max_abs_diff(&y2b, &yb.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+            let d = max_abs_diff(&y2b, &yb.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
             assert!(d.is_finite() && d > 1e-6, "{padding:?}: biased net homogeneous (max difference {d})");
         }
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use idcrisis::engine::{im2col, ConvGeom, Engine, Padding};
+use idcrisis::eval::metrics::max_abs_diff;
 use idcrisis::eval::probe;
 use idcrisis::nn::layers::Activation;
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
@@ -38,7 +39,7 @@ const THEOREM1_TOL: f64 = 1e-12;
 fn check_theorem1(params: &[f64], w0: &[f64], x: &[f64]) -> Result<f64, String> {
     let want = theorem1_weights(w0, x);
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = common::max_abs_diff(params, &want) / scale;
+    let err = max_abs_diff(params, &want) / scale;
     if err < THEOREM1_TOL {
         Ok(err)
     } else {
@@ -79,7 +80,7 @@ fn theorem1_gd_converges_to_the_closed_form() {
         let pred: Vec<f64> = (0..PIXELS).map(|i| c * x[i] + (0..PIXELS).map(|j| w0[i * PIXELS + j] * perp[j]).sum::<f64>()).collect();
         let got = net.predict(&eng, &v, 1, 1);
         let s = pred.iter().fold(1e-12f64, |m, a| m.max(a.abs()));
-        let e = common::max_abs_diff(&got, &pred) / s;
+        let e = max_abs_diff(&got, &pred) / s;
         assert!(e < 1e-10, "probe {}: relative error {e:e}", p.name);
     }
 }
@@ -98,7 +99,7 @@ fn theorem1_also_holds_in_f32_to_f32_precision() {
     let want = theorem1_weights(&w0, &x.iter().map(|&v| v as f64).collect::<Vec<_>>());
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let got: Vec<f64> = net.params.iter().map(|&a| a as f64).collect();
-    let err = common::max_abs_diff(&got, &want) / scale;
+    let err = max_abs_diff(&got, &want) / scale;
     assert!(err < 1e-5, "f32 weights differ by {err:e}");
 }
 

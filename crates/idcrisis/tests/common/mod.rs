@@ -18,8 +18,6 @@ pub fn seven() -> Vec<f32> {
     idcrisis::data::load_image(&data_dir(), &idcrisis::data::ImageSpec::default(), None).expect("MNIST train #15").1
 }
 
-pub use idcrisis::eval::metrics::max_abs_diff;
-
 /// A fresh empty temporary directory.
 pub fn tempdir(tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("idcrisis-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
