@@ -1,8 +1,10 @@
 //! One Adam step, two Adam steps, momentum and GD against values worked out by hand.
 
 use idcrisis::engine::Engine;
+use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::nn::optim::{Optimizer, OptimizerKind};
-use idcrisis::nn::train::TrainConfig;
+use idcrisis::nn::train::{forward_loss, update, TrainConfig};
+use idcrisis::Shape;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -68,6 +70,56 @@ fn parallel_updates_match_serial_ones() {
     assert_eq!(results[0], results[3]);
     assert_eq!(results[1], results[4]);
     assert_eq!(results[2], results[5]);
+}
+
+/// The training step ([`update`]) updates each layer as soon as its gradients are final and,
+/// under plain GD with one example, descends a dense layer's weights without writing their
+/// gradient. It must give the bits of a whole backward pass followed by `Optimizer::step`: every
+/// optimizer (GD with per-parameter rates too), FCNs with and without bias, a CNN, one example
+/// and a minibatch, one thread and two (the 784×200 layers take the parallel path).
+#[test]
+fn the_fused_training_step_gives_the_bits_of_backward_then_step() {
+    let fcn = ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(200), ..Default::default() };
+    let nets = [
+        fcn.clone(),
+        ModelConfig { bias: !fcn.bias, ..fcn },
+        ModelConfig { arch: Arch::Cnn, depth: 3, channels: 4, kernel: 3, ..Default::default() },
+    ];
+    let kinds = [(OptimizerKind::Gd, false), (OptimizerKind::Gd, true), (OptimizerKind::Momentum, false), (OptimizerKind::Adam, false)];
+    for cfg in &nets {
+        for threads in [1, 2] {
+            let eng = Engine::new(threads).unwrap();
+            for (kind, scaled) in kinds {
+                for n in [1, 3] {
+                    let x: Vec<f32> = (0..n * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
+                    let mut fused = Net::<f32>::new(cfg, Shape::MNIST).unwrap();
+                    fused.init(Init::TorchDefault, 1.0, 3);
+                    let (mut plain, start) = (fused.clone(), fused.params.clone());
+                    let np = fused.num_params();
+                    let (mut of, mut op) = (Optimizer::new(&tc(kind, 0.05, 0.9), np), Optimizer::new(&tc(kind, 0.05, 0.9), np));
+                    if scaled {
+                        let s: Vec<f32> = (0..np).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
+                        of.set_lr_scale(s.clone()).unwrap();
+                        op.set_lr_scale(s).unwrap();
+                    }
+                    let (mut wf, mut wp) = (fused.workspace(n, true), plain.workspace(n, true));
+                    eng.install(|| {
+                        for _ in 0..3 {
+                            forward_loss(&eng, &fused, &mut wf, &x, n);
+                            update(&eng, &mut fused, &mut wf, &mut of, n);
+                            forward_loss(&eng, &plain, &mut wp, &x, n);
+                            plain.backward(&eng, &mut wp, n);
+                            op.step(&eng, &mut plain.params, &plain.grads);
+                        }
+                    });
+                    let what = format!("{} {kind:?} scaled {scaled} n {n} threads {threads}", cfg.label());
+                    assert!(fused.params.iter().zip(&start).any(|(a, b)| a != b), "{what}: nothing trained");
+                    let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&fused.params) == bits(&plain.params), "{what}: the fused step's weights differ");
+                }
+            }
+        }
+    }
 }
 
 #[test]

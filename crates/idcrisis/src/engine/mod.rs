@@ -96,7 +96,7 @@ impl Engine {
     }
 
     /// Whether elementwise work on `len` elements is worth spreading over the pool.
-    fn parallel(&self, len: usize) -> bool {
+    pub(crate) fn parallel(&self, len: usize) -> bool {
         self.threads > 1 && len >= PAR_MIN
     }
 }

@@ -7,6 +7,8 @@
 use crate::engine::winograd::{self, Layouts, WinoConv};
 use crate::engine::{self, Acc, ConvAlgo, ConvGeom, Engine, Padding, Trans};
 use crate::float::Float;
+use crate::nn::optim;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -111,6 +113,43 @@ impl Dense {
     pub fn backward<T: Float>(&self, eng: &Engine, params: &[T], grads: &mut [T], x: &[T], dy: &[T], dx: Option<&mut [T]>, n: usize) {
         let dy = &dy[..n * self.out];
         engine::gemm(eng, self.out, self.inp, n, &mut grads[self.w.clone()], dy, Trans::Yes, &x[..n * self.inp], Trans::No, Acc::Overwrite);
+        self.bias_and_input_grads(eng, params, grads, dy, dx, n);
+    }
+
+    /// Backward for one example under plain gradient descent at rate `lr`: adds `db` to `grads`
+    /// and writes `dx` (from the old weights) as [`Dense::backward`] does, then descends the
+    /// weights in place, `W[i, j] ← W[i, j] − lr·(dy[i]·x[j])` ([`optim::gd`] with the gradient
+    /// [`Dense::backward`] would write, so the same bits), without writing `dW`: for a big FCN
+    /// that saves writing and reading back a weight-sized gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_descend<T: Float>(
+        &self,
+        eng: &Engine,
+        params: &mut [T],
+        grads: &mut [T],
+        x: &[T],
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        lr: T,
+    ) {
+        let (x, dy) = (&x[..self.inp], &dy[..self.out]);
+        self.bias_and_input_grads(eng, params, grads, dy, dx, 1);
+        let row = |(i, w): (usize, &mut [T])| {
+            for (w, xv) in w.iter_mut().zip(x) {
+                *w = optim::gd(*w, lr, dy[i] * *xv);
+            }
+        };
+        let w = &mut params[self.w.clone()];
+        if eng.parallel(w.len()) {
+            w.par_chunks_mut(self.inp).enumerate().for_each(row);
+        } else {
+            w.chunks_mut(self.inp).enumerate().for_each(row);
+        }
+    }
+
+    /// The parts of the backward pass shared by [`Dense::backward`] and
+    /// [`Dense::backward_descend`]: `db` added to `grads`, `dx` written when given.
+    fn bias_and_input_grads<T: Float>(&self, eng: &Engine, params: &[T], grads: &mut [T], dy: &[T], dx: Option<&mut [T]>, n: usize) {
         if let Some(b) = &self.b {
             engine::sum_cols_into(&mut grads[b.clone()], dy);
         }

@@ -497,21 +497,41 @@ impl<T: Float> Net<T> {
     /// Backward pass after a training-mode [`Net::forward`] of `n` examples. Reads the loss
     /// gradient from [`Workspace::dout`] and overwrites `self.grads`.
     pub fn backward(&mut self, eng: &Engine, ws: &mut Workspace<T>, n: usize) {
+        self.backward_with(eng, ws, n, None, |_, _, _| {});
+    }
+
+    /// [`Net::backward`] fused with an update: `done(start, params, grads)` is called as soon as
+    /// a layer's gradients are final, with that layer's slices `start..` of the parameter and
+    /// gradient vectors (last layer first). Nothing later in the pass reads a layer's
+    /// parameters, so `done` may update them. With `gd = Some(lr)` (plain gradient descent)
+    /// and one example, a dense layer descends its weights itself
+    /// ([`Dense::backward_descend`]), leaves its weight gradient in `self.grads` as it was, and
+    /// `done` gets the rest of its parameters (its bias).
+    pub fn backward_with(
+        &mut self,
+        eng: &Engine,
+        ws: &mut Workspace<T>,
+        n: usize,
+        gd: Option<T>,
+        mut done: impl FnMut(usize, &mut [T], &[T]),
+    ) {
         assert!(ws.train, "backward needs a training workspace");
-        // Gradients are added into zeros, except a dense layer's weights, which its backward
-        // overwrites: zeroing them first streams an FCN's whole weight size once more per step.
-        let mut from = 0;
-        for layer in &self.layers {
-            if let Layer::Dense(d) = layer {
-                self.grads[from..d.w.start].fill(T::zero());
-                from = d.w.end;
-            }
-        }
-        self.grads[from..].fill(T::zero());
         let depth = self.layers.len();
         let mut cur = 0usize;
         for i in (0..depth).rev() {
             let layer = &self.layers[i];
+            // The layer's parameters: its weights, bias and coordinate weights, which `Net::new`
+            // lays out one after another, before the next layer's.
+            let own = layer.weight_range().start..self.layers.get(i + 1).map_or(self.params.len(), |l| l.weight_range().start);
+            // Gradients are added into zeros, except a dense layer's weights, which its backward
+            // overwrites: zeroing them first streams an FCN's whole weight size once more.
+            match layer {
+                Layer::Dense(d) => {
+                    self.grads[own.start..d.w.start].fill(T::zero());
+                    self.grads[d.w.end..own.end].fill(T::zero());
+                }
+                Layer::Conv(_) => self.grads[own.clone()].fill(T::zero()),
+            }
             let (dy_buf, dx_buf, _) = three_mut(&mut ws.dbuf, cur, 1 - cur, None);
             let dy = &mut dy_buf[..n * layer.out_len()];
             if i + 1 < depth {
@@ -526,9 +546,17 @@ impl<T: Float> Net<T> {
             if let Layer::Conv(c @ Conv2d { coord_w: Some(_), .. }) = layer {
                 coord_grad(eng, c, &self.coord_cols, io.y_cl, dy, &mut self.grads, &mut ws.coord, n);
             }
-            match layer {
-                Layer::Dense(d) => d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n),
-                Layer::Conv(c) => c.backward(
+            let mut own = own;
+            match (layer, gd.filter(|_| n == 1)) {
+                (Layer::Dense(d), Some(lr)) => {
+                    d.backward_descend(eng, &mut self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), lr);
+                    debug_assert_eq!(own.start, d.w.start);
+                    own.start = d.w.end;
+                }
+                (Layer::Dense(d), None) => {
+                    d.backward(eng, &self.params, &mut self.grads, &ws.acts[i], dy, want_dx.then_some(&mut dx_buf[..]), n)
+                }
+                (Layer::Conv(c), _) => c.backward(
                     eng,
                     &self.params,
                     &mut self.grads,
@@ -540,6 +568,7 @@ impl<T: Float> Net<T> {
                     n,
                 ),
             }
+            done(own.start, &mut self.params[own.clone()], &self.grads[own]);
             if i >= 1 && self.cfg.skip_source(i + 1).is_some() {
                 // Layer i is a block's first layer: add the skip gradient to ∂L/∂(its input).
                 let len = n * layer.in_len();

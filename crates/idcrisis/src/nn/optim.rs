@@ -29,6 +29,13 @@ pub const ADAM_BETA2: f64 = 0.999;
 /// Adam's ε.
 pub const ADAM_EPS: f64 = 1e-8;
 
+/// Plain gradient descent's rule `p − lr·g`, written once for [`Optimizer::apply`] and the dense
+/// layers' fused update ([`crate::nn::layers::Dense::backward_descend`]).
+#[inline(always)]
+pub fn gd<T: Float>(p: T, lr: T, g: T) -> T {
+    p - lr * g
+}
+
 /// Optimizer state, allocated once for a parameter count.
 #[derive(Debug, Clone)]
 pub struct Optimizer<T> {
@@ -64,6 +71,13 @@ impl<T: Float> Optimizer<T> {
         Ok(())
     }
 
+    /// The learning rate when this is plain `gd` with one rate for every parameter: a
+    /// parameter's update then needs only its own gradient, so a layer may apply it as the
+    /// gradient is computed ([`crate::nn::model::Net::backward_with`]).
+    pub fn plain_gd(&self) -> Option<T> {
+        (self.kind == OptimizerKind::Gd && self.lr_scale.is_empty()).then_some(self.lr)
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
@@ -71,24 +85,39 @@ impl<T: Float> Optimizer<T> {
 
     /// Apply one update to `params` from `grads`.
     pub fn step(&mut self, eng: &Engine, params: &mut [T], grads: &[T]) {
+        self.begin_step();
+        self.apply(eng, 0, params, grads);
+    }
+
+    /// Count a new step. Its update is then applied part by part with [`Optimizer::apply`],
+    /// each parameter once (any split gives the same bits: the rules are elementwise).
+    pub fn begin_step(&mut self) {
         self.step += 1;
+    }
+
+    /// The current step's update of parameters `start..start + params.len()`: `params` and
+    /// `grads` are those slices of the parameter and gradient vectors.
+    pub fn apply(&mut self, eng: &Engine, start: usize, params: &mut [T], grads: &[T]) {
+        let range = start..start + params.len();
+        let grads = &grads[..params.len()];
         let lr = self.lr;
         match self.kind {
             OptimizerKind::Gd if !self.lr_scale.is_empty() => {
-                let s = &self.lr_scale;
+                let s = &self.lr_scale[range];
                 for_each_chunk(eng, params, |off, p| {
                     for ((p, g), s) in p.iter_mut().zip(&grads[off..]).zip(&s[off..]) {
-                        *p = *p - lr * *s * *g;
+                        *p = gd(*p, lr * *s, *g);
                     }
                 })
             }
             OptimizerKind::Gd => for_each_chunk(eng, params, |off, p| {
                 for (p, g) in p.iter_mut().zip(&grads[off..]) {
-                    *p = *p - lr * *g;
+                    *p = gd(*p, lr, *g);
                 }
             }),
             OptimizerKind::Momentum => {
                 let (mu, first) = (self.momentum, self.step == 1);
+                let m = &mut self.m[range];
                 // The momentum buffer is updated in the same pass, chunk by chunk beside params.
                 let update = |((p, b), g): ((&mut [T], &mut [T]), &[T])| {
                     for ((p, b), g) in p.iter_mut().zip(b).zip(g) {
@@ -97,9 +126,9 @@ impl<T: Float> Optimizer<T> {
                     }
                 };
                 if parallel(eng, params.len()) {
-                    params.par_chunks_mut(CHUNK).zip(self.m.par_chunks_mut(CHUNK)).zip(grads.par_chunks(CHUNK)).for_each(update);
+                    params.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(grads.par_chunks(CHUNK)).for_each(update);
                 } else {
-                    update(((params, &mut self.m), grads));
+                    update(((params, m), grads));
                 }
             }
             OptimizerKind::Adam => {
@@ -109,6 +138,7 @@ impl<T: Float> Optimizer<T> {
                 let bc2_sqrt = (T::one() - b2.powi(t)).sqrt();
                 let step_size = lr / bc1;
                 let eps = T::from_f64(ADAM_EPS);
+                let (m, v) = (&mut self.m[range.clone()], &mut self.v[range]);
                 let update = |(((p, m), v), g): AdamChunk<'_, T>| {
                     for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
                         *m = b1 * *m + (T::one() - b1) * *g;
@@ -120,12 +150,12 @@ impl<T: Float> Optimizer<T> {
                 if parallel(eng, params.len()) {
                     params
                         .par_chunks_mut(CHUNK)
-                        .zip(self.m.par_chunks_mut(CHUNK))
-                        .zip(self.v.par_chunks_mut(CHUNK))
+                        .zip(m.par_chunks_mut(CHUNK))
+                        .zip(v.par_chunks_mut(CHUNK))
                         .zip(grads.par_chunks(CHUNK))
                         .for_each(update);
                 } else {
-                    update((((params, &mut self.m), &mut self.v), grads));
+                    update((((params, m), v), grads));
                 }
             }
         }

@@ -31,10 +31,14 @@ pub fn forward_loss<T: Float>(eng: &Engine, net: &Net<T>, ws: &mut Workspace<T>,
     mse_loss(&out[..len], &x[..len], dout)
 }
 
-/// Second half of a training step: backward pass after [`forward_loss`], then one update.
+/// Second half of a training step: backward pass after [`forward_loss`] and one update, each
+/// layer updated as soon as its gradients are final, a dense layer's weights under plain GD as
+/// their gradient is computed ([`Net::backward_with`]). The same bits as [`Net::backward`]
+/// followed by [`Optimizer::step`].
 pub fn update<T: Float>(eng: &Engine, net: &mut Net<T>, ws: &mut Workspace<T>, opt: &mut Optimizer<T>, n: usize) {
-    net.backward(eng, ws, n);
-    opt.step(eng, &mut net.params, &net.grads);
+    opt.begin_step();
+    let gd = opt.plain_gd();
+    net.backward_with(eng, ws, n, gd, |start, p, g| opt.apply(eng, start, p, g));
 }
 
 /// Optimizer and stopping settings.
