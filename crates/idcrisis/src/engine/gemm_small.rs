@@ -130,6 +130,20 @@ macro_rules! by_width {
     };
 }
 
+/// The one row loop of every kernel: `full(r0)` for each whole block of `RB` rows starting at
+/// `r0`, then `one(r0)` for each of the `m mod RB` remaining rows. Inlined into each kernel's
+/// `rows`, so the blocks compile under that kernel's instruction set.
+#[inline(always)]
+fn row_blocks<const RB: usize>(m: usize, mut full: impl FnMut(usize), mut one: impl FnMut(usize)) {
+    let end = m / RB * RB;
+    for r0 in (0..end).step_by(RB) {
+        full(r0);
+    }
+    for r0 in end..m {
+        one(r0);
+    }
+}
+
 impl Geometry {
     /// The portable kernel (the same bits as [`avx512::run`] and [`avx2::run`]).
     #[inline(always)]
@@ -137,18 +151,11 @@ impl Geometry {
         unsafe { by_width!(self.n, Geometry::rows, self, ROWS) }
     }
 
-    /// Rows in blocks of `RB`, then the remaining rows one at a time.
+    /// Rows in blocks of `RB`, then the remaining rows one at a time ([`row_blocks`]).
     #[inline(always)]
     unsafe fn rows<const NB: usize, const RB: usize>(&self) {
-        let full = self.m / RB * RB;
-        unsafe {
-            for r0 in (0..full).step_by(RB) {
-                self.block::<NB, RB>(r0);
-            }
-            for r0 in full..self.m {
-                self.block::<NB, 1>(r0);
-            }
-        }
+        // SAFETY: `row_blocks` passes row starts whose blocks lie within the m rows.
+        row_blocks::<RB>(self.m, |r0| unsafe { self.block::<NB, RB>(r0) }, |r0| unsafe { self.block::<NB, 1>(r0) });
     }
 
     /// Rows `r0..r0 + RB` of C, all `n` columns (`NB` blocks of [`LANES`], the last one partial).
@@ -189,7 +196,7 @@ impl Geometry {
 /// masked stores for the last, partial block of columns.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Geometry, LANES, ROWS};
+    use super::{row_blocks, Geometry, LANES, ROWS};
     use std::arch::x86_64::*;
 
     /// [`Geometry::run`] in AVX-512.
@@ -198,17 +205,11 @@ mod avx512 {
         unsafe { by_width!(g.n, rows, g, ROWS) }
     }
 
+    /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
-        let full = g.m / RB * RB;
-        unsafe {
-            for r0 in (0..full).step_by(RB) {
-                block::<NB, RB>(g, r0);
-            }
-            for r0 in full..g.m {
-                block::<NB, 1>(g, r0);
-            }
-        }
+        // SAFETY: as in `Geometry::rows`.
+        row_blocks::<RB>(g.m, |r0| unsafe { block::<NB, RB>(g, r0) }, |r0| unsafe { block::<NB, 1>(g, r0) });
     }
 
     /// Rows `r0..r0 + RB` of C (see [`Geometry::block`]).
@@ -249,7 +250,7 @@ mod avx512 {
 /// 16-lane block of columns, in blocks of [`AVX2_ROWS`] rows.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Geometry, AVX2_ROWS, LANES};
+    use super::{row_blocks, Geometry, AVX2_ROWS, LANES};
     use std::arch::x86_64::*;
 
     /// Lanes per register.
@@ -261,17 +262,11 @@ mod avx2 {
         unsafe { by_width!(g.n, rows, g, AVX2_ROWS) }
     }
 
+    /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
-        let full = g.m / RB * RB;
-        unsafe {
-            for r0 in (0..full).step_by(RB) {
-                block::<NB, RB>(g, r0);
-            }
-            for r0 in full..g.m {
-                block::<NB, 1>(g, r0);
-            }
-        }
+        // SAFETY: as in `Geometry::rows`.
+        row_blocks::<RB>(g.m, |r0| unsafe { block::<NB, RB>(g, r0) }, |r0| unsafe { block::<NB, 1>(g, r0) });
     }
 
     /// Rows `r0..r0 + RB` of C (see [`Geometry::block`]).
