@@ -1,6 +1,7 @@
 //! Small f32 matrix products for [`super::gemm_batch`]: the per-transform-point GEMMs of a
 //! Winograd layer with at most [`MAX_N`] channels (`[tiles, c_in] · [c_in, c_out]`, and the
-//! weight gradient's `[c_out, tiles] · [tiles, c_in]`). At 16 channels each such product is about
+//! weight gradient's `[c_out, tiles] · [tiles, c_in]`), and the blocks of its kernel transforms
+//! (`[P, r²] · [r², 64]` and `[64, P] · [P, r²]`). At 16 channels each such product is about
 //! 25 thousand multiply-adds, so the `gemm` crate's per-call costs (its dispatch, a packing
 //! buffer and a flag vector allocated per call) were a third of a 16-channel training step;
 //! this kernel has none of them: B is read in place (or packed on the stack when its columns

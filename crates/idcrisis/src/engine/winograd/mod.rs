@@ -19,8 +19,10 @@
 //! `[tiles, P, c]`; the per-ξ GEMMs read them through strides ([`gemm_batch`]), each
 //! single-threaded and spread over the pool, so results do not depend on the thread count.
 //! Consecutive Winograd layers hand each other channel-last activations ([`Layouts`]), so only
-//! the boundaries with channel-first layers transpose. The kernel transforms are small dense
-//! GEMMs.
+//! the boundaries with channel-first layers transpose. The kernel transforms are dense
+//! products too, cut into blocks of [`PAIRS`] channel pairs so that each is small (`gemm_small`
+//! in f32: a Winograd layer of up to 64 channels calls no `gemm`-crate product in a step, so it
+//! allocates nothing).
 //!
 //! The transform matrices come from Cook–Toom interpolation at the points 0, ±1, ±½, ±2, … and
 //! ∞, computed in f64 (see [`WinoMats::new`]); `tests` checks the convolution and both gradients
@@ -48,7 +50,7 @@ pub use self::simd::Isa;
 use self::matrices::Small;
 use self::plan::Parts;
 use self::simd::Window;
-use super::{gemm, gemm_batch, transpose, Acc, Engine, Strides, Trans};
+use super::{gemm_batch, transpose, Acc, Engine, Strides};
 use crate::float::Float;
 
 impl WinoConv {
@@ -75,7 +77,7 @@ impl WinoConv {
         let Parts { gk, u, u2: ut, sa, sb, sc, sd, .. } = self.parts(scratch);
         // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²]; then each U_ξ
         // transposed, Uᵀ [P, c_in, c_out], so the per-ξ products read rows of c_out contiguous.
-        gemm(eng, p, co * ci, r2, u, gk, Trans::No, wt, Trans::Yes, Acc::Overwrite);
+        kernel_transform(eng, p, co * ci, r2, u, gk, wt);
         transpose(eng, u, p, co, ci, ut);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
@@ -133,7 +135,7 @@ impl WinoConv {
         let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
             // U' [P, c_out·c_in]: transform of the flipped kernel.
-            gemm(eng, p, co * ci, r2, u2, gf, Trans::No, wt, Trans::Yes, Acc::Overwrite);
+            kernel_transform(eng, p, co * ci, r2, u2, gf, wt);
         }
         let chunk = self.chunk();
         let ul = Strides { batch: co * ci, row: ci, col: 1 };
@@ -174,8 +176,41 @@ impl WinoConv {
         }
         if n > 0 {
             // dW [c_out·c_in, r²] += dUᵀ · Gk.
-            gemm(eng, co * ci, r2, p, dw, du, Trans::Yes, gk, Trans::No, Acc::Add);
+            kernel_gradient(eng, p, co * ci, r2, dw, du, gk);
         }
+    }
+}
+
+/// Kernel-transform products are cut into blocks of this many channel pairs, each one small
+/// product ([`gemm_batch`], so `gemm_small` for f32), the blocks spread over the pool.
+const PAIRS: usize = 64;
+
+/// `U [P, cc] = G [P, r²] · Wᵀ` for weights `wt [cc, r²]` (`cc = c_out·c_in` channel pairs): the
+/// kernel transform, in column blocks of [`PAIRS`].
+fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, r2: usize, u: &mut [T], g: &[T], wt: &[T]) {
+    let (full, rest) = (cc / PAIRS, cc % PAIRS);
+    let gl = Strides { batch: 0, row: r2, col: 1 };
+    // Block b: columns b·PAIRS.. of U, from rows b·PAIRS.. of W read transposed.
+    let wl = Strides { batch: PAIRS * r2, row: 1, col: r2 };
+    gemm_batch(eng, full, p, PAIRS, r2, u, Strides { batch: PAIRS, row: cc, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+    if rest > 0 {
+        let (u, wt) = (&mut u[full * PAIRS..], &wt[full * PAIRS * r2..]);
+        gemm_batch(eng, 1, p, rest, r2, u, Strides { batch: rest, row: cc, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+    }
+}
+
+/// `dW [cc, r²] += dUᵀ · G` for `du [P, cc]` and `g [P, r²]`: the kernel transform's adjoint, in
+/// row blocks of [`PAIRS`].
+fn kernel_gradient<T: Float>(eng: &Engine, p: usize, cc: usize, r2: usize, dw: &mut [T], du: &[T], g: &[T]) {
+    let (full, rest) = (cc / PAIRS, cc % PAIRS);
+    let gl = Strides { batch: 0, row: r2, col: 1 };
+    // Block b: rows b·PAIRS.. of dW, from columns b·PAIRS.. of dU read transposed.
+    let dl = Strides { batch: PAIRS, row: 1, col: cc };
+    let wl = Strides { batch: PAIRS * r2, row: r2, col: 1 };
+    gemm_batch(eng, full, PAIRS, r2, p, dw, wl, du, dl, g, gl, Acc::Add);
+    if rest > 0 {
+        let (dw, du) = (&mut dw[full * PAIRS * r2..], &du[full * PAIRS..]);
+        gemm_batch(eng, 1, rest, r2, p, dw, wl, du, dl, g, gl, Acc::Add);
     }
 }
 
@@ -204,6 +239,46 @@ mod tests {
             }
         }
         y
+    }
+
+    /// The kernel transform and its adjoint against naive f64 products, for channel-pair counts
+    /// under one block, one block exactly, and whole blocks plus a remainder, on 1 and 2
+    /// threads, in f32 (`gemm_small`) and f64 (the `gemm` crate).
+    #[test]
+    fn kernel_transforms_match_naive_products_in_every_blocking() {
+        check_kernel_transforms::<f32>(1e-5);
+        check_kernel_transforms::<f64>(1e-12);
+    }
+
+    fn check_kernel_transforms<T: Float>(tol: f64) {
+        let (p, r2) = (36, 9);
+        let vals = |len: usize, f: f64| -> Vec<T> { (0..len).map(|i| T::from_f64((i as f64 * f).sin())).collect() };
+        let f = |x: T| <T as Float>::to_f64(x);
+        let g = vals(p * r2, 0.61);
+        for threads in [1, 2] {
+            let eng = Engine::new(threads).unwrap();
+            for cc in [6, PAIRS, PAIRS + 8, 4 * PAIRS + 5] {
+                let wt = vals(cc * r2, 0.23);
+                let mut u = vec![T::nan(); p * cc];
+                eng.install(|| kernel_transform(&eng, p, cc, r2, &mut u, &g, &wt));
+                for (xi, row) in u.chunks(cc).enumerate() {
+                    for (j, got) in row.iter().enumerate() {
+                        let want: f64 = (0..r2).map(|t| f(g[xi * r2 + t]) * f(wt[j * r2 + t])).sum();
+                        assert!((f(*got) - want).abs() < tol, "cc={cc} U[{xi},{j}]: {got} vs {want}");
+                    }
+                }
+                let du = vals(p * cc, 0.17);
+                let mut dw = vec![T::from_f64(0.5); cc * r2];
+                eng.install(|| kernel_gradient(&eng, p, cc, r2, &mut dw, &du, &g));
+                for j in 0..cc {
+                    for t in 0..r2 {
+                        let want = 0.5 + (0..p).map(|xi| f(du[xi * cc + j]) * f(g[xi * r2 + t])).sum::<f64>();
+                        let got = f(dw[j * r2 + t]);
+                        assert!((got - want).abs() < tol * p as f64, "cc={cc} dW[{j},{t}]: {got} vs {want}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
