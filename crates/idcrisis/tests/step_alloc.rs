@@ -80,12 +80,14 @@ fn a_warm_training_step_allocates_only_inside_the_gemm_crate_and_only_for_im2col
                     per_step
                 });
                 let line = format!("{arch:?} {padding:?} C={channels} {kind:?} threads={threads}: {per_step:?} allocations per step");
-                // Only im2col layers reach the `gemm` crate in these nets.
+                // Only im2col layers reach the `gemm` crate in these nets. Reflect padding is
+                // im2col on every CPU (the positive control); the 4-channel zero-padded nets are
+                // im2col too on a CPU without AVX2, where `auto` takes no direct convolution.
                 let im2col = net.layers.iter().any(|l| match l {
                     Layer::Conv(c) => c.algo::<f32>(eng, Pass::Train) == Algo::Im2col,
                     Layer::Dense(_) => false,
                 });
-                assert_eq!(im2col, padding == Padding::Reflect, "{line}: the algorithms this test expects");
+                assert!(im2col || padding != Padding::Reflect, "{line}: reflect padding should train im2col");
                 if !im2col {
                     assert!(per_step.iter().all(|&n| n == 0), "{line}");
                 } else if threads == 1 {
