@@ -16,8 +16,11 @@
 //! The data transforms work on channel-last images (`[h, w, c]`), 16 channels per vector: each
 //! is separable (columns, then rows) with its accumulators in registers, and is compiled for
 //! AVX-512 or AVX2 when the CPU has them ([`Isa`]). Transformed data are stored tile-major,
-//! `[tiles, P, c]`; the per-ξ GEMMs read them through strides ([`gemm_batch`]), each
-//! single-threaded and spread over the pool, so results do not depend on the thread count.
+//! `[tiles, P, c]`, with each tile's `P·c` values padded to an odd number of cache lines
+//! ([`WinoConv::tile_stride`]: unpadded, a 16-channel F(4×4, 5×5) tile is exactly 4 KB, and the
+//! rows a per-ξ product reads all fell in one L1 set); the per-ξ GEMMs read them through
+//! strides ([`gemm_batch`]), each single-threaded and spread over the pool, so results do not
+//! depend on the thread count.
 //! Consecutive Winograd layers hand each other channel-last activations ([`Layouts`]), so only
 //! the boundaries with channel-first layers transpose. The kernel transforms are dense
 //! products too, cut into blocks of [`PAIRS`] channel pairs so that each is small (`gemm_small`
@@ -93,11 +96,11 @@ impl WinoConv {
             };
             let v: &mut [T] = match store.as_deref_mut() {
                 Some(st) => &mut st[i0 * self.store_len()..(i0 + nc) * self.store_len()],
-                None => &mut sa[..p * ci * nt],
+                None => &mut sa[..self.tile_stride(ci) * nt],
             };
             self.window_transform(eng, &sm, Window::Input, xt, ci, nc, v);
             // M_ξᵀ [nt, c_out] = V_ξ [nt, c_in] · U_ξᵀ, into M [nt, P, c_out].
-            let mm = &mut sb[..p * co * nt];
+            let mm = &mut sb[..self.tile_stride(co) * nt];
             let utl = Strides { batch: co * ci, row: co, col: 1 };
             gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), ut, utl, Acc::Overwrite);
             let yc = &mut y[i0 * co * hw..(i0 + nc) * co * hw];
@@ -152,17 +155,17 @@ impl WinoConv {
             let v = &stored[i0 * self.store_len()..(i0 + nc) * self.store_len()];
             // Weight gradient: E = A dY Aᵀ per tile, [nt, P, c_out]; then
             // dU_ξ [c_out, c_in] (+)= E_ξᵀ · V_ξ, summed over chunks.
-            let e = &mut sa[..p * co * nt];
+            let e = &mut sa[..self.tile_stride(co) * nt];
             self.window_transform(eng, &sm, Window::Grad, dyt, co, nc, e);
-            let et = Strides { batch: co, row: 1, col: p * co };
+            let et = Strides { batch: co, row: 1, col: self.tile_stride(co) };
             let acc = if ck > 0 { Acc::Add } else { Acc::Overwrite };
             gemm_batch(eng, p, co, ci, nt, du, ul, e, et, v, self.tm(ci), acc);
             if let Some(dx) = dx.as_deref_mut() {
                 // Input gradient: Winograd forward of dY with the flipped, transposed kernel:
                 // M'_ξᵀ [nt, c_in] = V'_ξ [nt, c_out] · U'_ξ [c_out, c_in].
-                let vv = &mut sa[..p * co * nt];
+                let vv = &mut sa[..self.tile_stride(co) * nt];
                 self.window_transform(eng, &sm, Window::Input, dyt, co, nc, vv);
-                let mm = &mut sb[..p * ci * nt];
+                let mm = &mut sb[..self.tile_stride(ci) * nt];
                 gemm_batch(eng, p, nt, ci, co, mm, self.tm(ci), vv, self.tm(co), u2, ul, Acc::Overwrite);
                 let dxc = &mut dx[i0 * ci * hw..(i0 + nc) * ci * hw];
                 if io.x_cl {
@@ -309,8 +312,10 @@ mod tests {
             let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.71).cos()).collect();
             let bias: Vec<f64> = (0..co).map(|i| 0.25 - 0.125 * i as f64).collect();
             let mut y = vec![0.0; 2 * co * h * w];
-            let mut scratch = vec![0.0; wc.scratch_len()];
-            let mut store = vec![0.0; 2 * wc.store_len()];
+            // NaN everywhere the forward must write before it reads (the padding of each tile's
+            // stride included), so a read of anything unwritten shows in y.
+            let mut scratch = vec![f64::NAN; wc.scratch_len()];
+            let mut store = vec![f64::NAN; 2 * wc.store_len()];
             eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2));
             for img in 0..2 {
                 let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
@@ -336,8 +341,8 @@ mod tests {
             let wt: Vec<f64> = (0..co * ci * r * r).map(|i| (i as f64 * 0.29).cos()).collect();
             let dy: Vec<f64> = (0..n * co * h * w).map(|i| (i as f64 * 0.53).sin()).collect();
             let mut y = vec![0.0; n * co * h * w];
-            let mut scratch = vec![0.0; wc.scratch_len()];
-            let mut store = vec![0.0; n * wc.store_len()];
+            let mut scratch = vec![f64::NAN; wc.scratch_len()];
+            let mut store = vec![f64::NAN; n * wc.store_len()];
             let mut dw = vec![1.0; wt.len()];
             let mut dx = vec![0.0; x.len()];
             eng.install(|| {

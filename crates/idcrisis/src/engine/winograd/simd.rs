@@ -1,6 +1,7 @@
 //! The Winograd data transforms, vectorised over channels. All read or write channel-last images
-//! `[nc, h, w, c]` and tile-major transformed data `[nc·tiles, P, c]` (`P = n²`; sizes in
-//! elements):
+//! `[nc, h, w, c]` and tile-major transformed data `[nc·tiles, P, c]` (`P = n²`; each tile's
+//! `P·c` values [`WinoConv::tile_stride`] apart, the rest of the stride padding never touched;
+//! sizes in elements):
 //!
 //! * the input transform `V = Bᵀ d B` of each tile's `n×n` input window ([`Window`]`::Input`),
 //! * the output-gradient transform `E = A dY Aᵀ` of each tile's `m×m` gradient (`Window::Grad`),
@@ -194,16 +195,17 @@ impl WinoConv {
         nc: usize,
         out: &mut [T],
     ) {
-        let (p, t, hwc) = (self.mats.p(), self.tiles(), self.h * self.w * c);
+        let (ts, t, hwc) = (self.tile_stride(c), self.tiles(), self.h * self.w * c);
         let per = |(row, dst): (usize, &mut [T])| {
             let (img, r) = (row / self.ty, row % self.ty);
             let src = &src[img * hwc..(img + 1) * hwc];
             dispatch!(self, window_tiles, sm, kind, src, c, r, dst);
         };
-        par_blocks(eng, &mut out[..nc * t * p * c], self.tx * p * c, per);
+        par_blocks(eng, &mut out[..nc * t * ts], self.tx * ts, per);
     }
 
-    /// One row of tiles of [`WinoConv::window_transform`]: `src [h, w, c]` → `dst [tx, P, c]`.
+    /// One row of tiles of [`WinoConv::window_transform`]: `src [h, w, c]` → `dst [tx, P, c]`
+    /// (tiles [`WinoConv::tile_stride`] apart).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn window_tiles<T: Float, const M: usize, const N: usize>(
@@ -223,7 +225,8 @@ impl WinoConv {
         }
     }
 
-    /// `dst [tx, P, c]` for one row of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]` at
+    /// `dst [tx, P, c]` (tiles [`WinoConv::tile_stride`] apart) for one row of tiles: `C d Cᵀ`
+    /// of the K×K window of `src [h, w, c]` at
     /// `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`.
     /// Separable: along columns, then along rows, on `LANES` channels at a time.
     #[inline(always)]
@@ -239,7 +242,7 @@ impl WinoConv {
         dst: &mut [T],
     ) {
         let mut wv = [[[T::zero(); LANES]; N]; K];
-        for (tx, dst) in dst.chunks_mut(N * N * c).enumerate() {
+        for (tx, dst) in dst.chunks_mut(self.tile_stride(c)).enumerate() {
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
                 // Along columns: wv[u][b] = Σ_v C[b][v] d[u][v], with d[u][v] the window pixel
@@ -291,17 +294,18 @@ impl WinoConv {
         bias: Option<&[T]>,
         yt: &mut [T],
     ) {
-        let (p, hw, m) = (self.mats.p(), self.h * self.w, self.mats.m);
+        let (ts, hw, m) = (self.tile_stride(c), self.h * self.w, self.mats.m);
         for img in 0..nc {
             let per = |(r, dst): (usize, &mut [T])| {
-                let src = &mm[(img * self.ty + r) * self.tx * p * c..(img * self.ty + r + 1) * self.tx * p * c];
+                let src = &mm[(img * self.ty + r) * self.tx * ts..(img * self.ty + r + 1) * self.tx * ts];
                 dispatch!(self, output_row, sm, src, c, bias, r, dst);
             };
             par_blocks(eng, &mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
         }
     }
 
-    /// One row of tiles: `src [tx, P, c]` → output rows `r·M..` of `dst [·, w, c]` (+ `bias`).
+    /// One row of tiles: `src [tx, P, c]` (tiles [`WinoConv::tile_stride`] apart) → output rows
+    /// `r·M..` of `dst [·, w, c]` (+ `bias`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn output_row<T: Float, const M: usize, const N: usize>(
@@ -314,9 +318,9 @@ impl WinoConv {
         dst: &mut [T],
     ) {
         let mut t1 = [[[T::zero(); LANES]; N]; M];
-        let rows = M.min(self.h - r * M);
+        let (rows, ts) = (M.min(self.h - r * M), self.tile_stride(c));
         for tx in 0..self.tx {
-            let src = &src[tx * N * N * c..(tx + 1) * N * N * c];
+            let src = &src[tx * ts..tx * ts + N * N * c];
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
                 // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)], column b's N values loaded
