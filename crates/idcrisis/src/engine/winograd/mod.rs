@@ -78,10 +78,19 @@ impl WinoConv {
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, u, u2: ut, sa, sb, sc, sd, .. } = self.parts(scratch);
-        // U [P, c_out·c_in] = Gk [P, r²] · Wᵀ, W stored [c_out·c_in, r²]; then each U_ξ
-        // transposed, Uᵀ [P, c_in, c_out], so the per-ξ products read rows of c_out contiguous.
-        kernel_transform(eng, p, co * ci, r2, u, gk, wt);
-        transpose(eng, u, p, co, ci, ut);
+        // Uᵀ [P, c_in·c_out] = Gk [P, r²] · W'ᵀ, with W' [c_in·c_out, r²] the weights
+        // `wt [c_out·c_in, r²]` with their kernels in (c_in, c_out) order (in `u`, which holds
+        // P ≥ r² per pair), so the per-ξ products read rows of c_out contiguous. Each element is
+        // the sum it would be in U's order (the products sum each column alone), so this is U
+        // transposed, bit for bit, at the cost of a copy of the weights instead of a transpose
+        // of U (P/r² times larger).
+        let wp = &mut u[..co * ci * r2];
+        for (i, dst) in wp.chunks_exact_mut(co * r2).enumerate() {
+            for (o, d) in dst.chunks_exact_mut(r2).enumerate() {
+                d.copy_from_slice(&wt[(o * ci + i) * r2..(o * ci + i + 1) * r2]);
+            }
+        }
+        kernel_transform(eng, p, co * ci, r2, ut, gk, wp);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
