@@ -76,6 +76,7 @@ impl WinoConv {
     ) {
         let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
+        let ps = self.pair_stride();
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, u, u2: ut, sa, sb, sc, sd, .. } = self.parts(scratch);
         // Uᵀ [P, c_in·c_out] = Gk [P, r²] · W'ᵀ, with W' [c_in·c_out, r²] the weights
@@ -90,7 +91,7 @@ impl WinoConv {
                 d.copy_from_slice(&wt[(o * ci + i) * r2..(o * ci + i + 1) * r2]);
             }
         }
-        kernel_transform(eng, p, co * ci, r2, ut, gk, wp);
+        kernel_transform(eng, p, co * ci, ps, r2, ut, gk, wp);
         let chunk = self.chunk();
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
@@ -110,7 +111,7 @@ impl WinoConv {
             self.window_transform(eng, &sm, Window::Input, xt, ci, nc, v);
             // M_ξᵀ [nt, c_out] = V_ξ [nt, c_in] · U_ξᵀ, into M [nt, P, c_out].
             let mm = &mut sb[..self.tile_stride(co) * nt];
-            let utl = Strides { batch: co * ci, row: co, col: 1 };
+            let utl = Strides { batch: ps, row: co, col: 1 };
             gemm_batch(eng, p, nt, co, ci, mm, self.tm(co), v, self.tm(ci), ut, utl, Acc::Overwrite);
             let yc = &mut y[i0 * co * hw..(i0 + nc) * co * hw];
             if io.y_cl {
@@ -143,14 +144,15 @@ impl WinoConv {
     ) {
         let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
+        let ps = self.pair_stride();
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
             // U' [P, c_out·c_in]: transform of the flipped kernel.
-            kernel_transform(eng, p, co * ci, r2, u2, gf, wt);
+            kernel_transform(eng, p, co * ci, ps, r2, u2, gf, wt);
         }
         let chunk = self.chunk();
-        let ul = Strides { batch: co * ci, row: ci, col: 1 };
+        let ul = Strides { batch: ps, row: ci, col: 1 };
         for (ck, i0) in (0..n).step_by(chunk).enumerate() {
             let nc = chunk.min(n - i0);
             let nt = nc * t;
@@ -188,7 +190,7 @@ impl WinoConv {
         }
         if n > 0 {
             // dW [c_out·c_in, r²] += dUᵀ · Gk.
-            kernel_gradient(eng, p, co * ci, r2, dw, du, gk);
+            kernel_gradient(eng, p, co * ci, ps, r2, dw, du, gk);
         }
     }
 }
@@ -197,27 +199,30 @@ impl WinoConv {
 /// product ([`gemm_batch`], so `gemm_small` for f32), the blocks spread over the pool.
 const PAIRS: usize = 64;
 
-/// `U [P, cc] = G [P, r²] · Wᵀ` for weights `wt [cc, r²]` (`cc = c_out·c_in` channel pairs): the
-/// kernel transform, in column blocks of [`PAIRS`].
-fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, r2: usize, u: &mut [T], g: &[T], wt: &[T]) {
+/// `U [P, cc] = G [P, r²] · Wᵀ` for weights `wt [cc, r²]` (`cc = c_out·c_in` channel pairs; U's
+/// rows `ps ≥ cc` apart, [`WinoConv::pair_stride`]): the kernel transform, in column blocks of
+/// [`PAIRS`].
+#[allow(clippy::too_many_arguments)]
+fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: usize, u: &mut [T], g: &[T], wt: &[T]) {
     let (full, rest) = (cc / PAIRS, cc % PAIRS);
     let gl = Strides { batch: 0, row: r2, col: 1 };
     // Block b: columns b·PAIRS.. of U, from rows b·PAIRS.. of W read transposed.
     let wl = Strides { batch: PAIRS * r2, row: 1, col: r2 };
-    gemm_batch(eng, full, p, PAIRS, r2, u, Strides { batch: PAIRS, row: cc, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+    gemm_batch(eng, full, p, PAIRS, r2, u, Strides { batch: PAIRS, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
     if rest > 0 {
         let (u, wt) = (&mut u[full * PAIRS..], &wt[full * PAIRS * r2..]);
-        gemm_batch(eng, 1, p, rest, r2, u, Strides { batch: rest, row: cc, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+        gemm_batch(eng, 1, p, rest, r2, u, Strides { batch: rest, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
     }
 }
 
-/// `dW [cc, r²] += dUᵀ · G` for `du [P, cc]` and `g [P, r²]`: the kernel transform's adjoint, in
-/// row blocks of [`PAIRS`].
-fn kernel_gradient<T: Float>(eng: &Engine, p: usize, cc: usize, r2: usize, dw: &mut [T], du: &[T], g: &[T]) {
+/// `dW [cc, r²] += dUᵀ · G` for `du [P, cc]` (rows `ps ≥ cc` apart) and `g [P, r²]`: the kernel
+/// transform's adjoint, in row blocks of [`PAIRS`].
+#[allow(clippy::too_many_arguments)]
+fn kernel_gradient<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: usize, dw: &mut [T], du: &[T], g: &[T]) {
     let (full, rest) = (cc / PAIRS, cc % PAIRS);
     let gl = Strides { batch: 0, row: r2, col: 1 };
     // Block b: rows b·PAIRS.. of dW, from columns b·PAIRS.. of dU read transposed.
-    let dl = Strides { batch: PAIRS, row: 1, col: cc };
+    let dl = Strides { batch: PAIRS, row: 1, col: ps };
     let wl = Strides { batch: PAIRS * r2, row: r2, col: 1 };
     gemm_batch(eng, full, PAIRS, r2, p, dw, wl, du, dl, g, gl, Acc::Add);
     if rest > 0 {
@@ -270,23 +275,33 @@ mod tests {
         for threads in [1, 2] {
             let eng = Engine::new(threads).unwrap();
             for cc in [6, PAIRS, PAIRS + 8, 4 * PAIRS + 5] {
-                let wt = vals(cc * r2, 0.23);
-                let mut u = vec![T::nan(); p * cc];
-                eng.install(|| kernel_transform(&eng, p, cc, r2, &mut u, &g, &wt));
-                for (xi, row) in u.chunks(cc).enumerate() {
-                    for (j, got) in row.iter().enumerate() {
-                        let want: f64 = (0..r2).map(|t| f(g[xi * r2 + t]) * f(wt[j * r2 + t])).sum();
-                        assert!((f(*got) - want).abs() < tol, "cc={cc} U[{xi},{j}]: {got} vs {want}");
+                // U's rows back to back and padded (the padding NaN: never written, never read).
+                for ps in [cc, cc + 16] {
+                    let wt = vals(cc * r2, 0.23);
+                    let mut u = vec![T::nan(); p * ps];
+                    eng.install(|| kernel_transform(&eng, p, cc, ps, r2, &mut u, &g, &wt));
+                    for (xi, row) in u.chunks(ps).enumerate() {
+                        for (j, got) in row.iter().enumerate() {
+                            if j >= cc {
+                                assert!(got.is_nan(), "cc={cc} ps={ps}: the padding U[{xi},{j}] was written");
+                                continue;
+                            }
+                            let want: f64 = (0..r2).map(|t| f(g[xi * r2 + t]) * f(wt[j * r2 + t])).sum();
+                            assert!((f(*got) - want).abs() < tol, "cc={cc} ps={ps} U[{xi},{j}]: {got} vs {want}");
+                        }
                     }
-                }
-                let du = vals(p * cc, 0.17);
-                let mut dw = vec![T::from_f64(0.5); cc * r2];
-                eng.install(|| kernel_gradient(&eng, p, cc, r2, &mut dw, &du, &g));
-                for j in 0..cc {
-                    for t in 0..r2 {
-                        let want = 0.5 + (0..p).map(|xi| f(du[xi * cc + j]) * f(g[xi * r2 + t])).sum::<f64>();
-                        let got = f(dw[j * r2 + t]);
-                        assert!((got - want).abs() < tol * p as f64, "cc={cc} dW[{j},{t}]: {got} vs {want}");
+                    let mut du = vals(p * ps, 0.17);
+                    for row in du.chunks_mut(ps) {
+                        row[cc..].fill(T::nan());
+                    }
+                    let mut dw = vec![T::from_f64(0.5); cc * r2];
+                    eng.install(|| kernel_gradient(&eng, p, cc, ps, r2, &mut dw, &du, &g));
+                    for j in 0..cc {
+                        for t in 0..r2 {
+                            let want = 0.5 + (0..p).map(|xi| f(du[xi * ps + j]) * f(g[xi * r2 + t])).sum::<f64>();
+                            let got = f(dw[j * r2 + t]);
+                            assert!((got - want).abs() < tol * p as f64, "cc={cc} ps={ps} dW[{j},{t}]: {got} vs {want}");
+                        }
                     }
                 }
             }

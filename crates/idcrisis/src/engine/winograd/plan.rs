@@ -29,6 +29,13 @@ pub struct Layouts {
 /// The (m, r) pairs with specialised transforms: F(2, 3), F(2, 5), F(2, 7), F(4, 3), F(4, 5).
 pub const SUPPORTED: [(usize, usize); 5] = [(2, 3), (2, 5), (2, 7), (4, 3), (4, 5)];
 
+/// `len` elements rounded up to whole 16-element (64-byte) lines, plus one line when that makes an
+/// even count, so that rows this far apart never sit a multiple of 4 KB apart and spread over
+/// every L1 cache set.
+fn odd_lines(len: usize) -> usize {
+    16 * (len.div_ceil(16) | 1)
+}
+
 /// A Winograd convolution plan for `c_in → c_out` channels over `h×w` with a `r×r` kernel.
 #[derive(Debug, Clone)]
 pub struct WinoConv {
@@ -111,8 +118,16 @@ impl WinoConv {
     /// forward product from 42.5 to 15.5 µs and the weight-gradient product from 59.8 to
     /// 16.6 µs: BENCHMARKS.md.) The padding is never read or written.
     pub fn tile_stride(&self, c: usize) -> usize {
-        let lines = (self.mats.p() * c).div_ceil(16);
-        16 * (lines | 1)
+        odd_lines(self.mats.p() * c)
+    }
+
+    /// Elements from one transform point's `c_out·c_in` kernel values to the next in the
+    /// kernel-transform buffers (`U`, `Uᵀ`, `U'`, `dU`, `[P, c_out·c_in]`), padded as
+    /// [`WinoConv::tile_stride`] is: the kernel gradient reads `dU` down its columns, one row per
+    /// point, which unpadded fell in one L1 set at 32 or 64 channels (its products took 69 and
+    /// 264 µs against 58 and 221 padded, F(4×4, 5×5)).
+    pub fn pair_stride(&self) -> usize {
+        odd_lines(self.c_out * self.c_in)
     }
 
     fn layout(&self) -> Scratch {
@@ -130,8 +145,8 @@ impl WinoConv {
         };
         take(p * r2); // gk, at 0
         let gf = take(p * r2);
-        let u = take(p * self.c_out * self.c_in);
-        let u2 = take(p * self.c_out * self.c_in);
+        let u = take(p * self.pair_stride());
+        let u2 = take(p * self.pair_stride());
         let a = take(self.tile_stride(cmax) * cols);
         let b = take(self.tile_stride(cmax) * cols);
         let c = take(pix);
@@ -184,6 +199,8 @@ mod tests {
                 assert_eq!(ts % 16, 0, "F({m},{r}) c={c}: {ts} is not whole lines");
                 assert_eq!(ts / 16 % 2, 1, "F({m},{r}) c={c}: {ts} is an even number of lines");
                 assert_ne!(ts * 4 % 4096, 0, "F({m},{r}) c={c}");
+                let ps = WinoConv::new(m, r, c, c + 1, 8, 8).pair_stride();
+                assert!(ps >= c * (c + 1) && ps - c * (c + 1) < 32 && ps % 32 == 16, "F({m},{r}) c={c}: pairs {ps}");
             }
         }
         // The case that motivated it: 16 channels of F(4×4, 5×5) are exactly 4 KB unpadded.
