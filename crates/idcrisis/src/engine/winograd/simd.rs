@@ -184,6 +184,8 @@ impl WinoConv {
     /// for [`Window::Input`] `V = Bᵀ d B` of every n×n input tile (zero outside the image), for
     /// [`Window::Grad`] `E = A dY Aᵀ` of every m×m output tile, the weight gradient's view of
     /// the output gradient.
+    ///
+    /// f32 and f64 run the one copy of this code compiled in this crate ([`is`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn window_transform<T: Float>(
         &self,
@@ -195,6 +197,36 @@ impl WinoConv {
         nc: usize,
         out: &mut [T],
     ) {
+        if is::<T, f32>() {
+            // SAFETY: T is f32.
+            let (sm, src, out) = unsafe { (retype(sm), retype_slice(src), retype_mut(out)) };
+            return self.window_f32(eng, sm, kind, src, c, nc, out);
+        }
+        if is::<T, f64>() {
+            // SAFETY: T is f64.
+            let (sm, src, out) = unsafe { (retype(sm), retype_slice(src), retype_mut(out)) };
+            return self.window_f64(eng, sm, kind, src, c, nc, out);
+        }
+        self.window_any(eng, sm, kind, src, c, nc, out)
+    }
+
+    /// [`WinoConv::window_transform`] in f32, compiled here once (see [`is`]).
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn window_f32(&self, eng: &Engine, sm: &Small<f32>, kind: Window, src: &[f32], c: usize, nc: usize, out: &mut [f32]) {
+        self.window_any(eng, sm, kind, src, c, nc, out)
+    }
+
+    /// [`WinoConv::window_transform`] in f64, compiled here once.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn window_f64(&self, eng: &Engine, sm: &Small<f64>, kind: Window, src: &[f64], c: usize, nc: usize, out: &mut [f64]) {
+        self.window_any(eng, sm, kind, src, c, nc, out)
+    }
+
+    /// The body of [`WinoConv::window_transform`], for any float type.
+    #[allow(clippy::too_many_arguments)]
+    fn window_any<T: Float>(&self, eng: &Engine, sm: &Small<T>, kind: Window, src: &[T], c: usize, nc: usize, out: &mut [T]) {
         let (ts, t, hwc) = (self.tile_stride(c), self.tiles(), self.h * self.w * c);
         let per = |(row, dst): (usize, &mut [T])| {
             let (img, r) = (row / self.ty, row % self.ty);
@@ -283,6 +315,7 @@ impl WinoConv {
 
     /// Channel-last `yt [nc, h, w, c]` from `M [nc·tiles, P, c]`: `Aᵀ M A` per tile (cropped at
     /// the border), plus `bias [c]` when given.
+    /// f32 and f64 run the one copy of this code compiled in this crate ([`is`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn output_transform<T: Float>(
         &self,
@@ -294,6 +327,36 @@ impl WinoConv {
         bias: Option<&[T]>,
         yt: &mut [T],
     ) {
+        if is::<T, f32>() {
+            // SAFETY: T is f32.
+            let (sm, mm, bias, yt) = unsafe { (retype(sm), retype_slice(mm), bias.map(|b| retype_slice(b)), retype_mut(yt)) };
+            return self.output_f32(eng, sm, mm, c, nc, bias, yt);
+        }
+        if is::<T, f64>() {
+            // SAFETY: T is f64.
+            let (sm, mm, bias, yt) = unsafe { (retype(sm), retype_slice(mm), bias.map(|b| retype_slice(b)), retype_mut(yt)) };
+            return self.output_f64(eng, sm, mm, c, nc, bias, yt);
+        }
+        self.output_any(eng, sm, mm, c, nc, bias, yt)
+    }
+
+    /// [`WinoConv::output_transform`] in f32, compiled here once (see [`is`]).
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn output_f32(&self, eng: &Engine, sm: &Small<f32>, mm: &[f32], c: usize, nc: usize, bias: Option<&[f32]>, yt: &mut [f32]) {
+        self.output_any(eng, sm, mm, c, nc, bias, yt)
+    }
+
+    /// [`WinoConv::output_transform`] in f64, compiled here once.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn output_f64(&self, eng: &Engine, sm: &Small<f64>, mm: &[f64], c: usize, nc: usize, bias: Option<&[f64]>, yt: &mut [f64]) {
+        self.output_any(eng, sm, mm, c, nc, bias, yt)
+    }
+
+    /// The body of [`WinoConv::output_transform`], for any float type.
+    #[allow(clippy::too_many_arguments)]
+    fn output_any<T: Float>(&self, eng: &Engine, sm: &Small<T>, mm: &[T], c: usize, nc: usize, bias: Option<&[T]>, yt: &mut [T]) {
         let (ts, hw, m) = (self.tile_stride(c), self.h * self.w, self.mats.m);
         for img in 0..nc {
             let per = |(r, dst): (usize, &mut [T])| {
@@ -381,6 +444,44 @@ fn apply_at<T: Float, const M: usize, const N: usize>(sm: &Small<T>, x: &[[T; LA
     }
     axpy(&mut y[M - 1], sm.at[M - 1][N - 1], &x[N - 1]);
     y
+}
+
+/// Whether `T` is `U`. The transforms' generic entry points use it to run, for f32 and f64, the
+/// one copy of their code compiled in this crate. Generic code is compiled again in every crate
+/// that uses it, and LLVM vectorizes these array loops differently from one crate to the next:
+/// the `evalalgo` bench binary's own copy came out as 256-bit multiply-adds with gathers and
+/// scatters, 5–10× slower than the library's (BENCHMARKS.md). Non-generic, `#[inline(never)]`
+/// functions are compiled only here, so the CLI, the Python module, the tests and the benches
+/// all run the same machine code.
+fn is<T: 'static, U: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<U>()
+}
+
+/// `x` as a `&U`.
+///
+/// # Safety
+/// `T` must be `U` ([`is`]).
+unsafe fn retype<T, U>(x: &T) -> &U {
+    // SAFETY: T is U, by the caller's contract.
+    unsafe { &*(x as *const T).cast::<U>() }
+}
+
+/// `x` as a `&[U]`.
+///
+/// # Safety
+/// `T` must be `U` ([`is`]).
+unsafe fn retype_slice<T, U>(x: &[T]) -> &[U] {
+    // SAFETY: T is U, by the caller's contract: same layout, same length.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<U>(), x.len()) }
+}
+
+/// `x` as a `&mut [U]`.
+///
+/// # Safety
+/// `T` must be `U` ([`is`]).
+unsafe fn retype_mut<T, U>(x: &mut [T]) -> &mut [U] {
+    // SAFETY: T is U, by the caller's contract: same layout, same length, the one borrow moved.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<U>(), x.len()) }
 }
 
 /// `dst[..LANES] = src[..cnt]`, zero beyond `cnt`.
