@@ -154,3 +154,43 @@ fn winograd_bits_are_identical_in_every_isa() {
     assert!(stderr.contains("warning: IDCRISIS_ISA=\"sse9\""), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Thin images make a layer's padded Winograd store ([`WinoConv::tile_stride`]) larger than its
+/// column matrix; `Conv2d::store_len` once left the Winograd store out and these shapes sliced
+/// past `cols`. Every supported tile size on shapes down to one row trains in f32 with the
+/// buffers the layer sizes, `cols` and `scratch` filled with NaN (so a read of anything
+/// unwritten, the tiles' padding included, shows), and matches the same layer on im2col.
+#[test]
+fn thin_images_fit_the_layer_buffers_and_match_im2col() {
+    for (m, k) in SUPPORTED {
+        for (c, h, w) in [(16, 1, 13), (18, 1, 15), (2, 1, 9), (2, 3, 9), (1, 1, 9), (3, 2, 5)] {
+            let n = 2;
+            let wl = c * c * k * k;
+            let run = |algo: ConvAlgo| -> Vec<f32> {
+                let eng = Engine::new(2).unwrap().with_conv_algo(algo);
+                let mut layer = Conv2d::new(c, c, h, w, k, Padding::Zero, 0..wl, Some(wl..wl + c));
+                layer.wino = (algo == ConvAlgo::Winograd).then(|| WinoConv::new(m, k, c, c, h, w));
+                let val = |i: usize, salt: f64| ((((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract()) as f32;
+                let params: Vec<f32> = (0..wl + c).map(|i| val(i, 0.5) * 0.1).collect();
+                let x: Vec<f32> = (0..n * c * h * w).map(|i| val(i, 7.25)).collect();
+                let dy: Vec<f32> = (0..n * c * h * w).map(|i| val(i, 3.125)).collect();
+                let mut y = vec![0f32; n * c * h * w];
+                let mut cols = vec![f32::NAN; layer.store_len(n)];
+                let mut scratch = vec![f32::NAN; layer.scratch_len(n)];
+                let mut grads = vec![0f32; params.len()];
+                let mut dx = vec![0f32; n * c * h * w];
+                let io = Layouts::default();
+                eng.install(|| {
+                    layer.forward(&eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
+                    layer.backward(&eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
+                });
+                [y, grads, dx].concat()
+            };
+            let (got, want) = (run(ConvAlgo::Winograd), run(ConvAlgo::Im2col));
+            let scale = want.iter().fold(1e-30f32, |s, v| s.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * scale, "F({m},{k}) c={c} {h}x{w} [{i}]: Winograd {a} vs im2col {b}");
+            }
+        }
+    }
+}

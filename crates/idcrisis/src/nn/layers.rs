@@ -317,16 +317,18 @@ impl Conv2d {
     }
 
     /// Elements of `cols` needed to keep the data of `n` images for the backward pass (any
-    /// algorithm; the Winograd transform is never larger than the column matrix).
+    /// algorithm).
     pub fn store_len(&self, n: usize) -> usize {
         n * self.store_stride()
     }
 
-    /// Elements kept per image for the backward pass: the column matrix (im2col), its Winograd
-    /// transform (never larger), or the padded input (direct); the largest of these.
+    /// Elements kept per image for the backward pass: the column matrix (im2col), the Winograd
+    /// transform (its tiles padded to [`WinoConv::tile_stride`], which on thin images makes it
+    /// larger than the column matrix), or the padded input (direct); the largest of these.
     fn store_stride(&self) -> usize {
         let g = &self.geom;
-        self.cols_len().max(engine::direct::padded_len(g.c, g.h, g.w, g.k))
+        let wino = self.wino.as_ref().map_or(0, WinoConv::store_len);
+        self.cols_len().max(wino).max(engine::direct::padded_len(g.c, g.h, g.w, g.k))
     }
 
     /// Elements of the padded copy of one input image (the direct convolution).

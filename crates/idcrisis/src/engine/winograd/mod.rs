@@ -148,7 +148,7 @@ impl WinoConv {
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
-            // U' [P, c_out·c_in]: transform of the flipped kernel.
+            // U' [P, c_out·c_in] (rows `ps` apart): transform of the flipped kernel.
             kernel_transform(eng, p, co * ci, ps, r2, u2, gf, wt);
         }
         let chunk = self.chunk();

@@ -1,8 +1,9 @@
 //! The Winograd plan: [`WinoConv`], one convolution `c_in → c_out` over `h×w` cut into
 //! `ty×tx` output tiles of `m×m`, processed `chunk()` images at a time; the layout of the
 //! scratch buffer one call splits into parts (sizes in elements, `P = n²` transform points):
-//! kernel transforms `[P, r²]`, transformed weights `[P, c_out·c_in]`, transformed data
-//! `[chunk·tiles, P, c]` (tile-major) and channel-last images `[chunk, h, w, c]`; the strides
+//! kernel transforms `[P, r²]`, transformed weights `[P, c_out·c_in]` (rows
+//! [`WinoConv::pair_stride`] apart), transformed data `[chunk·tiles, P, c]` (tile-major, tiles
+//! [`WinoConv::tile_stride`] apart) and channel-last images `[chunk, h, w, c]`; the strides
 //! through which the per-ξ GEMMs read tile-major data; the activation [`Layouts`] consecutive
 //! layers agree on; and the [`SUPPORTED`] (m, r) pairs.
 
@@ -29,9 +30,9 @@ pub struct Layouts {
 /// The (m, r) pairs with specialised transforms: F(2, 3), F(2, 5), F(2, 7), F(4, 3), F(4, 5).
 pub const SUPPORTED: [(usize, usize); 5] = [(2, 3), (2, 5), (2, 7), (4, 3), (4, 5)];
 
-/// `len` elements rounded up to whole 16-element (64-byte) lines, plus one line when that makes an
-/// even count, so that rows this far apart never sit a multiple of 4 KB apart and spread over
-/// every L1 cache set.
+/// `len` elements rounded up to whole 16-element (64-byte in f32) lines, plus one line when that
+/// makes an even count, so that f32 rows this far apart never sit a multiple of 4 KB apart and
+/// spread over every L1 cache set (f64 rows, twice the bytes, over half of them).
 fn odd_lines(len: usize) -> usize {
     16 * (len.div_ceil(16) | 1)
 }
@@ -59,7 +60,9 @@ pub struct WinoConv {
 }
 
 /// The scratch buffer of one call, split: kernel transforms `gk`, `gf` `[P, r²]`, transformed
-/// weights `u`, `u2` `[P, c_out·c_in]`, and four work arrays.
+/// weights `u`, `u2` `[P, c_out·c_in]` with rows [`WinoConv::pair_stride`] apart (the forward
+/// first copies the reordered weights `[c_in·c_out, r²]` into `u`, then writes `Uᵀ` into `u2`),
+/// and four work arrays.
 pub(super) struct Parts<'a, T> {
     pub(super) gk: &'a mut [T],
     pub(super) gf: &'a mut [T],
