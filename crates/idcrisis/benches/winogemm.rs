@@ -11,29 +11,8 @@
 
 mod common;
 
-use common::{cpu, max_rel, naive, values};
+use common::{cpu, max_rel, micros, naive, values};
 use idcrisis::engine::*;
-use std::time::Instant;
-
-/// Median microseconds of `f` over enough calls for ~0.2 s, in 7 rounds.
-fn micros(f: &mut dyn FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.03 / once) as usize).max(1);
-    let mut v: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e6 / reps as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[3]
-}
 
 /// The `gemm` crate, one call per product, `C_b = A_b · B_b` with all three stacked row-major.
 #[allow(clippy::too_many_arguments)]

@@ -11,30 +11,9 @@
 
 mod common;
 
-use common::{cpu, values};
+use common::{cpu, micros, values};
 use idcrisis::engine::winograd::*;
 use idcrisis::engine::*;
-use std::time::Instant;
-
-/// Median microseconds of `f` over enough calls for ~0.03 s, in 7 rounds.
-fn micros(f: &mut dyn FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.03 / once) as usize).max(1);
-    let mut v: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e6 / reps as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[3]
-}
 
 fn main() {
     let eng = Engine::new(1).unwrap();

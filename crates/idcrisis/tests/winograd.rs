@@ -78,23 +78,41 @@ fn winograd_bits() -> Vec<u8> {
 
 fn bits<T: Float>(eng: &Engine, m: usize, k: usize, io: Layouts) -> Vec<u8> {
     let (cin, cout, h, w, n) = (20, 20, 13, 11, 2);
+    let mut layer = layer(cin, cout, h, w, k);
+    layer.wino = Some(WinoConv::new(m, k, cin, cout, h, w));
+    let (y, grads, dx) = train_once::<T>(eng, &layer, n, io, T::zero());
+    [T::slice_to_le_bytes(&y), T::slice_to_le_bytes(&grads), T::slice_to_le_bytes(&dx)].concat()
+}
+
+/// A zero-padded `cin → cout` layer over `h×w` with a `k×k` kernel and a bias, its parameters
+/// `[weights, bias]` (no Winograd plan: the caller sets one where it wants Winograd).
+fn layer(cin: usize, cout: usize, h: usize, w: usize, k: usize) -> Conv2d {
     let wl = cout * cin * k * k;
     let mut layer = Conv2d::new(cin, cout, h, w, k, Padding::Zero, 0..wl, Some(wl..wl + cout));
-    layer.wino = Some(WinoConv::new(m, k, cin, cout, h, w));
+    layer.wino = None;
+    layer
+}
+
+/// One training forward and backward of `layer` on `n` images, with deterministic parameters,
+/// input and output gradient, and the layer's own `cols` and `scratch` buffers starting at
+/// `fill`: the output, the parameter gradient and the input gradient.
+fn train_once<T: Float>(eng: &Engine, layer: &Conv2d, n: usize, io: Layouts, fill: T) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (cin, cout, hw) = (layer.geom.c, layer.c_out, layer.geom.hw());
+    let np = layer.b.as_ref().map_or(layer.w.end, |b| b.end);
     let val = |i: usize, salt: f64| <T as Float>::from_f64((((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract());
-    let params: Vec<T> = (0..wl + cout).map(|i| val(i, 0.5) * <T as Float>::from_f64(0.1)).collect();
-    let x: Vec<T> = (0..n * cin * h * w).map(|i| val(i, 7.25)).collect();
-    let dy: Vec<T> = (0..n * cout * h * w).map(|i| val(i, 3.125)).collect();
-    let mut y = vec![T::zero(); n * cout * h * w];
-    let mut cols = vec![T::zero(); layer.store_len(n)];
-    let mut scratch = vec![T::zero(); layer.scratch_len(n)];
-    let mut grads = vec![T::zero(); params.len()];
-    let mut dx = vec![T::zero(); n * cin * h * w];
+    let params: Vec<T> = (0..np).map(|i| val(i, 0.5) * <T as Float>::from_f64(0.1)).collect();
+    let x: Vec<T> = (0..n * cin * hw).map(|i| val(i, 7.25)).collect();
+    let dy: Vec<T> = (0..n * cout * hw).map(|i| val(i, 3.125)).collect();
+    let mut y = vec![T::zero(); n * cout * hw];
+    let mut cols = vec![fill; layer.store_len(n)];
+    let mut scratch = vec![fill; layer.scratch_len(n)];
+    let mut grads = vec![T::zero(); np];
+    let mut dx = vec![T::zero(); n * cin * hw];
     eng.install(|| {
         layer.forward(eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
         layer.backward(eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
     });
-    [T::slice_to_le_bytes(&y), T::slice_to_le_bytes(&grads), T::slice_to_le_bytes(&dx)].concat()
+    (y, grads, dx)
 }
 
 #[test]
@@ -164,26 +182,11 @@ fn winograd_bits_are_identical_in_every_isa() {
 fn thin_images_fit_the_layer_buffers_and_match_im2col() {
     for (m, k) in SUPPORTED {
         for (c, h, w) in [(16, 1, 13), (18, 1, 15), (2, 1, 9), (2, 3, 9), (1, 1, 9), (3, 2, 5)] {
-            let n = 2;
-            let wl = c * c * k * k;
             let run = |algo: ConvAlgo| -> Vec<f32> {
                 let eng = Engine::new(2).unwrap().with_conv_algo(algo);
-                let mut layer = Conv2d::new(c, c, h, w, k, Padding::Zero, 0..wl, Some(wl..wl + c));
+                let mut layer = layer(c, c, h, w, k);
                 layer.wino = (algo == ConvAlgo::Winograd).then(|| WinoConv::new(m, k, c, c, h, w));
-                let val = |i: usize, salt: f64| ((((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract()) as f32;
-                let params: Vec<f32> = (0..wl + c).map(|i| val(i, 0.5) * 0.1).collect();
-                let x: Vec<f32> = (0..n * c * h * w).map(|i| val(i, 7.25)).collect();
-                let dy: Vec<f32> = (0..n * c * h * w).map(|i| val(i, 3.125)).collect();
-                let mut y = vec![0f32; n * c * h * w];
-                let mut cols = vec![f32::NAN; layer.store_len(n)];
-                let mut scratch = vec![f32::NAN; layer.scratch_len(n)];
-                let mut grads = vec![0f32; params.len()];
-                let mut dx = vec![0f32; n * c * h * w];
-                let io = Layouts::default();
-                eng.install(|| {
-                    layer.forward(&eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
-                    layer.backward(&eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
-                });
+                let (y, grads, dx) = train_once(&eng, &layer, 2, Layouts::default(), f32::NAN);
                 [y, grads, dx].concat()
             };
             let (got, want) = (run(ConvAlgo::Winograd), run(ConvAlgo::Im2col));

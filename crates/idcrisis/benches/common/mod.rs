@@ -44,3 +44,24 @@ pub fn max_rel(x: &[f32], y: &[f64]) -> f64 {
 pub fn values(n: usize, salt: f64) -> Vec<f32> {
     (0..n).map(|i| (((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract() as f32).collect()
 }
+
+/// Median microseconds per call of `f`, over 7 rounds of enough calls for about 0.03 s each
+/// (after two untimed calls, the second of which sizes the rounds).
+pub fn micros(f: &mut dyn FnMut()) -> f64 {
+    f();
+    let t = Instant::now();
+    f();
+    let once = t.elapsed().as_secs_f64().max(1e-7);
+    let reps = ((0.03 / once) as usize).max(1);
+    let mut v: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / reps as f64
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[3]
+}

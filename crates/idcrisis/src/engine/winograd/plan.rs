@@ -118,8 +118,8 @@ impl WinoConv {
     /// of 4 KB whenever `P·c` is a multiple of 1024 elements (F(4×4, 5×5) at 16, 32, 48 or 64
     /// channels), so every row of a product falls in the same L1 cache set; an odd number of
     /// lines spreads them over all the sets. (On one 16-channel 28×28 image this took the
-    /// forward product from 42.5 to 15.5 µs and the weight-gradient product from 59.8 to
-    /// 16.6 µs: BENCHMARKS.md.) The padding is never read or written.
+    /// forward product from 42.2 to 15.6 µs and the weight-gradient product from 59.3 to
+    /// 17.6 µs: `benches/winostride.rs`, BENCHMARKS.md.) The padding is never read or written.
     pub fn tile_stride(&self, c: usize) -> usize {
         odd_lines(self.mats.p() * c)
     }
