@@ -167,7 +167,12 @@ impl WinoConv {
         let l = self.layout();
         let (mats, rest) = scratch[..l.end].split_at_mut(l.u);
         let (gk, gf) = mats.split_at_mut(l.gf);
-        for (d, v) in gk.iter_mut().zip(&self.mats.gk).chain(gf.iter_mut().zip(&self.mats.gf)) {
+        // Two plain loops, not one chained iterator: these vectorize (the chained one ran
+        // element by element, 2% of a 16-channel step).
+        for (d, v) in gk.iter_mut().zip(&self.mats.gk) {
+            *d = T::from_f64(*v);
+        }
+        for (d, v) in gf.iter_mut().zip(&self.mats.gf) {
             *d = T::from_f64(*v);
         }
         let (u, rest) = rest.split_at_mut(l.u2 - l.u);
