@@ -45,6 +45,8 @@
 mod matrices;
 mod plan;
 mod simd;
+#[cfg(target_arch = "x86_64")]
+mod window512;
 
 pub use self::matrices::{WinoMats, MAX_TILE};
 pub use self::plan::{Layouts, WinoConv, SUPPORTED};

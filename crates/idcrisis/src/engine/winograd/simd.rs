@@ -214,6 +214,13 @@ impl WinoConv {
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn window_f32(&self, eng: &Engine, sm: &Small<f32>, kind: Window, src: &[f32], c: usize, nc: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 {
+            // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
+            // AVX-512F and FMA on this CPU.
+            let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.window_tiles_avx512(sm, kind, src, c, r, dst) };
+            return self.window_rows(eng, src, c, nc, out, row);
+        }
         self.window_any(eng, sm, kind, src, c, nc, out)
     }
 
@@ -227,11 +234,18 @@ impl WinoConv {
     /// The body of [`WinoConv::window_transform`], for any float type.
     #[allow(clippy::too_many_arguments)]
     fn window_any<T: Float>(&self, eng: &Engine, sm: &Small<T>, kind: Window, src: &[T], c: usize, nc: usize, out: &mut [T]) {
+        let row = |src: &[T], r: usize, dst: &mut [T]| dispatch!(self, window_tiles, sm, kind, src, c, r, dst);
+        self.window_rows(eng, src, c, nc, out, row)
+    }
+
+    /// Run `row(image [h, w, c], r, dst [tx, P, c])` for every row `r` of tiles of every image
+    /// of `src [nc, h, w, c]`, each into its block of `out [nc·tiles, P, c]`, over the pool.
+    #[inline(always)]
+    fn window_rows<T: Float>(&self, eng: &Engine, src: &[T], c: usize, nc: usize, out: &mut [T], row: impl Fn(&[T], usize, &mut [T]) + Sync + Send) {
         let (ts, t, hwc) = (self.tile_stride(c), self.tiles(), self.h * self.w * c);
-        let per = |(row, dst): (usize, &mut [T])| {
-            let (img, r) = (row / self.ty, row % self.ty);
-            let src = &src[img * hwc..(img + 1) * hwc];
-            dispatch!(self, window_tiles, sm, kind, src, c, r, dst);
+        let per = |(i, dst): (usize, &mut [T])| {
+            let (img, r) = (i / self.ty, i % self.ty);
+            row(&src[img * hwc..(img + 1) * hwc], r, dst);
         };
         par_blocks(eng, &mut out[..nc * t * ts], self.tx * ts, per);
     }
@@ -415,6 +429,32 @@ impl WinoConv {
     }
 }
 
+/// Whether the window transform's coefficient `C[b][v]` can be nonzero: `Bᵀ [N, N]` (`IN`) or
+/// `A [N, K]` (`K = M`), for every supported tile size. Row 0 (the point 0) of `Bᵀ` is zero
+/// but in its even columns below `N − 1`, row `N − 1` (∞) but in its odd columns, and the other
+/// rows in columns 0 and `N − 1`; `A`'s row 0 is `e₀` and its row `N − 1` is `e_{K−1}`. Terms
+/// where it is false are exact zeros and are skipped: with every sum starting at +0, adding
+/// `0·x` (±0) for finite `x` leaves it bit for bit. Constant in the unrolled loops, so the
+/// skipped multiply-adds are not compiled at all; `tests` checks it against the matrices.
+#[inline(always)]
+pub(super) const fn nonzero<const IN: bool, const N: usize, const K: usize>(b: usize, v: usize) -> bool {
+    if IN {
+        if b == 0 {
+            v % 2 == 0 && v + 1 < N
+        } else if b + 1 == N {
+            v % 2 == 1
+        } else {
+            v > 0 && v + 1 < N
+        }
+    } else if b == 0 {
+        v == 0
+    } else if b + 1 == N {
+        v + 1 == K
+    } else {
+        true
+    }
+}
+
 /// `y[i] = init + Σ_a Aᵀ[i][a] x[a]` for i < M, on LANES channels. With `sm.paired` by the
 /// point pairs (`Aᵀ[i][a] = p_aⁱ`, so columns 2q−1 and 2q, points ±p, differ by `(−1)ⁱ`, and
 /// the columns of 0 and ∞ are unit vectors): `init + [i = 0]·x[0] + Σ_q Aᵀ[i][2q−1]·(x[2q−1] ±
@@ -549,6 +589,41 @@ mod tests {
                 (4, 8) => check::<4, 8>(&mats),
                 other => panic!("no check for {other:?}"),
             }
+        }
+    }
+
+    /// `nonzero` is false only where `Bᵀ` and `A` are exactly zero, for every supported tile
+    /// size (a nonzero term skipped would change results; a zero kept only costs time), and it
+    /// does skip zeros (44 of `Bᵀ`'s 64 terms kept at n = 8).
+    #[test]
+    fn skipped_terms_are_exact_zeros() {
+        fn check_mask<const M: usize, const N: usize>(mats: &WinoMats) -> usize {
+            let mut kept = 0;
+            for b in 0..N {
+                for v in 0..N {
+                    let nz = nonzero::<true, N, N>(b, v);
+                    assert!(nz || mats.bt[b * N + v] == 0.0, "F({M}, {}): Bᵀ[{b}][{v}] skipped", N + 1 - M);
+                    kept += nz as usize;
+                }
+                for i in 0..M {
+                    let nz = nonzero::<false, N, M>(b, i);
+                    assert!(nz || mats.at[i * N + b] == 0.0, "F({M}, {}): A[{b}][{i}] skipped", N + 1 - M);
+                }
+            }
+            kept
+        }
+        for (m, r) in SUPPORTED {
+            let mats = WinoMats::new(m, r);
+            let kept = match (m, mats.n) {
+                (2, 4) => check_mask::<2, 4>(&mats),
+                (2, 6) => check_mask::<2, 6>(&mats),
+                (2, 8) => check_mask::<2, 8>(&mats),
+                (4, 6) => check_mask::<4, 6>(&mats),
+                (4, 8) => check_mask::<4, 8>(&mats),
+                other => panic!("no check for {other:?}"),
+            };
+            let n = mats.n;
+            assert_eq!(kept, (n - 2) * (n - 2) + n, "F({m}, {r})");
         }
     }
 
