@@ -241,7 +241,15 @@ impl WinoConv {
     /// Run `row(image [h, w, c], r, dst [tx, P, c])` for every row `r` of tiles of every image
     /// of `src [nc, h, w, c]`, each into its block of `out [nc·tiles, P, c]`, over the pool.
     #[inline(always)]
-    fn window_rows<T: Float>(&self, eng: &Engine, src: &[T], c: usize, nc: usize, out: &mut [T], row: impl Fn(&[T], usize, &mut [T]) + Sync + Send) {
+    fn window_rows<T: Float>(
+        &self,
+        eng: &Engine,
+        src: &[T],
+        c: usize,
+        nc: usize,
+        out: &mut [T],
+        row: impl Fn(&[T], usize, &mut [T]) + Sync + Send,
+    ) {
         let (ts, t, hwc) = (self.tile_stride(c), self.tiles(), self.h * self.w * c);
         let per = |(i, dst): (usize, &mut [T])| {
             let (img, r) = (i / self.ty, i % self.ty);
@@ -440,9 +448,9 @@ impl WinoConv {
 pub(super) const fn nonzero<const IN: bool, const N: usize, const K: usize>(b: usize, v: usize) -> bool {
     if IN {
         if b == 0 {
-            v % 2 == 0 && v + 1 < N
+            v.is_multiple_of(2) && v + 1 < N
         } else if b + 1 == N {
-            v % 2 == 1
+            !v.is_multiple_of(2)
         } else {
             v > 0 && v + 1 < N
         }

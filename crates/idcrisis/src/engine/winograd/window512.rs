@@ -26,7 +26,15 @@ impl WinoConv {
     /// # Safety
     /// The CPU has AVX-512F and FMA.
     #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn window_tiles_avx512(&self, coef: &super::matrices::Small<f32>, kind: Window, src: &[f32], c: usize, r: usize, dst: &mut [f32]) {
+    pub(super) unsafe fn window_tiles_avx512(
+        &self,
+        coef: &super::matrices::Small<f32>,
+        kind: Window,
+        src: &[f32],
+        c: usize,
+        r: usize,
+        dst: &mut [f32],
+    ) {
         macro_rules! sizes {
             ($($m:literal, $n:literal);*) => {
                 match (self.mats.m, self.mats.n, kind) {
