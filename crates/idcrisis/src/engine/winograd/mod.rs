@@ -14,8 +14,8 @@
 //!   then `∂L/∂g = Gᵀ (∂L/∂U) G`.
 //!
 //! The data transforms work on channel-last images (`[h, w, c]`), 16 channels per vector: each
-//! is separable (columns, then rows) with its accumulators in registers, and is compiled for
-//! AVX-512 or AVX2 when the CPU has them ([`Isa`]). Transformed data are stored tile-major,
+//! is separable (columns, then rows), compiled for AVX-512 or AVX2 when the CPU has them
+//! ([`Isa`]), and in f32 under AVX-512 written with explicit intrinsics. Transformed data are stored tile-major,
 //! `[tiles, P, c]`, with each tile's `P·c` values padded to an odd number of cache lines
 //! ([`WinoConv::tile_stride`]: unpadded, a 16-channel F(4×4, 5×5) tile is exactly 4 KB, and the
 //! rows a per-ξ product reads all fell in one L1 set); the per-ξ GEMMs read them through
@@ -39,14 +39,16 @@
 //!   activation [`Layouts`] and the [`SUPPORTED`] tile/kernel pairs.
 //! * `simd.rs`: the data transforms (input, output, output-gradient), vectorised over channels
 //!   and dispatched per tile size and instruction set ([`Isa`]).
+//! * `avx512.rs`: the same transforms in f32 with explicit AVX-512 (the same bits), which
+//!   `simd.rs` runs when the CPU has it; they also skip the structural zeros of `Bᵀ` and `A`.
 //! * this file: the forward and backward passes, which chain transposes, transforms and the
 //!   per-ξ GEMMs.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod matrices;
 mod plan;
 mod simd;
-#[cfg(target_arch = "x86_64")]
-mod window512;
 
 pub use self::matrices::{WinoMats, MAX_TILE};
 pub use self::plan::{Layouts, WinoConv, SUPPORTED};

@@ -7,11 +7,12 @@
 //! * the output-gradient transform `E = A dY Aᵀ` of each tile's `m×m` gradient (`Window::Grad`),
 //! * the output transform `Y = Aᵀ M A` per tile, cropped at the border, plus the bias.
 //!
-//! Each is separable (columns, then rows) and works on `LANES` = 16 channels at a time with its
-//! accumulators in registers. `dispatch!` instantiates them for the plan's tile sizes at compile
-//! time, so the loops unroll, and `isa_call!` runs them compiled for AVX-512 or AVX2 when the
-//! CPU has them ([`Isa`]; `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the
-//! same bits, in each.
+//! Each is separable (columns, then rows) and works on `LANES` = 16 channels at a time.
+//! `dispatch!` instantiates them for the plan's tile sizes at compile time, and `isa_call!` runs
+//! this portable code compiled for AVX-512 or AVX2 when the CPU has them ([`Isa`];
+//! `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the same bits, in each.
+//! In f32 under AVX-512 the explicit kernels of `avx512.rs` run instead, again with the same
+//! bits: LLVM left this code's accumulators on the stack (about half the speed).
 
 use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
@@ -366,6 +367,13 @@ impl WinoConv {
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn output_f32(&self, eng: &Engine, sm: &Small<f32>, mm: &[f32], c: usize, nc: usize, bias: Option<&[f32]>, yt: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 && sm.paired {
+            // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
+            // AVX-512F and FMA on this CPU.
+            let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.output_tiles_avx512(sm, src, c, bias, r, dst) };
+            return self.output_rows(eng, mm, c, nc, yt, row);
+        }
         self.output_any(eng, sm, mm, c, nc, bias, yt)
     }
 
@@ -379,11 +387,28 @@ impl WinoConv {
     /// The body of [`WinoConv::output_transform`], for any float type.
     #[allow(clippy::too_many_arguments)]
     fn output_any<T: Float>(&self, eng: &Engine, sm: &Small<T>, mm: &[T], c: usize, nc: usize, bias: Option<&[T]>, yt: &mut [T]) {
+        let row = |src: &[T], r: usize, dst: &mut [T]| dispatch!(self, output_row, sm, src, c, bias, r, dst);
+        self.output_rows(eng, mm, c, nc, yt, row)
+    }
+
+    /// Run `row(src [tx, P, c], r, dst)` for every row `r` of tiles of every image: `src` that
+    /// row's tiles in `mm [nc·tiles, P, c]`, `dst` its output rows `r·m..` of `yt [nc, h, w, c]`,
+    /// over the pool.
+    #[inline(always)]
+    fn output_rows<T: Float>(
+        &self,
+        eng: &Engine,
+        mm: &[T],
+        c: usize,
+        nc: usize,
+        yt: &mut [T],
+        row: impl Fn(&[T], usize, &mut [T]) + Sync + Send,
+    ) {
         let (ts, hw, m) = (self.tile_stride(c), self.h * self.w, self.mats.m);
         for img in 0..nc {
             let per = |(r, dst): (usize, &mut [T])| {
                 let src = &mm[(img * self.ty + r) * self.tx * ts..(img * self.ty + r + 1) * self.tx * ts];
-                dispatch!(self, output_row, sm, src, c, bias, r, dst);
+                row(src, r, dst);
             };
             par_blocks(eng, &mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
         }

@@ -1,0 +1,233 @@
+//! The Winograd data transforms in f32 with explicit AVX-512, 16 channels per register: the
+//! same sums as the portable ones in `simd.rs`, term for term in the same order, so the same
+//! bits (the tests compare every instruction set). Left to LLVM, the portable array code kept
+//! its accumulators on the stack, and once it was given the structural zeros to skip it stopped
+//! unrolling (BENCHMARKS.md); here each pass's accumulators are registers and every loop over a
+//! tile has a constant trip count.
+//!
+//! * The window transforms ([`Window`]) leave out the terms whose coefficient is a structural
+//!   zero ([`nonzero`]; for F(4×4, 5×5) 20 of `Bᵀ`'s 64) at compile time, and read pixels
+//!   outside the image as masked loads of zeros where the portable code skips them. Either
+//!   term adds ±0 (`0·x` with `x` finite, or `C·0`) to a sum that started at +0 and so is never
+//!   −0, which leaves it bit for bit.
+//! * The output transform `Aᵀ M A` (+ bias) pairs `Aᵀ`'s columns by sign, as `simd::apply_at`.
+
+use super::matrices::{Small, MAX_TILE};
+use super::plan::WinoConv;
+use super::simd::{nonzero, Window};
+use std::arch::x86_64::*;
+
+/// Channels per register.
+const LANES: usize = 16;
+
+impl WinoConv {
+    /// One row `r` of tiles of [`WinoConv::window_transform`] in f32: `src [h, w, c]` →
+    /// `dst [tx, P, c]` (tiles [`WinoConv::tile_stride`] apart), for the plan's tile size.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn window_tiles_avx512(
+        &self,
+        coef: &super::matrices::Small<f32>,
+        kind: Window,
+        src: &[f32],
+        c: usize,
+        r: usize,
+        dst: &mut [f32],
+    ) {
+        macro_rules! sizes {
+            ($($m:literal, $n:literal);*) => {
+                match (self.mats.m, self.mats.n, kind) {
+                    $(
+                        // SAFETY (both arms): the caller's contract.
+                        ($m, $n, Window::Input) => unsafe { self.window_row_avx512::<$m, $n, $n, true>(&coef.bt, self.mats.r / 2, src, c, r, dst) },
+                        ($m, $n, Window::Grad) => unsafe { self.window_row_avx512::<$m, $n, $m, false>(&coef.a, 0, src, c, r, dst) },
+                    )*
+                    (m, n, _) => unreachable!("F({m}, {}) has no specialised transforms", n + 1 - m),
+                }
+            };
+        }
+        sizes!(2, 4; 2, 6; 2, 8; 4, 6; 4, 8)
+    }
+
+    /// `dst [tx, P, c]` for one row `r` of tiles: `C d Cᵀ` of the K×K window of `src [h, w, c]`
+    /// at `(r·M − off, tile·M − off)` (zero outside the image), for the coefficients `C [N, K]`
+    /// (`Bᵀ` when `IN`, else `A`): along columns, then along rows, 16 channels at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn window_row_avx512<const M: usize, const N: usize, const K: usize, const IN: bool>(
+        &self,
+        coef: &[[f32; MAX_TILE]; MAX_TILE],
+        off: usize,
+        src: &[f32],
+        c: usize,
+        r: usize,
+        dst: &mut [f32],
+    ) {
+        let (ts, w) = (self.tile_stride(c), self.w);
+        assert!(src.len() >= self.h * w * c && dst.len() >= (self.tx - 1) * ts + N * N * c, "window row: buffers too short");
+        // Bit u: window row u lies in the image.
+        let rows = (0..K).filter(|&u| (r * M + u).wrapping_sub(off) < self.h).fold(0u32, |b, u| b | 1 << u);
+        let zero = _mm512_setzero_ps();
+        // The column pass's results, every row written before the row pass reads it.
+        let mut wv = [[zero; N]; K];
+        for tx in 0..self.tx {
+            let cols = (0..K).filter(|&v| (tx * M + v).wrapping_sub(off) < w).fold(0u32, |b, v| b | 1 << v);
+            // SAFETY: tile tx's P·c values start at tx·ts, inside dst (asserted).
+            let out = unsafe { dst.as_mut_ptr().add(tx * ts) };
+            for c0 in (0..c).step_by(LANES) {
+                let lanes: __mmask16 = if c - c0 >= LANES { !0 } else { (1u16 << (c - c0)) - 1 };
+                // Along columns: wv[u][b] = Σ_v C[b][v] d[u][v] (zero for rows outside).
+                for u in 0..K {
+                    if rows >> u & 1 == 0 {
+                        wv[u] = [zero; N];
+                        continue;
+                    }
+                    let iy = r * M + u - off;
+                    let mut acc = [zero; N];
+                    for v in 0..K {
+                        // Outside the image: no lanes, at a pointer inside src.
+                        let (mask, at) = if cols >> v & 1 != 0 { (lanes, (iy * w + tx * M + v - off) * c + c0) } else { (0, 0) };
+                        // SAFETY: `at` is a pixel's channel c0 < c, inside src; the mask keeps
+                        // the load to channels below c (masked lanes are not read).
+                        let d = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr().add(at)) };
+                        for b in 0..N {
+                            if nonzero::<IN, N, K>(b, v) {
+                                acc[b] = _mm512_fmadd_ps(_mm512_set1_ps(coef[b][v]), d, acc[b]);
+                            }
+                        }
+                    }
+                    wv[u] = acc;
+                }
+                // Along rows: out[(a, b)] = Σ_u C[a][u] wv[u][b].
+                for b in 0..N {
+                    let mut acc = [zero; N];
+                    for u in 0..K {
+                        for a in 0..N {
+                            if nonzero::<IN, N, K>(a, u) {
+                                acc[a] = _mm512_fmadd_ps(_mm512_set1_ps(coef[a][u]), wv[u][b], acc[a]);
+                            }
+                        }
+                    }
+                    for a in 0..N {
+                        // SAFETY: (a·N + b)·c + c0 < P·c inside the tile; lanes below c.
+                        unsafe { _mm512_mask_storeu_ps(out.add((a * N + b) * c + c0), lanes, acc[a]) };
+                    }
+                }
+            }
+        }
+    }
+    /// One row `r` of tiles of [`WinoConv::output_transform`] in f32: `src [tx, P, c]` (tiles
+    /// [`WinoConv::tile_stride`] apart) → output rows `r·M..` of `dst [·, w, c]` (+ `bias [c]`),
+    /// cropped at the border. `sm` must pair by sign ([`Small::paired`]).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn output_tiles_avx512(
+        &self,
+        sm: &Small<f32>,
+        src: &[f32],
+        c: usize,
+        bias: Option<&[f32]>,
+        r: usize,
+        dst: &mut [f32],
+    ) {
+        assert!(sm.paired, "the AVX-512 output transform pairs Aᵀ's columns");
+        match (self.mats.m, self.mats.n) {
+            // SAFETY (every arm): the caller's contract.
+            (2, 4) => unsafe { self.output_row_avx512::<2, 4>(&sm.at, src, c, bias, r, dst) },
+            (2, 6) => unsafe { self.output_row_avx512::<2, 6>(&sm.at, src, c, bias, r, dst) },
+            (2, 8) => unsafe { self.output_row_avx512::<2, 8>(&sm.at, src, c, bias, r, dst) },
+            (4, 6) => unsafe { self.output_row_avx512::<4, 6>(&sm.at, src, c, bias, r, dst) },
+            (4, 8) => unsafe { self.output_row_avx512::<4, 8>(&sm.at, src, c, bias, r, dst) },
+            (m, n) => unreachable!("F({m}, {}) has no specialised transforms", n + 1 - m),
+        }
+    }
+
+    /// [`WinoConv::output_tiles_avx512`] for `Aᵀ [M, N]`: along rows, `t1[i][b] = Σ_a Aᵀ[i][a]
+    /// M[(a, b)]`; then along columns, `y[r·M + i][tx·M + j] = bias + Σ_b Aᵀ[j][b] t1[i][b]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn output_row_avx512<const M: usize, const N: usize>(
+        &self,
+        at: &[[f32; MAX_TILE]; MAX_TILE],
+        src: &[f32],
+        c: usize,
+        bias: Option<&[f32]>,
+        r: usize,
+        dst: &mut [f32],
+    ) {
+        let (rows, ts, w) = (M.min(self.h - r * M), self.tile_stride(c), self.w);
+        assert!(
+            src.len() >= (self.tx - 1) * ts + N * N * c && dst.len() >= rows * w * c && bias.is_none_or(|b| b.len() >= c),
+            "output row: buffers too short"
+        );
+        let zero = _mm512_setzero_ps();
+        // The row pass's results, all written before the column pass reads them.
+        let mut t1 = [[zero; N]; M];
+        for tx in 0..self.tx {
+            // SAFETY: tile tx's P·c values start at tx·ts, inside src (asserted).
+            let tile = unsafe { src.as_ptr().add(tx * ts) };
+            let cols = M.min(w - tx * M);
+            for c0 in (0..c).step_by(LANES) {
+                let lanes: __mmask16 = if c - c0 >= LANES { !0 } else { (1u16 << (c - c0)) - 1 };
+                for b in 0..N {
+                    let mut x = [zero; N];
+                    for a in 0..N {
+                        // SAFETY: (a·N + b)·c + c0 inside the tile; lanes below c.
+                        x[a] = unsafe { _mm512_maskz_loadu_ps(lanes, tile.add((a * N + b) * c + c0)) };
+                    }
+                    // SAFETY: this function's CPU features.
+                    let y = unsafe { apply_at::<M, N>(at, &x, zero) };
+                    for i in 0..M {
+                        t1[i][b] = y[i];
+                    }
+                }
+                let b0 = match bias {
+                    // SAFETY: c0 < c ≤ bias.len() (asserted); lanes below c.
+                    Some(bv) => unsafe { _mm512_maskz_loadu_ps(lanes, bv.as_ptr().add(c0)) },
+                    None => zero,
+                };
+                for (i, t1i) in t1.iter().enumerate().take(rows) {
+                    // SAFETY: this function's CPU features.
+                    let y = unsafe { apply_at::<M, N>(at, t1i, b0) };
+                    for (j, yj) in y.iter().enumerate().take(cols) {
+                        // SAFETY: row i < rows and column tx·M + j < w: inside dst (asserted).
+                        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add((i * w + tx * M + j) * c + c0), lanes, *yj) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `init + Aᵀ x` by `Aᵀ`'s sign pairs, term for term as `simd::apply_at` (paired): `x[0]`, then
+/// for each pair q the sum or difference of `x[2q−1]` and `x[2q]`, then `x[N−1]`.
+///
+/// # Safety
+/// The CPU has AVX-512F and FMA.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn apply_at<const M: usize, const N: usize>(at: &[[f32; MAX_TILE]; MAX_TILE], x: &[__m512; N], init: __m512) -> [__m512; M] {
+    {
+        let mut y = [init; M];
+        y[0] = _mm512_fmadd_ps(_mm512_set1_ps(at[0][0]), x[0], y[0]);
+        for q in 1..N / 2 {
+            let (sum, dif) = (_mm512_add_ps(x[2 * q - 1], x[2 * q]), _mm512_sub_ps(x[2 * q - 1], x[2 * q]));
+            for i in 0..M {
+                y[i] = _mm512_fmadd_ps(_mm512_set1_ps(at[i][2 * q - 1]), if i % 2 == 0 { sum } else { dif }, y[i]);
+            }
+        }
+        y[M - 1] = _mm512_fmadd_ps(_mm512_set1_ps(at[M - 1][N - 1]), x[N - 1], y[M - 1]);
+        y
+    }
+}
