@@ -76,12 +76,17 @@ fn winograd_bits() -> Vec<u8> {
     out
 }
 
+/// A layer's output, parameter gradient and input gradient as bytes, for a full and a partial
+/// block of 16 channels over 13×11, and for a few channels over images narrower than a tile.
 fn bits<T: Float>(eng: &Engine, m: usize, k: usize, io: Layouts) -> Vec<u8> {
-    let (cin, cout, h, w, n) = (20, 20, 13, 11, 2);
-    let mut layer = layer(cin, cout, h, w, k);
-    layer.wino = Some(WinoConv::new(m, k, cin, cout, h, w));
-    let (y, grads, dx) = train_once::<T>(eng, &layer, n, io, T::zero());
-    [T::slice_to_le_bytes(&y), T::slice_to_le_bytes(&grads), T::slice_to_le_bytes(&dx)].concat()
+    let mut out = Vec::new();
+    for (cin, cout, h, w, n) in [(20, 20, 13, 11, 2), (3, 5, 9, 2, 1), (5, 3, 1, 7, 1)] {
+        let mut layer = layer(cin, cout, h, w, k);
+        layer.wino = Some(WinoConv::new(m, k, cin, cout, h, w));
+        let (y, grads, dx) = train_once::<T>(eng, &layer, n, io, T::zero());
+        out.extend([T::slice_to_le_bytes(&y), T::slice_to_le_bytes(&grads), T::slice_to_le_bytes(&dx)].concat());
+    }
+    out
 }
 
 /// A zero-padded `cin → cout` layer over `h×w` with a `k×k` kernel and a bias, its parameters
@@ -181,7 +186,7 @@ fn winograd_bits_are_identical_in_every_isa() {
 #[test]
 fn thin_images_fit_the_layer_buffers_and_match_im2col() {
     for (m, k) in SUPPORTED {
-        for (c, h, w) in [(16, 1, 13), (18, 1, 15), (2, 1, 9), (2, 3, 9), (1, 1, 9), (3, 2, 5)] {
+        for (c, h, w) in [(16, 1, 13), (18, 1, 15), (2, 1, 9), (2, 3, 9), (1, 1, 9), (3, 2, 5), (2, 9, 3), (16, 13, 1), (3, 5, 2)] {
             let run = |algo: ConvAlgo| -> Vec<f32> {
                 let eng = Engine::new(2).unwrap().with_conv_algo(algo);
                 let mut layer = layer(c, c, h, w, k);

@@ -159,9 +159,12 @@ pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T])
                             if let Some(xr) = &g.xrange {
                                 // Zero padding: one contiguous copy, zeros either side.
                                 let (lo, hi) = xr[kx];
-                                let shift = lo + kx - g.k / 2; // input column of output column lo
                                 out[..lo].fill(T::zero());
                                 if hi > lo {
+                                    // Input column of output column lo (computed only when some
+                                    // column is inside: with none, as for an image narrower than
+                                    // k/2, it would be negative).
+                                    let shift = lo + kx - g.k / 2;
                                     out[lo..hi].copy_from_slice(&srow[shift..shift + hi - lo]);
                                 }
                                 out[hi.max(lo)..].fill(T::zero());

@@ -9,7 +9,8 @@
 //!   zero ([`nonzero`]; for F(4×4, 5×5) 20 of `Bᵀ`'s 64) at compile time, and read pixels
 //!   outside the image as masked loads of zeros where the portable code skips them. Either
 //!   term adds ±0 (`0·x` with `x` finite, or `C·0`) to a sum that started at +0 and so is never
-//!   −0, which leaves it bit for bit.
+//!   −0, which leaves it bit for bit. (Not for `x` infinite or NaN, where the portable `0·x` is
+//!   NaN: once a diverged run has non-finite values, the two may differ in them.)
 //! * The output transform `Aᵀ M A` (+ bias) pairs `Aᵀ`'s columns by sign, as `simd::apply_at`.
 
 use super::matrices::{Small, MAX_TILE};
@@ -165,7 +166,7 @@ impl WinoConv {
         r: usize,
         dst: &mut [f32],
     ) {
-        let (rows, ts, w) = (M.min(self.h - r * M), self.tile_stride(c), self.w);
+        let (rows, ts, w) = (M.min(self.h.saturating_sub(r * M)), self.tile_stride(c), self.w);
         assert!(
             src.len() >= (self.tx - 1) * ts + N * N * c && dst.len() >= rows * w * c && bias.is_none_or(|b| b.len() >= c),
             "output row: buffers too short"
@@ -176,7 +177,7 @@ impl WinoConv {
         for tx in 0..self.tx {
             // SAFETY: tile tx's P·c values start at tx·ts, inside src (asserted).
             let tile = unsafe { src.as_ptr().add(tx * ts) };
-            let cols = M.min(w - tx * M);
+            let cols = M.min(w.saturating_sub(tx * M));
             for c0 in (0..c).step_by(LANES) {
                 let lanes: __mmask16 = if c - c0 >= LANES { !0 } else { (1u16 << (c - c0)) - 1 };
                 for b in 0..N {

@@ -5,7 +5,8 @@
 //!   output transform `Aᵀ [m, n]`, the 1-D input transform `Bᵀ [n, n]`, and the 2-D kernel
 //!   transforms `[n², r²]` of the kernel and of its flip (for the input gradient).
 //! * `Small`: the 1-D matrices rounded to the working float type, in fixed
-//!   `[MAX_TILE, MAX_TILE]` arrays on the stack, as the transforms in `simd.rs` read them.
+//!   `[MAX_TILE, MAX_TILE]` arrays on the stack, as the transforms in `simd.rs` and
+//!   `avx512.rs` read them.
 
 use crate::float::Float;
 

@@ -15,8 +15,8 @@
 //!
 //! The data transforms work on channel-last images (`[h, w, c]`), 16 channels per vector: each
 //! is separable (columns, then rows), compiled for AVX-512 or AVX2 when the CPU has them
-//! ([`Isa`]), and in f32 under AVX-512 written with explicit intrinsics. Transformed data are stored tile-major,
-//! `[tiles, P, c]`, with each tile's `P·c` values padded to an odd number of cache lines
+//! ([`Isa`]), and in f32 under AVX-512 written with explicit intrinsics. Transformed data are
+//! stored tile-major, `[tiles, P, c]`, with each tile's `P·c` values padded to an odd number of cache lines
 //! ([`WinoConv::tile_stride`]: unpadded, a 16-channel F(4×4, 5×5) tile is exactly 4 KB, and the
 //! rows a per-ξ product reads all fell in one L1 set); the per-ξ GEMMs read them through
 //! strides ([`gemm_batch`]), each single-threaded and spread over the pool, so results do not

@@ -11,8 +11,8 @@
 //! `dispatch!` instantiates them for the plan's tile sizes at compile time, and `isa_call!` runs
 //! this portable code compiled for AVX-512 or AVX2 when the CPU has them ([`Isa`];
 //! `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the same bits, in each.
-//! In f32 under AVX-512 the explicit kernels of `avx512.rs` run instead, again with the same
-//! bits: LLVM left this code's accumulators on the stack (about half the speed).
+//! In f32 under AVX-512 the explicit kernels of `avx512.rs` run instead, with the same bits on
+//! finite data: LLVM left this code's accumulators on the stack (about half the speed).
 
 use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
@@ -54,7 +54,9 @@ macro_rules! isa_call {
 /// The instruction set the transforms run in: the widest this CPU has ([`Isa::cpu`]), unless the
 /// environment variable [`Isa::ENV`] (`IDCRISIS_ISA`) asks for a lower one ([`Isa::detect`]).
 /// The arithmetic is the same in each (every multiply-add is one correctly rounded `mul_add`, in
-/// hardware or not, and nothing is reassociated), so results are bit-identical across them; the
+/// hardware or not, and nothing is reassociated), so results are bit-identical across them for
+/// finite data (the AVX-512 transforms leave out terms `0·x`, which an infinite or NaN `x`
+/// would have turned into NaN, so a diverged run's non-finite values may differ); the
 /// override exists to test exactly that, and to rule the vector code out when chasing a problem.
 /// It applies to these transforms, to the small products of `engine::gemm_small` and to the
 /// direct convolution's kernels ([`crate::engine::direct`]), all with the same bits in every
@@ -301,8 +303,8 @@ impl WinoConv {
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
                 // Along columns: wv[u][b] = Σ_v C[b][v] d[u][v], with d[u][v] the window pixel
-                // (u, v) of channels c0.. (zero outside); the N accumulators of window row u in
-                // registers, each d[u][v] loaded once.
+                // (u, v) of channels c0.. (zero outside); N accumulators for window row u, each
+                // d[u][v] loaded once.
                 for (u, wvu) in wv.iter_mut().enumerate() {
                     let iy = (r * M + u).wrapping_sub(off);
                     let mut acc = [[T::zero(); LANES]; N];
@@ -434,7 +436,7 @@ impl WinoConv {
             for c0 in (0..c).step_by(LANES) {
                 let cnt = LANES.min(c - c0);
                 // Along rows: t1[i][b] = Σ_a Aᵀ[i][a] M[(a,b)], column b's N values loaded
-                // once and its M sums in registers.
+                // once for its M sums.
                 for b in 0..N {
                     let mut x = [[T::zero(); LANES]; N];
                     for (a, xa) in x.iter_mut().enumerate() {
@@ -446,7 +448,7 @@ impl WinoConv {
                     }
                 }
                 // Along columns: y[r·M + i][tx·M + j] = bias + Σ_b Aᵀ[j][b] t1[i][b], the M
-                // outputs of row i in registers (columns past the image are dropped).
+                // outputs of row i together (columns past the image are dropped).
                 let mut b0 = [T::zero(); LANES];
                 if let Some(bv) = bias {
                     load(&mut b0, &bv[c0..], cnt);
@@ -582,7 +584,7 @@ fn save<T: Float>(dst: &mut [T], acc: &[T; LANES], cnt: usize) {
     }
 }
 
-/// Tiles handled together by the transforms: one AVX-512 register of f32.
+/// Channels handled together by the transforms: one AVX-512 register of f32.
 const LANES: usize = 16;
 
 /// `acc += c · v` on one block of lanes.
@@ -627,11 +629,12 @@ mod tests {
 
     /// `nonzero` is false only where `Bᵀ` and `A` are exactly zero, for every supported tile
     /// size (a nonzero term skipped would change results; a zero kept only costs time), and it
-    /// does skip zeros (44 of `Bᵀ`'s 64 terms kept at n = 8).
+    /// does skip zeros (44 of `Bᵀ`'s 64 terms kept at n = 8, and all but `A`'s first and last
+    /// rows' zeros).
     #[test]
     fn skipped_terms_are_exact_zeros() {
         fn check_mask<const M: usize, const N: usize>(mats: &WinoMats) -> usize {
-            let mut kept = 0;
+            let (mut kept, mut kept_a) = (0, 0);
             for b in 0..N {
                 for v in 0..N {
                     let nz = nonzero::<true, N, N>(b, v);
@@ -641,8 +644,10 @@ mod tests {
                 for i in 0..M {
                     let nz = nonzero::<false, N, M>(b, i);
                     assert!(nz || mats.at[i * N + b] == 0.0, "F({M}, {}): A[{b}][{i}] skipped", N + 1 - M);
+                    kept_a += nz as usize;
                 }
             }
+            assert_eq!(kept_a, (N - 2) * M + 2, "F({M}, {}): A's kept terms", N + 1 - M);
             kept
         }
         for (m, r) in SUPPORTED {
