@@ -66,9 +66,23 @@ pub(super) unsafe fn product(mut g: Geometry) {
     if !in_place(n, g.bv) {
         let np = padded(n);
         for (kk, row) in pack[..k * np].chunks_exact_mut(np).enumerate() {
-            for (j, x) in row.iter_mut().enumerate() {
-                // SAFETY: kk < k, j < n: inside B by the caller's contract.
-                x.write(if j < n { unsafe { *g.b.add(kk * g.bv.row + j * g.bv.col) } } else { 0.0 });
+            let (vals, pad) = row.split_at_mut(n);
+            // SAFETY: kk < k, j < n: inside B by the caller's contract.
+            let src = unsafe { g.b.add(kk * g.bv.row) };
+            if g.bv.col == 1 {
+                // SAFETY: B's row kk holds n contiguous columns (the caller's contract).
+                let src = unsafe { std::slice::from_raw_parts(src, n) };
+                for (x, v) in vals.iter_mut().zip(src) {
+                    x.write(*v);
+                }
+            } else {
+                for (j, x) in vals.iter_mut().enumerate() {
+                    // SAFETY: as above, column j < n.
+                    x.write(unsafe { *src.add(j * g.bv.col) });
+                }
+            }
+            for x in pad {
+                x.write(0.0);
             }
         }
         g.b = pack.as_ptr() as *const f32;
