@@ -6,7 +6,7 @@
 //!   transforms `[n², r²]` of the kernel and of its flip (for the input gradient).
 //! * `Small`: the 1-D matrices rounded to the working float type, in fixed
 //!   `[MAX_TILE, MAX_TILE]` arrays on the stack, as the transforms in `simd.rs` and
-//!   `avx512.rs` read them.
+//!   `explicit.rs` read them.
 
 use crate::float::Float;
 

@@ -39,13 +39,14 @@
 //!   activation [`Layouts`] and the [`SUPPORTED`] tile/kernel pairs.
 //! * `simd.rs`: the data transforms (input, output, output-gradient), vectorised over channels
 //!   and dispatched per tile size and instruction set ([`Isa`]).
-//! * `avx512.rs`: the same transforms in f32 with explicit AVX-512 (the same bits), which
-//!   `simd.rs` runs when the CPU has it; they also skip the structural zeros of `Bᵀ` and `A`.
+//! * `explicit.rs`: the same transforms in f32 with explicit AVX-512 or AVX2 intrinsics (the
+//!   same bits), which `simd.rs` runs when the CPU has them; they also skip the structural
+//!   zeros of `Bᵀ` and `A`.
 //! * this file: the forward and backward passes, which chain transposes, transforms and the
 //!   per-ξ GEMMs.
 
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+mod explicit;
 mod matrices;
 mod plan;
 mod simd;

@@ -11,8 +11,9 @@
 //! `dispatch!` instantiates them for the plan's tile sizes at compile time, and `isa_call!` runs
 //! this portable code compiled for AVX-512 or AVX2 when the CPU has them ([`Isa`];
 //! `IDCRISIS_ISA` can lower the choice), with the same arithmetic, so the same bits, in each.
-//! In f32 under AVX-512 the explicit kernels of `avx512.rs` run instead, with the same bits on
-//! finite data: LLVM left this code's accumulators on the stack (about half the speed).
+//! In f32 under AVX-512 or AVX2 the explicit kernels of `explicit.rs` run instead, with the same
+//! bits on finite data: LLVM left this code's accumulators on the stack (about half the speed).
+//! So this code runs for f64 and on CPUs without AVX2 (or with `IDCRISIS_ISA=baseline`).
 
 use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
@@ -55,7 +56,7 @@ macro_rules! isa_call {
 /// environment variable [`Isa::ENV`] (`IDCRISIS_ISA`) asks for a lower one ([`Isa::detect`]).
 /// The arithmetic is the same in each (every multiply-add is one correctly rounded `mul_add`, in
 /// hardware or not, and nothing is reassociated), so results are bit-identical across them for
-/// finite data (the AVX-512 transforms leave out terms `0·x`, which an infinite or NaN `x`
+/// finite data (the explicit f32 transforms leave out terms `0·x`, which an infinite or NaN `x`
 /// would have turned into NaN, so a diverged run's non-finite values may differ); the
 /// override exists to test exactly that, and to rule the vector code out when chasing a problem.
 /// It applies to these transforms, to the small products of `engine::gemm_small` and to the
@@ -218,11 +219,19 @@ impl WinoConv {
     #[allow(clippy::too_many_arguments)]
     fn window_f32(&self, eng: &Engine, sm: &Small<f32>, kind: Window, src: &[f32], c: usize, nc: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if Isa::detect() == Isa::Avx512 {
-            // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
-            // AVX-512F and FMA on this CPU.
-            let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.window_tiles_avx512(sm, kind, src, c, r, dst) };
-            return self.window_rows(eng, src, c, nc, out, row);
+        match Isa::detect() {
+            Isa::Avx512 => {
+                // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!`
+                // found AVX-512F and FMA on this CPU.
+                let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.window_tiles_avx512(sm, kind, src, c, r, dst) };
+                return self.window_rows(eng, src, c, nc, out, row);
+            }
+            Isa::Avx2 => {
+                // SAFETY: as above, for AVX2 and FMA.
+                let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.window_tiles_avx2(sm, kind, src, c, r, dst) };
+                return self.window_rows(eng, src, c, nc, out, row);
+            }
+            Isa::Base => {}
         }
         self.window_any(eng, sm, kind, src, c, nc, out)
     }
@@ -370,11 +379,19 @@ impl WinoConv {
     #[allow(clippy::too_many_arguments)]
     fn output_f32(&self, eng: &Engine, sm: &Small<f32>, mm: &[f32], c: usize, nc: usize, bias: Option<&[f32]>, yt: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if Isa::detect() == Isa::Avx512 && sm.paired {
-            // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
-            // AVX-512F and FMA on this CPU.
-            let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.output_tiles_avx512(sm, src, c, bias, r, dst) };
-            return self.output_rows(eng, mm, c, nc, yt, row);
+        match Isa::detect() {
+            Isa::Avx512 if sm.paired => {
+                // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!`
+                // found AVX-512F and FMA on this CPU.
+                let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.output_tiles_avx512(sm, src, c, bias, r, dst) };
+                return self.output_rows(eng, mm, c, nc, yt, row);
+            }
+            Isa::Avx2 if sm.paired => {
+                // SAFETY: as above, for AVX2 and FMA.
+                let row = |src: &[f32], r: usize, dst: &mut [f32]| unsafe { self.output_tiles_avx2(sm, src, c, bias, r, dst) };
+                return self.output_rows(eng, mm, c, nc, yt, row);
+            }
+            _ => {}
         }
         self.output_any(eng, sm, mm, c, nc, bias, yt)
     }
