@@ -156,3 +156,58 @@ fn direct_batched_evaluation_is_the_same_bits_on_any_thread_count_and_batch() {
         assert!(worst < 1e-4, "{padding:?}: direct vs im2col {worst}");
     }
 }
+
+#[test]
+fn predict_splits_inputs_over_threads_with_the_bits_of_each_input_alone() {
+    // `Net::predict` gives each thread a contiguous run of the inputs, evaluated in smaller
+    // batches on a one-thread engine, and Winograd evaluates fewer images per chunk than a
+    // training forward; for every convolution algorithm each output must still be the bits
+    // that input gets alone on one thread, and the training forward's (another chunking). Nets
+    // with dense layers are not split (their products round differently per batch size): their
+    // bits must not depend on the thread count.
+    let count = 7;
+    let seven = common::seven();
+    let xs: Vec<f32> = (0..count)
+        .flat_map(|i| seven.iter().enumerate().map(move |(j, v)| v * (1.0 - 0.03 * i as f32) + 0.002 * ((i * 13 + j) % 11) as f32))
+        .collect();
+    let cnn = |channels: usize, kernel: usize| ModelConfig { arch: Arch::Cnn, depth: 4, channels, kernel, ..Default::default() };
+    let cases = [
+        (cnn(16, 5), ConvAlgo::Auto),
+        (cnn(16, 5), ConvAlgo::Winograd),
+        (cnn(20, 3), ConvAlgo::Winograd),
+        (cnn(16, 7), ConvAlgo::Winograd),
+        (cnn(32, 3), ConvAlgo::Auto),
+        (cnn(8, 5), ConvAlgo::Im2col),
+        (cnn(8, 3), ConvAlgo::Direct),
+        (ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(96), ..Default::default() }, ConvAlgo::Auto),
+    ];
+    for (cfg, algo) in cases {
+        let mut net = Net::<f32>::new(&cfg, idcrisis::Shape::MNIST).unwrap();
+        net.init(Init::TorchDefault, 1.0, 11);
+        let one = Engine::new(1).unwrap().with_conv_algo(algo);
+        let alone: Vec<f32> = (0..count).flat_map(|i| net.predict(&one, &xs[i * 784..(i + 1) * 784], 1, 1)).collect();
+        let dense = cfg.arch == Arch::Fcn;
+        let bits = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+        let same = |b: &[f32]| bits(&alone, b);
+        for threads in [1, 2, 3] {
+            let eng = Engine::new(threads).unwrap().with_conv_algo(algo);
+            for batch in [1, 3, 16] {
+                let got = net.predict(&eng, &xs, count, batch);
+                let ok = if dense { bits(&net.predict(&one, &xs, count, batch), &got) } else { same(&got) };
+                assert!(ok, "{cfg:?} {algo:?}: {threads} threads, batch {batch}");
+            }
+            if algo == ConvAlgo::Winograd {
+                let mut ws = net.workspace(count, true);
+                let t = eng.install(|| net.forward(&eng, &mut ws, &xs, count).to_vec());
+                assert!(same(&t), "{cfg:?}: {threads} threads, training forward");
+            }
+        }
+        // Not all alike: another algorithm agrees only to rounding, so equal bits above are
+        // not two copies of one constant.
+        let other = Engine::new(2).unwrap().with_conv_algo(if algo == ConvAlgo::Im2col { ConvAlgo::Winograd } else { ConvAlgo::Im2col });
+        let r = net.predict(&other, &xs, count, 4);
+        let worst = alone.iter().zip(&r).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{cfg:?}: {worst}");
+        assert!(alone.chunks(784).any(|a| a != &alone[..784]), "{cfg:?}: the inputs give different outputs");
+    }
+}

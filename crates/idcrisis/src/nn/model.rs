@@ -638,21 +638,57 @@ impl<T: Float> Net<T> {
 
     /// Outputs `[count, C·H·W]` for `count` inputs `xs [count, C·H·W]`, evaluated in batches of
     /// `batch`.
+    ///
+    /// For nets without dense layers, with several threads and at least
+    /// [`PREDICT_MIN_PER_THREAD`] inputs per thread, the inputs are split into one contiguous
+    /// run per thread, each evaluated on one thread (a one-thread
+    /// engine with `eng`'s convolution algorithm, in batches of `⌈batch/threads⌉`, so the
+    /// buffers add up to about one batch's): one parallel region per call instead of several per
+    /// layer. The bits do not change, since an input's output depends neither on which inputs
+    /// share its batch nor on the thread count (`tests/determinism.rs` checks every convolution
+    /// algorithm).
     pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
+        use rayon::prelude::*;
         let batch = batch.clamp(1, count.max(1));
-        let mut ws = self.workspace(batch, false);
         let dim = self.shape.len();
-        let mut out = Vec::with_capacity(count * dim);
-        eng.install(|| {
-            for start in (0..count).step_by(batch) {
-                let n = batch.min(count - start);
-                let y = self.forward(eng, &mut ws, &xs[start * dim..(start + n) * dim], n);
-                out.extend_from_slice(y);
+        let xs = &xs[..count * dim];
+        let mut out = vec![T::zero(); count * dim];
+        // A dense layer's product rounds differently for different batch sizes (the `gemm`
+        // crate's kernels depend on the row count), so nets with one keep the caller's batches.
+        let dense = self.layers.iter().any(|l| matches!(l, Layer::Dense(_)));
+        let lanes = if dense { 1 } else { eng.threads().min(count / PREDICT_MIN_PER_THREAD).max(1) };
+        // Without a thread for the one-thread engine, the whole call runs on `eng` instead.
+        let serial = (lanes > 1).then(|| Engine::new(1).ok()).flatten();
+        match serial {
+            Some(serial) => {
+                let serial = serial.with_conv_algo(eng.conv_algo());
+                let (per, lane_batch) = (count.div_ceil(lanes), batch.div_ceil(lanes));
+                eng.install(|| {
+                    xs.par_chunks(per * dim).zip(out.par_chunks_mut(per * dim)).with_max_len(1).for_each(|(x, y)| {
+                        let mut ws = self.workspace(lane_batch.min(per), false);
+                        self.predict_into(&serial, &mut ws, x, y);
+                    })
+                });
             }
-        });
+            None => {
+                let mut ws = self.workspace(batch, false);
+                eng.install(|| self.predict_into(eng, &mut ws, xs, &mut out));
+            }
+        }
         out
     }
+
+    /// Evaluates `xs [count, C·H·W]` into `ys` (the same length) in batches of `ws.n`.
+    fn predict_into(&self, eng: &Engine, ws: &mut Workspace<T>, xs: &[T], ys: &mut [T]) {
+        let dim = self.shape.len();
+        for (x, y) in xs.chunks(ws.n * dim).zip(ys.chunks_mut(ws.n * dim)) {
+            y.copy_from_slice(self.forward(eng, ws, x, x.len() / dim));
+        }
+    }
 }
+
+/// Inputs per thread from which [`Net::predict`] splits a call over the engine's threads.
+pub const PREDICT_MIN_PER_THREAD: usize = 2;
 
 /// Preallocated buffers for one batch size; see [`Net::workspace`].
 #[derive(Debug, Clone)]

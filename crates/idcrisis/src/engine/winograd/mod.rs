@@ -97,7 +97,7 @@ impl WinoConv {
             }
         }
         kernel_transform(eng, p, co * ci, ps, r2, ut, gk, wp);
-        let chunk = self.chunk();
+        let chunk = if store.is_some() { self.chunk() } else { self.eval_chunk() };
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
             let nt = nc * t;

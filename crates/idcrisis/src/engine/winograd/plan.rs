@@ -16,6 +16,14 @@ use crate::float::Float;
 /// slower on the 32-channel probe benchmark) while keeping several images per pass.
 const TARGET_ELEMS: usize = 1 << 19;
 
+/// As [`TARGET_ELEMS`], for evaluation ([`WinoConv::eval_chunk`]): 64 KB in f32, so at 16 channels
+/// and more one 28×28 image per chunk, whose transformed data stay in L2 through the per-ξ
+/// products. Measured (`benches/evalalgo.rs`, depth-6 CNNs, 1 thread, batch 100, Intel Xeon
+/// AVX-512 VM, 2 MB L2, `BENCHMARKS.md`): Winograd 1083–1128 → 1500–1679 img/s at 32 channels
+/// 5×5, 1121–1287 → 1543–2217 at 32 channels 3×3, 2102–2377 → 3348–4250 at 16 channels 5×5,
+/// for 2¹⁹ → 2¹⁶ or 2¹⁴.
+const EVAL_TARGET_ELEMS: usize = 1 << 14;
+
 /// Which of a convolution's activations are channel-last (`[n, h, w, c]`) rather than
 /// channel-first (`[n, c, h, w]`). Consecutive Winograd layers pass channel-last activations, so
 /// no layout transposes run between them.
@@ -100,8 +108,21 @@ impl WinoConv {
 
     /// Images processed together (bounded so the scratch stays small).
     pub fn chunk(&self) -> usize {
+        self.chunk_of(self.target_elems)
+    }
+
+    /// Images processed together by a forward pass that keeps nothing for a backward pass
+    /// (evaluation): at most [`chunk`](Self::chunk), bounded by [`EVAL_TARGET_ELEMS`]. The
+    /// chunk changes no bits of a forward pass (every tile's transforms and per-ξ product rows
+    /// are computed alone); it does change the order of the weight gradient's sum over tiles,
+    /// which is why training keeps [`chunk`](Self::chunk).
+    pub fn eval_chunk(&self) -> usize {
+        self.chunk_of(self.target_elems.min(EVAL_TARGET_ELEMS))
+    }
+
+    fn chunk_of(&self, target: usize) -> usize {
         let per_image = self.mats.p() * self.c_in.max(self.c_out) * self.tiles();
-        (self.target_elems / per_image).max(1)
+        (target / per_image).max(1)
     }
 
     /// Elements of the transformed input `V` kept per image for the backward pass:
