@@ -491,10 +491,11 @@ fn auto_runs_small_f32_layers_direct_on_avx2_and_avx512_with_the_forced_direct_b
 }
 
 #[test]
-fn auto_evaluates_16_channel_layers_direct_but_trains_only_the_first_and_last_direct() {
-    // The evaluation rule differs from the training rule at 16 channels (measured: the direct
-    // forward beats Winograd's, its weight gradient does not). Evaluation under `auto` must then
-    // give the forced-direct bits, and agree with the training forward (Winograd) to rounding.
+fn auto_evaluation_and_training_rules_per_layer_shape() {
+    // The evaluation rule differs from the training rule where the direct forward beats
+    // Winograd's but its weight gradient does not (16-channel 3×3, 32-channel 7×7 on AVX-512);
+    // at 16-channel 5×5 Winograd won both, so a 16-channel 5×5 net evaluates with the training
+    // forward's algorithms and bits, and the forced direct convolution agrees to rounding.
     use idcrisis::engine::winograd::Isa;
     let (vector, avx512) = (Isa::cpu() >= Isa::Avx2, Isa::cpu() == Isa::Avx512);
     let cfg = ModelConfig { arch: Arch::Cnn, depth: 4, channels: 16, kernel: 5, ..Default::default() };
@@ -503,7 +504,7 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_only_the_first_and_last_di
     let [auto, direct] = [ConvAlgo::Auto, ConvAlgo::Direct].map(|a| Engine::new(2).unwrap().with_conv_algo(a));
     let Layer::Conv(hidden) = &net.layers[1] else { panic!("a CNN") };
     assert_eq!(hidden.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
-    assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(hidden.algo::<f32>(&auto, Pass::Eval), Algo::Winograd, "5×5 at 16 channels evaluates with Winograd");
     // The first layer (1 → 16 channels) and the last (16 → 1) train direct too; without the
     // vector kernels the first is im2col (one input channel) and the last Winograd.
     let (Layer::Conv(first), Some(Layer::Conv(last))) = (&net.layers[0], net.layers.iter().rev().find(|l| matches!(l, Layer::Conv(_))))
@@ -525,25 +526,31 @@ fn auto_evaluates_16_channel_layers_direct_but_trains_only_the_first_and_last_di
     assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
     assert_eq!(wide.algo::<f32>(&direct, Pass::Eval), Algo::Direct);
     // Auto trains from 16 channels with Winograd, evaluates layers direct up to 32 channels on
-    // AVX-512 (5×5 ones only up to 16), up to 16 on AVX2.
+    // AVX-512, up to 16 on AVX2, except Winograd-planned 3×3 ones (up to 16) and 5×5 ones
+    // (under 16) on both; first and last layers direct up to 32 on AVX-512.
     assert_eq!(wide.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
-    assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
+    let wrap = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Circular, 0..c * c * k * k, None);
+    assert_eq!(wrap(32, 3).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Im2col }, "no Winograd plan");
+    assert_eq!(wrap(16, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col }, "no Winograd plan");
+    assert_eq!(first_of(32, Padding::Zero).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Im2col });
+    let last_of = |ci: usize, k: usize| Conv2d::new(ci, 1, 28, 28, k, Padding::Zero, 0..ci * k * k, None);
+    assert_eq!(last_of(32, 3).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(last_of(16, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(32, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(32, 7).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 7).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
-    assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(16, 3).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
     let count = 5;
     let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     let a = net.predict(&auto, &x, count, 3);
     let d = net.predict(&direct, &x, count, 3);
-    if vector {
-        assert!(a.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()), "auto evaluation is not the direct convolution");
-    }
     let mut ws = net.workspace(count, true);
     let t = auto.install(|| net.forward(&auto, &mut ws, &x, count).to_vec());
+    assert!(a.iter().zip(&t).all(|(p, q)| p.to_bits() == q.to_bits()), "auto evaluation is not the training forward");
     let scale = t.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-    let worst = a.iter().zip(&t).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;
-    assert!(worst < 1e-4, "evaluation vs training forward: {worst}");
+    let worst = d.iter().zip(&t).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;
+    assert!(worst > 0.0 && worst < 1e-4, "forced direct vs training forward (Winograd): {worst}");
 }

@@ -39,9 +39,16 @@ pub enum Algo {
 /// from 64 channels Winograd won for 3×3).
 pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 
-/// As [`DIRECT_EVAL_MAX_CHANNELS`], for 5×5 kernels, whose Winograd (F(4×4, 5×5)) forward was
-/// faster at 32 channels.
-pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 16;
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], on every CPU, for 5×5 layers with a Winograd plan (zero
+/// padding) and more than one channel on each side: below Winograd's 16 channels. Its F(4×4, 5×5)
+/// forward, with explicit transforms and one image per chunk, was 1.8–2.2× the direct one at 16
+/// channels and 2.3–2.8× at 32 (Intel Xeon AVX-512 VM), 1.6–2.3× at 16 on a Zen 4 running the
+/// AVX2 code (`BENCHMARKS.md`).
+pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 15;
+
+/// As [`DIRECT_EVAL_MAX_CHANNELS_5X5`], for 3×3 layers: Winograd's F(4×4, 3×3) forward was
+/// 1.2–1.4× the direct one at 32 channels and tied at 16 (Intel Xeon AVX-512 VM).
+pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 16;
 
 /// As [`DIRECT_EVAL_MAX_CHANNELS`], on CPUs with AVX2 but not AVX-512, for every kernel size
 /// (`benches/evalalgo.rs` on an AMD EPYC (Zen 3), `BENCHMARKS.md`: at 8 channels the direct
@@ -245,12 +252,13 @@ impl Conv2d {
     ///   AVX-512, and for layers with one channel in or out (a net's first and last) up to
     ///   [`engine::direct::DIRECT_MAX_CHANNELS`] on the other side; Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the
     ///   rest. In evaluation the direct convolution also takes f32 layers of up to
-    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out on AVX-512 CPUs
-    ///   ([`DIRECT_EVAL_MAX_CHANNELS_5X5`] for 5×5 kernels), [`DIRECT_EVAL_MAX_CHANNELS_AVX2`]
-    ///   on AVX2 ones: no backward pass follows, and its forward beats Winograd's there at
-    ///   batch 1 and 100 on 1 and 2 threads; its weight gradient does not. So an AVX2 and an
-    ///   AVX-512 CPU pick the same algorithm for every layer in training, and in evaluation
-    ///   for every layer of at most 16 channels.
+    ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out on AVX-512 CPUs,
+    ///   [`DIRECT_EVAL_MAX_CHANNELS_AVX2`] on AVX2 ones, except layers with a Winograd plan and
+    ///   more than one channel on each side: 5×5 ones up to [`DIRECT_EVAL_MAX_CHANNELS_5X5`]
+    ///   and 3×3 ones up to [`DIRECT_EVAL_MAX_CHANNELS_3X3`] on both. No backward pass follows,
+    ///   and the direct forward beats Winograd's there at batch 1 and 100 on 1 and 2 threads;
+    ///   its weight gradient does not. So an AVX2 and an AVX-512 CPU pick the same algorithm
+    ///   for every layer in training, and in evaluation for every layer of at most 16 channels.
     ///
     /// Auto decides from the CPU's own instruction set, not `IDCRISIS_ISA`'s: lowering it must
     /// not change the algorithm (and so the bits), only which kernel computes them.
@@ -277,8 +285,13 @@ impl Conv2d {
                     // or im2col fixed costs outweigh a direct convolution of 16 channels.
                     Pass::Train if self.geom.c.min(self.c_out) == 1 => engine::direct::DIRECT_MAX_CHANNELS,
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
+                    Pass::Eval if self.geom.c.min(self.c_out) > 1 && self.wino.is_some() && self.geom.k == 5 => {
+                        DIRECT_EVAL_MAX_CHANNELS_5X5
+                    }
+                    Pass::Eval if self.geom.c.min(self.c_out) > 1 && self.wino.is_some() && self.geom.k == 3 => {
+                        DIRECT_EVAL_MAX_CHANNELS_3X3
+                    }
                     Pass::Eval if isa < engine::winograd::Isa::Avx512 => DIRECT_EVAL_MAX_CHANNELS_AVX2,
-                    Pass::Eval if self.geom.k == 5 => DIRECT_EVAL_MAX_CHANNELS_5X5,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };
                 if direct_fits && fast_direct && widest <= direct_max {
