@@ -644,9 +644,9 @@ impl<T: Float> Net<T> {
     /// into one contiguous run per thread, each evaluated on one thread (a one-thread engine
     /// with `eng`'s convolution algorithm): one parallel region per call instead of several per
     /// layer. Its batches are `⌈batch/threads⌉`, at most [`PREDICT_MAX_BATCH`], so that
-    /// activations stay in cache from layer to layer. The bits do not change, since an input's output depends neither on which inputs
-    /// share its batch nor on the thread count (`tests/determinism.rs` checks every convolution
-    /// algorithm).
+    /// activations stay in cache from layer to layer. The bits do not change, since an input's
+    /// output depends neither on which inputs share its batch nor on the thread count
+    /// (`tests/determinism.rs` checks every convolution algorithm).
     pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
         use rayon::prelude::*;
         let batch = batch.clamp(1, count.max(1));
