@@ -281,7 +281,8 @@ class Run:
 
     def predict(self, x: Images, batch: int = 100) -> Images:
         """The net's outputs for ``x``, a float32 array ``[N, C, H, W]`` of this run's
-        :attr:`shape`, computed in batches of ``batch`` with the GIL released. Raises
+        :attr:`shape`, computed in batches of at most ``batch`` (split over the threads for
+        convolutional nets; the same bits either way) with the GIL released. Raises
         ``TypeError`` / ``ValueError`` naming the expected dtype and shape."""
         return self._native.predict(x, batch)
 
