@@ -16,11 +16,11 @@ import pytest
 # inherits SIGINT ignored, and Python then installs no handler for it; a terminal or a notebook
 # has Python's default handler, which the child sets as they have it.
 CHILD = r"""
-import signal, sys, idcrisis
+import signal, sys, time, idcrisis
 signal.signal(signal.SIGINT, signal.default_int_handler)
 out = sys.argv[1]
 every = int(sys.argv[2])
-on_step = None if every == 0 else (lambda step, loss: print(step, flush=True))
+on_step = None if every == 0 else (lambda step, loss: print(step, time.monotonic(), flush=True))
 try:
     idcrisis.train(threads=1, rho=[0.5], model={"depth": 3, "channels": 16, "kernel": 3},
                    train={"steps": 1_000_000, "tol": 0.0}, out=out, on_step=on_step, every=every, progress=False)
@@ -48,12 +48,16 @@ def test_sigint_stops_training_and_leaves_no_files(data_dir: Path, tmp_path: Pat
             time.sleep(0.05)
         time.sleep(1.0)
     else:
-        last = int(p.stdout.readline())  # training has started
+        last = int(p.stdout.readline().split()[0])  # training has started
         while last < 2000 and every == 1:
-            last = int(p.stdout.readline())
+            last = int(p.stdout.readline().split()[0])
         if every != 1:
             time.sleep(1.0)
     assert (out / "config.toml").is_file(), "the run directory exists while training"
+    # The child may be steps ahead of this reader (lines still in the pipe, printed before the
+    # signal): steps count as after SIGINT by their own time stamps (CLOCK_MONOTONIC, one clock
+    # for every process), not by when this process reads them.
+    sent = time.monotonic()
     p.send_signal(signal.SIGINT)
     t0 = time.perf_counter()
     rest, err = p.communicate(timeout=30)
@@ -63,7 +67,9 @@ def test_sigint_stops_training_and_leaves_no_files(data_dir: Path, tmp_path: Pat
     lines = rest.splitlines()
     assert lines[-1].startswith("KeyboardInterrupt:"), rest
     if every == 1:
-        steps_after = [int(s) for s in lines[:-1]]
-        assert len(steps_after) <= 5, f"{len(steps_after)} steps after SIGINT"
+        stamped = [(int(step), float(t)) for step, t in (line.split() for line in lines[:-1])]
+        assert [s for s, _ in stamped] == list(range(2001, 2001 + len(stamped))), rest
+        steps_after = [s for s, t in stamped if t > sent]
+        assert len(steps_after) <= 5, f"{len(steps_after)} steps after SIGINT (of {len(stamped)} lines read after it)"
     assert stop_s < 5.0, f"took {stop_s:.1f} s to stop"
     assert not out.exists(), f"left {list(out.iterdir())}"
