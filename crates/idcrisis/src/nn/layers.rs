@@ -46,7 +46,7 @@ pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 /// AVX2 code (`BENCHMARKS.md`).
 pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 15;
 
-/// As [`DIRECT_EVAL_MAX_CHANNELS_5X5`], for 3×3 layers: Winograd's F(4×4, 3×3) forward was
+/// As [`DIRECT_EVAL_MAX_CHANNELS_5X5`], for 3×3 layers: Winograd's F(2×2, 3×3) forward was
 /// 1.2–1.4× the direct one at 32 channels and tied at 16 (Intel Xeon AVX-512 VM).
 pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 16;
 
@@ -280,17 +280,15 @@ impl Conv2d {
             ConvAlgo::Auto => {
                 let isa = engine::winograd::Isa::cpu();
                 let fast_direct = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && isa >= engine::winograd::Isa::Avx2;
+                // A net's first and last layers (one channel on one side): their Winograd or
+                // im2col fixed costs outweigh a direct convolution of 16 channels.
+                let edge = self.geom.c.min(self.c_out) == 1;
+                let planned = !edge && self.wino.is_some();
                 let direct_max = match pass {
-                    // A net's first and last layers (one channel on one side): their Winograd
-                    // or im2col fixed costs outweigh a direct convolution of 16 channels.
-                    Pass::Train if self.geom.c.min(self.c_out) == 1 => engine::direct::DIRECT_MAX_CHANNELS,
+                    Pass::Train if edge => engine::direct::DIRECT_MAX_CHANNELS,
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
-                    Pass::Eval if self.geom.c.min(self.c_out) > 1 && self.wino.is_some() && self.geom.k == 5 => {
-                        DIRECT_EVAL_MAX_CHANNELS_5X5
-                    }
-                    Pass::Eval if self.geom.c.min(self.c_out) > 1 && self.wino.is_some() && self.geom.k == 3 => {
-                        DIRECT_EVAL_MAX_CHANNELS_3X3
-                    }
+                    Pass::Eval if planned && self.geom.k == 5 => DIRECT_EVAL_MAX_CHANNELS_5X5,
+                    Pass::Eval if planned && self.geom.k == 3 => DIRECT_EVAL_MAX_CHANNELS_3X3,
                     Pass::Eval if isa < engine::winograd::Isa::Avx512 => DIRECT_EVAL_MAX_CHANNELS_AVX2,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };
