@@ -2,15 +2,49 @@
 //!
 //! * [`for_each_chunk`]: runs a closure over fixed chunks of a buffer, on the pool when the
 //!   buffer is large; ReLU here and the optimizer updates in [`crate::nn::optim`] use it.
+//! * [`widest`]: runs a closure compiled for the CPU's widest vectors, for the same loops.
 //! * [`relu_forward`] / [`relu_backward`]: ReLU and its gradient, in place.
 //! * [`fill_rows`]: the conv bias broadcast, one value per row of `y [rows, cols]`.
 //! * [`sum_rows_into`] / [`sum_cols_into`]: the bias gradients, summed over the columns of
 //!   `dy [rows, cols]` (channel-first) or its rows (channel-last), in a fixed order on the
 //!   calling thread.
 
+use super::winograd::Isa;
 use super::{Engine, PAR_CHUNK};
 use crate::float::Float;
 use rayon::prelude::*;
+
+/// Run `f` compiled for the widest vectors of [`Isa::detect`] (AVX-512, AVX2, else the build's
+/// baseline, SSE2 on x86-64): for elementwise loops, which the generic code otherwise vectorizes
+/// 4 lanes wide. The same bits in every set: each lane does the same IEEE operations (this
+/// enables no FMA, so nothing is fused), only more lanes at a time. `f` is inlined into the
+/// wrappers below, where the wider set applies to it.
+#[inline(always)]
+pub fn widest<R>(f: impl FnOnce() -> R) -> R {
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` returns Avx512 only when the CPU has AVX-512F.
+        Isa::Avx512 => unsafe { wide_avx512(f) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` returns Avx2 only when the CPU has AVX2.
+        Isa::Avx2 => unsafe { wide_avx2(f) },
+        _ => f(),
+    }
+}
+
+/// [`widest`] under AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn wide_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// [`widest`] under AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 /// Run `f(offset, chunk)` over `x` in fixed chunks, in parallel when large. For elementwise work
 /// whose result does not depend on the chunking.
@@ -50,9 +84,11 @@ pub fn sum_cols_into<T: Float>(db: &mut [T], dy: &[T]) {
 // (the conditional store compiled to scalar compares and stores, 13% of an 8-channel probe).
 pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
     for_each_chunk(eng, x, |_, c| {
-        for v in c {
-            *v = if *v > T::zero() { *v } else { T::zero() };
-        }
+        widest(|| {
+            for v in c {
+                *v = if *v > T::zero() { *v } else { T::zero() };
+            }
+        })
     });
 }
 
@@ -60,8 +96,10 @@ pub fn relu_forward<T: Float>(eng: &Engine, x: &mut [T]) {
 /// passes no gradient). A select, as in [`relu_forward`].
 pub fn relu_backward<T: Float>(eng: &Engine, dz: &mut [T], a: &[T]) {
     for_each_chunk(eng, dz, |off, c| {
-        for (d, v) in c.iter_mut().zip(&a[off..]) {
-            *d = if *v > T::zero() { *d } else { T::zero() };
-        }
+        widest(|| {
+            for (d, v) in c.iter_mut().zip(&a[off..]) {
+                *d = if *v > T::zero() { *d } else { T::zero() };
+            }
+        })
     });
 }

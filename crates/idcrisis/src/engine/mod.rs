@@ -38,7 +38,7 @@ mod transpose;
 pub mod winograd;
 
 pub use self::conv::{col2im, im2col, tap_table, ConvAlgo, ConvGeom, Padding, WINOGRAD_MIN_CHANNELS};
-pub use self::elementwise::{fill_rows, for_each_chunk, relu_backward, relu_forward, sum_cols_into, sum_rows_into};
+pub use self::elementwise::{fill_rows, for_each_chunk, relu_backward, relu_forward, sum_cols_into, sum_rows_into, widest};
 pub use self::gemm::{gemm, gemm_batch, Acc, Strides, Trans};
 pub use self::transpose::transpose;
 

@@ -1,6 +1,6 @@
 //! Optimizers over the flat parameter vector, with PyTorch's update rules.
 
-use crate::engine::{for_each_chunk, Engine};
+use crate::engine::{for_each_chunk, widest, Engine};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::train::TrainConfig;
@@ -140,12 +140,14 @@ impl<T: Float> Optimizer<T> {
                 let eps = T::from_f64(ADAM_EPS);
                 let (m, v) = (&mut self.m[range.clone()], &mut self.v[range]);
                 let update = |(((p, m), v), g): AdamChunk<'_, T>| {
-                    for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
-                        *m = b1 * *m + (T::one() - b1) * *g;
-                        *v = b2 * *v + (T::one() - b2) * *g * *g;
-                        let denom = v.sqrt() / bc2_sqrt + eps;
-                        *p = *p - step_size * (*m / denom);
-                    }
+                    widest(|| {
+                        for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                            *m = b1 * *m + (T::one() - b1) * *g;
+                            *v = b2 * *v + (T::one() - b2) * *g * *g;
+                            let denom = v.sqrt() / bc2_sqrt + eps;
+                            *p = *p - step_size * (*m / denom);
+                        }
+                    })
                 };
                 if parallel(eng, params.len()) {
                     params
