@@ -493,8 +493,8 @@ fn auto_runs_small_f32_layers_direct_on_avx2_and_avx512_with_the_forced_direct_b
 #[test]
 fn auto_evaluation_and_training_rules_per_layer_shape() {
     // The evaluation rule differs from the training rule where the direct forward beats
-    // Winograd's but its weight gradient does not (16-channel 3×3, 32-channel 7×7 on AVX-512);
-    // at 16-channel 5×5 Winograd won both, so a 16-channel 5×5 net evaluates with the training
+    // Winograd's but its weight gradient does not (32-channel 7×7 on AVX-512); at 16-channel 3×3
+    // and 5×5 Winograd (F(4×4, ·)) won both, so a 16-channel 5×5 net evaluates with the training
     // forward's algorithms and bits, and the forced direct convolution agrees to rounding.
     use idcrisis::engine::winograd::Isa;
     let (vector, avx512) = (Isa::cpu() >= Isa::Avx2, Isa::cpu() == Isa::Avx512);
@@ -526,8 +526,8 @@ fn auto_evaluation_and_training_rules_per_layer_shape() {
     assert_eq!(wide.algo::<f32>(&direct, Pass::Train), Algo::Im2col);
     assert_eq!(wide.algo::<f32>(&direct, Pass::Eval), Algo::Direct);
     // Auto trains from 16 channels with Winograd, evaluates layers direct up to 32 channels on
-    // AVX-512, up to 16 on AVX2, except Winograd-planned 3×3 ones (up to 16) and 5×5 ones
-    // (under 16) on both; first and last layers direct up to 32 on AVX-512.
+    // AVX-512, up to 16 on AVX2, except Winograd-planned 3×3 and 5×5 ones (under 16) on both;
+    // first and last layers direct up to 32 on AVX-512.
     assert_eq!(wide.algo::<f32>(&auto, Pass::Train), Algo::Winograd);
     assert_eq!(wide.algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     let wrap = |c: usize, k: usize| Conv2d::new(c, c, 28, 28, k, Padding::Circular, 0..c * c * k * k, None);
@@ -542,7 +542,13 @@ fn auto_evaluation_and_training_rules_per_layer_shape() {
     assert_eq!(conv(32, 7).algo::<f32>(&auto, Pass::Eval), if avx512 { Algo::Direct } else { Algo::Winograd });
     assert_eq!(conv(64, 7).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
     assert_eq!(conv(16, 5).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
-    assert_eq!(conv(16, 3).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
+    assert_eq!(conv(16, 3).algo::<f32>(&auto, Pass::Eval), Algo::Winograd);
+    // Their tiles: F(4×4, 3×3), F(4×4, 5×5), F(2×2, 7×7).
+    let tile = |k: usize| conv(16, k).wino.as_ref().map(|w| (w.mats.m, w.mats.r));
+    assert_eq!([3, 5, 7].map(tile), [Some((4, 3)), Some((4, 5)), Some((2, 7))]);
+    assert_eq!(conv(15, 3).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col });
+    assert_eq!(conv(15, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col });
+    assert_eq!(conv(16, 7).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
     let count = 5;
     let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     let a = net.predict(&auto, &x, count, 3);

@@ -22,7 +22,7 @@ fn rms_rel_err(k: usize, c: usize, algo: ConvAlgo) -> f64 {
 
 #[test]
 fn f32_convolution_error_against_f64_is_below_3e_5() {
-    // F(4×4, 5×5) is the least accurate tile the layers use; k3 and k7 run F(2×2, ·).
+    // F(4×4, 5×5) is the least accurate tile the layers use; k3 runs F(4×4, 3×3), k7 F(2×2, 7×7).
     for (k, c) in [(5usize, 128usize), (3, 32), (7, 64)] {
         for algo in [ConvAlgo::Im2col, ConvAlgo::Winograd] {
             let err = rms_rel_err(k, c, algo);

@@ -39,16 +39,13 @@ pub enum Algo {
 /// from 64 channels Winograd won for 3×3).
 pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 
-/// As [`DIRECT_EVAL_MAX_CHANNELS`], on every CPU, for 5×5 layers with a Winograd plan (zero
-/// padding) and more than one channel on each side: below Winograd's 16 channels. Its F(4×4, 5×5)
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], on every CPU, for 3×3 and 5×5 layers with a Winograd plan
+/// (zero padding) and more than one channel on each side: below Winograd's 16 channels. Its
 /// forward, with explicit transforms and one image per chunk, was 1.8–2.2× the direct one at 16
-/// channels and 2.3–2.8× at 32 (Intel Xeon AVX-512 VM), 1.6–2.3× at 16 on a Zen 4 running the
-/// AVX2 code (`BENCHMARKS.md`).
-pub const DIRECT_EVAL_MAX_CHANNELS_5X5: usize = 15;
-
-/// As [`DIRECT_EVAL_MAX_CHANNELS_5X5`], for 3×3 layers: Winograd's F(2×2, 3×3) forward was
-/// 1.2–1.4× the direct one at 32 channels and tied at 16 (Intel Xeon AVX-512 VM).
-pub const DIRECT_EVAL_MAX_CHANNELS_3X3: usize = 16;
+/// channels and 2.3–2.8× at 32 for 5×5 (F(4×4, 5×5)), 1.6–3.4× at 16 and 1.7–2.0× at 32 for 3×3
+/// (F(4×4, 3×3); the direct one won at 12) on the Intel Xeon AVX-512 VM, and 1.6–2.3× at 16 for
+/// 5×5 on a Zen 4 running the AVX2 code (`BENCHMARKS.md`).
+pub const DIRECT_EVAL_MAX_CHANNELS_WINOGRAD: usize = 15;
 
 /// As [`DIRECT_EVAL_MAX_CHANNELS`], on CPUs with AVX2 but not AVX-512, for every kernel size
 /// (`benches/evalalgo.rs` on an AMD EPYC (Zen 3), `BENCHMARKS.md`: at 8 channels the direct
@@ -203,13 +200,15 @@ pub struct Conv2d {
     pub coord_w: Option<Range<usize>>,
 }
 
-/// Winograd output-tile side for a `k×k` kernel: F(4×4, 5×5) for 5×5 kernels (6.25× fewer
-/// multiplies than direct convolution; f32 rounding error about 8× im2col's, 3e-6 relative on a
-/// 128-channel layer), F(2×2, k×k) for 3×3 and 7×7 (F(4×4, 3×3) was slower on the 32-channel
-/// benchmark: its larger transforms cost more than its multiplies save). Measured in
+/// Winograd output-tile side for a `k×k` kernel: F(4×4, k×k) for 3×3 and 5×5 kernels (4× and
+/// 6.25× fewer multiplies than direct convolution; f32 rounding error 0.9e-6 and 3.4e-6 RMS
+/// relative on 32- and 128-channel layers, 3–8× im2col's, `benches/winoacc.rs`), F(2×2, 7×7) for
+/// 7×7 (F(4×4, 7×7) would need 10×10 tiles, past [`winograd::MAX_TILE`]). F(4×4, 3×3) was slower
+/// than F(2×2, 3×3) on the 32-channel benchmark before the transforms were written with
+/// explicit intrinsics; since then it trains that net 26% and probes it 45% faster. Measured in
 /// `BENCHMARKS.md`.
 pub fn winograd_tile(k: usize) -> usize {
-    if k == 5 {
+    if k == 3 || k == 5 {
         4
     } else {
         2
@@ -254,8 +253,8 @@ impl Conv2d {
     ///   rest. In evaluation the direct convolution also takes f32 layers of up to
     ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out on AVX-512 CPUs,
     ///   [`DIRECT_EVAL_MAX_CHANNELS_AVX2`] on AVX2 ones, except layers with a Winograd plan and
-    ///   more than one channel on each side: 5×5 ones up to [`DIRECT_EVAL_MAX_CHANNELS_5X5`]
-    ///   and 3×3 ones up to [`DIRECT_EVAL_MAX_CHANNELS_3X3`] on both. No backward pass follows,
+    ///   more than one channel on each side, 3×3 and 5×5 ones, up to
+    ///   [`DIRECT_EVAL_MAX_CHANNELS_WINOGRAD`] on both. No backward pass follows,
     ///   and the direct forward beats Winograd's there at batch 1 and 100 on 1 and 2 threads;
     ///   its weight gradient does not. So an AVX2 and an AVX-512 CPU pick the same algorithm
     ///   for every layer in training, and in evaluation for every layer of at most 16 channels.
@@ -287,8 +286,7 @@ impl Conv2d {
                 let direct_max = match pass {
                     Pass::Train if edge => engine::direct::DIRECT_MAX_CHANNELS,
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
-                    Pass::Eval if planned && self.geom.k == 5 => DIRECT_EVAL_MAX_CHANNELS_5X5,
-                    Pass::Eval if planned && self.geom.k == 3 => DIRECT_EVAL_MAX_CHANNELS_3X3,
+                    Pass::Eval if planned && self.geom.k <= 5 => DIRECT_EVAL_MAX_CHANNELS_WINOGRAD,
                     Pass::Eval if isa < engine::winograd::Isa::Avx512 => DIRECT_EVAL_MAX_CHANNELS_AVX2,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };
