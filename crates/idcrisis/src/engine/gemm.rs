@@ -155,11 +155,23 @@ pub fn gemm_batch<T: Float>(
     struct Out<T>(*mut T);
     // SAFETY: the pointer is only used to form the disjoint per-product views below.
     unsafe impl<T> Sync for Out<T> {}
+    /// B packed once for every product, read only.
+    struct Shared(*const f32);
+    // SAFETY: the products only read through it, while `pack` (borrowed until they finish) holds it.
+    unsafe impl Sync for Shared {}
     let out = Out(c.as_mut_ptr());
     // Small f32 products skip the `gemm` crate's per-call costs (see `gemm_small`); the choice
     // depends only on the shapes, never on the thread count.
     let bv = View { row: bl.row, col: bl.col };
     let small = TypeId::of::<T>() == TypeId::of::<f32>() && gemm_small::fits(n, k);
+    // A B that every product shares (batch stride 0, as the kernel gradient's `G`) is packed
+    // once here, not once per product.
+    let mut pack = gemm_small::Pack::new();
+    let shared = (small && bl.batch == 0 && k > 0).then(|| {
+        // SAFETY: T is f32 (`small`); B's offsets are in bounds (asserted above) and `fits` held.
+        let (p, v) = unsafe { pack.shared(b.as_ptr() as *const f32, bv, n, k) };
+        (Shared(p), v)
+    });
     let one = |i: usize| {
         let out = &out;
         if k == 0 {
@@ -186,8 +198,8 @@ pub fn gemm_batch<T: Float>(
                     c_row: cl.row,
                     a: a.as_ptr().add(i * al.batch) as *const f32,
                     av: View { row: al.row, col: al.col },
-                    b: b.as_ptr().add(i * bl.batch) as *const f32,
-                    bv,
+                    b: shared.as_ref().map_or(b.as_ptr().add(i * bl.batch) as *const f32, |s| s.0 .0),
+                    bv: shared.as_ref().map_or(bv, |s| s.1),
                     add: acc == Acc::Add,
                 });
             }

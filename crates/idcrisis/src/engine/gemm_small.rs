@@ -62,31 +62,10 @@ pub(super) unsafe fn product(mut g: Geometry) {
     let (m, n, k) = (g.m, g.n, g.k);
     // The register blocking indexes by `n` and the stack buffer holds `fits`' B: cheap to check.
     assert!(fits(n, k) && m > 0 && k > 0, "gemm_small::product: {m}×{n}×{k} is not a product it takes");
-    let mut pack = [std::mem::MaybeUninit::<f32>::uninit(); MAX_PACK];
+    let mut pack = Pack::new();
     if !in_place(n, g.bv) {
-        let np = padded(n);
-        for (kk, row) in pack[..k * np].chunks_exact_mut(np).enumerate() {
-            let (vals, pad) = row.split_at_mut(n);
-            // SAFETY: kk < k, j < n: inside B by the caller's contract.
-            let src = unsafe { g.b.add(kk * g.bv.row) };
-            if g.bv.col == 1 {
-                // SAFETY: B's row kk holds n contiguous columns (the caller's contract).
-                let src = unsafe { std::slice::from_raw_parts(src, n) };
-                for (x, v) in vals.iter_mut().zip(src) {
-                    x.write(*v);
-                }
-            } else {
-                for (j, x) in vals.iter_mut().enumerate() {
-                    // SAFETY: as above, column j < n.
-                    x.write(unsafe { *src.add(j * g.bv.col) });
-                }
-            }
-            for x in pad {
-                x.write(0.0);
-            }
-        }
-        g.b = pack.as_ptr() as *const f32;
-        g.bv = View { row: np, col: 1 };
+        // SAFETY: B's elements as the caller's contract says.
+        (g.b, g.bv) = unsafe { pack.fill(g.b, g.bv, n, k) };
     }
     match Isa::detect() {
         #[cfg(target_arch = "x86_64")]
@@ -101,6 +80,62 @@ pub(super) unsafe fn product(mut g: Geometry) {
         Isa::Avx2 => unsafe { avx2::run(&g) },
         // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
         _ => unsafe { g.run() },
+    }
+}
+
+/// A stack buffer for B packed into whole 16-lane blocks per row (zero past column `n`), as the
+/// kernels read it: [`MAX_PACK`] f32, 16 KB.
+pub(super) struct Pack([std::mem::MaybeUninit<f32>; MAX_PACK]);
+
+impl Pack {
+    pub(super) fn new() -> Self {
+        Pack([std::mem::MaybeUninit::uninit(); MAX_PACK])
+    }
+
+    /// Pack B (`k × n` as `bv` lays it out from `b`) unless the kernels can read it in place;
+    /// returns where the kernels read it then (this buffer, or `b` itself) and its layout. The
+    /// same for every product that shares this B, so [`super::gemm_batch`] packs a B shared by
+    /// all its products once.
+    ///
+    /// # Safety
+    /// `b` must be valid for the offsets `(k−1)·bv.row + (n−1)·bv.col`, and `fits(n, k)` hold.
+    pub(super) unsafe fn shared(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View) {
+        if in_place(n, bv) {
+            (b, bv)
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { self.fill(b, bv, n, k) }
+        }
+    }
+
+    /// Copy B into whole blocks; returns the packed copy and its layout.
+    ///
+    /// # Safety
+    /// As [`Pack::shared`].
+    unsafe fn fill(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View) {
+        assert!(fits(n, k), "gemm_small: a {k}×{n} B does not fit the pack");
+        let np = padded(n);
+        for (kk, row) in self.0[..k * np].chunks_exact_mut(np).enumerate() {
+            let (vals, pad) = row.split_at_mut(n);
+            // SAFETY: kk < k, j < n: inside B by the caller's contract.
+            let src = unsafe { b.add(kk * bv.row) };
+            if bv.col == 1 {
+                // SAFETY: B's row kk holds n contiguous columns (the caller's contract).
+                let src = unsafe { std::slice::from_raw_parts(src, n) };
+                for (x, v) in vals.iter_mut().zip(src) {
+                    x.write(*v);
+                }
+            } else {
+                for (j, x) in vals.iter_mut().enumerate() {
+                    // SAFETY: as above, column j < n.
+                    x.write(unsafe { *src.add(j * bv.col) });
+                }
+            }
+            for x in pad {
+                x.write(0.0);
+            }
+        }
+        (self.0.as_ptr() as *const f32, View { row: np, col: 1 })
     }
 }
 
