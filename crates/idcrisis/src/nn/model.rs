@@ -525,12 +525,15 @@ impl<T: Float> Net<T> {
             let own = layer.weight_range().start..self.layers.get(i + 1).map_or(self.params.len(), |l| l.weight_range().start);
             // Gradients are added into zeros, except a dense layer's weights, which its backward
             // overwrites: zeroing them first streams an FCN's whole weight size once more.
+            // On the pool: a 128-channel layer's 1.6 MB filled on one thread left the other idle
+            // long enough to sleep.
+            let zero = |g: &mut [T]| crate::engine::for_each_chunk(eng, g, |_, c| c.fill(T::zero()));
             match layer {
                 Layer::Dense(d) => {
-                    self.grads[own.start..d.w.start].fill(T::zero());
-                    self.grads[d.w.end..own.end].fill(T::zero());
+                    zero(&mut self.grads[own.start..d.w.start]);
+                    zero(&mut self.grads[d.w.end..own.end]);
                 }
-                Layer::Conv(_) => self.grads[own.clone()].fill(T::zero()),
+                Layer::Conv(_) => zero(&mut self.grads[own.clone()]),
             }
             let (dy_buf, dx_buf, _) = three_mut(&mut ws.dbuf, cur, 1 - cur, None);
             let dy = &mut dy_buf[..n * layer.out_len()];
