@@ -28,7 +28,7 @@ pub struct BenchArgs {
     threads: usize,
     /// Convolution algorithm (auto: Winograd for zero-padded layers with ≥ 16 input channels, direct under 16 on AVX2 and
     /// AVX-512 (and for first and last layers, one channel in or out, up to 16) and, when probing, up to 16 (32 on
-    /// AVX-512) except zero-padded 3×3 and 5×5 layers from 16 channels; im2col otherwise).
+    /// AVX-512) except zero-padded 3×3 and 5×5 layers from 16 input channels; im2col otherwise).
     #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
     conv_algo: ConvAlgo,
     /// Also time forward passes (probing) over MNIST test images, in images per second.

@@ -548,6 +548,11 @@ fn auto_evaluation_and_training_rules_per_layer_shape() {
     assert_eq!([3, 5, 7].map(tile), [Some((4, 3)), Some((4, 5)), Some((2, 7))]);
     assert_eq!(conv(15, 3).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col });
     assert_eq!(conv(15, 5).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col });
+    // Past 15 channels out but under 16 in, Winograd would not compute the layer: direct stays.
+    let widen = |k: usize| Conv2d::new(8, 16, 28, 28, k, Padding::Zero, 0..8 * 16 * k * k, None);
+    for k in [3, 5] {
+        assert_eq!(widen(k).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Im2col }, "8 → 16 channels, {k}×{k}");
+    }
     assert_eq!(conv(16, 7).algo::<f32>(&auto, Pass::Eval), if vector { Algo::Direct } else { Algo::Winograd });
     let count = 5;
     let x: Vec<f32> = (0..count * 784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();

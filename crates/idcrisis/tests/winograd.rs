@@ -1,7 +1,7 @@
 //! Winograd convolutions: the f32 rounding error against an f64 reference (the bound of
 //! `benches/winoacc.rs`, as a test), and bit-identical results in every instruction set the
-//! transforms can run in (`IDCRISIS_ISA`, checked in child processes of this test binary, since
-//! the choice is made once per process).
+//! transforms (and the elementwise loops of `engine::widest`) can run in (`IDCRISIS_ISA`,
+//! checked in child processes of this test binary, since the choice is made once per process).
 
 use idcrisis::engine::winograd::{Isa, Layouts, WinoConv, SUPPORTED};
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
@@ -73,6 +73,40 @@ fn winograd_bits() -> Vec<u8> {
             out.extend(bits::<f64>(&eng, m, k, io));
         }
     }
+    out.extend(elementwise_bits());
+    out
+}
+
+/// The elementwise loops `engine::widest` compiles per set (ReLU, its gradient, two Adam steps),
+/// on 2 threads over a buffer long enough to be split, with negatives, zeros of both signs and a
+/// NaN among the values.
+fn elementwise_bits() -> Vec<u8> {
+    use idcrisis::engine::{relu_backward, relu_forward};
+    use idcrisis::nn::optim::{Optimizer, OptimizerKind};
+    use idcrisis::nn::train::TrainConfig;
+    let eng = Engine::new(2).unwrap();
+    let len = (1 << 16) + 7;
+    let val = |i: usize, salt: f64| (((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract() as f32;
+    let mut x: Vec<f32> = (0..len).map(|i| val(i, 0.5)).collect();
+    x[3] = 0.0;
+    x[4] = -0.0;
+    x[5] = f32::NAN;
+    let mut out = Vec::new();
+    let mut dz: Vec<f32> = (0..len).map(|i| val(i, 2.5)).collect();
+    eng.install(|| {
+        relu_forward(&eng, &mut x);
+        relu_backward(&eng, &mut dz, &x);
+    });
+    out.extend(f32::slice_to_le_bytes(&x));
+    out.extend(f32::slice_to_le_bytes(&dz));
+    let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-2, ..TrainConfig::default() };
+    let mut opt = Optimizer::<f32>::new(&tc, len);
+    let mut params: Vec<f32> = (0..len).map(|i| val(i, 4.75)).collect();
+    for step in 0..2 {
+        let grads: Vec<f32> = (0..len).map(|i| val(i, 6.0 + step as f64)).collect();
+        eng.install(|| opt.step(&eng, &mut params, &grads));
+    }
+    out.extend(f32::slice_to_le_bytes(&params));
     out
 }
 

@@ -29,8 +29,8 @@ pub enum ConvAlgo {
     /// out, and for those with one channel in or out (a net's first and last) up to 16 on the
     /// other side; im2col + GEMM for the rest. Forward passes on an evaluation workspace (probing,
     /// attractor iteration, `predict`) also run the direct convolution up to 16 channels in and
-    /// out (on AVX-512 CPUs up to 32), except zero-padded 3×3 and 5×5 layers from 16 channels,
-    /// which keep Winograd (`crate::nn::layers::Conv2d::algo` holds the rule).
+    /// out (on AVX-512 CPUs up to 32), except zero-padded 3×3 and 5×5 layers from 16 input
+    /// channels, which keep Winograd (`crate::nn::layers::Conv2d::algo` holds the rule).
     #[default]
     Auto,
     /// im2col + GEMM everywhere (direct convolution as one matrix product).

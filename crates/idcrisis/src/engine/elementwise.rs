@@ -15,10 +15,15 @@ use crate::float::Float;
 use rayon::prelude::*;
 
 /// Run `f` compiled for the widest vectors of [`Isa::detect`] (AVX-512, AVX2, else the build's
-/// baseline, SSE2 on x86-64): for elementwise loops, which the generic code otherwise vectorizes
-/// 4 lanes wide. The same bits in every set: each lane does the same IEEE operations (this
-/// enables no FMA, so nothing is fused), only more lanes at a time. `f` is inlined into the
-/// wrappers below, where the wider set applies to it.
+/// baseline, SSE2 on x86-64; so `IDCRISIS_ISA` lowers it too): for elementwise loops, which the
+/// generic code otherwise vectorizes 4 lanes wide. The same bits in every set: each lane does
+/// the same IEEE operations, only more lanes at a time. Rust never lets LLVM fuse `a·b + c`
+/// into an FMA (the FMA these features imply is used only where code asks for `mul_add`),
+/// `sqrt` and `/` stay correctly rounded (approximate reciprocals need fast-math flags, which
+/// Rust does not set), and a select such as ReLU's gives the same lane results at any width.
+/// `f` is meant to inline into the wrappers below, where the wider set applies to it; if the
+/// compiler does not inline it, it runs at the baseline width, with the same bits.
+/// (`tests/winograd.rs` compares these loops' bits across the sets in child processes.)
 #[inline(always)]
 pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     match Isa::detect() {

@@ -157,7 +157,8 @@ pub fn gemm_batch<T: Float>(
     unsafe impl<T> Sync for Out<T> {}
     /// B packed once for every product, read only.
     struct Shared(*const f32);
-    // SAFETY: the products only read through it, while `pack` (borrowed until they finish) holds it.
+    // SAFETY: the products only read through it. It points into `pack` (or at `b`), which this
+    // function neither moves nor drops until the products below have returned.
     unsafe impl Sync for Shared {}
     let out = Out(c.as_mut_ptr());
     // Small f32 products skip the `gemm` crate's per-call costs (see `gemm_small`); the choice
@@ -169,8 +170,8 @@ pub fn gemm_batch<T: Float>(
     let mut pack = gemm_small::Pack::new();
     let shared = (small && bl.batch == 0 && k > 0).then(|| {
         // SAFETY: T is f32 (`small`); B's offsets are in bounds (asserted above) and `fits` held.
-        let (p, v) = unsafe { pack.shared(b.as_ptr() as *const f32, bv, n, k) };
-        (Shared(p), v)
+        let (p, v, packed) = unsafe { pack.shared(b.as_ptr() as *const f32, bv, n, k) };
+        (Shared(p), v, packed)
     });
     let one = |i: usize| {
         let out = &out;
@@ -201,6 +202,7 @@ pub fn gemm_batch<T: Float>(
                     b: shared.as_ref().map_or(b.as_ptr().add(i * bl.batch) as *const f32, |s| s.0 .0),
                     bv: shared.as_ref().map_or(bv, |s| s.1),
                     add: acc == Acc::Add,
+                    packed: shared.as_ref().is_some_and(|s| s.2),
                 });
             }
             return;

@@ -63,7 +63,9 @@ pub(super) unsafe fn product(mut g: Geometry) {
     // The register blocking indexes by `n` and the stack buffer holds `fits`' B: cheap to check.
     assert!(fits(n, k) && m > 0 && k > 0, "gemm_small::product: {m}×{n}×{k} is not a product it takes");
     let mut pack = Pack::new();
-    if !in_place(n, g.bv) {
+    if g.packed {
+        assert!(g.bv.col == 1 && g.bv.row >= padded(n), "gemm_small::product: B is not in packed rows");
+    } else if !in_place(n, g.bv) {
         // SAFETY: B's elements as the caller's contract says.
         (g.b, g.bv) = unsafe { pack.fill(g.b, g.bv, n, k) };
     }
@@ -93,18 +95,20 @@ impl Pack {
     }
 
     /// Pack B (`k × n` as `bv` lays it out from `b`) unless the kernels can read it in place;
-    /// returns where the kernels read it then (this buffer, or `b` itself) and its layout. The
-    /// same for every product that shares this B, so [`super::gemm_batch`] packs a B shared by
-    /// all its products once.
+    /// returns where the kernels read it then (this buffer, or `b` itself), its layout, and
+    /// whether it was packed ([`Geometry::packed`] for the products that read it). The same for
+    /// every product that shares this B, so [`super::gemm_batch`] packs a B shared by all its
+    /// products once.
     ///
     /// # Safety
     /// `b` must be valid for the offsets `(k−1)·bv.row + (n−1)·bv.col`, and `fits(n, k)` hold.
-    pub(super) unsafe fn shared(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View) {
+    pub(super) unsafe fn shared(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View, bool) {
         if in_place(n, bv) {
-            (b, bv)
+            (b, bv, false)
         } else {
             // SAFETY: the caller's contract.
-            unsafe { self.fill(b, bv, n, k) }
+            let (p, v) = unsafe { self.fill(b, bv, n, k) };
+            (p, v, true)
         }
     }
 
@@ -154,6 +158,9 @@ pub(super) struct Geometry {
     pub(super) b: *const f32,
     pub(super) bv: View,
     pub(super) add: bool,
+    /// B is already in whole 16-lane blocks per row, zero past column `n` (a [`Pack`] made it),
+    /// so [`product`] reads it as it is, whatever `n`.
+    pub(super) packed: bool,
 }
 
 /// Rows per block for 1 to 4 blocks of columns, so that the `NB·RB` accumulators fit the
@@ -405,7 +412,21 @@ mod tests {
                             vals(m * c_row, 3.5).into_iter().enumerate().map(|(i, x)| if i % c_row < n { x } else { 1234.5 }).collect();
                         let mut c = c0.clone();
                         // SAFETY: the buffers hold every element the views and `c_row` reach.
-                        unsafe { product(Geometry { m, n, k, c: c.as_mut_ptr(), c_row, a: a.as_ptr(), av, b: b.as_ptr(), bv, add }) };
+                        unsafe {
+                            product(Geometry {
+                                m,
+                                n,
+                                k,
+                                c: c.as_mut_ptr(),
+                                c_row,
+                                a: a.as_ptr(),
+                                av,
+                                b: b.as_ptr(),
+                                bv,
+                                add,
+                                packed: false,
+                            })
+                        };
                         for r in 0..m {
                             for j in 0..n {
                                 let want: f64 =
@@ -441,11 +462,18 @@ mod tests {
                             b: bp.as_ptr(),
                             bv: View { row: np, col: 1 },
                             add,
+                            packed: true,
                         };
                         let mut cp = c0.clone();
                         // SAFETY: as above; `bp` holds k rows of whole blocks.
                         unsafe { packed(&mut cp).run() };
                         assert!(c.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: portable bits differ");
+                        // `product` reads an already packed B as it is (no second pack), with
+                        // the same bits.
+                        let mut cq = c0.clone();
+                        // SAFETY: as above.
+                        unsafe { product(packed(&mut cq)) };
+                        assert!(c.iter().zip(&cq).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: packed B bits differ");
                         // And every explicit kernel this CPU can run, whichever `product` chose.
                         #[cfg(target_arch = "x86_64")]
                         {

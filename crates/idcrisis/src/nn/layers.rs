@@ -34,9 +34,9 @@ pub enum Algo {
 }
 
 /// Widest layer (channels in or out) that [`ConvAlgo::Auto`] evaluates with the direct
-/// convolution on AVX-512 CPUs (`benches/evalalgo.rs`, `BENCHMARKS.md`: at 32 channels the direct
-/// forward was 1.3–1.7× Winograd's for 3×3, 1.1–1.6× for 7×7 and 1.4–2.8× im2col's for 9×9;
-/// from 64 channels Winograd won for 3×3).
+/// convolution on AVX-512 CPUs, except 3×3 and 5×5 layers Winograd computes
+/// ([`DIRECT_EVAL_MAX_CHANNELS_WINOGRAD`]) (`benches/evalalgo.rs`, `BENCHMARKS.md`: at 32 channels
+/// the direct forward was 1.1–1.6× Winograd's F(2×2, 7×7) for 7×7 and 1.4–2.8× im2col's for 9×9).
 pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 
 /// As [`DIRECT_EVAL_MAX_CHANNELS`], on every CPU, for 3×3 and 5×5 layers with a Winograd plan
@@ -47,10 +47,10 @@ pub const DIRECT_EVAL_MAX_CHANNELS: usize = 32;
 /// 5×5 on a Zen 4 running the AVX2 code (`BENCHMARKS.md`).
 pub const DIRECT_EVAL_MAX_CHANNELS_WINOGRAD: usize = 15;
 
-/// As [`DIRECT_EVAL_MAX_CHANNELS`], on CPUs with AVX2 but not AVX-512, for every kernel size
+/// As [`DIRECT_EVAL_MAX_CHANNELS`], on CPUs with AVX2 but not AVX-512, for the same layers
 /// (`benches/evalalgo.rs` on an AMD EPYC (Zen 3), `BENCHMARKS.md`: at 8 channels the direct
-/// forward was 1.8–3.1× im2col's, at 16 it beat Winograd for 3×3 and tied for 5×5, at 32 it lost
-/// to Winograd on 2 threads, 0.56× for 3×3 and 0.52–0.66× for 5×5).
+/// forward was 1.8–3.1× im2col's; at 32 it lost to Winograd on 2 threads, 0.56× for 3×3 (then
+/// F(2×2, 3×3)) and 0.52–0.66× for 5×5).
 pub const DIRECT_EVAL_MAX_CHANNELS_AVX2: usize = 16;
 
 /// Padded input copies an evaluation-only forward of the direct convolution is guaranteed room
@@ -252,9 +252,9 @@ impl Conv2d {
     ///   [`engine::direct::DIRECT_MAX_CHANNELS`] on the other side; Winograd from [`engine::WINOGRAD_MIN_CHANNELS`] input channels, im2col for the
     ///   rest. In evaluation the direct convolution also takes f32 layers of up to
     ///   [`DIRECT_EVAL_MAX_CHANNELS`] channels in and out on AVX-512 CPUs,
-    ///   [`DIRECT_EVAL_MAX_CHANNELS_AVX2`] on AVX2 ones, except layers with a Winograd plan and
-    ///   more than one channel on each side, 3×3 and 5×5 ones, up to
-    ///   [`DIRECT_EVAL_MAX_CHANNELS_WINOGRAD`] on both. No backward pass follows,
+    ///   [`DIRECT_EVAL_MAX_CHANNELS_AVX2`] on AVX2 ones, except 3×3 and 5×5 layers with a
+    ///   Winograd plan, at least [`engine::WINOGRAD_MIN_CHANNELS`] input channels and more than
+    ///   one output channel: up to [`DIRECT_EVAL_MAX_CHANNELS_WINOGRAD`] on both. No backward pass follows,
     ///   and the direct forward beats Winograd's there at batch 1 and 100 on 1 and 2 threads;
     ///   its weight gradient does not. So an AVX2 and an AVX-512 CPU pick the same algorithm
     ///   for every layer in training, and in evaluation for every layer of at most 16 channels.
@@ -282,11 +282,12 @@ impl Conv2d {
                 // A net's first and last layers (one channel on one side): their Winograd or
                 // im2col fixed costs outweigh a direct convolution of 16 channels.
                 let edge = self.geom.c.min(self.c_out) == 1;
-                let planned = !edge && self.wino.is_some();
+                // A layer Winograd would compute (with a plan, from 16 input channels).
+                let planned = !edge && self.wino.is_some() && self.geom.c >= engine::WINOGRAD_MIN_CHANNELS;
                 let direct_max = match pass {
                     Pass::Train if edge => engine::direct::DIRECT_MAX_CHANNELS,
                     Pass::Train => engine::WINOGRAD_MIN_CHANNELS - 1,
-                    Pass::Eval if planned && self.geom.k <= 5 => DIRECT_EVAL_MAX_CHANNELS_WINOGRAD,
+                    Pass::Eval if planned && matches!(self.geom.k, 3 | 5) => DIRECT_EVAL_MAX_CHANNELS_WINOGRAD,
                     Pass::Eval if isa < engine::winograd::Isa::Avx512 => DIRECT_EVAL_MAX_CHANNELS_AVX2,
                     Pass::Eval => DIRECT_EVAL_MAX_CHANNELS,
                 };

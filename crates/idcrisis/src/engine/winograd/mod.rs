@@ -100,7 +100,7 @@ impl WinoConv {
             49 => copy_kernels::<T, 49>(dst, wt, i, ci),
             _ => unreachable!("no Winograd plan has a {r2}-value kernel"),
         };
-        if eng.threads() > 1 {
+        if eng.parallel(wp.len()) {
             wp.par_chunks_exact_mut(co * r2).enumerate().for_each(copy);
         } else {
             wp.chunks_exact_mut(co * r2).enumerate().for_each(copy);
