@@ -155,9 +155,13 @@ pub fn gemm_batch<T: Float>(
     struct Out<T>(*mut T);
     // SAFETY: the pointer is only used to form the disjoint per-product views below.
     unsafe impl<T> Sync for Out<T> {}
-    /// B packed once for every product, read only.
-    struct Shared(*const f32);
-    // SAFETY: the products only read through it. It points into `pack` (or at `b`), which this
+    /// A B every product shares, arranged once for all of them ([`gemm_small::Pack::arrange`]).
+    struct Shared {
+        b: *const f32,
+        view: View,
+        packed: bool,
+    }
+    // SAFETY: the products only read through `b`. It points into `pack` (or at `b`), which this
     // function neither moves nor drops until the products below have returned.
     unsafe impl Sync for Shared {}
     let out = Out(c.as_mut_ptr());
@@ -170,8 +174,8 @@ pub fn gemm_batch<T: Float>(
     let mut pack = gemm_small::Pack::new();
     let shared = (small && bl.batch == 0 && k > 0).then(|| {
         // SAFETY: T is f32 (`small`); B's offsets are in bounds (asserted above) and `fits` held.
-        let (p, v, packed) = unsafe { pack.shared(b.as_ptr() as *const f32, bv, n, k) };
-        (Shared(p), v, packed)
+        let (b, view, packed) = unsafe { pack.arrange(b.as_ptr() as *const f32, bv, n, k) };
+        Shared { b, view, packed }
     });
     let one = |i: usize| {
         let out = &out;
@@ -199,10 +203,10 @@ pub fn gemm_batch<T: Float>(
                     c_row: cl.row,
                     a: a.as_ptr().add(i * al.batch) as *const f32,
                     av: View { row: al.row, col: al.col },
-                    b: shared.as_ref().map_or(b.as_ptr().add(i * bl.batch) as *const f32, |s| s.0 .0),
-                    bv: shared.as_ref().map_or(bv, |s| s.1),
+                    b: shared.as_ref().map_or(b.as_ptr().add(i * bl.batch) as *const f32, |s| s.b),
+                    bv: shared.as_ref().map_or(bv, |s| s.view),
                     add: acc == Acc::Add,
-                    packed: shared.as_ref().is_some_and(|s| s.2),
+                    packed: shared.as_ref().is_some_and(|s| s.packed),
                 });
             }
             return;

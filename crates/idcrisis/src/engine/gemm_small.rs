@@ -65,9 +65,9 @@ pub(super) unsafe fn product(mut g: Geometry) {
     let mut pack = Pack::new();
     if g.packed {
         assert!(g.bv.col == 1 && g.bv.row >= padded(n), "gemm_small::product: B is not in packed rows");
-    } else if !in_place(n, g.bv) {
-        // SAFETY: B's elements as the caller's contract says.
-        (g.b, g.bv) = unsafe { pack.fill(g.b, g.bv, n, k) };
+    } else {
+        // SAFETY: B's elements as the caller's contract says; `fits` was checked.
+        (g.b, g.bv, _) = unsafe { pack.arrange(g.b, g.bv, n, k) };
     }
     match Isa::detect() {
         #[cfg(target_arch = "x86_64")]
@@ -96,13 +96,13 @@ impl Pack {
 
     /// Pack B (`k × n` as `bv` lays it out from `b`) unless the kernels can read it in place;
     /// returns where the kernels read it then (this buffer, or `b` itself), its layout, and
-    /// whether it was packed ([`Geometry::packed`] for the products that read it). The same for
-    /// every product that shares this B, so [`super::gemm_batch`] packs a B shared by all its
-    /// products once.
+    /// whether it was packed ([`Geometry::packed`] for the products that read it). [`product`]
+    /// arranges each B so; [`super::gemm_batch`] arranges a B that all its products share once,
+    /// for all of them.
     ///
     /// # Safety
     /// `b` must be valid for the offsets `(k−1)·bv.row + (n−1)·bv.col`, and `fits(n, k)` hold.
-    pub(super) unsafe fn shared(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View, bool) {
+    pub(super) unsafe fn arrange(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View, bool) {
         if in_place(n, bv) {
             (b, bv, false)
         } else {
@@ -115,7 +115,7 @@ impl Pack {
     /// Copy B into whole blocks; returns the packed copy and its layout.
     ///
     /// # Safety
-    /// As [`Pack::shared`].
+    /// As [`Pack::arrange`].
     unsafe fn fill(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View) {
         assert!(fits(n, k), "gemm_small: a {k}×{n} B does not fit the pack");
         let np = padded(n);
