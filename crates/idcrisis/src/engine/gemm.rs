@@ -7,7 +7,7 @@
 //! Both wrap the `gemm` crate (named `::gemm` here, as this module shares its name) with unit
 //! scale factors, so C is either overwritten or added to, nothing else.
 
-use super::gemm_small::{self, Geometry, View};
+use super::gemm_small::{self, Geometry, Sparsity, View};
 use super::Engine;
 use crate::float::Float;
 use rayon::prelude::*;
@@ -141,6 +141,29 @@ pub fn gemm_batch<T: Float>(
     bl: Strides,
     acc: Acc,
 ) {
+    gemm_batch_skipping(eng, count, m, n, k, c, cl, a, al, b, bl, acc, None);
+}
+
+/// [`gemm_batch`] with an A that every product shares (`al.batch = 0`) and whose structural
+/// zeros `a_zeros` lists (a Winograd kernel transform's `G`): small f32 products skip them
+/// (`gemm_small::sparse_product`, the same bits as the dense product); the `gemm` crate's
+/// products ignore the list. Panics if A has a nonzero where the list says zero.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_batch_skipping<T: Float>(
+    eng: &Engine,
+    count: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    cl: Strides,
+    a: &[T],
+    al: Strides,
+    b: &[T],
+    bl: Strides,
+    acc: Acc,
+    a_zeros: Option<&Sparsity>,
+) {
     if count == 0 || m == 0 || n == 0 {
         return;
     }
@@ -151,6 +174,13 @@ pub fn gemm_batch<T: Float>(
     if k > 0 {
         assert!(al.max_offset(count, m, k) < a.len(), "gemm_batch: A too short");
         assert!(bl.max_offset(count, k, n) < b.len(), "gemm_batch: B too short");
+    }
+    if let Some(z) = a_zeros {
+        assert!(al.batch == 0, "gemm_batch: a list of A's zeros needs one A for every product");
+        assert!(
+            z.holds(m, k, |r, t| a[r * al.row + t * al.col] == T::zero()),
+            "gemm_batch: A ({m}×{k}) has a nonzero where its list of zeros has none"
+        );
     }
     struct Out<T>(*mut T);
     // SAFETY: the pointer is only used to form the disjoint per-product views below.
@@ -195,7 +225,7 @@ pub fn gemm_batch<T: Float>(
             // as themselves; the bounds and disjointness are those argued below for the `gemm`
             // crate's call (the same pointers, strides and sizes), and `fits` held.
             unsafe {
-                gemm_small::product(Geometry {
+                let g = Geometry {
                     m,
                     n,
                     k,
@@ -207,7 +237,12 @@ pub fn gemm_batch<T: Float>(
                     bv: shared.as_ref().map_or(bv, |s| s.view),
                     add: acc == Acc::Add,
                     packed: shared.as_ref().is_some_and(|s| s.packed),
-                });
+                };
+                // The zeros were checked against A above.
+                match a_zeros {
+                    Some(z) => gemm_small::sparse_product(g, z),
+                    None => gemm_small::product(g),
+                }
             }
             return;
         }

@@ -5,7 +5,10 @@
 //! 25 thousand multiply-adds, so the `gemm` crate's per-call costs (its dispatch, a packing
 //! buffer and a flag vector allocated per call) were a third of a 16-channel training step;
 //! this kernel has none of them: B is read in place (or packed on the stack when its columns
-//! are strided), C's rows are kept in registers in blocks, and nothing is allocated.
+//! are strided, with AVX-512 gathers where the CPU has them), C's rows are kept in registers in
+//! blocks, and nothing is allocated. [`sparse_product`] runs the same kernels over only the
+//! nonzero terms of a fixed A with structural zeros (a kernel transform's `G ⊗ G`, 36% zeros for
+//! F(4×4, 5×5)), listed once per plan in a [`Sparsity`].
 //!
 //! **Bits.** Every element is `C = Σ_kk A[r, kk]·B[kk, j]` accumulated from zero in ascending
 //! `kk` with one fused multiply-add per term, then stored (or added to C once), so the result
@@ -50,6 +53,92 @@ fn padded(n: usize) -> usize {
     n.div_ceil(LANES) * LANES
 }
 
+/// The inner indices a block of rows sums over, in ascending order: every one ([`All`]), or the
+/// nonzero columns of a [`Class`] of A's rows.
+trait Terms: Copy {
+    fn len(self) -> usize;
+    /// The `i`-th index (`i < len`).
+    fn at(self, i: usize) -> usize;
+}
+
+/// All inner indices `0..k`.
+#[derive(Clone, Copy)]
+struct All(usize);
+
+impl Terms for All {
+    #[inline(always)]
+    fn len(self) -> usize {
+        self.0
+    }
+    #[inline(always)]
+    fn at(self, i: usize) -> usize {
+        i
+    }
+}
+
+impl Terms for &[u16] {
+    #[inline(always)]
+    fn len(self) -> usize {
+        <[u16]>::len(self)
+    }
+    #[inline(always)]
+    fn at(self, i: usize) -> usize {
+        self[i] as usize
+    }
+}
+
+/// Rows of A that share their nonzero columns: `rows` read only `terms` (both ascending).
+#[derive(Debug, Clone, PartialEq)]
+struct Class {
+    rows: Vec<u16>,
+    terms: Vec<u16>,
+}
+
+/// The structural zeros of a fixed A (`m × k`; a Winograd kernel transform `[P, r²]`, whose
+/// rows for the points 0 and ∞ have one nonzero factor): its rows in classes by nonzero
+/// columns, so that [`sparse_product`] skips the zeros. Built once per plan from the f64 matrix
+/// the working one is rounded from (a zero stays zero, a nonzero stays nonzero).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sparsity {
+    m: usize,
+    k: usize,
+    classes: Vec<Class>,
+}
+
+impl Sparsity {
+    /// The classes of the rows of `a` (`m × k`, row-major), in order of their first row.
+    pub(crate) fn of(a: &[f64], m: usize, k: usize) -> Self {
+        assert!(a.len() == m * k && m <= u16::MAX as usize && k <= u16::MAX as usize, "Sparsity::of: not a {m}×{k} matrix");
+        let mut classes: Vec<Class> = Vec::new();
+        for (r, row) in a.chunks_exact(k.max(1)).take(m).enumerate() {
+            let terms: Vec<u16> = (0..k).filter(|&t| row[t] != 0.0).map(|t| t as u16).collect();
+            match classes.iter_mut().find(|c| c.terms == terms) {
+                Some(c) => c.rows.push(r as u16),
+                None => classes.push(Class { rows: vec![r as u16], terms }),
+            }
+        }
+        Sparsity { m, k, classes }
+    }
+
+    /// Whether this lists the zeros of an `m × k` A whose element `(r, t)` is zero when
+    /// `is_zero(r, t)`: the shape matches and A is zero outside each class's terms.
+    /// (The classes partition the rows, as [`Sparsity::of`] builds them.) Allocates nothing.
+    pub(crate) fn holds(&self, m: usize, k: usize, is_zero: impl Fn(usize, usize) -> bool) -> bool {
+        (m, k) == (self.m, self.k)
+            && self.classes.iter().map(|c| c.rows.len()).sum::<usize>() == m
+            && self
+                .classes
+                .iter()
+                .all(|c| c.rows.iter().all(|&r| (0..k).all(|t| is_zero(r as usize, t) || c.terms.binary_search(&(t as u16)).is_ok())))
+    }
+
+    /// Multiply-adds per column of C that [`sparse_product`] does (the dense product: `m·k`).
+    #[cfg(test)]
+    pub(crate) fn terms(&self) -> usize {
+        self.classes.iter().map(|c| c.rows.len() * c.terms.len()).sum()
+    }
+}
+
 /// Run one product (see [`Geometry`]): B is read in place when its rows are contiguous whole
 /// blocks of columns, else packed on the stack first. The caller has checked [`fits`], `m, k >
 /// 0`, that every element the strides reach lies in its buffer, and that C aliases neither A nor
@@ -82,6 +171,35 @@ pub(super) unsafe fn product(mut g: Geometry) {
         Isa::Avx2 => unsafe { avx2::run(&g) },
         // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
         _ => unsafe { g.run() },
+    }
+}
+
+/// [`product`] for an A whose structural zeros `sp` describes (A's shape must be `sp`'s): each
+/// row sums only its class's terms. The same bits as [`product`] when B is finite: a skipped
+/// term is `fma(0, b, acc) = acc` (the accumulator starts at +0 and is never −0), and the other
+/// terms are summed in the same order. (An infinite or NaN `b` would have made it NaN.)
+///
+/// # Safety
+/// As [`product`].
+pub(super) unsafe fn sparse_product(mut g: Geometry, sp: &Sparsity) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    assert!(fits(n, k) && m == sp.m && k == sp.k && k > 0, "gemm_small::sparse_product: {m}×{n}×{k} against a {}×{} A", sp.m, sp.k);
+    let mut pack = Pack::new();
+    if g.packed {
+        assert!(g.bv.col == 1 && g.bv.row >= padded(n), "gemm_small::sparse_product: B is not in packed rows");
+    } else {
+        // SAFETY: B's elements as the caller's contract says; `fits` was checked.
+        (g.b, g.bv, _) = unsafe { pack.arrange(g.b, g.bv, n, k) };
+    }
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `product`.
+        Isa::Avx512 => unsafe { avx512::run_sparse(&g, sp) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `product`.
+        Isa::Avx2 => unsafe { avx2::run_sparse(&g, sp) },
+        // SAFETY: as in `product`.
+        _ => unsafe { g.run_sparse(sp) },
     }
 }
 
@@ -119,6 +237,13 @@ impl Pack {
     unsafe fn fill(&mut self, b: *const f32, bv: View, n: usize, k: usize) -> (*const f32, View) {
         assert!(fits(n, k), "gemm_small: a {k}×{n} B does not fit the pack");
         let np = padded(n);
+        #[cfg(target_arch = "x86_64")]
+        if bv.col != 1 && Isa::detect() == Isa::Avx512 && (n - 1) * bv.col <= i32::MAX as usize / 2 {
+            // SAFETY: `Isa::detect` said AVX-512F; the pack holds k·np ≤ MAX_PACK elements
+            // (`fits`), and B's offsets are the caller's contract; the offsets fit i32 (above).
+            unsafe { avx512::gather(b, bv, n, k, self.0.as_mut_ptr() as *mut f32, np) };
+            return (self.0.as_ptr() as *const f32, View { row: np, col: 1 });
+        }
         for (kk, row) in self.0[..k * np].chunks_exact_mut(np).enumerate() {
             let (vals, pad) = row.split_at_mut(n);
             // SAFETY: kk < k, j < n: inside B by the caller's contract.
@@ -177,27 +302,42 @@ const AVX2_ROWS: [usize; 4] = [4, 2, 1, 1];
 /// Call `$f::<NB, RB>($arg)` for `n` columns: `NB` blocks of [`LANES`] columns, rows in blocks of
 /// `RB = $rows[NB − 1]`. The blocking changes no bits (each element's sum is the same).
 macro_rules! by_width {
-    ($n:expr, $($f:ident)::+, $arg:expr, $rows:ident) => {
+    ($n:expr, $($f:ident)::+, ($($arg:expr),+), $rows:ident) => {
         match $n.div_ceil(LANES) {
-            1 => $($f)::+::<1, { $rows[0] }>($arg),
-            2 => $($f)::+::<2, { $rows[1] }>($arg),
-            3 => $($f)::+::<3, { $rows[2] }>($arg),
-            _ => $($f)::+::<4, { $rows[3] }>($arg),
+            1 => $($f)::+::<1, { $rows[0] }>($($arg),+),
+            2 => $($f)::+::<2, { $rows[1] }>($($arg),+),
+            3 => $($f)::+::<3, { $rows[2] }>($($arg),+),
+            _ => $($f)::+::<4, { $rows[3] }>($($arg),+),
         }
     };
 }
 
-/// The one row loop of every kernel: `full(r0)` for each whole block of `RB` rows starting at
-/// `r0`, then `one(r0)` for each of the `m mod RB` remaining rows. Inlined into each kernel's
-/// `rows`, so the blocks compile under that kernel's instruction set.
+/// The one row loop of every kernel: `full(rows)` for each whole block of `RB` rows
+/// `r0..r0 + RB`, then `one([r])` for each of the `m mod RB` remaining rows. Inlined into each
+/// kernel's `rows`, so the blocks compile under that kernel's instruction set.
 #[inline(always)]
-fn row_blocks<const RB: usize>(m: usize, mut full: impl FnMut(usize), mut one: impl FnMut(usize)) {
+fn row_blocks<const RB: usize>(m: usize, mut full: impl FnMut([usize; RB]), mut one: impl FnMut([usize; 1])) {
     let end = m / RB * RB;
     for r0 in (0..end).step_by(RB) {
-        full(r0);
+        full(std::array::from_fn(|r| r0 + r));
     }
-    for r0 in end..m {
-        one(r0);
+    for r in end..m {
+        one([r]);
+    }
+}
+
+/// [`row_blocks`] for [`sparse_product`]: each class's rows in blocks of `RB`, then one at a
+/// time, each with the class's terms.
+#[inline(always)]
+fn class_blocks<const RB: usize>(sp: &Sparsity, mut full: impl FnMut([usize; RB], &[u16]), mut one: impl FnMut([usize; 1], &[u16])) {
+    for c in &sp.classes {
+        let end = c.rows.len() / RB * RB;
+        for b in c.rows[..end].chunks_exact(RB) {
+            full(std::array::from_fn(|r| b[r] as usize), &c.terms);
+        }
+        for &r in &c.rows[end..] {
+            one([r as usize], &c.terms);
+        }
     }
 }
 
@@ -205,27 +345,46 @@ impl Geometry {
     /// The portable kernel (the same bits as [`avx512::run`] and [`avx2::run`]).
     #[inline(always)]
     unsafe fn run(&self) {
-        unsafe { by_width!(self.n, Geometry::rows, self, ROWS) }
+        unsafe { by_width!(self.n, Geometry::rows, (self), ROWS) }
+    }
+
+    /// [`Geometry::run`] skipping A's structural zeros ([`sparse_product`]).
+    #[inline(always)]
+    unsafe fn run_sparse(&self, sp: &Sparsity) {
+        unsafe { by_width!(self.n, Geometry::rows_sparse, (self, sp), ROWS) }
     }
 
     /// Rows in blocks of `RB`, then the remaining rows one at a time ([`row_blocks`]).
     #[inline(always)]
     unsafe fn rows<const NB: usize, const RB: usize>(&self) {
-        // SAFETY: `row_blocks` passes row starts whose blocks lie within the m rows.
-        row_blocks::<RB>(self.m, |r0| unsafe { self.block::<NB, RB>(r0) }, |r0| unsafe { self.block::<NB, 1>(r0) });
+        // SAFETY: `row_blocks` passes rows < m.
+        row_blocks::<RB>(
+            self.m,
+            |rs| unsafe { self.block::<NB, RB>(rs, All(self.k)) },
+            |rs| unsafe { self.block::<NB, 1>(rs, All(self.k)) },
+        );
     }
 
-    /// Rows `r0..r0 + RB` of C, all `n` columns (`NB` blocks of [`LANES`], the last one partial).
+    /// Each class's rows in blocks of `RB`, then one at a time ([`class_blocks`]).
     #[inline(always)]
-    unsafe fn block<const NB: usize, const RB: usize>(&self, r0: usize) {
+    unsafe fn rows_sparse<const NB: usize, const RB: usize>(&self, sp: &Sparsity) {
+        // SAFETY: the classes hold rows < m and terms < k (`sparse_product` checked the shape).
+        class_blocks::<RB>(sp, |rs, t| unsafe { self.block::<NB, RB>(rs, t) }, |rs, t| unsafe { self.block::<NB, 1>(rs, t) });
+    }
+
+    /// Rows `rows` of C, all `n` columns (`NB` blocks of [`LANES`], the last one partial), summed
+    /// over the inner indices `terms`.
+    #[inline(always)]
+    unsafe fn block<const NB: usize, const RB: usize>(&self, rows: [usize; RB], terms: impl Terms) {
         let mut acc = [[[0f32; LANES]; NB]; RB];
-        for kk in 0..self.k {
-            // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
+        for i in 0..terms.len() {
+            let kk = terms.at(i);
+            // SAFETY: kk < k; B's rows hold NB whole blocks; rows < m: inside A.
             let brow = unsafe { self.b.add(kk * self.bv.row) };
             let bv: [[f32; LANES]; NB] =
                 std::array::from_fn(|nb| unsafe { std::ptr::read_unaligned(brow.add(nb * LANES) as *const [f32; LANES]) });
             for (r, accr) in acc.iter_mut().enumerate() {
-                let s = unsafe { *self.a.add((r0 + r) * self.av.row + kk * self.av.col) };
+                let s = unsafe { *self.a.add(rows[r] * self.av.row + kk * self.av.col) };
                 for (accb, v) in accr.iter_mut().zip(&bv) {
                     for (x, y) in accb.iter_mut().zip(v) {
                         *x = s.mul_add(*y, *x);
@@ -234,8 +393,8 @@ impl Geometry {
             }
         }
         for (r, accr) in acc.iter().enumerate() {
-            // SAFETY: row r0 + r < m, columns < n: inside C.
-            let crow = unsafe { self.c.add((r0 + r) * self.c_row) };
+            // SAFETY: row rows[r] < m, columns < n: inside C.
+            let crow = unsafe { self.c.add(rows[r] * self.c_row) };
             for (nb, v) in accr.iter().enumerate() {
                 let cnt = LANES.min(self.n - nb * LANES);
                 for (l, x) in v.iter().enumerate().take(cnt) {
@@ -253,43 +412,57 @@ impl Geometry {
 /// masked stores for the last, partial block of columns.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{row_blocks, Geometry, LANES, ROWS};
+    use super::{class_blocks, row_blocks, All, Geometry, Sparsity, Terms, LANES, ROWS};
     use std::arch::x86_64::*;
 
     /// [`Geometry::run`] in AVX-512.
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn run(g: &Geometry) {
-        unsafe { by_width!(g.n, rows, g, ROWS) }
+        unsafe { by_width!(g.n, rows, (g), ROWS) }
+    }
+
+    /// [`Geometry::run_sparse`] in this set.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn run_sparse(g: &Geometry, sp: &Sparsity) {
+        unsafe { by_width!(g.n, rows_sparse, (g, sp), ROWS) }
     }
 
     /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
         // SAFETY: as in `Geometry::rows`.
-        row_blocks::<RB>(g.m, |r0| unsafe { block::<NB, RB>(g, r0) }, |r0| unsafe { block::<NB, 1>(g, r0) });
+        row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) });
     }
 
-    /// Rows `r0..r0 + RB` of C (see [`Geometry::block`]).
+    /// [`Geometry::rows_sparse`] with this set's blocks.
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn rows_sparse<const NB: usize, const RB: usize>(g: &Geometry, sp: &Sparsity) {
+        // SAFETY: as in `Geometry::rows_sparse`.
+        class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) });
+    }
+
+    /// Rows `rows` of C over the inner indices `terms` (see [`Geometry::block`]).
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
-    unsafe fn block<const NB: usize, const RB: usize>(g: &Geometry, r0: usize) {
+    unsafe fn block<const NB: usize, const RB: usize>(g: &Geometry, rows: [usize; RB], terms: impl Terms) {
         let mut acc = [[_mm512_setzero_ps(); NB]; RB];
-        for kk in 0..g.k {
-            // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
+        for i in 0..terms.len() {
+            let kk = terms.at(i);
+            // SAFETY: kk < k; B's rows hold NB whole blocks; rows < m: inside A.
             let brow = unsafe { g.b.add(kk * g.bv.row) };
             let bv: [__m512; NB] = std::array::from_fn(|nb| unsafe { _mm512_loadu_ps(brow.add(nb * LANES)) });
-            let arow = unsafe { g.a.add(r0 * g.av.row + kk * g.av.col) };
+            let acol = unsafe { g.a.add(kk * g.av.col) };
             for (r, accr) in acc.iter_mut().enumerate() {
-                let s = _mm512_set1_ps(unsafe { *arow.add(r * g.av.row) });
+                let s = _mm512_set1_ps(unsafe { *acol.add(rows[r] * g.av.row) });
                 for (x, v) in accr.iter_mut().zip(&bv) {
                     *x = _mm512_fmadd_ps(s, *v, *x);
                 }
             }
         }
         for (r, accr) in acc.iter().enumerate() {
-            // SAFETY: row r0 + r < m; the mask keeps the stores (and loads) to columns < n, and
+            // SAFETY: row rows[r] < m; the mask keeps the stores (and loads) to columns < n, and
             // the block's first column nb·LANES < n, so the pointer stays inside C's row.
-            let crow = unsafe { g.c.add((r0 + r) * g.c_row) };
+            let crow = unsafe { g.c.add(rows[r] * g.c_row) };
             for (nb, x) in accr.iter().enumerate() {
                 let cnt = LANES.min(g.n - nb * LANES);
                 let mask: __mmask16 = if cnt == LANES { !0 } else { (1u16 << cnt) - 1 };
@@ -301,13 +474,42 @@ mod avx512 {
             }
         }
     }
+
+    /// [`super::Pack::fill`] for a B whose columns are strided (`bv.col`, e.g. the kernel
+    /// transform's weights read transposed): each packed row's 16-lane blocks are gathered, the
+    /// columns past `n` zero (masked gathers), into `dst`'s rows `np` apart. The same values as
+    /// the scalar copy: it only moves them. (Scalar, this strided copy was 6–7.5% of a 20-layer
+    /// 128-channel step.)
+    ///
+    /// # Safety
+    /// As [`super::Pack::fill`]; `dst` holds `k·np` elements, `np` = `n` padded to whole blocks,
+    /// and `(n − 1)·bv.col` fits an `i32`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather(b: *const f32, bv: super::View, n: usize, k: usize, dst: *mut f32, np: usize) {
+        let lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        let idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(bv.col as i32));
+        // Every block starts at a column j0 < n (np is n padded to whole blocks).
+        for j0 in (0..np).step_by(LANES) {
+            let cnt = LANES.min(n - j0);
+            let mask: __mmask16 = if cnt == LANES { !0 } else { (1u16 << cnt) - 1 };
+            // SAFETY: column j0 < n is inside B; masked-off lanes read nothing.
+            let base = unsafe { b.add(j0 * bv.col) };
+            for kk in 0..k {
+                unsafe {
+                    let src = base.add(kk * bv.row);
+                    let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, src);
+                    _mm512_storeu_ps(dst.add(kk * np + j0), v);
+                }
+            }
+        }
+    }
 }
 
 /// The AVX2 kernel: the portable kernel's arithmetic with explicit 8-lane registers, two per
 /// 16-lane block of columns, in blocks of [`AVX2_ROWS`] rows.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{row_blocks, Geometry, AVX2_ROWS, LANES};
+    use super::{class_blocks, row_blocks, All, Geometry, Sparsity, Terms, AVX2_ROWS, LANES};
     use std::arch::x86_64::*;
 
     /// Lanes per register.
@@ -316,29 +518,43 @@ mod avx2 {
     /// [`Geometry::run`] in AVX2.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn run(g: &Geometry) {
-        unsafe { by_width!(g.n, rows, g, AVX2_ROWS) }
+        unsafe { by_width!(g.n, rows, (g), AVX2_ROWS) }
+    }
+
+    /// [`Geometry::run_sparse`] in this set.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run_sparse(g: &Geometry, sp: &Sparsity) {
+        unsafe { by_width!(g.n, rows_sparse, (g, sp), AVX2_ROWS) }
     }
 
     /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
         // SAFETY: as in `Geometry::rows`.
-        row_blocks::<RB>(g.m, |r0| unsafe { block::<NB, RB>(g, r0) }, |r0| unsafe { block::<NB, 1>(g, r0) });
+        row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) });
     }
 
-    /// Rows `r0..r0 + RB` of C (see [`Geometry::block`]).
+    /// [`Geometry::rows_sparse`] with this set's blocks.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_sparse<const NB: usize, const RB: usize>(g: &Geometry, sp: &Sparsity) {
+        // SAFETY: as in `Geometry::rows_sparse`.
+        class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) });
+    }
+
+    /// Rows `rows` of C over the inner indices `terms` (see [`Geometry::block`]).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const NB: usize, const RB: usize>(g: &Geometry, r0: usize) {
+    unsafe fn block<const NB: usize, const RB: usize>(g: &Geometry, rows: [usize; RB], terms: impl Terms) {
         let mut acc = [[[_mm256_setzero_ps(); 2]; NB]; RB];
-        for kk in 0..g.k {
-            // SAFETY: kk < k; B's rows hold NB whole blocks; rows r0 + r < m: inside A.
+        for i in 0..terms.len() {
+            let kk = terms.at(i);
+            // SAFETY: kk < k; B's rows hold NB whole blocks; rows < m: inside A.
             let brow = unsafe { g.b.add(kk * g.bv.row) };
             let bv: [[__m256; 2]; NB] =
                 std::array::from_fn(|nb| unsafe { [_mm256_loadu_ps(brow.add(nb * LANES)), _mm256_loadu_ps(brow.add(nb * LANES + HALF))] });
-            let arow = unsafe { g.a.add(r0 * g.av.row + kk * g.av.col) };
+            let acol = unsafe { g.a.add(kk * g.av.col) };
             for (r, accr) in acc.iter_mut().enumerate() {
-                let s = _mm256_set1_ps(unsafe { *arow.add(r * g.av.row) });
+                let s = _mm256_set1_ps(unsafe { *acol.add(rows[r] * g.av.row) });
                 for (x, v) in accr.iter_mut().zip(&bv) {
                     x[0] = _mm256_fmadd_ps(s, v[0], x[0]);
                     x[1] = _mm256_fmadd_ps(s, v[1], x[1]);
@@ -346,9 +562,9 @@ mod avx2 {
             }
         }
         for (r, accr) in acc.iter().enumerate() {
-            // SAFETY: row r0 + r < m; whole blocks write columns nb·LANES.. < n, the partial
+            // SAFETY: row rows[r] < m; whole blocks write columns nb·LANES.. < n, the partial
             // one only its cnt columns < n.
-            let crow = unsafe { g.c.add((r0 + r) * g.c_row) };
+            let crow = unsafe { g.c.add(rows[r] * g.c_row) };
             for (nb, x) in accr.iter().enumerate() {
                 let cnt = LANES.min(g.n - nb * LANES);
                 unsafe {
@@ -495,6 +711,135 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// `sparse_product` gives `product`'s bits on an A with structural zeros (rows with one
+    /// term, a class of rows sharing a pattern, dense rows, a zero row), in every width, with B
+    /// contiguous and strided (packed; on AVX-512 by gathers), overwrite and add, in the
+    /// dispatched kernel and every explicit one this CPU has; the skipped terms are really
+    /// skipped (a NaN in B where A is zero stays out of C).
+    #[test]
+    fn sparse_products_give_the_dense_bits() {
+        let (m, k) = (23, 25);
+        let zero = |r: usize, t: usize| match r {
+            0 => t != 0,
+            1 => true,
+            2..=9 => t % 5 != 2,
+            22 => t != k - 1,
+            _ => (r * 5 + t).is_multiple_of(7),
+        };
+        let a: Vec<f32> = vals(m * k, 0.5).iter().enumerate().map(|(e, &v)| if zero(e / k, e % k) { 0.0 } else { v }).collect();
+        let sp = Sparsity::of(&a.iter().map(|&v| v as f64).collect::<Vec<_>>(), m, k);
+        assert!(sp.classes.len() < m && sp.classes.iter().any(|c| c.rows.len() == 8), "rows 2..=9 share one class");
+        assert_eq!(sp.terms(), (0..m).map(|r| (0..k).filter(|&t| !zero(r, t)).count()).sum::<usize>());
+        for n in [1, 5, 16, 17, 33, 48, 64] {
+            for bv in [View { row: n, col: 1 }, View { row: 1, col: k }] {
+                let b = vals((k - 1) * bv.row + (n - 1) * bv.col + 1, 7.25);
+                for add in [false, true] {
+                    let c0 = vals(m * n, 3.5);
+                    let geometry = |c: &mut Vec<f32>| Geometry {
+                        m,
+                        n,
+                        k,
+                        c: c.as_mut_ptr(),
+                        c_row: n,
+                        a: a.as_ptr(),
+                        av: View { row: k, col: 1 },
+                        b: b.as_ptr(),
+                        bv,
+                        add,
+                        packed: false,
+                    };
+                    let (mut dense, mut sparse) = (c0.clone(), c0.clone());
+                    // SAFETY: the buffers hold every element the views reach.
+                    unsafe {
+                        product(geometry(&mut dense));
+                        sparse_product(geometry(&mut sparse), &sp);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&dense), bits(&sparse), "n={n} {bv:?} add={add}: sparse bits differ");
+                    // Every explicit kernel on B packed by hand.
+                    let np = padded(n);
+                    let mut bp = vec![0f32; k * np];
+                    for p in 0..k {
+                        for j in 0..n {
+                            bp[p * np + j] = b[p * bv.row + j * bv.col];
+                        }
+                    }
+                    let packed = |c: &mut Vec<f32>| Geometry { b: bp.as_ptr(), bv: View { row: np, col: 1 }, packed: true, ..geometry(c) };
+                    let mut portable = c0.clone();
+                    // SAFETY: as above; `bp` holds k rows of whole blocks.
+                    unsafe { packed(&mut portable).run_sparse(&sp) };
+                    assert_eq!(bits(&portable), bits(&dense), "n={n}: the portable sparse kernel differs");
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let fma = is_x86_feature_detected!("fma");
+                        type Kernel = unsafe fn(&Geometry, &Sparsity);
+                        let kernels: [(&str, bool, Kernel); 2] = [
+                            ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run_sparse),
+                            ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run_sparse),
+                        ];
+                        for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
+                            let mut ck = c0.clone();
+                            // SAFETY: as above, on a CPU with the kernel's features.
+                            unsafe { kernel(&packed(&mut ck), &sp) };
+                            assert_eq!(bits(&ck), bits(&dense), "n={n} {bv:?}: {name} sparse bits differ");
+                        }
+                    }
+                }
+            }
+        }
+        // A NaN in B's row 1 (A's zero column 1 in rows 0, 1 and 2..=9) reaches only the rows
+        // that read it.
+        let n = 16;
+        let mut b = vals(k * n, 1.5);
+        b[n..2 * n].fill(f32::NAN);
+        let mut c = vec![0f32; m * n];
+        // SAFETY: as above.
+        unsafe {
+            sparse_product(
+                Geometry {
+                    m,
+                    n,
+                    k,
+                    c: c.as_mut_ptr(),
+                    c_row: n,
+                    a: a.as_ptr(),
+                    av: View { row: k, col: 1 },
+                    b: b.as_ptr(),
+                    bv: View { row: n, col: 1 },
+                    add: false,
+                    packed: false,
+                },
+                &sp,
+            )
+        };
+        for r in 0..m {
+            assert_eq!(c[r * n..(r + 1) * n].iter().any(|x| x.is_nan()), !zero(r, 1), "row {r}");
+        }
+        assert!(c[n..2 * n].iter().all(|&x| x == 0.0), "an all-zero row of A gives zeros");
+    }
+
+    /// The zeros of F(4×4, 5×5)'s kernel transform: G has six dense rows of 5 and two (the
+    /// points 0 and ∞) with one nonzero, so G⊗G keeps 32² = 1024 of 1600 terms in 3² = 9
+    /// classes; F(4×4, 3×3): (4·3 + 2)² = 196 of 324. `holds` accepts the matrix it was built
+    /// from and refuses one with a nonzero where a zero was listed, or another shape.
+    #[test]
+    fn winograd_kernel_transforms_have_the_zeros_of_their_points() {
+        use crate::engine::winograd::WinoMats;
+        for (r, terms) in [(5, 1024), (3, 196)] {
+            let wm = WinoMats::new(4, r);
+            let (p, r2) = (wm.p(), r * r);
+            for (g, z) in [(&wm.gk, &wm.gk_zeros), (&wm.gf, &wm.gf_zeros)] {
+                assert_eq!(*z, Sparsity::of(g, p, r2));
+                assert_eq!(z.terms(), terms, "F(4x4, {r}x{r})");
+                assert_eq!(z.classes.len(), 9, "F(4x4, {r}x{r})");
+                assert!(z.holds(p, r2, |i, t| g[i * r2 + t] == 0.0));
+                let zero_at = g.iter().position(|&v| v == 0.0).unwrap();
+                assert!(!z.holds(p, r2, |i, t| i * r2 + t != zero_at && g[i * r2 + t] == 0.0), "a nonzero in a listed zero");
+                assert!(!z.holds(p - 1, r2, |i, t| g[i * r2 + t] == 0.0), "another shape");
             }
         }
     }

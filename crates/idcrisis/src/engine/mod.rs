@@ -15,7 +15,9 @@
 //! * `gemm.rs`: matrix products, [`gemm()`] (`C [m, n] (+)= op(A)·op(B)`, with [`Trans`] and
 //!   [`Acc`]) and [`gemm_batch`] (a batch of products laid out by [`Strides`]);
 //!   `gemm_small.rs`: the kernel [`gemm_batch`] runs for small f32 products (at most 64
-//!   columns), the per-ξ GEMMs of Winograd layers up to 64 channels.
+//!   columns), the per-ξ GEMMs of Winograd layers up to 64 channels and the blocks of every
+//!   Winograd kernel transform (which skip the transform matrix's structural zeros, the same
+//!   bits: `gemm_small::Sparsity`).
 //! * `conv.rs`: convolution geometry and the im2col path: [`ConvAlgo`], [`Padding`],
 //!   [`ConvGeom`], [`im2col`] / [`col2im`] (`[c, h, w]` ↔ `[c·k·k, h·w]`).
 //! * [`direct`]: the direct convolution for small channel counts (padded copy, weights
@@ -39,7 +41,9 @@ pub mod winograd;
 
 pub use self::conv::{col2im, im2col, tap_table, ConvAlgo, ConvGeom, Padding, WINOGRAD_MIN_CHANNELS};
 pub use self::elementwise::{fill_rows, for_each_chunk, relu_backward, relu_forward, sum_cols_into, sum_rows_into, widest};
+use self::gemm::gemm_batch_skipping;
 pub use self::gemm::{gemm, gemm_batch, Acc, Strides, Trans};
+use self::gemm_small::Sparsity;
 pub use self::transpose::transpose;
 
 use crate::error::{Error, Result};

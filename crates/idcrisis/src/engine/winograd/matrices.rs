@@ -8,6 +8,7 @@
 //!   `[MAX_TILE, MAX_TILE]` arrays on the stack, as the transforms in `simd.rs` and
 //!   `explicit.rs` read them.
 
+use super::super::Sparsity;
 use crate::float::Float;
 
 /// Largest input-tile side `n` supported (F(2×2, 7×7) or F(4×4, 5×5)).
@@ -30,6 +31,10 @@ pub struct WinoMats {
     pub gk: Vec<f64>,
     /// Transform of the flipped kernel `[n², r²]`: `gf[(a,b),(y,x)] = gk[(a,b),(r−1−y,r−1−x)]`.
     pub gf: Vec<f64>,
+    /// The structural zeros of `gk` and `gf` (the rows of `G` for the points 0 and ∞ have one
+    /// nonzero each, so 36% of F(4×4, 5×5)'s entries are zero), which the kernel transforms skip.
+    pub(crate) gk_zeros: Sparsity,
+    pub(crate) gf_zeros: Sparsity,
 }
 
 /// The finite interpolation points, in the usual order of preference (small magnitudes first).
@@ -83,7 +88,9 @@ impl WinoMats {
                 }
             }
         }
-        WinoMats { m, r, n, at, bt, gk, gf }
+        let gk_zeros = Sparsity::of(&gk, n * n, r2);
+        let gf_zeros = Sparsity::of(&gf, n * n, r2);
+        WinoMats { m, r, n, at, bt, gk, gf, gk_zeros, gf_zeros }
     }
 
     /// Transform points `P = n²`.

@@ -22,10 +22,12 @@
 //! strides ([`gemm_batch`]), each single-threaded and spread over the pool, so results do not
 //! depend on the thread count.
 //! Consecutive Winograd layers hand each other channel-last activations ([`Layouts`]), so only
-//! the boundaries with channel-first layers transpose. The kernel transforms are dense
-//! products too, cut into blocks of [`PAIRS`] channel pairs so that each is small (`gemm_small`
-//! in f32: a Winograd layer of up to 64 channels calls no `gemm`-crate product in a step, so it
-//! allocates nothing).
+//! the boundaries with channel-first layers transpose. The kernel transforms are products too,
+//! cut into blocks of [`PAIRS`] channel pairs so that each is small (`gemm_small` in f32: a
+//! Winograd layer of up to 64 channels calls no `gemm`-crate product in a step, so it allocates
+//! nothing); in f32 they skip the structural zeros of `G ⊗ G` (the rows of `G` for the points 0
+//! and ∞ have one nonzero each), which gives the same bits, and the forward's reads the weights
+//! in place when the output channels are whole blocks.
 //!
 //! The transform matrices come from Cook–Toom interpolation at the points 0, ±1, ±½, ±2, … and
 //! ∞, computed in f64 (see [`WinoMats::new`]); `tests` checks the convolution and both gradients
@@ -58,7 +60,7 @@ pub use self::simd::Isa;
 use self::matrices::Small;
 use self::plan::Parts;
 use self::simd::Window;
-use super::{gemm_batch, transpose, Acc, Engine, Strides};
+use super::{gemm_batch, gemm_batch_skipping, transpose, Acc, Engine, Sparsity, Strides};
 use crate::float::Float;
 use rayon::prelude::*;
 
@@ -80,32 +82,12 @@ impl WinoConv {
         scratch: &mut [T],
         n: usize,
     ) {
-        let (p, r2) = (self.mats.p(), self.mats.r * self.mats.r);
+        let p = self.mats.p();
         let (ci, co, hw, t) = (self.c_in, self.c_out, self.h * self.w, self.tiles());
         let ps = self.pair_stride();
         let sm = Small::<T>::new(&self.mats);
         let Parts { gk, u, u2: ut, sa, sb, sc, sd, .. } = self.parts(scratch);
-        // Uᵀ [P, c_in·c_out] = Gk [P, r²] · W'ᵀ, with W' [c_in·c_out, r²] the weights
-        // `wt [c_out·c_in, r²]` with their kernels in (c_in, c_out) order (in `u`, which holds
-        // P ≥ r² per pair), so the per-ξ products read rows of c_out contiguous. Each element is
-        // the sum it would be in U's order (the products sum each column alone), so this is U
-        // transposed, bit for bit, at the cost of a copy of the weights instead of a transpose
-        // of U (P/r² times larger).
-        let wp = &mut u[..co * ci * r2];
-        // One input channel's kernels per task, on the pool: done on one thread, this copy
-        // (16384 kernels at 128 channels) left the other thread idle long enough to sleep.
-        let copy = |(i, dst): (usize, &mut [T])| match r2 {
-            9 => copy_kernels::<T, 9>(dst, wt, i, ci),
-            25 => copy_kernels::<T, 25>(dst, wt, i, ci),
-            49 => copy_kernels::<T, 49>(dst, wt, i, ci),
-            _ => unreachable!("no Winograd plan has a {r2}-value kernel"),
-        };
-        if eng.parallel(wp.len()) {
-            wp.par_chunks_exact_mut(co * r2).enumerate().for_each(copy);
-        } else {
-            wp.chunks_exact_mut(co * r2).enumerate().for_each(copy);
-        }
-        kernel_transform(eng, p, co * ci, ps, r2, ut, gk, wp);
+        self.forward_kernels(eng, wt, gk, u, ut, co.is_multiple_of(PAIRS));
         let chunk = if store.is_some() { self.chunk() } else { self.eval_chunk() };
         for i0 in (0..n).step_by(chunk) {
             let nc = chunk.min(n - i0);
@@ -163,7 +145,7 @@ impl WinoConv {
         let Parts { gk, gf, u: du, u2, sa, sb, sc, sd } = self.parts(scratch);
         if dx.is_some() {
             // U' [P, c_out·c_in] (rows `ps` apart): transform of the flipped kernel.
-            kernel_transform(eng, p, co * ci, ps, r2, u2, gf, wt);
+            kernel_transform(eng, p, co * ci, ps, r2, u2, gf, &self.mats.gf_zeros, wt);
         }
         let chunk = self.chunk();
         let ul = Strides { batch: ps, row: ci, col: 1 };
@@ -207,6 +189,49 @@ impl WinoConv {
             kernel_gradient(eng, p, co * ci, ps, r2, dw, du, gk);
         }
     }
+
+    /// The forward's kernel transform: `Uᵀ [P, c_in·c_out]` (rows [`WinoConv::pair_stride`]
+    /// apart, in `ut`) = `Gk [P, r²] · W'ᵀ`, with `W' [c_in·c_out, r²]` the weights
+    /// `wt [c_out, c_in, r²]` with their kernels in (c_in, c_out) order, so that the per-ξ
+    /// products read rows of c_out contiguous. Each element is the sum it would be in U's order
+    /// (the products sum each column alone), so this is U transposed, bit for bit, without a
+    /// transpose of U (P/r² times larger than the weights).
+    ///
+    /// `in_place` (c_out a multiple of [`PAIRS`]; the caller's choice, the same bits either way):
+    /// each block of PAIRS output channels of one input channel reads its kernels where they
+    /// are, `c_in·r²` apart (gathered into the products' pack). Otherwise the kernels are first
+    /// copied into (c_in, c_out) order in `u` (which holds P ≥ r² per pair) and transformed from
+    /// there.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_kernels<T: Float>(&self, eng: &Engine, wt: &[T], gk: &[T], u: &mut [T], ut: &mut [T], in_place: bool) {
+        let (p, r2, ci, co) = (self.mats.p(), self.mats.r * self.mats.r, self.c_in, self.c_out);
+        let (ps, zeros) = (self.pair_stride(), Some(&self.mats.gk_zeros));
+        if in_place {
+            assert!(co.is_multiple_of(PAIRS), "forward_kernels: {co} output channels are not whole blocks of {PAIRS}");
+            let (gl, wl) = (Strides { batch: 0, row: r2, col: 1 }, Strides { batch: r2, row: 1, col: ci * r2 });
+            let ul = Strides { batch: co, row: ps, col: 1 };
+            for ob in (0..co).step_by(PAIRS) {
+                let (ub, wb) = (&mut ut[ob..], &wt[ob * ci * r2..]);
+                gemm_batch_skipping(eng, ci, p, PAIRS, r2, ub, ul, gk, gl, wb, wl, Acc::Overwrite, zeros);
+            }
+            return;
+        }
+        let wp = &mut u[..co * ci * r2];
+        // One input channel's kernels per task, on the pool when the copy is large (on one
+        // thread, 16384 kernels left the other thread idle long enough to sleep).
+        let copy = |(i, dst): (usize, &mut [T])| match r2 {
+            9 => copy_kernels::<T, 9>(dst, wt, i, ci),
+            25 => copy_kernels::<T, 25>(dst, wt, i, ci),
+            49 => copy_kernels::<T, 49>(dst, wt, i, ci),
+            _ => unreachable!("no Winograd plan has a {r2}-value kernel"),
+        };
+        if eng.parallel(wp.len()) {
+            wp.par_chunks_exact_mut(co * r2).enumerate().for_each(copy);
+        } else {
+            wp.chunks_exact_mut(co * r2).enumerate().for_each(copy);
+        }
+        kernel_transform(eng, p, co * ci, ps, r2, ut, gk, &self.mats.gk_zeros, wp);
+    }
 }
 
 /// `dst [c_out, R2]` = input channel `i`'s kernels of `wt [c_out, c_in, R2]`, by fixed-size copies
@@ -225,17 +250,18 @@ const PAIRS: usize = 64;
 
 /// `U [P, cc] = G [P, r²] · Wᵀ` for weights `wt [cc, r²]` (`cc = c_out·c_in` channel pairs; U's
 /// rows `ps ≥ cc` apart, [`WinoConv::pair_stride`]): the kernel transform, in column blocks of
-/// [`PAIRS`].
+/// [`PAIRS`], skipping `G`'s structural zeros `zeros` (the same bits).
 #[allow(clippy::too_many_arguments)]
-fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: usize, u: &mut [T], g: &[T], wt: &[T]) {
+fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: usize, u: &mut [T], g: &[T], zeros: &Sparsity, wt: &[T]) {
     let (full, rest) = (cc / PAIRS, cc % PAIRS);
     let gl = Strides { batch: 0, row: r2, col: 1 };
     // Block b: columns b·PAIRS.. of U, from rows b·PAIRS.. of W read transposed.
     let wl = Strides { batch: PAIRS * r2, row: 1, col: r2 };
-    gemm_batch(eng, full, p, PAIRS, r2, u, Strides { batch: PAIRS, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+    let z = Some(zeros);
+    gemm_batch_skipping(eng, full, p, PAIRS, r2, u, Strides { batch: PAIRS, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite, z);
     if rest > 0 {
         let (u, wt) = (&mut u[full * PAIRS..], &wt[full * PAIRS * r2..]);
-        gemm_batch(eng, 1, p, rest, r2, u, Strides { batch: rest, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite);
+        gemm_batch_skipping(eng, 1, p, rest, r2, u, Strides { batch: rest, row: ps, col: 1 }, g, gl, wt, wl, Acc::Overwrite, z);
     }
 }
 
@@ -284,7 +310,9 @@ mod tests {
 
     /// The kernel transform and its adjoint against naive f64 products, for channel-pair counts
     /// under one block, one block exactly, and whole blocks plus a remainder, on 1 and 2
-    /// threads, in f32 (`gemm_small`) and f64 (the `gemm` crate).
+    /// threads, in f32 (`gemm_small`, skipping G's zeros) and f64 (the `gemm` crate). `G` has
+    /// the zeros of a real one (rows with one nonzero, as for the points 0 and ∞) and more; in
+    /// f32 the transform gives the dense product's bits.
     #[test]
     fn kernel_transforms_match_naive_products_in_every_blocking() {
         check_kernel_transforms::<f32>(1e-5);
@@ -295,7 +323,27 @@ mod tests {
         let (p, r2) = (36, 9);
         let vals = |len: usize, f: f64| -> Vec<T> { (0..len).map(|i| T::from_f64((i as f64 * f).sin())).collect() };
         let f = |x: T| <T as Float>::to_f64(x);
-        let g = vals(p * r2, 0.61);
+        // Zeros: rows 0 and 35 keep one term (as the points 0 and ∞ do), rows 7..10 four, and
+        // a scattering elsewhere; so the rows fall into several classes of different sizes.
+        let g: Vec<T> = vals(p * r2, 0.61)
+            .into_iter()
+            .enumerate()
+            .map(|(e, v)| {
+                let (row, t) = (e / r2, e % r2);
+                let zero = match row {
+                    0 => t != 0,
+                    35 => t != r2 - 1,
+                    7..=10 => t % 2 == 1,
+                    _ => (row * 7 + t * 3).is_multiple_of(11),
+                };
+                if zero {
+                    T::zero()
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let zeros = Sparsity::of(&g.iter().map(|&v| f(v)).collect::<Vec<_>>(), p, r2);
         for threads in [1, 2] {
             let eng = Engine::new(threads).unwrap();
             for cc in [6, PAIRS, PAIRS + 8, 4 * PAIRS + 5] {
@@ -303,7 +351,19 @@ mod tests {
                 for ps in [cc, cc + 16] {
                     let wt = vals(cc * r2, 0.23);
                     let mut u = vec![T::nan(); p * ps];
-                    eng.install(|| kernel_transform(&eng, p, cc, ps, r2, &mut u, &g, &wt));
+                    eng.install(|| kernel_transform(&eng, p, cc, ps, r2, &mut u, &g, &zeros, &wt));
+                    // The dense product (no zeros skipped) gives the same bits.
+                    let mut dense = vec![T::nan(); p * ps];
+                    let (full, rest) = (cc / PAIRS, cc % PAIRS);
+                    let (gl, wl) = (Strides { batch: 0, row: r2, col: 1 }, Strides { batch: PAIRS * r2, row: 1, col: r2 });
+                    let ul = |b| Strides { batch: b, row: ps, col: 1 };
+                    gemm_batch(&eng, full, p, PAIRS, r2, &mut dense, ul(PAIRS), &g, gl, &wt, wl, Acc::Overwrite);
+                    if rest > 0 {
+                        let (d, w) = (&mut dense[full * PAIRS..], &wt[full * PAIRS * r2..]);
+                        gemm_batch(&eng, 1, p, rest, r2, d, ul(rest), &g, gl, w, wl, Acc::Overwrite);
+                    }
+                    let bits = |v: &[T]| v.iter().map(|x| f(*x).to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&u), bits(&dense), "cc={cc} ps={ps}: skipping G's zeros changed U");
                     for (xi, row) in u.chunks(ps).enumerate() {
                         for (j, got) in row.iter().enumerate() {
                             if j >= cc {
@@ -332,6 +392,46 @@ mod tests {
         }
     }
 
+    /// The forward's kernel transform reading the weights in place (output channels whole
+    /// blocks of PAIRS) and through the copy give the same bits, both the naive product's values,
+    /// in f32 and f64, for F(4×4, 5×5) and F(4×4, 3×3); the padding of U's rows stays unwritten.
+    #[test]
+    fn forward_kernels_in_place_and_copied_agree() {
+        check_forward_kernels::<f32>(1e-5);
+        check_forward_kernels::<f64>(1e-12);
+    }
+
+    fn check_forward_kernels<T: Float>(tol: f64) {
+        let f = |x: T| <T as Float>::to_f64(x);
+        for threads in [1, 2] {
+            let eng = Engine::new(threads).unwrap();
+            for (r, ci, co) in [(5, 3, PAIRS), (3, 2, 2 * PAIRS)] {
+                let wc = WinoConv::new(4, r, ci, co, 8, 8);
+                let (p, r2, ps) = (wc.mats.p(), r * r, wc.pair_stride());
+                let wt: Vec<T> = (0..co * ci * r2).map(|i| T::from_f64((i as f64 * 0.37).sin())).collect();
+                let mut outs = Vec::new();
+                for in_place in [true, false] {
+                    let mut scratch = vec![T::nan(); wc.scratch_len()];
+                    let Parts { gk, u, u2, .. } = wc.parts(&mut scratch);
+                    eng.install(|| wc.forward_kernels(&eng, &wt, gk, u, u2, in_place));
+                    for xi in 0..p {
+                        for i in 0..ci {
+                            for o in 0..co {
+                                let want: f64 = (0..r2).map(|t| wc.mats.gk[xi * r2 + t] * f(wt[(o * ci + i) * r2 + t])).sum();
+                                let got = f(u2[xi * ps + i * co + o]);
+                                let tol = tol * (1.0 + want.abs());
+                                assert!((got - want).abs() < tol, "r={r} in_place={in_place} U[{xi}][{i},{o}]: {got} vs {want}");
+                            }
+                        }
+                        assert!(u2[xi * ps + ci * co..(xi + 1) * ps].iter().all(|v| v.is_nan()), "r={r}: U's padding was written");
+                    }
+                    outs.push(u2[..p * ps].iter().map(|v| f(*v).to_bits()).collect::<Vec<_>>());
+                }
+                assert_eq!(outs[0], outs[1], "r={r} c_out={co}: in place and copied differ");
+            }
+        }
+    }
+
     #[test]
     fn forward_matches_direct_for_every_tile_and_kernel() {
         let eng = Engine::new(2).unwrap();
@@ -345,12 +445,16 @@ mod tests {
             (4, 3, 5, 37),
             (2, 5, 5, 37),
             (4, 5, 12, 12),
+            (4, 5, 6, 7),
         ] {
-            // Channel counts below, at and above one 16-lane block.
+            // Channel counts below, at and above one 16-lane block, and output channels in a
+            // whole block of kernel-transform pairs (the weights read in place).
             let (ci, co) = if h == 12 {
                 (20, 17)
             } else if h == 28 {
                 (16, 16)
+            } else if (h, w) == (6, 7) {
+                (2, PAIRS)
             } else {
                 (3, 2)
             };
