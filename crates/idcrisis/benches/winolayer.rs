@@ -41,7 +41,6 @@ fn main() {
             });
             let bw = micros(&mut || {
                 touch(&mut wt);
-                dw.iter_mut().for_each(|v| *v = 0.0);
                 wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), io, &mut scratch, 1)
             });
             println!("{c:>4} {threads:>7} {fw:>9.1} {bw:>9.1}");

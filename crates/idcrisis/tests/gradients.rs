@@ -106,9 +106,18 @@ fn check_conv_with(algo: ConvAlgo, io: Layouts, k: usize, cin: usize, cout: usiz
     let mut cols = vec![0.0; layer.store_len(n)];
     let mut scratch = vec![0.0; sl];
     layer.forward(&eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
-    let mut grads = vec![0.0; params.len()];
+    // Gradients start at 7: the backward adds into them, except a Winograd layer's weight
+    // gradient, which it overwrites (and says so).
+    let overwrites = layer.overwrites_weight_grad::<f64>(&eng, n);
+    assert_eq!(overwrites, layer.winograd::<f64>(&eng, Pass::Train).is_some(), "{algo:?} k={k} {pad:?}");
+    let mut grads = vec![7.0; params.len()];
     let mut dx = vec![0.0; n * cin * h * w];
     layer.backward(&eng, &params, &mut grads, &cols, &r, Some(&mut dx), io, &mut scratch, n);
+    for (i, g) in grads.iter_mut().enumerate() {
+        if !(overwrites && layer.w.contains(&i)) {
+            *g -= 7.0;
+        }
+    }
     let xs = x.clone();
     let num_p = numeric_grad(&mut params, &mut |p| obj(p, &xs));
     let ps = params.clone();

@@ -432,10 +432,17 @@ impl Conv2d {
         }
     }
 
+    /// Whether [`Conv2d::backward`] of `n` examples on `eng` writes the weight gradient instead
+    /// of adding it (Winograd with `n > 0`), so the caller need not zero it first.
+    pub fn overwrites_weight_grad<T: Float>(&self, eng: &Engine, n: usize) -> bool {
+        n > 0 && self.wino.is_some() && self.algo::<T>(eng, Pass::Train) == Algo::Winograd
+    }
+
     /// Backward for a batch of `n`, using what [`Conv2d::forward`] stored in `cols` (with the
     /// same engine and layouts `io`: `dy` has the output's layout, `dx` gets the input's). Adds
-    /// `dW` and `db` into `grads`; when `dx` is given, writes `dx [n, c_in, h, w]`. `scratch`
-    /// holds [`Conv2d::scratch_len`]`(n)` elements.
+    /// `db` into `grads`, and `dW` too, except where [`Conv2d::overwrites_weight_grad`] says it
+    /// writes `dW` instead; when `dx` is given, writes `dx [n, c_in, h, w]`. `scratch` holds
+    /// [`Conv2d::scratch_len`]`(n)` elements.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Float>(
         &self,

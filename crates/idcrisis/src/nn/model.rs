@@ -523,17 +523,23 @@ impl<T: Float> Net<T> {
             // The layer's parameters: its weights, bias and coordinate weights, which `Net::new`
             // lays out one after another, before the next layer's.
             let own = layer.weight_range().start..self.layers.get(i + 1).map_or(self.params.len(), |l| l.weight_range().start);
-            // Gradients are added into zeros, except a dense layer's weights, which its backward
-            // overwrites: zeroing them first streams an FCN's whole weight size once more.
+            // Gradients are added into zeros, except a dense layer's weights and a Winograd
+            // convolution's, which their backward overwrites: zeroing them first streams the
+            // weight size once more (an FCN's whole weights; 1.6 MB per 128-channel layer).
             // On the pool: a 128-channel layer's 1.6 MB filled on one thread left the other idle
             // long enough to sleep.
             let zero = |g: &mut [T]| crate::engine::for_each_chunk(eng, g, |_, c| c.fill(T::zero()));
-            match layer {
-                Layer::Dense(d) => {
-                    zero(&mut self.grads[own.start..d.w.start]);
-                    zero(&mut self.grads[d.w.end..own.end]);
+            let written = match layer {
+                Layer::Dense(d) => Some(d.w.clone()),
+                Layer::Conv(c) if c.overwrites_weight_grad::<T>(eng, n) => Some(c.w.clone()),
+                Layer::Conv(_) => None,
+            };
+            match written {
+                Some(w) => {
+                    zero(&mut self.grads[own.start..w.start]);
+                    zero(&mut self.grads[w.end..own.end]);
                 }
-                Layer::Conv(_) => zero(&mut self.grads[own.clone()]),
+                None => zero(&mut self.grads[own.clone()]),
             }
             let (dy_buf, dx_buf, _) = three_mut(&mut ws.dbuf, cur, 1 - cur, None);
             let dy = &mut dy_buf[..n * layer.out_len()];

@@ -120,8 +120,10 @@ impl WinoConv {
         }
     }
 
-    /// Backward of `n` images after [`WinoConv::forward`] stored `stored`. Adds `dW` into
-    /// `dw [c_out, c_in, r, r]`; writes `dx [n, c_in, h, w]` when given. `dy` is channel-last
+    /// Backward of `n` images after [`WinoConv::forward`] stored `stored`. Writes `dW` into
+    /// `dw [c_out, c_in, r, r]` when `n > 0` (overwriting it: adding into zeros gave the same
+    /// bits, and the zeroing streamed a weight-sized buffer once more per step); writes
+    /// `dx [n, c_in, h, w]` when given. `dy` is channel-last
     /// when `io.y_cl`, and `dx` is written channel-last when `io.x_cl` (the layouts of the
     /// forward's output and input). (The bias gradient is the caller's: it does not involve the
     /// transforms.)
@@ -185,7 +187,7 @@ impl WinoConv {
             }
         }
         if n > 0 {
-            // dW [c_out·c_in, r²] += dUᵀ · Gk.
+            // dW [c_out·c_in, r²] = dUᵀ · Gk.
             kernel_gradient(eng, p, co * ci, ps, r2, dw, du, gk);
         }
     }
@@ -265,7 +267,7 @@ fn kernel_transform<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: 
     }
 }
 
-/// `dW [cc, r²] += dUᵀ · G` for `du [P, cc]` (rows `ps ≥ cc` apart) and `g [P, r²]`: the kernel
+/// `dW [cc, r²] = dUᵀ · G` for `du [P, cc]` (rows `ps ≥ cc` apart) and `g [P, r²]`: the kernel
 /// transform's adjoint, in row blocks of [`PAIRS`].
 #[allow(clippy::too_many_arguments)]
 fn kernel_gradient<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: usize, dw: &mut [T], du: &[T], g: &[T]) {
@@ -274,10 +276,10 @@ fn kernel_gradient<T: Float>(eng: &Engine, p: usize, cc: usize, ps: usize, r2: u
     // Block b: rows b·PAIRS.. of dW, from columns b·PAIRS.. of dU read transposed.
     let dl = Strides { batch: PAIRS, row: 1, col: ps };
     let wl = Strides { batch: PAIRS * r2, row: r2, col: 1 };
-    gemm_batch(eng, full, PAIRS, r2, p, dw, wl, du, dl, g, gl, Acc::Add);
+    gemm_batch(eng, full, PAIRS, r2, p, dw, wl, du, dl, g, gl, Acc::Overwrite);
     if rest > 0 {
         let (dw, du) = (&mut dw[full * PAIRS * r2..], &du[full * PAIRS..]);
-        gemm_batch(eng, 1, rest, r2, p, dw, wl, du, dl, g, gl, Acc::Add);
+        gemm_batch(eng, 1, rest, r2, p, dw, wl, du, dl, g, gl, Acc::Overwrite);
     }
 }
 
@@ -378,11 +380,12 @@ mod tests {
                     for row in du.chunks_mut(ps) {
                         row[cc..].fill(T::nan());
                     }
+                    // dW starts at 0.5: the adjoint overwrites it.
                     let mut dw = vec![T::from_f64(0.5); cc * r2];
                     eng.install(|| kernel_gradient(&eng, p, cc, ps, r2, &mut dw, &du, &g));
                     for j in 0..cc {
                         for t in 0..r2 {
-                            let want = 0.5 + (0..p).map(|xi| f(du[xi * ps + j]) * f(g[xi * r2 + t])).sum::<f64>();
+                            let want = (0..p).map(|xi| f(du[xi * ps + j]) * f(g[xi * r2 + t])).sum::<f64>();
                             let got = f(dw[j * r2 + t]);
                             assert!((got - want).abs() < tol * p as f64, "cc={cc} ps={ps} dW[{j},{t}]: {got} vs {want}");
                         }
@@ -513,7 +516,7 @@ mod tests {
             for k in 0..wt.len() {
                 let mut e = vec![0.0; wt.len()];
                 e[k] = 1.0;
-                let want = obj(&x, &e) + 1.0; // dw started at 1: backward accumulates
+                let want = obj(&x, &e); // dw started at 1: backward overwrites it
                 assert!((dw[k] - want).abs() < 1e-9, "F({m},{r}) dW[{k}]: {} vs {want}", dw[k]);
             }
             for k in (0..x.len()).step_by(3) {
