@@ -242,7 +242,7 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
                     add: acc == Acc::Add,
                     packed: shared.as_ref().is_some_and(|s| s.packed),
                 };
-                // The zeros were checked against A above.
+                // A is zero where the list says (the caller's contract, checked above in debug builds).
                 match a_zeros {
                     Some(z) => gemm_small::sparse_product(g, z),
                     None => gemm_small::product(g),
