@@ -146,7 +146,7 @@ pub fn gemm_batch<T: Float>(
 
 /// [`gemm_batch`] with an A that every product shares (`al.batch = 0`) and whose structural
 /// zeros `a_zeros` lists (a Winograd kernel transform's `G`): small f32 products skip them
-/// (`gemm_small::sparse_product`, the same bits as the dense product); the `gemm` crate's
+/// (`gemm_small::product` with the list, the same bits as the dense product); the `gemm` crate's
 /// products ignore the list. The list must hold for A (`Sparsity::holds`, checked in debug
 /// builds), or the products drop A's unlisted terms.
 #[allow(clippy::too_many_arguments)]
@@ -243,10 +243,7 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
                     packed: shared.as_ref().is_some_and(|s| s.packed),
                 };
                 // A is zero where the list says (the caller's contract, checked above in debug builds).
-                match a_zeros {
-                    Some(z) => gemm_small::sparse_product(g, z),
-                    None => gemm_small::product(g),
-                }
+                gemm_small::product(g, a_zeros);
             }
             return;
         }

@@ -6,7 +6,7 @@
 //! buffer and a flag vector allocated per call) were a third of a 16-channel training step;
 //! this kernel has none of them: B is read in place (or packed on the stack when its columns
 //! are strided, with AVX-512 gathers where the CPU has them), C's rows are kept in registers in
-//! blocks, and nothing is allocated. [`sparse_product`] runs the same kernels over only the
+//! blocks, and nothing is allocated. [`product`] can run the same kernels over only the
 //! nonzero terms of a fixed A with structural zeros (a kernel transform's `G ⊗ G`, 36% zeros for
 //! F(4×4, 5×5)), listed once per plan in a [`Sparsity`].
 //!
@@ -96,7 +96,7 @@ struct Class {
 
 /// The structural zeros of a fixed A (`m × k`; a Winograd kernel transform `[P, r²]`, whose
 /// rows for the points 0 and ∞ have one nonzero factor): its rows in classes by nonzero
-/// columns, so that [`sparse_product`] skips the zeros. Built once per plan from the f64 matrix
+/// columns, so that [`product`] skips the zeros. Built once per plan from the f64 matrix
 /// the working one is rounded from (a zero stays zero, a nonzero stays nonzero).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sparsity {
@@ -132,7 +132,7 @@ impl Sparsity {
                 .all(|c| c.rows.iter().all(|&r| (0..k).all(|t| is_zero(r as usize, t) || c.terms.binary_search(&(t as u16)).is_ok())))
     }
 
-    /// Multiply-adds per column of C that [`sparse_product`] does (the dense product: `m·k`).
+    /// Multiply-adds per column of C that [`product`] does with these zeros (without: `m·k`).
     #[cfg(test)]
     pub(crate) fn terms(&self) -> usize {
         self.classes.iter().map(|c| c.rows.len() * c.terms.len()).sum()
@@ -144,13 +144,22 @@ impl Sparsity {
 /// 0`, that every element the strides reach lies in its buffer, and that C aliases neither A nor
 /// B.
 ///
+/// With `zeros` (A's structural zeros, A's shape must be theirs), each row of A sums only its
+/// class's terms. The same bits as without when B is finite: a skipped term is
+/// `fma(0, b, acc) = acc` (the accumulator starts at +0 and is never −0), and the other terms
+/// are summed in the same order. (An infinite or NaN `b` would have made it NaN.)
+///
 /// # Safety
 /// `g.c`, `g.a` and `g.b` must be valid for the offsets `(m−1)·c_row + n − 1`, `(m−1)·av.row +
-/// (k−1)·av.col` and `(k−1)·bv.row + (n−1)·bv.col`; C's elements must not overlap A's or B's.
-pub(super) unsafe fn product(mut g: Geometry) {
+/// (k−1)·av.col` and `(k−1)·bv.row + (n−1)·bv.col`; C's elements must not overlap A's or B's;
+/// A must be zero wherever `zeros` says.
+pub(super) unsafe fn product(mut g: Geometry, zeros: Option<&Sparsity>) {
     let (m, n, k) = (g.m, g.n, g.k);
     // The register blocking indexes by `n` and the stack buffer holds `fits`' B: cheap to check.
     assert!(fits(n, k) && m > 0 && k > 0, "gemm_small::product: {m}×{n}×{k} is not a product it takes");
+    if let Some(sp) = zeros {
+        assert!((m, k) == (sp.m, sp.k), "gemm_small::product: a {m}×{k} A against zeros of a {}×{} one", sp.m, sp.k);
+    }
     let mut pack = Pack::new();
     if g.packed {
         assert!(g.bv.col == 1 && g.bv.row >= padded(n), "gemm_small::product: B is not in packed rows");
@@ -162,44 +171,16 @@ pub(super) unsafe fn product(mut g: Geometry) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` returns Avx512 only after `is_x86_feature_detected!` found
         // AVX-512F and FMA on this CPU, the features `avx512::run` is compiled for; B's rows
-        // hold whole blocks (in place or packed), as it reads.
-        Isa::Avx512 => unsafe { avx512::run(&g) },
+        // hold whole blocks (in place or packed), as it reads; the classes' rows and terms lie
+        // within A (the shape checked above).
+        Isa::Avx512 => unsafe { avx512::run(&g, zeros) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` returns Avx2 only when `Isa::cpu` found AVX2 and FMA (it
         // checks AVX2 also for its Avx512 answer, which `IDCRISIS_ISA` can lower), the
-        // features `avx2::run` is compiled for; B's rows as above.
-        Isa::Avx2 => unsafe { avx2::run(&g) },
-        // SAFETY: the portable kernel needs no CPU feature; B's rows hold whole blocks.
-        _ => unsafe { g.run() },
-    }
-}
-
-/// [`product`] for an A whose structural zeros `sp` describes (A's shape must be `sp`'s): each
-/// row sums only its class's terms. The same bits as [`product`] when B is finite: a skipped
-/// term is `fma(0, b, acc) = acc` (the accumulator starts at +0 and is never −0), and the other
-/// terms are summed in the same order. (An infinite or NaN `b` would have made it NaN.)
-///
-/// # Safety
-/// As [`product`].
-pub(super) unsafe fn sparse_product(mut g: Geometry, sp: &Sparsity) {
-    let (m, n, k) = (g.m, g.n, g.k);
-    assert!(fits(n, k) && m == sp.m && k == sp.k && k > 0, "gemm_small::sparse_product: {m}×{n}×{k} against a {}×{} A", sp.m, sp.k);
-    let mut pack = Pack::new();
-    if g.packed {
-        assert!(g.bv.col == 1 && g.bv.row >= padded(n), "gemm_small::sparse_product: B is not in packed rows");
-    } else {
-        // SAFETY: B's elements as the caller's contract says; `fits` was checked.
-        (g.b, g.bv, _) = unsafe { pack.arrange(g.b, g.bv, n, k) };
-    }
-    match Isa::detect() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `product`.
-        Isa::Avx512 => unsafe { avx512::run_sparse(&g, sp) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `product`.
-        Isa::Avx2 => unsafe { avx2::run_sparse(&g, sp) },
-        // SAFETY: as in `product`.
-        _ => unsafe { g.run_sparse(sp) },
+        // features `avx2::run` is compiled for; B's rows and the classes as above.
+        Isa::Avx2 => unsafe { avx2::run(&g, zeros) },
+        // SAFETY: the portable kernel needs no CPU feature; B's rows and the classes as above.
+        _ => unsafe { g.run(zeros) },
     }
 }
 
@@ -326,7 +307,7 @@ fn row_blocks<const RB: usize>(m: usize, mut full: impl FnMut([usize; RB]), mut 
     }
 }
 
-/// [`row_blocks`] for [`sparse_product`]: each class's rows in blocks of `RB`, then one at a
+/// [`row_blocks`] over A's classes of rows ([`Sparsity`]): each class's rows in blocks of `RB`, then one at a
 /// time, each with the class's terms.
 #[inline(always)]
 fn class_blocks<const RB: usize>(sp: &Sparsity, mut full: impl FnMut([usize; RB], &[u16]), mut one: impl FnMut([usize; 1], &[u16])) {
@@ -344,32 +325,26 @@ fn class_blocks<const RB: usize>(sp: &Sparsity, mut full: impl FnMut([usize; RB]
 impl Geometry {
     /// The portable kernel (the same bits as [`avx512::run`] and [`avx2::run`]).
     #[inline(always)]
-    unsafe fn run(&self) {
-        unsafe { by_width!(self.n, Geometry::rows, (self), ROWS) }
+    unsafe fn run(&self, zeros: Option<&Sparsity>) {
+        unsafe { by_width!(self.n, Geometry::rows, (self, zeros), ROWS) }
     }
 
-    /// [`Geometry::run`] skipping A's structural zeros ([`sparse_product`]).
+    /// Rows in blocks of `RB`, then the remaining rows one at a time ([`row_blocks`]); with
+    /// `zeros`, each class of rows so, over its terms ([`class_blocks`]).
     #[inline(always)]
-    unsafe fn run_sparse(&self, sp: &Sparsity) {
-        unsafe { by_width!(self.n, Geometry::rows_sparse, (self, sp), ROWS) }
-    }
-
-    /// Rows in blocks of `RB`, then the remaining rows one at a time ([`row_blocks`]).
-    #[inline(always)]
-    unsafe fn rows<const NB: usize, const RB: usize>(&self) {
-        // SAFETY: `row_blocks` passes rows < m.
-        row_blocks::<RB>(
-            self.m,
-            |rs| unsafe { self.block::<NB, RB>(rs, All(self.k)) },
-            |rs| unsafe { self.block::<NB, 1>(rs, All(self.k)) },
-        );
-    }
-
-    /// Each class's rows in blocks of `RB`, then one at a time ([`class_blocks`]).
-    #[inline(always)]
-    unsafe fn rows_sparse<const NB: usize, const RB: usize>(&self, sp: &Sparsity) {
-        // SAFETY: the classes hold rows < m and terms < k (`sparse_product` checked the shape).
-        class_blocks::<RB>(sp, |rs, t| unsafe { self.block::<NB, RB>(rs, t) }, |rs, t| unsafe { self.block::<NB, 1>(rs, t) });
+    unsafe fn rows<const NB: usize, const RB: usize>(&self, zeros: Option<&Sparsity>) {
+        // SAFETY: `row_blocks` passes rows < m; the classes hold rows < m and terms < k
+        // (`product` checked their shape).
+        match zeros {
+            None => row_blocks::<RB>(
+                self.m,
+                |rs| unsafe { self.block::<NB, RB>(rs, All(self.k)) },
+                |rs| unsafe { self.block::<NB, 1>(rs, All(self.k)) },
+            ),
+            Some(sp) => {
+                class_blocks::<RB>(sp, |rs, t| unsafe { self.block::<NB, RB>(rs, t) }, |rs, t| unsafe { self.block::<NB, 1>(rs, t) })
+            }
+        }
     }
 
     /// Rows `rows` of C, all `n` columns (`NB` blocks of [`LANES`], the last one partial), summed
@@ -417,28 +392,20 @@ mod avx512 {
 
     /// [`Geometry::run`] in AVX-512.
     #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn run(g: &Geometry) {
-        unsafe { by_width!(g.n, rows, (g), ROWS) }
-    }
-
-    /// [`Geometry::run_sparse`] in this set.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn run_sparse(g: &Geometry, sp: &Sparsity) {
-        unsafe { by_width!(g.n, rows_sparse, (g, sp), ROWS) }
+    pub(super) unsafe fn run(g: &Geometry, zeros: Option<&Sparsity>) {
+        unsafe { by_width!(g.n, rows, (g, zeros), ROWS) }
     }
 
     /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx512f,fma")]
-    unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
+    unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry, zeros: Option<&Sparsity>) {
         // SAFETY: as in `Geometry::rows`.
-        row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) });
-    }
-
-    /// [`Geometry::rows_sparse`] with this set's blocks.
-    #[target_feature(enable = "avx512f,fma")]
-    unsafe fn rows_sparse<const NB: usize, const RB: usize>(g: &Geometry, sp: &Sparsity) {
-        // SAFETY: as in `Geometry::rows_sparse`.
-        class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) });
+        match zeros {
+            None => {
+                row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) })
+            }
+            Some(sp) => class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) }),
+        }
     }
 
     /// Rows `rows` of C over the inner indices `terms` (see [`Geometry::block`]).
@@ -517,28 +484,20 @@ mod avx2 {
 
     /// [`Geometry::run`] in AVX2.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn run(g: &Geometry) {
-        unsafe { by_width!(g.n, rows, (g), AVX2_ROWS) }
-    }
-
-    /// [`Geometry::run_sparse`] in this set.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn run_sparse(g: &Geometry, sp: &Sparsity) {
-        unsafe { by_width!(g.n, rows_sparse, (g, sp), AVX2_ROWS) }
+    pub(super) unsafe fn run(g: &Geometry, zeros: Option<&Sparsity>) {
+        unsafe { by_width!(g.n, rows, (g, zeros), AVX2_ROWS) }
     }
 
     /// [`Geometry::rows`] with this set's blocks.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry) {
+    unsafe fn rows<const NB: usize, const RB: usize>(g: &Geometry, zeros: Option<&Sparsity>) {
         // SAFETY: as in `Geometry::rows`.
-        row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) });
-    }
-
-    /// [`Geometry::rows_sparse`] with this set's blocks.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_sparse<const NB: usize, const RB: usize>(g: &Geometry, sp: &Sparsity) {
-        // SAFETY: as in `Geometry::rows_sparse`.
-        class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) });
+        match zeros {
+            None => {
+                row_blocks::<RB>(g.m, |rs| unsafe { block::<NB, RB>(g, rs, All(g.k)) }, |rs| unsafe { block::<NB, 1>(g, rs, All(g.k)) })
+            }
+            Some(sp) => class_blocks::<RB>(sp, |rs, t| unsafe { block::<NB, RB>(g, rs, t) }, |rs, t| unsafe { block::<NB, 1>(g, rs, t) }),
+        }
     }
 
     /// Rows `rows` of C over the inner indices `terms` (see [`Geometry::block`]).
@@ -629,19 +588,10 @@ mod tests {
                         let mut c = c0.clone();
                         // SAFETY: the buffers hold every element the views and `c_row` reach.
                         unsafe {
-                            product(Geometry {
-                                m,
-                                n,
-                                k,
-                                c: c.as_mut_ptr(),
-                                c_row,
-                                a: a.as_ptr(),
-                                av,
-                                b: b.as_ptr(),
-                                bv,
-                                add,
-                                packed: false,
-                            })
+                            product(
+                                Geometry { m, n, k, c: c.as_mut_ptr(), c_row, a: a.as_ptr(), av, b: b.as_ptr(), bv, add, packed: false },
+                                None,
+                            )
                         };
                         for r in 0..m {
                             for j in 0..n {
@@ -682,19 +632,19 @@ mod tests {
                         };
                         let mut cp = c0.clone();
                         // SAFETY: as above; `bp` holds k rows of whole blocks.
-                        unsafe { packed(&mut cp).run() };
+                        unsafe { packed(&mut cp).run(None) };
                         assert!(c.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: portable bits differ");
                         // `product` reads an already packed B as it is (no second pack), with
                         // the same bits.
                         let mut cq = c0.clone();
                         // SAFETY: as above.
-                        unsafe { product(packed(&mut cq)) };
+                        unsafe { product(packed(&mut cq), None) };
                         assert!(c.iter().zip(&cq).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: packed B bits differ");
                         // And every explicit kernel this CPU can run, whichever `product` chose.
                         #[cfg(target_arch = "x86_64")]
                         {
                             let fma = is_x86_feature_detected!("fma");
-                            type Kernel = unsafe fn(&Geometry);
+                            type Kernel = unsafe fn(&Geometry, Option<&Sparsity>);
                             let kernels: [(&str, bool, Kernel); 2] = [
                                 ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
                                 ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
@@ -702,7 +652,7 @@ mod tests {
                             for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
                                 let mut ck = c0.clone();
                                 // SAFETY: as above, on a CPU with the kernel's features.
-                                unsafe { kernel(&packed(&mut ck)) };
+                                unsafe { kernel(&packed(&mut ck), None) };
                                 assert!(
                                     ck.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()),
                                     "m={m} n={n} k={k} {layout}: {name} bits differ from the portable kernel's"
@@ -715,13 +665,13 @@ mod tests {
         }
     }
 
-    /// `sparse_product` gives `product`'s bits on an A with structural zeros (rows with one
+    /// `product` with A's zeros gives the dense product's bits on an A with structural zeros (rows with one
     /// term, a class of rows sharing a pattern, dense rows, a zero row), in every width, with B
     /// contiguous and strided (packed; on AVX-512 by gathers), overwrite and add, in the
     /// dispatched kernel and every explicit one this CPU has; the skipped terms are really
     /// skipped (a NaN in B where A is zero stays out of C).
     #[test]
-    fn sparse_products_give_the_dense_bits() {
+    fn products_skipping_zeros_give_the_dense_bits() {
         let (m, k) = (23, 25);
         let zero = |r: usize, t: usize| match r {
             0 => t != 0,
@@ -755,8 +705,8 @@ mod tests {
                     let (mut dense, mut sparse) = (c0.clone(), c0.clone());
                     // SAFETY: the buffers hold every element the views reach.
                     unsafe {
-                        product(geometry(&mut dense));
-                        sparse_product(geometry(&mut sparse), &sp);
+                        product(geometry(&mut dense), None);
+                        product(geometry(&mut sparse), Some(&sp));
                     }
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&dense), bits(&sparse), "n={n} {bv:?} add={add}: sparse bits differ");
@@ -771,20 +721,20 @@ mod tests {
                     let packed = |c: &mut Vec<f32>| Geometry { b: bp.as_ptr(), bv: View { row: np, col: 1 }, packed: true, ..geometry(c) };
                     let mut portable = c0.clone();
                     // SAFETY: as above; `bp` holds k rows of whole blocks.
-                    unsafe { packed(&mut portable).run_sparse(&sp) };
+                    unsafe { packed(&mut portable).run(Some(&sp)) };
                     assert_eq!(bits(&portable), bits(&dense), "n={n}: the portable sparse kernel differs");
                     #[cfg(target_arch = "x86_64")]
                     {
                         let fma = is_x86_feature_detected!("fma");
-                        type Kernel = unsafe fn(&Geometry, &Sparsity);
+                        type Kernel = unsafe fn(&Geometry, Option<&Sparsity>);
                         let kernels: [(&str, bool, Kernel); 2] = [
-                            ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run_sparse),
-                            ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run_sparse),
+                            ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
+                            ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
                         ];
                         for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
                             let mut ck = c0.clone();
                             // SAFETY: as above, on a CPU with the kernel's features.
-                            unsafe { kernel(&packed(&mut ck), &sp) };
+                            unsafe { kernel(&packed(&mut ck), Some(&sp)) };
                             assert_eq!(bits(&ck), bits(&dense), "n={n} {bv:?}: {name} sparse bits differ");
                         }
                     }
@@ -799,7 +749,7 @@ mod tests {
         let mut c = vec![0f32; m * n];
         // SAFETY: as above.
         unsafe {
-            sparse_product(
+            product(
                 Geometry {
                     m,
                     n,
@@ -813,7 +763,7 @@ mod tests {
                     add: false,
                     packed: false,
                 },
-                &sp,
+                Some(&sp),
             )
         };
         for r in 0..m {
