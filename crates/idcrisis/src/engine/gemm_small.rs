@@ -552,6 +552,24 @@ mod avx2 {
 mod tests {
     use super::*;
 
+    /// A kernel's entry point, as the tests call them directly.
+    type Kernel = unsafe fn(&Geometry, Option<&Sparsity>);
+
+    /// The explicit kernels this CPU can run, by name (none off x86-64).
+    fn explicit_kernels() -> Vec<(&'static str, Kernel)> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = is_x86_feature_detected!("fma");
+            let kernels: [(&str, bool, Kernel); 2] = [
+                ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
+                ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
+            ];
+            kernels.into_iter().filter(|k| k.1).map(|(name, _, kernel)| (name, kernel)).collect()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
+    }
+
     /// Deterministic values in [-1, 1).
     fn vals(len: usize, salt: f64) -> Vec<f32> {
         (0..len).map(|i| (((i as f64 + salt) * 12.9898).sin() * 43758.5453).fract() as f32).collect()
@@ -641,23 +659,14 @@ mod tests {
                         unsafe { product(packed(&mut cq), None) };
                         assert!(c.iter().zip(&cq).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m} n={n} k={k}: packed B bits differ");
                         // And every explicit kernel this CPU can run, whichever `product` chose.
-                        #[cfg(target_arch = "x86_64")]
-                        {
-                            let fma = is_x86_feature_detected!("fma");
-                            type Kernel = unsafe fn(&Geometry, Option<&Sparsity>);
-                            let kernels: [(&str, bool, Kernel); 2] = [
-                                ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
-                                ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
-                            ];
-                            for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
-                                let mut ck = c0.clone();
-                                // SAFETY: as above, on a CPU with the kernel's features.
-                                unsafe { kernel(&packed(&mut ck), None) };
-                                assert!(
-                                    ck.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()),
-                                    "m={m} n={n} k={k} {layout}: {name} bits differ from the portable kernel's"
-                                );
-                            }
+                        for (name, kernel) in explicit_kernels() {
+                            let mut ck = c0.clone();
+                            // SAFETY: as above, on a CPU with the kernel's features.
+                            unsafe { kernel(&packed(&mut ck), None) };
+                            assert!(
+                                ck.iter().zip(&cp).all(|(x, y)| x.to_bits() == y.to_bits()),
+                                "m={m} n={n} k={k} {layout}: {name} bits differ from the portable kernel's"
+                            );
                         }
                     }
                 }
@@ -723,20 +732,11 @@ mod tests {
                     // SAFETY: as above; `bp` holds k rows of whole blocks.
                     unsafe { packed(&mut portable).run(Some(&sp)) };
                     assert_eq!(bits(&portable), bits(&dense), "n={n}: the portable sparse kernel differs");
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        let fma = is_x86_feature_detected!("fma");
-                        type Kernel = unsafe fn(&Geometry, Option<&Sparsity>);
-                        let kernels: [(&str, bool, Kernel); 2] = [
-                            ("avx2", fma && is_x86_feature_detected!("avx2"), avx2::run),
-                            ("avx512", fma && is_x86_feature_detected!("avx512f"), avx512::run),
-                        ];
-                        for (name, _, kernel) in kernels.into_iter().filter(|k| k.1) {
-                            let mut ck = c0.clone();
-                            // SAFETY: as above, on a CPU with the kernel's features.
-                            unsafe { kernel(&packed(&mut ck), Some(&sp)) };
-                            assert_eq!(bits(&ck), bits(&dense), "n={n} {bv:?}: {name} sparse bits differ");
-                        }
+                    for (name, kernel) in explicit_kernels() {
+                        let mut ck = c0.clone();
+                        // SAFETY: as above, on a CPU with the kernel's features.
+                        unsafe { kernel(&packed(&mut ck), Some(&sp)) };
+                        assert_eq!(bits(&ck), bits(&dense), "n={n} {bv:?}: {name} sparse bits differ");
                     }
                 }
             }
