@@ -56,9 +56,12 @@ def test_sigint_stops_training_and_leaves_no_files(data_dir: Path, tmp_path: Pat
     assert (out / "config.toml").is_file(), "the run directory exists while training"
     # The child may be steps ahead of this reader (lines still in the pipe, printed before the
     # signal): steps count as after SIGINT by their own time stamps (CLOCK_MONOTONIC, one clock
-    # for every process), not by when this process reads them.
+    # for every process), not by when this process reads them. The stamp is taken once kill()
+    # has returned: on 2 busy cores this process can be descheduled between a stamp taken before
+    # the call and the signal itself while the child trains on (CI saw 8 steps "after" a stamp
+    # taken before), and only a step stamped after kill() certainly began with the signal pending.
+    os.kill(p.pid, signal.SIGINT)
     sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
     t0 = time.perf_counter()
     rest, err = p.communicate(timeout=30)
     stop_s = time.perf_counter() - t0
