@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{cpu, values};
+use common::{cpu, env_counts, values};
 use idcrisis::engine::{winograd::Isa, ConvAlgo, Engine};
 use idcrisis::nn::model::{Arch, Init, ModelConfig, Net};
 use idcrisis::Shape;
@@ -21,16 +21,9 @@ fn main() {
     println!("evalalgo: images/s of Net::predict, depth-6 CNNs, {}; ISA {:?}", cpu(), Isa::detect());
     let images = 400;
     let x = values(images * 784, 0.7).iter().map(|v| v.abs()).collect::<Vec<f32>>();
-    let channels: Vec<usize> = match std::env::var("EVALALGO_CHANNELS") {
-        Ok(list) => list.split(',').map(|c| c.trim().parse().expect("EVALALGO_CHANNELS: comma-separated channel counts")).collect(),
-        Err(_) if quick => vec![16, 32],
-        Err(_) => vec![4, 8, 12, 16, 24, 32, 64],
-    };
+    let channels = env_counts("EVALALGO_CHANNELS", if quick { &[16, 32] } else { &[4, 8, 12, 16, 24, 32, 64] });
     println!("{:>3} {:>3} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9}", "k", "ch", "threads", "batch", "im2col", "winograd", "direct", "auto");
-    let kernels: Vec<usize> = match std::env::var("EVALALGO_KERNELS") {
-        Ok(list) => list.split(',').map(|k| k.trim().parse().expect("EVALALGO_KERNELS: comma-separated kernel sizes")).collect(),
-        Err(_) => vec![3, 5, 7],
-    };
+    let kernels = env_counts("EVALALGO_KERNELS", &[3, 5, 7]);
     for &k in &kernels {
         for &c in &channels {
             let cfg = ModelConfig { arch: Arch::Cnn, depth: 6, channels: c, kernel: k, ..Default::default() };

@@ -8,11 +8,11 @@
 //! **Check first:** the outputs and gradients are finite and the same bits on 1 and 2 threads.
 //!
 //! Run: `cargo bench -p idcrisis --bench winolayer` (`WL_C=128` and `WL_T=2` pick one channel
-//! count and one thread count).
+//! count and one thread count; each takes a comma-separated list).
 
 mod common;
 
-use common::{cpu, micros, values};
+use common::{cpu, env_counts, micros, values};
 use idcrisis::engine::winograd::*;
 use idcrisis::engine::*;
 
@@ -20,14 +20,14 @@ fn main() {
     let (r, hw) = (5, 28);
     println!("winolayer: F(4x4,5x5), one {hw}x{hw} image, f32, {}; µs per call (weights rewritten before each)", cpu());
     println!("{:>4} {:>7} {:>9} {:>9}", "c", "threads", "forward", "backward");
-    for c in choice("WL_C", &[64, 128]) {
+    for c in env_counts("WL_C", &[64, 128]) {
         let wc = WinoConv::new(4, r, c, c, hw, hw);
         let x = values(c * hw * hw, 0.3);
         let w0: Vec<f32> = values(c * c * r * r, 1.1).iter().map(|v| v * 0.1).collect();
         let dy = values(c * hw * hw, 0.7);
         let io = Layouts { x_cl: true, y_cl: true };
         let mut results: Vec<Vec<u32>> = Vec::new();
-        for threads in choice("WL_T", &[1, 2]) {
+        for threads in env_counts("WL_T", &[1, 2]) {
             let eng = Engine::new(threads).unwrap();
             let mut wt = w0.clone();
             let (mut y, mut dx, mut dw) = (vec![0f32; c * hw * hw], vec![0f32; c * hw * hw], vec![0f32; wt.len()]);
@@ -49,13 +49,5 @@ fn main() {
             results.push(out);
         }
         assert!(results.windows(2).all(|w| w[0] == w[1]), "c={c}: 1 and 2 threads differ");
-    }
-}
-
-/// The one value the environment variable `var` names, else `default`.
-fn choice(var: &str, default: &[usize]) -> Vec<usize> {
-    match std::env::var(var) {
-        Ok(v) => vec![v.parse().unwrap_or_else(|_| panic!("{var}={v}: not a whole number"))],
-        Err(_) => default.to_vec(),
     }
 }

@@ -65,3 +65,15 @@ pub fn micros(f: &mut dyn FnMut()) -> f64 {
     v.sort_by(f64::total_cmp);
     v[3]
 }
+
+/// The whole numbers the environment variable `var` lists, comma-separated (`WL_C=64,128`), else
+/// `default`. Panics naming the variable when an entry is not a whole number.
+pub fn env_counts(var: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(var) {
+        Ok(list) => list
+            .split(',')
+            .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{var}={list}: `{v}` is not a whole number (a comma-separated list)")))
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
