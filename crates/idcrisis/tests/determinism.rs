@@ -163,8 +163,9 @@ fn predict_splits_inputs_over_threads_with_the_bits_of_each_input_alone() {
     // batches on a one-thread engine, and Winograd evaluates fewer images per chunk than a
     // training forward; for every convolution algorithm each output must still be the bits
     // that input gets alone on one thread, and the training forward's (another chunking). Nets
-    // with dense layers are not split (their products round differently per batch size): their
-    // bits must not depend on the thread count.
+    // with dense layers keep the caller's batches (their products round differently per batch
+    // size), whole batches per thread: their bits must not depend on the thread count. At 7
+    // inputs in batches of 3, runs of 4 and 3 inputs would cut a batch, and fail here.
     let count = 7;
     let seven = common::seven();
     let xs: Vec<f32> = (0..count)
