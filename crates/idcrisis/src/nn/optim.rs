@@ -2,7 +2,7 @@
 
 use crate::engine::{for_each_chunk, widest, Engine};
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{written_zeros, Float};
 use crate::nn::train::TrainConfig;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -55,8 +55,8 @@ impl<T: Float> Optimizer<T> {
         let (kind, lr, momentum) = (cfg.optimizer, cfg.lr, cfg.momentum);
         let (m, v) = match kind {
             OptimizerKind::Gd => (Vec::new(), Vec::new()),
-            OptimizerKind::Momentum => (vec![T::zero(); n], Vec::new()),
-            OptimizerKind::Adam => (vec![T::zero(); n], vec![T::zero(); n]),
+            OptimizerKind::Momentum => (written_zeros(n), Vec::new()),
+            OptimizerKind::Adam => (written_zeros(n), written_zeros(n)),
         };
         Optimizer { kind, lr: T::from_f64(lr), momentum: T::from_f64(momentum), step: 0, m, v, lr_scale: Vec::new() }
     }
