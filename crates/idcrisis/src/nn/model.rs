@@ -670,7 +670,8 @@ impl<T: Float> Net<T> {
         // A dense layer's product rounds differently for different batch sizes (the `gemm`
         // crate's kernels depend on the row count), so nets with one keep the caller's batches.
         // Run on one thread each, whole batches outpace each batch's products on all threads:
-        // FCN 3×2048 at batch 100, 2 threads, 13.0–13.7 k against 16.5–17.5 k img/s.
+        // FCN 3×2048 at batch 100, 2 threads, 13.8–14.9 k against 19.3–19.4 k img/s
+        // (`bench --probe`, BENCHMARKS.md).
         let dense = self.layers.iter().any(|l| matches!(l, Layer::Dense(_)));
         let batches = count.div_ceil(batch);
         let lanes = if dense { eng.threads().min(batches) } else { eng.threads().min(count / PREDICT_MIN_PER_THREAD) }.max(1);
