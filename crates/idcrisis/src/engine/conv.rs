@@ -14,7 +14,6 @@
 
 use super::Engine;
 use crate::float::Float;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// How convolutions are computed. Both give the same convolution up to rounding; a run records
@@ -183,7 +182,7 @@ pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T])
         }
     };
     if eng.parallel(cols.len()) {
-        cols.par_chunks_mut(kk * hw).enumerate().for_each(per_channel);
+        eng.par_chunks(cols, kk * hw, |i, c| per_channel((i, c)));
     } else {
         cols.chunks_mut(kk * hw).enumerate().for_each(per_channel);
     }
@@ -226,7 +225,7 @@ pub fn col2im<T: Float>(eng: &Engine, g: &ConvGeom, cols: &[T], out: &mut [T]) {
         }
     };
     if eng.parallel(cols.len()) {
-        out.par_chunks_mut(hw).enumerate().for_each(per_channel);
+        eng.par_chunks(out, hw, |i, c| per_channel((i, c)));
     } else {
         out.chunks_mut(hw).enumerate().for_each(per_channel);
     }

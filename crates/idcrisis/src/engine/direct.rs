@@ -267,7 +267,7 @@ pub fn forward_batch<T: Float>(
     keep: bool,
     n: usize,
 ) {
-    use rayon::prelude::*;
+    use super::Shards;
     let (xl, yl) = (ci * g.hw(), co * g.hw());
     assert!(stride >= padded_len(ci, g.h, g.w, g.k) && x.len() >= n * xl && y.len() >= n * yl);
     let copies = pads.len() / stride;
@@ -291,7 +291,10 @@ pub fn forward_batch<T: Float>(
         return;
     }
     let pad_chunk = if keep { per * stride } else { stride };
-    x.par_chunks(per * xl).zip(y.par_chunks_mut(per * yl)).zip(pads.par_chunks_mut(pad_chunk)).for_each(|((x, y), p)| run(x, y, p));
+    let (ys, ps) = (Shards::new(y, per * yl), Shards::new(pads, pad_chunk));
+    // SAFETY: run_tasks runs each index once; there are at least ⌈n / per⌉ chunks of `pads`
+    // (with `keep`, n copies in chunks of `per`; without, ⌈n / per⌉ ≤ groups ≤ copies).
+    eng.run_tasks(n.div_ceil(per), &|i| unsafe { run(&x[i * per * xl..((i + 1) * per).min(n) * xl], ys.chunk(i), ps.chunk(i)) });
 }
 
 /// Add the weight gradient `dw [co, ci, k, k] += Σ_{y < h, x < w} dy[o, y, x] · xp[i, y + ky, x + kx]`

@@ -12,7 +12,6 @@
 use super::winograd::Isa;
 use super::{Engine, PAR_CHUNK};
 use crate::float::Float;
-use rayon::prelude::*;
 
 /// Run `f` compiled for the widest vectors of [`Isa::detect`] (AVX-512, AVX2, else the build's
 /// baseline, SSE2 on x86-64; so `IDCRISIS_ISA` lowers it too): for elementwise loops, which the
@@ -55,7 +54,7 @@ unsafe fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
 /// whose result does not depend on the chunking.
 pub fn for_each_chunk<T: Float>(eng: &Engine, x: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
     if eng.parallel(x.len()) {
-        x.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(i, c)| f(i * PAR_CHUNK, c));
+        eng.par_chunks(x, PAR_CHUNK, |i, c| f(i * PAR_CHUNK, c));
     } else {
         f(0, x);
     }

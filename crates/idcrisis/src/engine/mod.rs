@@ -36,6 +36,7 @@ pub mod direct;
 mod elementwise;
 mod gemm;
 mod gemm_small;
+mod team;
 mod transpose;
 pub mod winograd;
 
@@ -44,6 +45,7 @@ pub use self::elementwise::{fill_rows, for_each_chunk, relu_backward, relu_forwa
 use self::gemm::gemm_batch_skipping;
 pub use self::gemm::{gemm, gemm_batch, Acc, Strides, Trans};
 use self::gemm_small::Sparsity;
+pub use self::team::Shards;
 pub use self::transpose::transpose;
 
 use crate::error::{Error, Result};
@@ -53,10 +55,17 @@ const PAR_MIN: usize = 1 << 15;
 /// Chunk size for parallel elementwise work.
 const PAR_CHUNK: usize = 1 << 13;
 
-/// A thread pool plus the matching GEMM parallelism setting and convolution algorithm.
+/// The compute threads and the convolution algorithm setting.
+///
+/// The threads come in two sets: the kernels' parallel regions run on a fork-join team
+/// (`team.rs`: the calling thread and `threads − 1` helpers that poll for the next region before
+/// they sleep), and work spread over independent jobs (nets of a group, batches of `predict`,
+/// each computing on a one-thread engine) runs on a rayon pool of `threads` threads
+/// ([`Engine::install`]).
 pub struct Engine {
     threads: usize,
     pool: rayon::ThreadPool,
+    team: team::Team,
     conv: ConvAlgo,
 }
 
@@ -75,7 +84,8 @@ impl Engine {
             .thread_name(|i| format!("idcrisis-{i}"))
             .build()
             .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-        Ok(Engine { threads, pool, conv: ConvAlgo::Auto })
+        let team = team::Team::new(threads).map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
+        Ok(Engine { threads, pool, team, conv: ConvAlgo::Auto })
     }
 
     /// The same engine computing convolutions with `algo`.
@@ -94,9 +104,25 @@ impl Engine {
         self.threads
     }
 
-    /// Run `f` inside this engine's thread pool (all kernels called from `f` use it).
+    /// Run `f` inside this engine's rayon pool, for work spread over independent jobs with
+    /// rayon's parallel iterators. Kernels do not need it: they run on the team.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
+    }
+
+    /// Run `f(i)` for every `i < tasks` on the engine's threads (the caller's included); returns
+    /// when all have run. Which thread runs a task varies, so `f(i)` must not depend on it. On one
+    /// thread, or called from inside a task, the tasks run in order on the calling thread.
+    pub fn run_tasks(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.team.run(tasks, f)
+    }
+
+    /// Run `f(i, chunk)` for every chunk of `x` cut into `chunk` elements (the last may be
+    /// shorter), on the engine's threads ([`Engine::run_tasks`]).
+    pub fn par_chunks<T: Send>(&self, x: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        let s = Shards::new(x, chunk);
+        // SAFETY: run_tasks runs each index once.
+        self.run_tasks(s.count(), &|i| f(i, unsafe { s.chunk(i) }));
     }
 
     /// Whether elementwise work on `len` elements is worth spreading over the pool.

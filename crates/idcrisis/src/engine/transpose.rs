@@ -6,7 +6,6 @@
 
 use super::Engine;
 use crate::float::Float;
-use rayon::prelude::*;
 
 /// Side of the square blocks [`transpose`] moves at a time (they stay in L1).
 const TB: usize = 16;
@@ -37,11 +36,7 @@ pub fn transpose<T: Float>(eng: &Engine, src: &[T], count: usize, rows: usize, c
             }
         };
         let d = &mut dst[m * len..(m + 1) * len];
-        if eng.threads > 1 {
-            d.par_chunks_mut(TB * rows).enumerate().for_each(per);
-        } else {
-            d.chunks_mut(TB * rows).enumerate().for_each(per);
-        }
+        eng.par_chunks(d, TB * rows, |jb, d| per((jb, d)));
     }
 }
 

@@ -8,7 +8,6 @@ use crate::engine::winograd::{self, Layouts, WinoConv};
 use crate::engine::{self, Acc, ConvAlgo, ConvGeom, Engine, Padding, Trans};
 use crate::float::Float;
 use crate::nn::optim;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -145,7 +144,7 @@ impl Dense {
         };
         let w = &mut params[self.w.clone()];
         if eng.parallel(w.len()) {
-            w.par_chunks_mut(self.inp).enumerate().for_each(row);
+            eng.par_chunks(w, self.inp, |i, w| row((i, w)));
         } else {
             w.chunks_mut(self.inp).enumerate().for_each(row);
         }

@@ -1,10 +1,9 @@
 //! Optimizers over the flat parameter vector, with PyTorch's update rules.
 
-use crate::engine::{for_each_chunk, widest, Engine};
+use crate::engine::{for_each_chunk, widest, Engine, Shards};
 use crate::error::{Error, Result};
 use crate::float::{written_zeros, Float};
 use crate::nn::train::TrainConfig;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer.
@@ -126,7 +125,9 @@ impl<T: Float> Optimizer<T> {
                     }
                 };
                 if parallel(eng, params.len()) {
-                    params.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(grads.par_chunks(CHUNK)).for_each(update);
+                    let (ps, ms) = (Shards::new(params, CHUNK), Shards::new(m, CHUNK));
+                    // SAFETY: run_tasks runs each index once.
+                    eng.run_tasks(ps.count(), &|i| unsafe { update(((ps.chunk(i), ms.chunk(i)), chunk(grads, i))) });
                 } else {
                     update(((params, m), grads));
                 }
@@ -150,12 +151,9 @@ impl<T: Float> Optimizer<T> {
                     })
                 };
                 if parallel(eng, params.len()) {
-                    params
-                        .par_chunks_mut(CHUNK)
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .zip(grads.par_chunks(CHUNK))
-                        .for_each(update);
+                    let (ps, ms, vs) = (Shards::new(params, CHUNK), Shards::new(m, CHUNK), Shards::new(v, CHUNK));
+                    // SAFETY: run_tasks runs each index once.
+                    eng.run_tasks(ps.count(), &|i| unsafe { update((((ps.chunk(i), ms.chunk(i)), vs.chunk(i)), chunk(grads, i))) });
                 } else {
                     update((((params, m), v), grads));
                 }
@@ -166,6 +164,11 @@ impl<T: Float> Optimizer<T> {
 
 /// One chunk of an Adam update as rayon's zips nest it: ((((params, m), v), grads).
 type AdamChunk<'a, T> = (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]);
+
+/// Chunk `i` of `x` in chunks of [`CHUNK`] elements.
+fn chunk<T>(x: &[T], i: usize) -> &[T] {
+    &x[i * CHUNK..((i + 1) * CHUNK).min(x.len())]
+}
 
 /// Elements per parallel task of an update (the result does not depend on it).
 const CHUNK: usize = 1 << 13;

@@ -62,7 +62,6 @@ use self::plan::Parts;
 use self::simd::Window;
 use super::{gemm_batch, gemm_batch_skipping, transpose, Acc, Engine, Sparsity, Strides};
 use crate::float::Float;
-use rayon::prelude::*;
 
 impl WinoConv {
     /// Forward of `n` images `x [n, c_in, h, w]` → `y [n, c_out, h, w]` with weights
@@ -228,7 +227,7 @@ impl WinoConv {
             _ => unreachable!("no Winograd plan has a {r2}-value kernel"),
         };
         if eng.parallel(wp.len()) {
-            wp.par_chunks_exact_mut(co * r2).enumerate().for_each(copy);
+            eng.par_chunks(wp, co * r2, |i, d| copy((i, d)));
         } else {
             wp.chunks_exact_mut(co * r2).enumerate().for_each(copy);
         }

@@ -19,7 +19,6 @@ use super::matrices::{Small, MAX_TILE};
 use super::plan::WinoConv;
 use crate::engine::Engine;
 use crate::float::Float;
-use rayon::prelude::*;
 
 /// Call `$self.$f::<T, M, N>(args)` for the plan's tile sizes (compile-time, so the transform
 /// loops unroll), in the widest instruction set this CPU has (see [`Isa`]).
@@ -615,11 +614,7 @@ fn axpy<T: Float>(acc: &mut [T; LANES], c: T, v: &[T; LANES]) {
 /// Run `f((index, block))` over `buf` cut into blocks of `block` elements, in parallel when the
 /// engine has more than one thread.
 fn par_blocks<T: Float>(eng: &Engine, buf: &mut [T], block: usize, f: impl Fn((usize, &mut [T])) + Sync + Send) {
-    if eng.threads() > 1 {
-        buf.par_chunks_mut(block).enumerate().for_each(f);
-    } else {
-        buf.chunks_mut(block).enumerate().for_each(f);
-    }
+    eng.par_chunks(buf, block, |i, b| f((i, b)));
 }
 
 #[cfg(test)]
