@@ -10,7 +10,6 @@
 use super::gemm_small::{self, Geometry, Sparsity, View};
 use super::Engine;
 use crate::float::Float;
-use rayon::prelude::*;
 use std::any::TypeId;
 
 /// How [`gemm()`] reads an operand: as stored, or transposed (`op(X) = Xᵀ`).
@@ -31,19 +30,51 @@ pub enum Acc {
     Add,
 }
 
-impl Engine {
-    /// The `gemm` crate's parallelism for this engine: its threads, or none for one thread.
-    fn parallelism(&self) -> ::gemm::Parallelism {
-        if self.threads > 1 {
-            ::gemm::Parallelism::Rayon(self.threads)
-        } else {
-            ::gemm::Parallelism::None
-        }
+/// Products of fewer multiply-adds (`m·n·k`) run on one thread: 2¹⁹ is about 7 µs at the
+/// 2-core machine's one-thread rate.
+const SPLIT_MIN: usize = 1 << 19;
+/// The parts' edges are on multiples of this many rows or columns (whole AVX-512 vectors of f32).
+const SPLIT_ALIGN: usize = 16;
+/// The `gemm` crate (`gemm-common`'s `gemm_basic_generic`) sums in an order that depends on the
+/// shape through three rules: a kernel of its own when `m·n ≤ TINY` (for some layouts), a
+/// matrix-vector kernel when m or n is 1, and the sum over k blocked by `min(k, 512)` when
+/// `m ≤ SMALL` and `n ≤ SMALL` but by a k-only rule otherwise (`kernel_params`). A part on the
+/// same side of all three as the whole product gives the whole's bits.
+const SMALL: usize = 64;
+/// See [`SMALL`].
+const TINY: usize = 256;
+
+/// How [`gemm()`] cuts an `m × n` product with `m·n·k` multiply-adds over `threads` threads:
+/// C's rows when `m ≥ n`, else its columns, into the returned number of parts (1: not cut).
+/// Every part keeps at least 2 rows (columns), more than [`SMALL`] when the whole has more
+/// than `SMALL` on that side and not on the other, and more than `TINY` elements of C when the
+/// whole has, so it gets the whole product's bits (see [`SMALL`]): the result does not depend
+/// on the thread count.
+fn split(threads: usize, m: usize, n: usize, k: usize) -> usize {
+    if threads < 2 || m * n * k < SPLIT_MIN {
+        return 1;
+    }
+    let (side, other) = if m >= n { (m, n) } else { (n, m) };
+    let small = if side > SMALL && other <= SMALL { SMALL + 1 } else { 2 };
+    let tiny = if side * other > TINY { TINY / other + 1 } else { 2 };
+    let min_len = small.max(tiny);
+    // Each part's edges round down to SPLIT_ALIGN, so it may lose up to SPLIT_ALIGN − 1.
+    threads.min(side / (min_len + SPLIT_ALIGN)).max(1)
+}
+
+/// The first row (column) of part `i` of `parts` over `side` (for `i = parts`, `side`).
+fn part_start(i: usize, parts: usize, side: usize) -> usize {
+    if i == parts {
+        side
+    } else {
+        i * side / parts / SPLIT_ALIGN * SPLIT_ALIGN
     }
 }
 
 /// `C[m×n] = op(A)·op(B)` ([`Acc::Overwrite`]) or `C + op(A)·op(B)` ([`Acc::Add`]), all
-/// row-major and contiguous, on the engine's threads.
+/// row-major and contiguous, on the engine's threads: C's rows (or, when it has more columns than
+/// rows, its columns) are cut into one part per thread, each a one-thread product of the `gemm`
+/// crate, cut so that the bits are those of the whole product on one thread ([`split`]).
 ///
 /// `A` is stored `[m, k]`, or `[k, m]` when `ta` is [`Trans::Yes`]; `B` is stored `[k, n]`, or
 /// `[n, k]` when `tb` is [`Trans::Yes`].
@@ -69,32 +100,51 @@ pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a
         Trans::No => (n as isize, 1),
         Trans::Yes => (1, k as isize),
     };
-    // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
-    // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
-    // (< k·n) and C ((m-1)·n + (n-1) < m·n). `c` is borrowed mutably, so it cannot alias `a` or `b`.
-    unsafe {
-        ::gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            acc == Acc::Add,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            eng.parallelism(),
-        );
-    }
+    let rows = m >= n;
+    let side = if rows { m } else { n };
+    let parts = split(eng.threads(), m, n, k);
+    struct Ptrs<T>(*mut T, *const T, *const T);
+    // SAFETY: the parts write disjoint parts of C through the pointer (see below).
+    unsafe impl<T> Sync for Ptrs<T> {}
+    let p = Ptrs(c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+    let part = |i: usize| {
+        let p = &p;
+        let lo = part_start(i, parts, side);
+        let len = part_start(i + 1, parts, side) - lo;
+        let (pm, pn) = if rows { (len, n) } else { (m, len) };
+        // SAFETY: the asserts above guarantee that every index the strides reach lies inside the
+        // slices: A's largest offset is (m-1)·a_rs + (k-1)·a_cs < m·k for either layout, likewise B
+        // (< k·n) and C ((m-1)·n + (n-1) < m·n). A part of rows `lo..lo + len` starts A and C
+        // at row `lo` (offsets lo·a_rs and lo·n) and reaches no further than those rows; a part
+        // of columns starts B and C at column `lo` (lo·b_cs and lo) likewise. The parts'
+        // elements of C are disjoint, and `c` is borrowed mutably, so it aliases neither `a`
+        // nor `b`.
+        unsafe {
+            let (co, ao, bo) = if rows { (lo * n, lo as isize * a_rs, 0) } else { (lo, 0, lo as isize * b_cs) };
+            ::gemm::gemm(
+                pm,
+                pn,
+                k,
+                p.0.add(co),
+                1,
+                n as isize,
+                acc == Acc::Add,
+                p.1.offset(ao),
+                a_cs,
+                a_rs,
+                p.2.offset(bo),
+                b_cs,
+                b_rs,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                ::gemm::Parallelism::None,
+            );
+        }
+    };
+    eng.run_tasks(parts, &part);
 }
 
 /// Layout of a batch of matrices in one buffer: element `(i, j)` of matrix `b` sits at
@@ -277,11 +327,7 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
             );
         }
     };
-    if eng.threads > 1 {
-        (0..count).into_par_iter().for_each(one);
-    } else {
-        (0..count).for_each(one);
-    }
+    eng.run_tasks(count, &one);
 }
 
 #[cfg(test)]
@@ -315,6 +361,53 @@ mod tests {
                 eng.install(|| gemm(&eng, m, n, k, &mut c, &a, ta, &b, tb, Acc::Add));
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - (y + 1.0)).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_cut_over_threads_has_the_bits_of_one_thread_and_matches_naive() {
+        // Shapes around the `gemm` crate's rules (TINY, SMALL on either side, matrix-vector at 1)
+        // that are large enough to be cut: each must give one thread's bits on 2–4 threads (3
+        // threads cut 1×784×784 into 256, 256 and 272 columns without the TINY rule).
+        let shapes = [
+            (1, 784, 784),
+            (784, 784, 1),
+            (1, 1100, 600),
+            (4, 300, 500),
+            (96, 7, 784),
+            (7, 96, 784),
+            (130, 64, 100),
+            (65, 300, 40),
+            (1, 2048, 300),
+            (2048, 1, 300),
+            (64, 64, 130),
+            (300, 200, 20),
+        ];
+        let engines: Vec<Engine> = (1..=4).map(|t| Engine::new(t).unwrap()).collect();
+        for (m, n, k) in shapes {
+            assert!(split(2, m, n, k) > 1 || (m.max(n) <= 2 * (SMALL + SPLIT_ALIGN) && m.min(n) <= SMALL), "{m}×{n}×{k} is not cut");
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 1.7).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 997) as f32 / 997.0 - 0.5) * 0.3).collect();
+            for (ta, tb) in [(Trans::No, Trans::No), (Trans::Yes, Trans::No), (Trans::No, Trans::Yes)] {
+                let c0: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32 * 0.01).collect();
+                let run = |eng: &Engine| {
+                    let mut c = c0.clone();
+                    gemm(eng, m, n, k, &mut c, &a, ta, &b, tb, Acc::Add);
+                    c
+                };
+                let want = run(&engines[0]);
+                for eng in &engines[1..] {
+                    let got = run(eng);
+                    let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{m}×{n}×{k} {ta:?} {tb:?}: {} threads differ from one", eng.threads());
+                }
+                // And the product is right (so equal bits are not two copies of one wrong answer).
+                let (a64, b64): (Vec<f64>, Vec<f64>) = (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
+                let exact = naive(m, n, k, &a64, ta, &b64, tb);
+                for ((x, e), c) in want.iter().zip(&exact).zip(&c0) {
+                    assert!((*x as f64 - (e + *c as f64)).abs() < 1e-3, "{m}×{n}×{k}: {x} vs {}", e + *c as f64);
                 }
             }
         }
