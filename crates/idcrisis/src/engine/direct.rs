@@ -22,7 +22,7 @@
 //! row, tap column), in that order, in every instruction set: the AVX-512 and AVX2 kernels and
 //! the portable one (`f32::mul_add`/`f64::mul_add`) give the same bits (tested). Buffers are row-major; sizes
 //! are element counts. Nothing allocates; [`forward_batch`] spreads images over the engine's
-//! rayon threads.
+//! threads.
 
 use super::conv::ConvGeom;
 use super::winograd::Isa;

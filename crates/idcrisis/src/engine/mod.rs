@@ -27,9 +27,11 @@
 //!   `[count, cols, rows]`).
 //! * `elementwise.rs`: [`for_each_chunk`], ReLU, bias broadcast ([`fill_rows`]) and bias
 //!   reductions ([`sum_rows_into`], [`sum_cols_into`]).
+//! * `team.rs`: the fork-join team every kernel's parallel region runs on
+//!   ([`Engine::run_tasks`], [`Engine::par_chunks`], [`Shards`]).
 //!
-//! This file holds the [`Engine`] they all run on: the thread pool, the GEMM parallelism that
-//! goes with it and the convolution algorithm setting.
+//! This file holds the [`Engine`] they all run on: its threads and the convolution algorithm
+//! setting.
 
 mod conv;
 pub mod direct;

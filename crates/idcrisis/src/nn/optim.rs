@@ -162,7 +162,7 @@ impl<T: Float> Optimizer<T> {
     }
 }
 
-/// One chunk of an Adam update as rayon's zips nest it: ((((params, m), v), grads).
+/// One chunk of an Adam update, nested as zips nest it: ((((params, m), v), grads).
 type AdamChunk<'a, T> = (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]);
 
 /// Chunk `i` of `x` in chunks of [`CHUNK`] elements.
