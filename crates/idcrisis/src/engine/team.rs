@@ -30,6 +30,8 @@ const YIELD: Duration = Duration::from_millis(2);
 
 /// One region's tasks, as the threads see them: `f(i)` for each task index `i`.
 type Job = &'static (dyn Fn(usize) + Sync);
+/// A panic's payload, carried to the caller.
+type Panic = Box<dyn std::any::Any + Send>;
 
 /// What the caller and the helpers share.
 struct Shared {
@@ -48,8 +50,8 @@ struct Shared {
     /// the epoch that announces it, after every task of the one before has finished), read only
     /// by a thread that has just claimed one of its tasks.
     job: UnsafeCell<Option<Job>>,
-    /// A task of the current region panicked on a helper.
-    panicked: AtomicBool,
+    /// The first panic of a task of the current region on a helper.
+    panicked: Mutex<Option<Panic>>,
     /// Set while a region runs: a call that finds it set runs on its own thread.
     busy: AtomicBool,
     /// Helpers asleep on `wake`.
@@ -79,7 +81,7 @@ fn block_start(b: usize, t: usize, n: usize) -> usize {
 impl Shared {
     /// Claim and run tasks of epoch `e` until none is left, thread `me`'s block first, then the
     /// others'; returns a panic of the caller's own task (helpers record theirs in `panicked`).
-    fn work(&self, e: u32, me: usize) -> Option<Box<dyn std::any::Any + Send>> {
+    fn work(&self, e: u32, me: usize) -> Option<Panic> {
         let t = self.blocks.len();
         let mut payload = None;
         for b in (me..t).chain(0..me) {
@@ -101,7 +103,7 @@ impl Shared {
                             if me == 0 {
                                 payload.get_or_insert(p);
                             } else {
-                                self.panicked.store(true, Ordering::Relaxed);
+                                self.panicked.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(p);
                             }
                         }
                         self.done.fetch_add(1, Ordering::Release);
@@ -128,6 +130,8 @@ impl Shared {
     fn next_epoch(&self, seen: u32) -> Option<u32> {
         let start = Instant::now();
         let mut polls = 0u32;
+        // How long this wait has lasted, read from the clock every 64 polls.
+        let mut waited = Duration::ZERO;
         loop {
             let e = self.epoch.load(Ordering::Acquire);
             if e != seen {
@@ -137,7 +141,9 @@ impl Shared {
                 return None;
             }
             polls = polls.wrapping_add(1);
-            let waited = if polls.is_multiple_of(64) { start.elapsed() } else { Duration::ZERO };
+            if polls.is_multiple_of(64) {
+                waited = start.elapsed();
+            }
             if waited < SPIN {
                 std::hint::spin_loop();
             } else if waited < YIELD {
@@ -174,7 +180,7 @@ impl Team {
             tasks: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
-            panicked: AtomicBool::new(false),
+            panicked: Mutex::new(None),
             busy: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -191,16 +197,23 @@ impl Team {
     }
 
     /// Run `f(i)` for every `i < tasks` on the team, the calling thread included; returns when
-    /// all have run. A panic in a task is raised again here, after every task has finished.
+    /// all have run. A panic in a task is raised again here with its payload (the first one's,
+    /// if several panic), after every task has run, on the team or not.
     pub(super) fn run(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         let s = &*self.shared;
-        if tasks <= 1 || self.helpers.is_empty() || s.busy.swap(true, Ordering::Acquire) {
-            (0..tasks).for_each(f);
+        if tasks <= 1 || tasks > u32::MAX as usize || self.helpers.is_empty() || s.busy.swap(true, Ordering::Acquire) {
+            let mut first = None;
+            for i in 0..tasks {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+                    first.get_or_insert(p);
+                }
+            }
+            if let Some(p) = first {
+                resume_unwind(p);
+            }
             return;
         }
-        assert!(tasks < 1 << 32, "a parallel region of {tasks} tasks");
         s.done.store(0, Ordering::Relaxed);
-        s.panicked.store(false, Ordering::Relaxed);
         // SAFETY: the lifetime is erased only for the duration of this call: `job` is cleared
         // before it returns, after every task (the only readers) has finished. No task can be
         // claimed now (the last region's are all claimed and finished), so nothing reads `job`.
@@ -234,12 +247,11 @@ impl Team {
         unsafe {
             *s.job.get() = None;
         }
-        let panicked = s.panicked.load(Ordering::Relaxed);
+        let helper = s.panicked.lock().unwrap_or_else(|p| p.into_inner()).take();
         s.busy.store(false, Ordering::Release);
-        if let Some(p) = own {
+        if let Some(p) = own.or(helper) {
             resume_unwind(p);
         }
-        assert!(!panicked, "a task of a parallel region panicked on a helper thread");
     }
 }
 
@@ -317,9 +329,33 @@ mod tests {
             })
         });
         assert_eq!(sum.load(Ordering::Relaxed), 4 * 45);
-        // A panic on any thread reaches the caller after the region, and the team goes on.
-        let r = catch_unwind(AssertUnwindSafe(|| team.run(50, &|i| assert!(i != 17, "task 17"))));
-        assert!(r.is_err());
+        // A panic on any thread reaches the caller with its message after every task has run,
+        // on the team or nested, and the team goes on.
+        for nested in [false, true] {
+            let ran = AtomicUsize::new(0);
+            let region = || {
+                team.run(50, &|i| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    assert!(i != 17, "task 17 failed");
+                })
+            };
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                if nested {
+                    team.run(2, &|j| {
+                        if j == 0 {
+                            region()
+                        }
+                    })
+                } else {
+                    region()
+                }
+            }));
+            let payload = r.expect_err("the panic is raised");
+            let message = payload.downcast_ref::<&str>().map(|m| m.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
+            let message = message.unwrap_or_default();
+            assert_eq!(message, "task 17 failed", "nested: {nested}");
+            assert_eq!(ran.load(Ordering::Relaxed), 50, "nested: {nested}");
+        }
         let count = AtomicUsize::new(0);
         std::thread::sleep(YIELD * 2); // the helpers are asleep now: the region must wake them
         team.run(200, &|_| {
