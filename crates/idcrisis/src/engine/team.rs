@@ -94,22 +94,28 @@ impl Shared {
                 if epoch(cur) != e || cur as u32 == 0 {
                     break;
                 }
-                match word.compare_exchange_weak(cur, cur - 1, Ordering::AcqRel, Ordering::Acquire) {
+                // The block's owner takes half of what is left at a time (fewer locked
+                // operations, each of which waits for the previous task's stores), a thief one.
+                let left = cur as u32 as usize;
+                let take = if b == me { left.div_ceil(2) } else { 1 };
+                match word.compare_exchange_weak(cur, cur - take as u64, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         // SAFETY (`job`, `tasks`): the claim succeeded in epoch `e`, so that
-                        // region has a task not yet counted in `done` (this one) and the caller has not moved on.
+                        // region has tasks not yet counted in `done` (these) and the caller has
+                        // not moved on.
                         let n = self.tasks.load(Ordering::Relaxed);
-                        let end = block_start(b + 1, t, n);
-                        let i = end - cur as u32 as usize;
+                        let first = block_start(b + 1, t, n) - left;
                         let f = unsafe { (*self.job.get()).expect("a posted region has its job") };
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
-                            if me == 0 {
-                                payload.get_or_insert(p);
-                            } else {
-                                self.panicked.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(p);
+                        for i in first..first + take {
+                            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+                                if me == 0 {
+                                    payload.get_or_insert(p);
+                                } else {
+                                    self.panicked.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(p);
+                                }
                             }
                         }
-                        ran += 1;
+                        ran += take;
                         cur = word.load(Ordering::Acquire);
                     }
                     Err(now) => cur = now,
