@@ -379,6 +379,32 @@ mod tests {
     }
 
     #[test]
+    fn two_callers_sharing_a_team_each_get_every_task() {
+        // Two threads using one engine at once (two Python threads, say): whichever finds the
+        // team busy runs its region itself, and neither loses or repeats a task.
+        let team = Team::new(2).unwrap();
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for caller in 0..2usize {
+                let (team, start) = (&team, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    for round in 0..2000usize {
+                        let tasks = 2 + (round * 7 + caller) % 40;
+                        let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                        team.run(tasks, &|i| {
+                            // A few microseconds of work, so that the two callers' regions overlap.
+                            std::hint::black_box((0..500u64).fold(i as u64, |a, b| a.wrapping_mul(31) ^ b));
+                            hits[i].fetch_add(1, Ordering::Relaxed);
+                        });
+                        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "caller {caller}, round {round}");
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
     fn shards_cover_the_slice() {
         let team = Team::new(2).unwrap();
         let mut x = vec![0usize; 1003];
