@@ -71,6 +71,52 @@ fn part_start(i: usize, parts: usize, side: usize) -> usize {
     }
 }
 
+/// C's pointer, shared by the tasks of one region, each of which writes its own elements.
+struct COut<T>(*mut T);
+// SAFETY: the tasks that share it write disjoint elements through it (argued at each use).
+unsafe impl<T> Sync for COut<T> {}
+
+/// One product of the `gemm` crate on the calling thread: `C[m×n] (+)= A·B`, element `(r, j)` of
+/// C at `c[r·c_row + j]`, of A at `a[r·a_row + t·a_col]`, of B at `b[t·b_row + j·b_col]`
+/// (strides in elements); `add` keeps C's values and adds to them.
+///
+/// # Safety
+/// Every element these sizes and strides reach lies inside its buffer, and C's elements are
+/// not read or written by anything else meanwhile (they alias neither A nor B).
+unsafe fn one_thread<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    c: *mut T,
+    c_row: isize,
+    add: bool,
+    (a, a_row, a_col): (*const T, isize, isize),
+    (b, b_row, b_col): (*const T, isize, isize),
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            c_row,
+            add,
+            a,
+            a_col,
+            a_row,
+            b,
+            b_col,
+            b_row,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
+        );
+    }
+}
+
 /// `C[m×n] = op(A)·op(B)` ([`Acc::Overwrite`]) or `C + op(A)·op(B)` ([`Acc::Add`]), all
 /// row-major and contiguous, on the engine's threads: C's rows (or, when it has more columns than
 /// rows, its columns) are cut into one part per thread, each a one-thread product of the `gemm`
@@ -103,12 +149,9 @@ pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a
     let rows = m >= n;
     let side = if rows { m } else { n };
     let parts = split(eng.threads(), m, n, k);
-    struct Ptrs<T>(*mut T, *const T, *const T);
-    // SAFETY: the parts write disjoint parts of C through the pointer (see below).
-    unsafe impl<T> Sync for Ptrs<T> {}
-    let p = Ptrs(c.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+    let out = COut(c.as_mut_ptr());
     let part = |i: usize| {
-        let p = &p;
+        let out = &out;
         let lo = part_start(i, parts, side);
         let len = part_start(i + 1, parts, side) - lo;
         let (pm, pn) = if rows { (len, n) } else { (m, len) };
@@ -121,26 +164,14 @@ pub fn gemm<T: Float>(eng: &Engine, m: usize, n: usize, k: usize, c: &mut [T], a
         // nor `b`.
         unsafe {
             let (co, ao, bo) = if rows { (lo * n, lo as isize * a_rs, 0) } else { (lo, 0, lo as isize * b_cs) };
-            ::gemm::gemm(
-                pm,
-                pn,
-                k,
-                p.0.add(co),
-                1,
+            let add = acc == Acc::Add;
+            one_thread(
+                (pm, pn, k),
+                out.0.add(co),
                 n as isize,
-                acc == Acc::Add,
-                p.1.offset(ao),
-                a_cs,
-                a_rs,
-                p.2.offset(bo),
-                b_cs,
-                b_rs,
-                T::one(),
-                T::one(),
-                false,
-                false,
-                false,
-                ::gemm::Parallelism::None,
+                add,
+                (a.as_ptr().offset(ao), a_rs, a_cs),
+                (b.as_ptr().offset(bo), b_rs, b_cs),
             );
         }
     };
@@ -236,9 +267,6 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
             "gemm_batch: A ({m}×{k}) has a nonzero where its list of zeros has none"
         );
     }
-    struct Out<T>(*mut T);
-    // SAFETY: the pointer is only used to form the disjoint per-product views below.
-    unsafe impl<T> Sync for Out<T> {}
     /// A B every product shares, arranged once for all of them ([`gemm_small::Pack::arrange`]).
     struct Shared {
         b: *const f32,
@@ -248,7 +276,7 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
     // SAFETY: the products only read through `b`. It points into `pack` (or at `b`), which this
     // function neither moves nor drops until the products below have returned.
     unsafe impl Sync for Shared {}
-    let out = Out(c.as_mut_ptr());
+    let out = COut(c.as_mut_ptr());
     // Small f32 products skip the `gemm` crate's per-call costs (see `gemm_small`); the choice
     // depends only on the shapes, never on the thread count.
     let bv = View { row: bl.row, col: bl.col };
@@ -304,27 +332,11 @@ pub(crate) fn gemm_batch_skipping<T: Float>(
         // j < n ≤ row and r·row + j < m·row ≤ batch, likewise. So no two threads write the same
         // element, and nothing writes what A or B (borrowed shared, hence not aliasing `c`) read.
         unsafe {
-            ::gemm::gemm(
-                m,
-                n,
-                k,
-                out.0.add(i * cl.batch),
-                1,
-                cl.row as isize,
-                acc == Acc::Add,
-                a.as_ptr().add(i * al.batch),
-                al.col as isize,
-                al.row as isize,
-                b.as_ptr().add(i * bl.batch),
-                bl.col as isize,
-                bl.row as isize,
-                T::one(),
-                T::one(),
-                false,
-                false,
-                false,
-                ::gemm::Parallelism::None,
+            let (a, b) = (
+                (a.as_ptr().add(i * al.batch), al.row as isize, al.col as isize),
+                (b.as_ptr().add(i * bl.batch), bl.row as isize, bl.col as isize),
             );
+            one_thread((m, n, k), out.0.add(i * cl.batch), cl.row as isize, acc == Acc::Add, a, b);
         }
     };
     eng.run_tasks(count, &one);
