@@ -19,7 +19,7 @@ pub fn transpose<T: Float>(eng: &Engine, src: &[T], count: usize, rows: usize, c
     let len = rows * cols;
     for m in 0..count {
         let s = &src[m * len..(m + 1) * len];
-        let per = |(jb, d): (usize, &mut [T])| {
+        let per = |jb: usize, d: &mut [T]| {
             let (j0, nj) = (jb * TB, d.len() / rows);
             let mut tile = [[T::zero(); TB]; TB];
             for i0 in (0..rows).step_by(TB) {
@@ -36,7 +36,7 @@ pub fn transpose<T: Float>(eng: &Engine, src: &[T], count: usize, rows: usize, c
             }
         };
         let d = &mut dst[m * len..(m + 1) * len];
-        eng.par_chunks(d, TB * rows, |jb, d| per((jb, d)));
+        eng.par_chunks(d, TB * rows, per);
     }
 }
 

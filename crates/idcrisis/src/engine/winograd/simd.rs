@@ -262,11 +262,11 @@ impl WinoConv {
         row: impl Fn(&[T], usize, &mut [T]) + Sync + Send,
     ) {
         let (ts, t, hwc) = (self.tile_stride(c), self.tiles(), self.h * self.w * c);
-        let per = |(i, dst): (usize, &mut [T])| {
+        let per = |i: usize, dst: &mut [T]| {
             let (img, r) = (i / self.ty, i % self.ty);
             row(&src[img * hwc..(img + 1) * hwc], r, dst);
         };
-        par_blocks(eng, &mut out[..nc * t * ts], self.tx * ts, per);
+        eng.par_chunks(&mut out[..nc * t * ts], self.tx * ts, per);
     }
 
     /// One row of tiles of [`WinoConv::window_transform`]: `src [h, w, c]` → `dst [tx, P, c]`
@@ -424,11 +424,11 @@ impl WinoConv {
     ) {
         let (ts, hw, m) = (self.tile_stride(c), self.h * self.w, self.mats.m);
         for img in 0..nc {
-            let per = |(r, dst): (usize, &mut [T])| {
+            let per = |r: usize, dst: &mut [T]| {
                 let src = &mm[(img * self.ty + r) * self.tx * ts..(img * self.ty + r + 1) * self.tx * ts];
                 row(src, r, dst);
             };
-            par_blocks(eng, &mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
+            eng.par_chunks(&mut yt[img * hw * c..(img + 1) * hw * c], m * self.w * c, per);
         }
     }
 
@@ -609,12 +609,6 @@ fn axpy<T: Float>(acc: &mut [T; LANES], c: T, v: &[T; LANES]) {
     for (a, x) in acc.iter_mut().zip(v) {
         *a = c.mul_add(*x, *a);
     }
-}
-
-/// Run `f((index, block))` over `buf` cut into blocks of `block` elements, in parallel when the
-/// engine has more than one thread.
-fn par_blocks<T: Float>(eng: &Engine, buf: &mut [T], block: usize, f: impl Fn((usize, &mut [T])) + Sync + Send) {
-    eng.par_chunks(buf, block, |i, b| f((i, b)));
 }
 
 #[cfg(test)]
