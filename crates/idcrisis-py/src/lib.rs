@@ -410,9 +410,7 @@ impl Run {
     fn hidden_vec<T: Float>(&self, net: &Net<T>, x: &[f32], n: usize) -> Vec<(Vec<usize>, Vec<f32>)> {
         let xs: Vec<T> = x.iter().map(|&v| T::from_f64(v as f64)).collect();
         let mut ws = net.workspace(n, true);
-        self.eng.install(|| {
-            net.forward(&self.eng, &mut ws, &xs, n);
-        });
+        net.forward(&self.eng, &mut ws, &xs, n);
         let s = self.shape();
         (1..=net.layers.len())
             .map(|i| {

@@ -143,7 +143,7 @@ impl ConvGeom {
 pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T]) {
     let (hw, kk) = (g.hw(), g.k * g.k);
     let cols = &mut cols[..g.col_rows() * hw];
-    let per_channel = |(ci, dst): (usize, &mut [T])| {
+    let per_channel = |ci: usize, dst: &mut [T]| {
         let src = &input[ci * hw..(ci + 1) * hw];
         for ky in 0..g.k {
             for kx in 0..g.k {
@@ -181,11 +181,7 @@ pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T])
             }
         }
     };
-    if eng.parallel(cols.len()) {
-        eng.par_chunks(cols, kk * hw, |i, c| per_channel((i, c)));
-    } else {
-        cols.chunks_mut(kk * hw).enumerate().for_each(per_channel);
-    }
+    eng.chunks(cols.len(), cols, kk * hw, per_channel);
 }
 
 /// Fold `cols [c·k·k, h·w]` back onto `out [c, h, w]`, summing every tap that reads a pixel
@@ -193,7 +189,7 @@ pub fn im2col<T: Float>(eng: &Engine, g: &ConvGeom, input: &[T], cols: &mut [T])
 pub fn col2im<T: Float>(eng: &Engine, g: &ConvGeom, cols: &[T], out: &mut [T]) {
     let (hw, kk) = (g.hw(), g.k * g.k);
     let out = &mut out[..g.c * hw];
-    let per_channel = |(ci, dst): (usize, &mut [T])| {
+    let per_channel = |ci: usize, dst: &mut [T]| {
         dst.fill(T::zero());
         let src = &cols[ci * kk * hw..(ci + 1) * kk * hw];
         for ky in 0..g.k {
@@ -224,11 +220,7 @@ pub fn col2im<T: Float>(eng: &Engine, g: &ConvGeom, cols: &[T], out: &mut [T]) {
             }
         }
     };
-    if eng.parallel(cols.len()) {
-        eng.par_chunks(out, hw, |i, c| per_channel((i, c)));
-    } else {
-        out.chunks_mut(hw).enumerate().for_each(per_channel);
-    }
+    eng.chunks(cols.len(), out, hw, per_channel);
 }
 
 #[cfg(test)]

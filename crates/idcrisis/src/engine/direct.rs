@@ -665,10 +665,8 @@ mod tests {
                 for o in 0..co {
                     want[o * h * w..(o + 1) * h * w].fill(bias[o]);
                 }
-                eng.install(|| {
-                    im2col(&eng, &g, &x, &mut cols);
-                    gemm(&eng, co, h * w, g.col_rows(), &mut want, &wts, Trans::No, &cols, Trans::No, Acc::Add);
-                });
+                im2col(&eng, &g, &x, &mut cols);
+                gemm(&eng, co, h * w, g.col_rows(), &mut want, &wts, Trans::No, &cols, Trans::No, Acc::Add);
                 let mut xp = vec![f64::NAN; padded_len(c, h, w, k)];
                 pad_into(&g, c, &x, &mut xp);
                 let mut wt = vec![0.0; wts.len()];
@@ -763,10 +761,8 @@ mod tests {
                 let start = vals(co * c * k * k, 8.0);
                 let mut cols = vec![0.0; g.col_rows() * g.hw()];
                 let mut want = start.clone();
-                eng.install(|| {
-                    im2col(&eng, &g, &x, &mut cols);
-                    gemm(&eng, co, g.col_rows(), h * w, &mut want, &dy, Trans::No, &cols, Trans::Yes, Acc::Add);
-                });
+                im2col(&eng, &g, &x, &mut cols);
+                gemm(&eng, co, g.col_rows(), h * w, &mut want, &dy, Trans::No, &cols, Trans::Yes, Acc::Add);
                 let mut xp = vec![0.0; padded_len(c, h, w, k)];
                 pad_into(&g, c, &x, &mut xp);
                 let mut got = start.clone();

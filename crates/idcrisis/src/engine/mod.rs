@@ -55,18 +55,19 @@ use crate::error::{Error, Result};
 /// Elementwise work below this many elements runs on the calling thread.
 const PAR_MIN: usize = 1 << 15;
 /// Chunk size for parallel elementwise work.
-const PAR_CHUNK: usize = 1 << 13;
+pub(crate) const PAR_CHUNK: usize = 1 << 13;
 
 /// The compute threads and the convolution algorithm setting.
 ///
 /// The threads come in two sets: the kernels' parallel regions run on a fork-join team
 /// (`team.rs`: the calling thread and `threads − 1` helpers that poll for the next region before
-/// they sleep), and work spread over independent jobs (nets of a group, batches of `predict`,
-/// each computing on a one-thread engine) runs on a rayon pool of `threads` threads
-/// ([`Engine::install`]).
+/// they sleep). Work spread over independent jobs of uneven length (the nets of a group, each
+/// computing on a one-thread engine, and the NTK's kernel rows) runs on a rayon pool of
+/// `threads` threads ([`Engine::install`]), started on first use: training, probing and
+/// `predict` never start it.
 pub struct Engine {
     threads: usize,
-    pool: rayon::ThreadPool,
+    pool: std::sync::OnceLock<rayon::ThreadPool>,
     team: team::Team,
     conv: ConvAlgo,
 }
@@ -81,13 +82,8 @@ impl Engine {
     /// An engine with `threads` compute threads (0 means all cores).
     pub fn new(threads: usize) -> Result<Self> {
         let threads = if threads == 0 { default_threads() } else { threads };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("idcrisis-{i}"))
-            .build()
-            .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
         let team = team::Team::new(threads).map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-        Ok(Engine { threads, pool, team, conv: ConvAlgo::Auto })
+        Ok(Engine { threads, pool: std::sync::OnceLock::new(), team, conv: ConvAlgo::Auto })
     }
 
     /// The same engine computing convolutions with `algo`.
@@ -108,8 +104,20 @@ impl Engine {
 
     /// Run `f` inside this engine's rayon pool, for work spread over independent jobs with
     /// rayon's parallel iterators. Kernels do not need it: they run on the team.
+    ///
+    /// # Panics
+    /// If the operating system refuses the pool's threads on this first use (as
+    /// `std::thread::spawn` panics).
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+        let threads = self.threads;
+        let pool = self.pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("idcrisis-{i}"))
+                .build()
+                .unwrap_or_else(|e| panic!("cannot start {threads} compute threads: {e}"))
+        });
+        pool.install(f)
     }
 
     /// Run `f(i)` for every `i < tasks` on the engine's threads (the caller's included); returns
@@ -127,7 +135,19 @@ impl Engine {
         self.run_tasks(s.count(), &|i| f(i, unsafe { s.chunk(i) }));
     }
 
-    /// Whether elementwise work on `len` elements is worth spreading over the pool.
+    /// [`Engine::par_chunks`] when `work` (the elements the whole call touches) is worth
+    /// spreading over the threads ([`Engine::parallel`]); otherwise the same chunks, in order, on
+    /// the calling thread.
+    pub fn chunks<T: Send>(&self, work: usize, x: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        if self.parallel(work) {
+            self.par_chunks(x, chunk, f);
+        } else {
+            x.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+        }
+    }
+
+    /// Whether elementwise work on `len` elements is worth spreading over the threads: the one
+    /// rule for every kernel that may also run on the calling thread alone.
     pub(crate) fn parallel(&self, len: usize) -> bool {
         self.threads > 1 && len >= PAR_MIN
     }
@@ -136,4 +156,52 @@ impl Engine {
 /// All cores the process may use.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::model::{Arch, Init, ModelConfig, Net};
+    use crate::nn::train::{train, TrainConfig};
+
+    /// `chunks` gives every chunk, once and with its index, on the team (`work` at the threshold,
+    /// more than one thread) and on the calling thread alone.
+    #[test]
+    fn chunks_visit_each_chunk_once_with_its_index() {
+        for threads in [1, 2, 3] {
+            let eng = Engine::new(threads).unwrap();
+            for (len, chunk) in [(0, 4), (10, 3), (PAR_MIN + 5, 7), (2 * PAR_MIN, PAR_CHUNK)] {
+                for work in [len, PAR_MIN - 1, PAR_MIN] {
+                    let mut x = vec![0usize; len];
+                    eng.chunks(work, &mut x, chunk, |i, c| c.iter_mut().for_each(|v| *v += i + 1));
+                    for (j, v) in x.iter().enumerate() {
+                        assert_eq!(*v, j / chunk + 1, "threads {threads}, len {len}, chunk {chunk}, work {work}: element {j}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Training and `predict` (its one-lane-per-thread split included) run on the team alone:
+    /// the rayon pool starts on the first `install`, not before.
+    #[test]
+    fn rayon_pool_starts_only_on_install() {
+        let eng = Engine::new(2).unwrap();
+        let x = vec![0.5f32; crate::Shape::MNIST.len()];
+        for cfg in [
+            ModelConfig { arch: Arch::Cnn, depth: 3, channels: 16, kernel: 3, ..Default::default() },
+            ModelConfig { arch: Arch::Fcn, depth: 2, width: Some(64), ..Default::default() },
+        ] {
+            let mut net = Net::<f32>::new(&cfg, crate::Shape::MNIST).unwrap();
+            net.init(Init::TorchDefault, 1.0, 1);
+            let tc = TrainConfig { steps: 2, tol: 0.0, ..Default::default() };
+            train(&eng, &mut net, &x, 1, &tc, &mut |_, _| true).unwrap();
+            // Six inputs split over both threads, then one input on `eng` itself.
+            assert_eq!(net.predict(&eng, &x.repeat(6), 6, 2).len(), 6 * x.len());
+            assert_eq!(net.predict(&eng, &x, 1, 1).len(), x.len());
+        }
+        assert!(eng.pool.get().is_none(), "training or predict started the rayon pool");
+        assert_eq!(eng.install(rayon::current_num_threads), 2);
+        assert!(eng.pool.get().is_some());
+    }
 }

@@ -439,15 +439,13 @@ pub fn net_map<'a, T: Float>(net: &'a Net<T>, eng: &'a Engine, batch: usize) -> 
     move |xs: &[T], ys: &mut [T]| {
         let count = xs.len() / dim;
         let ws = &mut ws;
-        eng.install(|| {
-            let mut start = 0;
-            while start < count {
-                let n = ws.n.min(count - start);
-                let y = net.forward(eng, ws, &xs[start * dim..(start + n) * dim], n);
-                ys[start * dim..(start + n) * dim].copy_from_slice(y);
-                start += n;
-            }
-        });
+        let mut start = 0;
+        while start < count {
+            let n = ws.n.min(count - start);
+            let y = net.forward(eng, ws, &xs[start * dim..(start + n) * dim], n);
+            ys[start * dim..(start + n) * dim].copy_from_slice(y);
+            start += n;
+        }
     }
 }
 

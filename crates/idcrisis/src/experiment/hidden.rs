@@ -70,16 +70,14 @@ pub fn layer_maps(eng: &Engine, net: &Net<f32>, inputs: &[Vec<f32>], how: Projec
     let mut ws = net.workspace(1, true);
     let depth = net.layers.len();
     let mut out = vec![Vec::new(); depth + 1];
-    eng.install(|| {
-        for x in inputs {
-            net.forward(eng, &mut ws, x, 1);
-            for (l, row) in out.iter_mut().enumerate() {
-                let a = net.activation_chw(eng, &ws, l);
-                let hw = net.shape.hw();
-                row.push(collapse(&a, a.len() / hw, hw, how));
-            }
+    for x in inputs {
+        net.forward(eng, &mut ws, x, 1);
+        for (l, row) in out.iter_mut().enumerate() {
+            let a = net.activation_chw(eng, &ws, l);
+            let hw = net.shape.hw();
+            row.push(collapse(&a, a.len() / hw, hw, how));
         }
-    });
+    }
     out
 }
 

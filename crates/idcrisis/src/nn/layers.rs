@@ -137,17 +137,13 @@ impl Dense {
     ) {
         let (x, dy) = (&x[..self.inp], &dy[..self.out]);
         self.bias_and_input_grads(eng, params, grads, dy, dx, 1);
-        let row = |(i, w): (usize, &mut [T])| {
+        let row = |i: usize, w: &mut [T]| {
             for (w, xv) in w.iter_mut().zip(x) {
                 *w = optim::gd(*w, lr, dy[i] * *xv);
             }
         };
         let w = &mut params[self.w.clone()];
-        if eng.parallel(w.len()) {
-            eng.par_chunks(w, self.inp, |i, w| row((i, w)));
-        } else {
-            w.chunks_mut(self.inp).enumerate().for_each(row);
-        }
+        eng.chunks(w.len(), w, self.inp, row);
     }
 
     /// The parts of the backward pass shared by [`Dense::backward`] and

@@ -638,7 +638,7 @@ impl<T: Float> Net<T> {
                 let mut out = vec![T::zero(); a.len()];
                 let hw = c.geom.hw();
                 let count = a.len() / (c.c_out * hw);
-                eng.install(|| crate::engine::transpose(eng, a, count, hw, c.c_out, &mut out));
+                crate::engine::transpose(eng, a, count, hw, c.c_out, &mut out);
                 out
             }
             _ => a.to_vec(),
@@ -662,7 +662,6 @@ impl<T: Float> Net<T> {
     ///
     /// `tests/determinism.rs` checks both, for every convolution algorithm.
     pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
-        use rayon::prelude::*;
         let batch = batch.clamp(1, count.max(1));
         let dim = self.shape.len();
         let xs = &xs[..count * dim];
@@ -682,18 +681,17 @@ impl<T: Float> Net<T> {
         // Without a thread for the one-thread engine, the whole call runs on `eng` instead.
         let serial = (lanes > 1).then(|| Engine::new(1).ok()).flatten();
         match serial {
+            // One lane per task, so one per thread of the team.
             Some(serial) => {
                 let serial = serial.with_conv_algo(eng.conv_algo());
-                eng.install(|| {
-                    xs.par_chunks(per * dim).zip(out.par_chunks_mut(per * dim)).with_max_len(1).for_each(|(x, y)| {
-                        let mut ws = self.workspace(lane_batch.min(per), false);
-                        self.predict_into(&serial, &mut ws, x, y);
-                    })
+                eng.par_chunks(&mut out, per * dim, |i, y| {
+                    let mut ws = self.workspace(lane_batch.min(per), false);
+                    self.predict_into(&serial, &mut ws, &xs[i * per * dim..][..y.len()], y);
                 });
             }
             None => {
                 let mut ws = self.workspace(lane_batch, false);
-                eng.install(|| self.predict_into(eng, &mut ws, xs, &mut out));
+                self.predict_into(eng, &mut ws, xs, &mut out);
             }
         }
         out

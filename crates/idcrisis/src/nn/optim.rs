@@ -1,6 +1,6 @@
 //! Optimizers over the flat parameter vector, with PyTorch's update rules.
 
-use crate::engine::{for_each_chunk, widest, Engine, Shards};
+use crate::engine::{for_each_chunk, widest, Engine, Shards, PAR_CHUNK};
 use crate::error::{Error, Result};
 use crate::float::{written_zeros, Float};
 use crate::nn::train::TrainConfig;
@@ -124,8 +124,8 @@ impl<T: Float> Optimizer<T> {
                         *p = *p - lr * *b;
                     }
                 };
-                if parallel(eng, params.len()) {
-                    let (ps, ms) = (Shards::new(params, CHUNK), Shards::new(m, CHUNK));
+                if eng.parallel(params.len()) {
+                    let (ps, ms) = (Shards::new(params, PAR_CHUNK), Shards::new(m, PAR_CHUNK));
                     // SAFETY: run_tasks runs each index once.
                     eng.run_tasks(ps.count(), &|i| unsafe { update(((ps.chunk(i), ms.chunk(i)), chunk(grads, i))) });
                 } else {
@@ -150,8 +150,8 @@ impl<T: Float> Optimizer<T> {
                         }
                     })
                 };
-                if parallel(eng, params.len()) {
-                    let (ps, ms, vs) = (Shards::new(params, CHUNK), Shards::new(m, CHUNK), Shards::new(v, CHUNK));
+                if eng.parallel(params.len()) {
+                    let (ps, ms, vs) = (Shards::new(params, PAR_CHUNK), Shards::new(m, PAR_CHUNK), Shards::new(v, PAR_CHUNK));
                     // SAFETY: run_tasks runs each index once.
                     eng.run_tasks(ps.count(), &|i| unsafe { update((((ps.chunk(i), ms.chunk(i)), vs.chunk(i)), chunk(grads, i))) });
                 } else {
@@ -165,15 +165,7 @@ impl<T: Float> Optimizer<T> {
 /// One chunk of an Adam update, nested as zips nest it: ((((params, m), v), grads).
 type AdamChunk<'a, T> = (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]);
 
-/// Chunk `i` of `x` in chunks of [`CHUNK`] elements.
+/// Chunk `i` of `x` in chunks of [`PAR_CHUNK`] elements.
 fn chunk<T>(x: &[T], i: usize) -> &[T] {
-    &x[i * CHUNK..((i + 1) * CHUNK).min(x.len())]
-}
-
-/// Elements per parallel task of an update (the result does not depend on it).
-const CHUNK: usize = 1 << 13;
-
-/// Whether an update of `len` parameters is worth spreading over the engine's threads.
-fn parallel(eng: &Engine, len: usize) -> bool {
-    eng.threads() > 1 && len >= 4 * CHUNK
+    &x[i * PAR_CHUNK..((i + 1) * PAR_CHUNK).min(x.len())]
 }

@@ -154,11 +154,11 @@ pub fn train_with<T: Float>(
 ) -> Result<TrainOutcome> {
     let mut t = Trainer::new(net, x, n, cfg, opt);
     let t0 = Instant::now();
-    let status = eng.install(|| loop {
+    let status = loop {
         if let Some(s) = t.advance(eng, progress)? {
-            break Ok(s);
+            break s;
         }
-    })?;
+    };
     Ok(t.outcome(status, t0.elapsed().as_secs_f64()))
 }
 
@@ -250,7 +250,8 @@ pub fn train_minibatch<T: Float>(
     let mut losses = Vec::with_capacity((per_epoch * epochs).min(1 << 22));
     let t0 = Instant::now();
     let scale = T::from_f64(1.0 / 255.0);
-    let (status, epoch_loss) = eng.install(|| {
+    // A closure called at once, so that its `return`s end the epochs, not the function.
+    let (status, epoch_loss) = (|| {
         let mut last_epoch = f64::NAN;
         for _ in 0..epochs {
             for i in (1..count).rev() {
@@ -285,6 +286,6 @@ pub fn train_minibatch<T: Float>(
             }
         }
         Ok((Status::MaxSteps, last_epoch))
-    })?;
+    })()?;
     Ok(TrainOutcome::new(status, opt.steps(), epoch_loss, losses, t0.elapsed().as_secs_f64()))
 }

@@ -220,17 +220,13 @@ impl WinoConv {
         let wp = &mut u[..co * ci * r2];
         // One input channel's kernels per task, on the pool when the copy is large (on one
         // thread, 16384 kernels left the other thread idle long enough to sleep).
-        let copy = |(i, dst): (usize, &mut [T])| match r2 {
+        let copy = |i: usize, dst: &mut [T]| match r2 {
             9 => copy_kernels::<T, 9>(dst, wt, i, ci),
             25 => copy_kernels::<T, 25>(dst, wt, i, ci),
             49 => copy_kernels::<T, 49>(dst, wt, i, ci),
             _ => unreachable!("no Winograd plan has a {r2}-value kernel"),
         };
-        if eng.parallel(wp.len()) {
-            eng.par_chunks(wp, co * r2, |i, d| copy((i, d)));
-        } else {
-            wp.chunks_exact_mut(co * r2).enumerate().for_each(copy);
-        }
+        eng.chunks(wp.len(), wp, co * r2, copy);
         kernel_transform(eng, p, co * ci, ps, r2, ut, gk, &self.mats.gk_zeros, wp);
     }
 }
@@ -352,7 +348,7 @@ mod tests {
                 for ps in [cc, cc + 16] {
                     let wt = vals(cc * r2, 0.23);
                     let mut u = vec![T::nan(); p * ps];
-                    eng.install(|| kernel_transform(&eng, p, cc, ps, r2, &mut u, &g, &zeros, &wt));
+                    kernel_transform(&eng, p, cc, ps, r2, &mut u, &g, &zeros, &wt);
                     // The dense product (no zeros skipped) gives the same bits.
                     let mut dense = vec![T::nan(); p * ps];
                     let (full, rest) = (cc / PAIRS, cc % PAIRS);
@@ -381,7 +377,7 @@ mod tests {
                     }
                     // dW starts at 0.5: the adjoint overwrites it.
                     let mut dw = vec![T::from_f64(0.5); cc * r2];
-                    eng.install(|| kernel_gradient(&eng, p, cc, ps, r2, &mut dw, &du, &g));
+                    kernel_gradient(&eng, p, cc, ps, r2, &mut dw, &du, &g);
                     for j in 0..cc {
                         for t in 0..r2 {
                             let want = (0..p).map(|xi| f(du[xi * ps + j]) * f(g[xi * r2 + t])).sum::<f64>();
@@ -415,7 +411,7 @@ mod tests {
                 for in_place in [true, false] {
                     let mut scratch = vec![T::nan(); wc.scratch_len()];
                     let Parts { gk, u, u2, .. } = wc.parts(&mut scratch);
-                    eng.install(|| wc.forward_kernels(&eng, &wt, gk, u, u2, in_place));
+                    wc.forward_kernels(&eng, &wt, gk, u, u2, in_place);
                     for xi in 0..p {
                         for i in 0..ci {
                             for o in 0..co {
@@ -470,7 +466,7 @@ mod tests {
             // stride included), so a read of anything unwritten shows in y.
             let mut scratch = vec![f64::NAN; wc.scratch_len()];
             let mut store = vec![f64::NAN; 2 * wc.store_len()];
-            eng.install(|| wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2));
+            wc.forward(&eng, &wt, Some(&bias), &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, 2);
             for img in 0..2 {
                 let want = direct(&x[img * ci * h * w..(img + 1) * ci * h * w], &wt, ci, co, h, w, r);
                 for (k, (a, b)) in y[img * co * h * w..].iter().zip(&want).enumerate() {
@@ -499,10 +495,8 @@ mod tests {
             let mut store = vec![f64::NAN; n * wc.store_len()];
             let mut dw = vec![1.0; wt.len()];
             let mut dx = vec![0.0; x.len()];
-            eng.install(|| {
-                wc.forward(&eng, &wt, None, &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, n);
-                wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), Layouts::default(), &mut scratch, n);
-            });
+            wc.forward(&eng, &wt, None, &x, &mut y, Layouts::default(), Some(&mut store), &mut scratch, n);
+            wc.backward(&eng, &wt, &mut dw, &store, &dy, Some(&mut dx), Layouts::default(), &mut scratch, n);
             let obj = |x: &[f64], wt: &[f64]| -> f64 {
                 (0..n)
                     .map(|i| {
