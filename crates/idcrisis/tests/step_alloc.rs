@@ -11,8 +11,8 @@
 //! Winograd (here at most 16 channels on 12×12 images, so every product is small), the FCN
 //! included, on one and two threads; and an im2col step (reflect padding) above zero and at the
 //! same count as the step before on one thread: the counter does see the `gemm` crate, and
-//! nothing grows or depends on the data. Allocations are counted on the pool thread the steps
-//! run on (a counter per thread: a global one also sees the test harness's threads), in a test
+//! nothing grows or depends on the data. Allocations are counted on the thread that runs the
+//! steps (a counter per thread: a global one also sees the test harness's threads), in a test
 //! binary of its own.
 
 use idcrisis::engine::Engine;
@@ -32,7 +32,7 @@ static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 #[test]
 fn a_warm_training_step_allocates_only_inside_the_gemm_crate_and_only_for_im2col() {
-    // Every pool lives to the end of the test: a pool shutting down allocates.
+    // Every engine lives to the end of the test: a team shutting down allocates.
     let engines = [Engine::new(1).unwrap(), Engine::new(2).unwrap()];
     let shape = Shape { channels: 1, height: 12, width: 12 };
     let x: Vec<f32> = (0..shape.len()).map(|i| (i % 7) as f32 / 7.0).collect();
@@ -62,23 +62,21 @@ fn a_warm_training_step_allocates_only_inside_the_gemm_crate_and_only_for_im2col
                 let mut ws = net.workspace(1, true);
                 let tc = TrainConfig { optimizer: kind, lr: 1e-3, ..TrainConfig::default() };
                 let mut opt = Optimizer::new(&tc, net.params.len());
-                // The steps run on one of the pool's threads, whose allocations are counted
-                // (with one thread, all of the step's work).
-                let per_step = eng.install(|| {
-                    // Warm up: thread-local buffers are created.
-                    for _ in 0..3 {
-                        forward_loss(eng, &net, &mut ws, &x, 1);
-                        update(eng, &mut net, &mut ws, &mut opt, 1);
-                    }
-                    let mut per_step = Vec::with_capacity(5);
-                    for _ in 0..5 {
-                        let before = count();
-                        forward_loss(eng, &net, &mut ws, &x, 1);
-                        update(eng, &mut net, &mut ws, &mut opt, 1);
-                        per_step.push(count() - before);
-                    }
-                    per_step
-                });
+                // The steps run on this thread, as `train` runs them, and its allocations are
+                // counted (with one thread, all of the step's work; with two, the part this
+                // thread takes of each parallel region).
+                // Warm up: thread-local buffers are created.
+                for _ in 0..3 {
+                    forward_loss(eng, &net, &mut ws, &x, 1);
+                    update(eng, &mut net, &mut ws, &mut opt, 1);
+                }
+                let mut per_step = Vec::with_capacity(5);
+                for _ in 0..5 {
+                    let before = count();
+                    forward_loss(eng, &net, &mut ws, &x, 1);
+                    update(eng, &mut net, &mut ws, &mut opt, 1);
+                    per_step.push(count() - before);
+                }
                 let line = format!("{arch:?} {padding:?} C={channels} {kind:?} threads={threads}: {per_step:?} allocations per step");
                 // Only im2col layers reach the `gemm` crate in these nets. Reflect padding is
                 // im2col on every CPU (the positive control); the 4-channel zero-padded nets are
