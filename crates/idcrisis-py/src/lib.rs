@@ -289,7 +289,7 @@ fn temp_run_dir() -> PathBuf {
 /// Train the run `config` describes (see `idcrisis.train`). With `out`, the run directory stays
 /// there; without, it is written to a temporary directory, read into memory and removed.
 ///
-/// Training runs on a worker thread (its engine's pool does the compute) while this, the calling
+/// Training runs on a worker thread (with its engine's threads) while this, the calling
 /// thread, waits with the GIL released. Every `SIGNAL_CHECK` it takes the GIL to check for
 /// signals: Python runs signal handlers only on the main thread, so this is where Ctrl-C's
 /// `KeyboardInterrupt` is raised. It then sets the stop flag, which the worker's progress callback

@@ -35,14 +35,14 @@ fn main() {
                 direct::pad_into(&g, c, &x, &mut xp);
                 direct::forward(&g, c, co, &wtt, None, &xp, y);
             };
-            eng.install(|| run_im2col(&mut y1));
+            run_im2col(&mut y1);
             run_direct(&mut y2);
             let scale = y1.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
             let d = y1.iter().zip(&y2).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
             assert!(d < 1e-5, "c={c} k={k}: direct differs from im2col by {d:e}");
             println!("{hw}x{hw} k={k} c={c}->{co}");
             let reps = 4000 / c;
-            eng.install(|| time("  im2col + gemm", reps, &mut || run_im2col(&mut y1)));
+            time("  im2col + gemm", reps, &mut || run_im2col(&mut y1));
             time("  direct", reps, &mut || run_direct(&mut y2));
         }
     }

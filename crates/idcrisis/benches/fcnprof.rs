@@ -30,20 +30,16 @@ fn main() {
     let wt: Vec<f32> = (0..inp * out).map(|i| w[(i % out) * inp + i / out]).collect();
     let want = naive(n, out, inp, &x, &wt);
     let want_t: Vec<f64> = (0..out * n).map(|i| want[(i % n) * out + i / n]).collect();
-    eng.install(|| {
-        gemm(&eng, n, out, inp, &mut y, &x, Trans::No, &w, Trans::Yes, Acc::Overwrite);
-        gemm(&eng, out, n, inp, &mut yt, &w, Trans::No, &x, Trans::Yes, Acc::Overwrite);
-        gemm_batch(&eng, 2, h, n, inp, &mut yh, cl, &w, al, &x, bl, Acc::Overwrite);
-    });
+    gemm(&eng, n, out, inp, &mut y, &x, Trans::No, &w, Trans::Yes, Acc::Overwrite);
+    gemm(&eng, out, n, inp, &mut yt, &w, Trans::No, &x, Trans::Yes, Acc::Overwrite);
+    gemm_batch(&eng, 2, h, n, inp, &mut yh, cl, &w, al, &x, bl, Acc::Overwrite);
     for (name, got, want) in [("x·Wᵀ", &y, &want), ("W·xᵀ", &yt, &want_t), ("W·xᵀ halves", &yh, &want_t)] {
         let d = max_rel(got, want);
         assert!(d < 1e-5, "{name}: max relative difference {d:e} from the naive product");
     }
     println!("fcnprof: batched FCN forward GEMMs, {n}×{inp}→{out}, {threads} threads, {}", cpu());
-    eng.install(|| {
-        time("y = x W^T (b transposed)", 50, &mut || gemm(&eng, n, out, inp, &mut y, &x, Trans::No, &w, Trans::Yes, Acc::Overwrite));
-        time("y^T = W x^T (b transposed)", 50, &mut || gemm(&eng, out, n, inp, &mut yt, &w, Trans::No, &x, Trans::Yes, Acc::Overwrite));
-        time("y^T halves on 2 threads", 50, &mut || gemm_batch(&eng, 2, h, n, inp, &mut yh, cl, &w, al, &x, bl, Acc::Overwrite));
-    });
+    time("y = x W^T (b transposed)", 50, &mut || gemm(&eng, n, out, inp, &mut y, &x, Trans::No, &w, Trans::Yes, Acc::Overwrite));
+    time("y^T = W x^T (b transposed)", 50, &mut || gemm(&eng, out, n, inp, &mut yt, &w, Trans::No, &x, Trans::Yes, Acc::Overwrite));
+    time("y^T halves on 2 threads", 50, &mut || gemm_batch(&eng, 2, h, n, inp, &mut yh, cl, &w, al, &x, bl, Acc::Overwrite));
     println!("flops per product {:.1} MF", 2.0 * (n * inp * out) as f64 / 1e6);
 }

@@ -17,7 +17,7 @@ static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 #[test]
 fn iterating_a_net_allocates_nothing_per_step_outside_the_forward_pass() {
-    // Every thread pool lives to the end: a pool shutting down allocates on its own threads.
+    // Every engine lives to the end: a team shutting down allocates on its own threads.
     let engines = [Engine::new(1).unwrap(), Engine::new(2).unwrap()];
     for (arch, threads) in [(Arch::Fcn, 1), (Arch::Fcn, 2), (Arch::Cnn, 1), (Arch::Cnn, 2)] {
         let shape = Shape { channels: 1, height: 8, width: 8 };
@@ -47,7 +47,7 @@ fn iterating_a_net_allocates_nothing_per_step_outside_the_forward_pass() {
         // Between one map call and the next (the iteration's own work) nothing is allocated.
         let between: Vec<usize> = (1..before.len()).map(|w| before[w] - after[w - 1]).collect();
         assert!(between.iter().all(|e| *e == 0), "{arch:?} with {threads} threads: the loop allocated {between:?}");
-        // Within a map call: what the net's forward pass allocates on this thread (the engine's).
+        // Within a map call: what the net's forward pass allocates on this thread.
         let within: Vec<usize> = (0..before.len()).map(|w| after[w] - before[w]).collect();
         eprintln!("{arch:?}, {threads} threads: allocations per forward {within:?}");
     }

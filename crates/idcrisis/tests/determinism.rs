@@ -145,7 +145,7 @@ fn direct_batched_evaluation_is_the_same_bits_on_any_thread_count_and_batch() {
                 assert!(alone.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{padding:?} {threads} threads, batch {batch}");
             }
             let mut ws = net.workspace(count, true);
-            let t = eng.install(|| net.forward(&eng, &mut ws, &xs, count).to_vec());
+            let t = net.forward(&eng, &mut ws, &xs, count).to_vec();
             assert!(alone.iter().zip(&t).all(|(p, q)| p.to_bits() == q.to_bits()), "{padding:?} {threads} threads, training forward");
         }
         // Against another algorithm the numbers agree to rounding (so the comparison above is
@@ -199,7 +199,7 @@ fn predict_splits_inputs_over_threads_with_the_bits_of_each_input_alone() {
             }
             if algo == ConvAlgo::Winograd {
                 let mut ws = net.workspace(count, true);
-                let t = eng.install(|| net.forward(&eng, &mut ws, &xs, count).to_vec());
+                let t = net.forward(&eng, &mut ws, &xs, count).to_vec();
                 assert!(same(&t), "{cfg:?}: {threads} threads, training forward");
             }
         }

@@ -217,14 +217,12 @@ fn net_gradient_check(algo: ConvAlgo, cfg: &ModelConfig, n: usize, tamper: &dyn 
     let mut ws = net.workspace(n, true);
     // Two steps' gradients: the second must not keep anything of the first (backward zeroes
     // what it adds into and overwrites the rest).
-    eng.install(|| {
-        for _ in 0..2 {
-            net.forward(&eng, &mut ws, &x, n);
-            let (out, dout) = ws.output_and_dout(n);
-            mse_loss(out, &x, dout);
-            net.backward(&eng, &mut ws, n);
-        }
-    });
+    for _ in 0..2 {
+        net.forward(&eng, &mut ws, &x, n);
+        let (out, dout) = ws.output_and_dout(n);
+        mse_loss(out, &x, dout);
+        net.backward(&eng, &mut ws, n);
+    }
     let mut analytic = net.grads.clone();
     tamper(&net, &mut analytic);
     // Check a deterministic subset of coordinates of every tensor (all of them is too slow).
@@ -489,7 +487,7 @@ fn auto_runs_small_f32_layers_direct_on_avx2_and_avx512_with_the_forced_direct_b
     let x: Vec<f32> = (0..784).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     let run = |eng: &Engine| {
         let mut ws = net.workspace(1, true);
-        eng.install(|| net.forward(eng, &mut ws, &x, 1).to_vec())
+        net.forward(eng, &mut ws, &x, 1).to_vec()
     };
     let (a, d, i) = (run(&auto), run(&direct), run(&im2col));
     if vector {
@@ -568,7 +566,7 @@ fn auto_evaluation_and_training_rules_per_layer_shape() {
     let a = net.predict(&auto, &x, count, 3);
     let d = net.predict(&direct, &x, count, 3);
     let mut ws = net.workspace(count, true);
-    let t = auto.install(|| net.forward(&auto, &mut ws, &x, count).to_vec());
+    let t = net.forward(&auto, &mut ws, &x, count).to_vec();
     assert!(a.iter().zip(&t).all(|(p, q)| p.to_bits() == q.to_bits()), "auto evaluation is not the training forward");
     let scale = t.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
     let worst = d.iter().zip(&t).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;

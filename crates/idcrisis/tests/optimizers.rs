@@ -60,10 +60,8 @@ fn parallel_updates_match_serial_ones() {
         for kind in [OptimizerKind::Gd, OptimizerKind::Momentum, OptimizerKind::Adam] {
             let mut p = vec![0.25f32; n];
             let mut opt = Optimizer::<f32>::new(&tc(kind, 1e-3, 0.9), n);
-            eng.install(|| {
-                opt.step(&eng, &mut p, &g);
-                opt.step(&eng, &mut p, &g);
-            });
+            opt.step(&eng, &mut p, &g);
+            opt.step(&eng, &mut p, &g);
             results.push(p);
         }
     }
@@ -103,15 +101,13 @@ fn the_fused_training_step_gives_the_bits_of_backward_then_step() {
                         op.set_lr_scale(s).unwrap();
                     }
                     let (mut wf, mut wp) = (fused.workspace(n, true), plain.workspace(n, true));
-                    eng.install(|| {
-                        for _ in 0..3 {
-                            forward_loss(&eng, &fused, &mut wf, &x, n);
-                            update(&eng, &mut fused, &mut wf, &mut of, n);
-                            forward_loss(&eng, &plain, &mut wp, &x, n);
-                            plain.backward(&eng, &mut wp, n);
-                            op.step(&eng, &mut plain.params, &plain.grads);
-                        }
-                    });
+                    for _ in 0..3 {
+                        forward_loss(&eng, &fused, &mut wf, &x, n);
+                        update(&eng, &mut fused, &mut wf, &mut of, n);
+                        forward_loss(&eng, &plain, &mut wp, &x, n);
+                        plain.backward(&eng, &mut wp, n);
+                        op.step(&eng, &mut plain.params, &plain.grads);
+                    }
                     let what = format!("{} {kind:?} scaled {scaled} n {n} threads {threads}", cfg.label());
                     assert!(fused.params.iter().zip(&start).any(|(a, b)| a != b), "{what}: nothing trained");
                     let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();

@@ -93,10 +93,8 @@ fn elementwise_bits() -> Vec<u8> {
     x[5] = f32::NAN;
     let mut out = Vec::new();
     let mut dz: Vec<f32> = (0..len).map(|i| val(i, 2.5)).collect();
-    eng.install(|| {
-        relu_forward(&eng, &mut x);
-        relu_backward(&eng, &mut dz, &x);
-    });
+    relu_forward(&eng, &mut x);
+    relu_backward(&eng, &mut dz, &x);
     out.extend(f32::slice_to_le_bytes(&x));
     out.extend(f32::slice_to_le_bytes(&dz));
     let tc = TrainConfig { optimizer: OptimizerKind::Adam, lr: 1e-2, ..TrainConfig::default() };
@@ -104,7 +102,7 @@ fn elementwise_bits() -> Vec<u8> {
     let mut params: Vec<f32> = (0..len).map(|i| val(i, 4.75)).collect();
     for step in 0..2 {
         let grads: Vec<f32> = (0..len).map(|i| val(i, 6.0 + step as f64)).collect();
-        eng.install(|| opt.step(&eng, &mut params, &grads));
+        opt.step(&eng, &mut params, &grads);
     }
     out.extend(f32::slice_to_le_bytes(&params));
     out
@@ -147,10 +145,8 @@ fn train_once<T: Float>(eng: &Engine, layer: &Conv2d, n: usize, io: Layouts, fil
     let mut scratch = vec![fill; layer.scratch_len(n)];
     let mut grads = vec![T::zero(); np];
     let mut dx = vec![T::zero(); n * cin * hw];
-    eng.install(|| {
-        layer.forward(eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
-        layer.backward(eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
-    });
+    layer.forward(eng, &params, &x, &mut y, io, &mut cols, &mut scratch, true, n);
+    layer.backward(eng, &params, &mut grads, &cols, &dy, Some(&mut dx), io, &mut scratch, n);
     (y, grads, dx)
 }
 

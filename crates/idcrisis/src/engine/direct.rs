@@ -245,7 +245,7 @@ fn out_group(co: usize) -> usize {
 pub const WIDE_GROUP: usize = 8;
 
 /// [`forward`] of `n` images `x [n, ci, g.h, g.w]` into `y [n, co, g.h, g.w]`, spread over the
-/// engine's threads (call inside [`super::Engine::install`]). Each image is computed exactly as
+/// engine's threads. Each image is computed exactly as
 /// [`forward`] computes it alone, so the bits do not depend on the thread count.
 ///
 /// `pads` holds padded copies of `stride ≥` [`padded_len`]`(ci, g.h, g.w, g.k)` elements each:

@@ -136,8 +136,8 @@ impl Engine {
     }
 
     /// [`Engine::par_chunks`] when `work` (the elements the whole call touches) is worth
-    /// spreading over the threads ([`Engine::parallel`]); otherwise the same chunks, in order, on
-    /// the calling thread.
+    /// spreading over the threads (at least 2¹⁵ elements, and more than one thread); otherwise
+    /// the same chunks, in order, on the calling thread.
     pub fn chunks<T: Send>(&self, work: usize, x: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
         if self.parallel(work) {
             self.par_chunks(x, chunk, f);
@@ -146,8 +146,9 @@ impl Engine {
         }
     }
 
-    /// Whether elementwise work on `len` elements is worth spreading over the threads: the one
-    /// rule for every kernel that may also run on the calling thread alone.
+    /// Whether elementwise work on `len` elements is worth spreading over the threads: the rule
+    /// of [`Engine::chunks`], [`for_each_chunk`] and the optimizers' updates. (`gemm` and the
+    /// direct convolution cut their work by rules of their own.)
     pub(crate) fn parallel(&self, len: usize) -> bool {
         self.threads > 1 && len >= PAR_MIN
     }
@@ -163,23 +164,55 @@ mod tests {
     use super::*;
     use crate::nn::model::{Arch, Init, ModelConfig, Net};
     use crate::nn::train::{train, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// `chunks` gives every chunk, once and with its index, on the team (`work` at the threshold,
-    /// more than one thread) and on the calling thread alone.
+    /// more than one thread) and on the calling thread alone; below the threshold every chunk
+    /// runs on the calling thread, whatever the length of `x`.
     #[test]
     fn chunks_visit_each_chunk_once_with_its_index() {
+        let caller = std::thread::current().id();
         for threads in [1, 2, 3] {
             let eng = Engine::new(threads).unwrap();
             for (len, chunk) in [(0, 4), (10, 3), (PAR_MIN + 5, 7), (2 * PAR_MIN, PAR_CHUNK)] {
                 for work in [len, PAR_MIN - 1, PAR_MIN] {
                     let mut x = vec![0usize; len];
-                    eng.chunks(work, &mut x, chunk, |i, c| c.iter_mut().for_each(|v| *v += i + 1));
+                    let elsewhere = AtomicBool::new(false);
+                    eng.chunks(work, &mut x, chunk, |i, c| {
+                        c.iter_mut().for_each(|v| *v += i + 1);
+                        elsewhere.fetch_or(std::thread::current().id() != caller, Ordering::Relaxed);
+                    });
+                    let at = format!("threads {threads}, len {len}, chunk {chunk}, work {work}");
                     for (j, v) in x.iter().enumerate() {
-                        assert_eq!(*v, j / chunk + 1, "threads {threads}, len {len}, chunk {chunk}, work {work}: element {j}");
+                        assert_eq!(*v, j / chunk + 1, "{at}: element {j}");
+                    }
+                    if !eng.parallel(work) {
+                        assert!(!elsewhere.load(Ordering::Relaxed), "{at}: a chunk ran on another thread");
                     }
                 }
             }
         }
+    }
+
+    /// Above the threshold, with two threads, the helper takes part: within a few seconds of
+    /// repeated calls some chunk runs on a thread other than the caller's.
+    #[test]
+    fn chunks_above_the_threshold_run_on_the_team() {
+        let caller = std::thread::current().id();
+        let eng = Engine::new(2).unwrap();
+        let mut x = vec![0u64; 4 * PAR_MIN];
+        let start = std::time::Instant::now();
+        let shared = loop {
+            let elsewhere = AtomicBool::new(false);
+            eng.chunks(x.len(), &mut x, 64, |i, c| {
+                c.iter_mut().for_each(|v| *v = v.wrapping_mul(31).wrapping_add(i as u64));
+                elsewhere.fetch_or(std::thread::current().id() != caller, Ordering::Relaxed);
+            });
+            if elsewhere.into_inner() || start.elapsed().as_secs() >= 5 {
+                break start.elapsed().as_secs() < 5;
+            }
+        };
+        assert!(shared, "5 s of calls above the threshold ran every chunk on the calling thread");
     }
 
     /// Training and `predict` (its one-lane-per-thread split included) run on the team alone:

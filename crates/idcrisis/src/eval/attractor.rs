@@ -432,7 +432,7 @@ pub fn iterate<T: Float, F: FnMut(&[T], &mut [T])>(
 }
 
 /// A trained net as a batch map for [`iterate`] and [`jacobian`]: batches of any size are run
-/// through one eval workspace of `batch` examples, in chunks, inside the engine's thread pool.
+/// through one eval workspace of `batch` examples, in chunks, on the engine's threads.
 pub fn net_map<'a, T: Float>(net: &'a Net<T>, eng: &'a Engine, batch: usize) -> impl FnMut(&[T], &mut [T]) + 'a {
     let mut ws = net.workspace(batch.max(1), false);
     let dim = net.shape.len();

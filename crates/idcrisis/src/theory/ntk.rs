@@ -347,21 +347,25 @@ pub fn compare(
     use crate::rng::{Rng, Stream};
     cfg.validate()?;
     let n = cfg.n();
-    // Analytic kernels of the full depth: Θ̂ = Θ(x̂, x̂) and Θ(x, x̂) for every probe.
-    let mut th_hat = Vec::new();
-    pair_recursion(cfg, train, train, |l, st| {
-        if l == cfg.depth {
-            th_hat = st.theta.clone();
-        }
-    });
-    let mut th_x = Vec::new();
-    for x in probes {
-        pair_recursion(cfg, x, train, |l, st| {
+    // Analytic kernels of the full depth: Θ̂ = Θ(x̂, x̂) and Θ(x, x̂) for every probe, on the
+    // engine's pool (outside it, rayon's global pool would take every core).
+    let (th_hat, th_x) = eng.install(|| {
+        let mut th_hat = Vec::new();
+        pair_recursion(cfg, train, train, |l, st| {
             if l == cfg.depth {
-                th_x.push(st.theta.clone());
+                th_hat = st.theta.clone();
             }
         });
-    }
+        let mut th_x = Vec::new();
+        for x in probes {
+            pair_recursion(cfg, x, train, |l, st| {
+                if l == cfg.depth {
+                    th_x.push(st.theta.clone());
+                }
+            });
+        }
+        (th_hat, th_x)
+    });
     // Eigen-decomposition of Θ̂ (n×n; FCN: the scalar θ̂ times the 784×784 identity).
     let (evals, evecs): (Vec<f64>, DMatrix<f64>) = match cfg.arch {
         Arch::Fcn => (vec![th_hat[0]], DMatrix::identity(1, 1)),

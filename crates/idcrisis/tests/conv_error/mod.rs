@@ -10,7 +10,7 @@ use idcrisis::nn::layers::{Conv2d, Pass};
 fn conv<T: Float>(eng: &Engine, l: &Conv2d, p: &[T], x: &[T], y: &mut [T]) {
     let mut cols = vec![T::zero(); l.eval_cols_len(1)];
     let mut s = vec![T::zero(); l.scratch_len(1)];
-    eng.install(|| l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1));
+    l.forward(eng, p, x, y, Layouts::default(), &mut cols, &mut s, false, 1);
 }
 
 /// Errors of the f32 convolution by `algo` (k×k, `c` channels in and out, one 28×28 image of
