@@ -431,22 +431,12 @@ pub fn iterate<T: Float, F: FnMut(&[T], &mut [T])>(
     Ok(out)
 }
 
-/// A trained net as a batch map for [`iterate`] and [`jacobian`]: batches of any size are run
-/// through one eval workspace of `batch` examples, in chunks, on the engine's threads.
+/// A trained net as a batch map for [`iterate`] and [`jacobian`]: a batch of any size is
+/// evaluated as [`Net::predict`] evaluates it with batches of `batch`, bits included (a net
+/// without dense layers split over the engine's threads in cache-sized batches).
 pub fn net_map<'a, T: Float>(net: &'a Net<T>, eng: &'a Engine, batch: usize) -> impl FnMut(&[T], &mut [T]) + 'a {
-    let mut ws = net.workspace(batch.max(1), false);
     let dim = net.shape.len();
-    move |xs: &[T], ys: &mut [T]| {
-        let count = xs.len() / dim;
-        let ws = &mut ws;
-        let mut start = 0;
-        while start < count {
-            let n = ws.n.min(count - start);
-            let y = net.forward(eng, ws, &xs[start * dim..(start + n) * dim], n);
-            ys[start * dim..(start + n) * dim].copy_from_slice(y);
-            start += n;
-        }
-    }
+    move |xs: &[T], ys: &mut [T]| net.predict_to(eng, xs, xs.len() / dim, batch.max(1), ys)
 }
 
 /// The central-difference step of [`jacobian`] for dtype `T`: ε^(1/3) (module docs).

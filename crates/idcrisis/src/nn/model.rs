@@ -662,10 +662,18 @@ impl<T: Float> Net<T> {
     ///
     /// `tests/determinism.rs` checks both, for every convolution algorithm.
     pub fn predict(&self, eng: &Engine, xs: &[T], count: usize, batch: usize) -> Vec<T> {
+        let mut out = vec![T::zero(); count * self.shape.len()];
+        self.predict_to(eng, xs, count, batch, &mut out);
+        out
+    }
+
+    /// [`Net::predict`] into `out [count, C·H·W]` (its first `count·C·H·W` elements), with the
+    /// same bits.
+    pub fn predict_to(&self, eng: &Engine, xs: &[T], count: usize, batch: usize, out: &mut [T]) {
         let batch = batch.clamp(1, count.max(1));
         let dim = self.shape.len();
         let xs = &xs[..count * dim];
-        let mut out = vec![T::zero(); count * dim];
+        let out = &mut out[..count * dim];
         // A dense layer's product rounds differently for different batch sizes (the `gemm`
         // crate's kernels depend on the row count), so nets with one keep the caller's batches.
         // Run on one thread each, whole batches outpace each batch's products on all threads:
@@ -684,17 +692,16 @@ impl<T: Float> Net<T> {
             // One lane per task, so one per thread of the team.
             Some(serial) => {
                 let serial = serial.with_conv_algo(eng.conv_algo());
-                eng.par_chunks(&mut out, per * dim, |i, y| {
+                eng.par_chunks(out, per * dim, |i, y| {
                     let mut ws = self.workspace(lane_batch.min(per), false);
                     self.predict_into(&serial, &mut ws, &xs[i * per * dim..][..y.len()], y);
                 });
             }
             None => {
                 let mut ws = self.workspace(lane_batch, false);
-                self.predict_into(eng, &mut ws, xs, &mut out);
+                self.predict_into(eng, &mut ws, xs, out);
             }
         }
-        out
     }
 
     /// Evaluates `xs [count, C·H·W]` into `ys` (the same length) in batches of `ws.n`.
