@@ -118,7 +118,7 @@ impl<T: Float> Optimizer<T> {
                 let (mu, first) = (self.momentum, self.step == 1);
                 let m = &mut self.m[range];
                 // The momentum buffer is updated in the same pass, chunk by chunk beside params.
-                let update = |((p, b), g): ((&mut [T], &mut [T]), &[T])| {
+                let update = |p: &mut [T], b: &mut [T], g: &[T]| {
                     for ((p, b), g) in p.iter_mut().zip(b).zip(g) {
                         *b = if first { *g } else { mu * *b + *g };
                         *p = *p - lr * *b;
@@ -127,9 +127,9 @@ impl<T: Float> Optimizer<T> {
                 if eng.parallel(params.len()) {
                     let (ps, ms) = (Shards::new(params, PAR_CHUNK), Shards::new(m, PAR_CHUNK));
                     // SAFETY: run_tasks runs each index once.
-                    eng.run_tasks(ps.count(), &|i| unsafe { update(((ps.chunk(i), ms.chunk(i)), chunk(grads, i))) });
+                    eng.run_tasks(ps.count(), &|i| unsafe { update(ps.chunk(i), ms.chunk(i), chunk(grads, i)) });
                 } else {
-                    update(((params, m), grads));
+                    update(params, m, grads);
                 }
             }
             OptimizerKind::Adam => {
@@ -140,7 +140,7 @@ impl<T: Float> Optimizer<T> {
                 let step_size = lr / bc1;
                 let eps = T::from_f64(ADAM_EPS);
                 let (m, v) = (&mut self.m[range.clone()], &mut self.v[range]);
-                let update = |(((p, m), v), g): AdamChunk<'_, T>| {
+                let update = |p: &mut [T], m: &mut [T], v: &mut [T], g: &[T]| {
                     widest(|| {
                         for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
                             *m = b1 * *m + (T::one() - b1) * *g;
@@ -153,17 +153,14 @@ impl<T: Float> Optimizer<T> {
                 if eng.parallel(params.len()) {
                     let (ps, ms, vs) = (Shards::new(params, PAR_CHUNK), Shards::new(m, PAR_CHUNK), Shards::new(v, PAR_CHUNK));
                     // SAFETY: run_tasks runs each index once.
-                    eng.run_tasks(ps.count(), &|i| unsafe { update((((ps.chunk(i), ms.chunk(i)), vs.chunk(i)), chunk(grads, i))) });
+                    eng.run_tasks(ps.count(), &|i| unsafe { update(ps.chunk(i), ms.chunk(i), vs.chunk(i), chunk(grads, i)) });
                 } else {
-                    update((((params, m), v), grads));
+                    update(params, m, v, grads);
                 }
             }
         }
     }
 }
-
-/// One chunk of an Adam update, nested as zips nest it: ((((params, m), v), grads).
-type AdamChunk<'a, T> = (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]);
 
 /// Chunk `i` of `x` in chunks of [`PAR_CHUNK`] elements.
 fn chunk<T>(x: &[T], i: usize) -> &[T] {
