@@ -40,12 +40,14 @@
 //! about ε^(2/3)·|f| (1.5e-5 in f32, 4e-11 in f64) per entry. ReLU and linear nets are
 //! piecewise linear, so the truncation term vanishes: columns are exact up to rounding unless a
 //! ReLU changes sign within ±h of x along e_j (then that column is a mix of the two slopes).
-//! From J: the spectral radius ρ (largest |λ|, real Schur form, complex eigenvalues) and the
-//! spectral norm ‖J‖₂ (largest singular value). A training image is an **attractor** when it
-//! is a fixed point (‖f(t) − t‖/‖t‖ < `train_tol`) with ρ < 1 (the PNAS criterion).
+//! From J: the spectral radius ρ (largest |λ| over all eigenvalues, complex ones included:
+//! [`crate::eval::eigen`]) and the spectral norm ‖J‖₂ (largest singular value). A training
+//! image is an **attractor** when it is a fixed point (‖f(t) − t‖/‖t‖ < `train_tol`) with
+//! ρ < 1 (the PNAS criterion).
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::eval::eigen;
 use crate::eval::probe::Probe;
 use crate::figures;
 use crate::float::Float;
@@ -477,20 +479,15 @@ pub fn jacobian<T: Float, F: FnMut(&[T], &mut [T])>(mut map: F, x: &[T], batch: 
     j
 }
 
-/// Largest |λ| over the (complex) eigenvalues of the square matrix `j`, from its real Schur
-/// form. Errors if the QR iteration does not converge.
+/// Largest |λ| over the (complex) eigenvalues of the square matrix `j` (0 when `j` is 0×0).
+/// Errors as [`eigen::eigenvalues`] does.
 pub fn spectral_radius(j: &DMatrix<f64>) -> Result<f64> {
     Ok(eigen_magnitudes(j)?.first().copied().unwrap_or(0.0))
 }
 
-/// |λ| of every eigenvalue of `j`, largest first.
+/// |λ| of every eigenvalue of `j`, largest first ([`eigen::eigenvalues`]).
 pub fn eigen_magnitudes(j: &DMatrix<f64>) -> Result<Vec<f64>> {
-    if j.nrows() == 0 {
-        return Ok(Vec::new());
-    }
-    let schur = nalgebra::Schur::try_new(j.clone(), f64::EPSILON, 100 * j.nrows().max(10))
-        .ok_or_else(|| Error::Other(format!("the Schur decomposition of the {0}×{0} Jacobian did not converge", j.nrows())))?;
-    let mut mags: Vec<f64> = schur.complex_eigenvalues().iter().map(|z| z.norm()).collect();
+    let mut mags: Vec<f64> = eigen::eigenvalues(j)?.iter().map(|z| z.norm()).collect();
     mags.sort_by(|a, b| b.total_cmp(a));
     Ok(mags)
 }
