@@ -290,6 +290,38 @@ fn spectral_radius_of_a_matrix_with_known_eigenvalues() {
     assert!((attractor::spectral_norm(&rs).unwrap() - 1.3).abs() < 1e-12);
 }
 
+/// The decompositions of several training images run side by side: every statistic, and which
+/// image it belongs to, is the same at 1, 2 and 3 threads (3 images: a full and a partial group
+/// at 2 threads) and the same as each image alone.
+#[test]
+fn jacobian_stats_do_not_depend_on_the_thread_count() {
+    // A smooth map whose Jacobian differs from image to image.
+    let map = || {
+        rows(|x, y| {
+            for i in 0..D {
+                y[i] = (1.1 * x[i] + 0.4 * x[(i + 1) % D] - 0.3 * x[(7 * i + 3) % D]).tanh();
+            }
+        })
+    };
+    let train: Vec<Vec<f32>> = (0..3).map(|s| image(20 + s)).collect();
+    let opts = Options::default();
+    let strip = |mut v: Vec<attractor::JacobianStats>| {
+        v.iter_mut().for_each(|s| s.seconds = 0.0);
+        v
+    };
+    let one = strip(attractor::jacobian_stats(&Engine::new(1).unwrap(), map(), &train, &opts, 5).unwrap());
+    for threads in [2, 3] {
+        let many = strip(attractor::jacobian_stats(&Engine::new(threads).unwrap(), map(), &train, &opts, 5).unwrap());
+        assert_eq!(many, one, "{threads} threads");
+    }
+    for (i, t) in train.iter().enumerate() {
+        let mut alone = strip(attractor::jacobian_stats(&Engine::new(2).unwrap(), map(), std::slice::from_ref(t), &opts, 5).unwrap());
+        alone[0].train_index = i;
+        assert_eq!(alone[0], one[i], "image {i}");
+    }
+    assert!(one[0].spectral_radius != one[1].spectral_radius && one[1].spectral_radius != one[2].spectral_radius, "{one:?}");
+}
+
 #[test]
 fn a_constant_map_has_zero_jacobian_and_the_identity_radius_one() {
     let t = image(1);
@@ -300,11 +332,11 @@ fn a_constant_map_has_zero_jacobian_and_the_identity_radius_one() {
             y[i] = t2[i] as f64;
         }
     });
-    let s = &attractor::jacobian_stats(constant, std::slice::from_ref(&t), &opts, 5).unwrap()[0];
+    let s = &attractor::jacobian_stats(&Engine::new(2).unwrap(), constant, std::slice::from_ref(&t), &opts, 5).unwrap()[0];
     assert_eq!((s.spectral_radius, s.spectral_norm), (0.0, 0.0));
     assert!(s.fixed_point_residual < 1e-12 && s.attractor, "{s:?}");
     let identity = rows(|x, y| y.copy_from_slice(x));
-    let s = &attractor::jacobian_stats(identity, std::slice::from_ref(&t), &opts, 5).unwrap()[0];
+    let s = &attractor::jacobian_stats(&Engine::new(1).unwrap(), identity, std::slice::from_ref(&t), &opts, 5).unwrap()[0];
     assert!((s.spectral_radius - 1.0).abs() < 1e-9 && (s.spectral_norm - 1.0).abs() < 1e-9, "{s:?}");
     assert_eq!(s.unstable_directions, D);
     assert!(!s.attractor, "ρ = 1 is not an attractor");

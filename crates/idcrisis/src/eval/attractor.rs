@@ -523,40 +523,71 @@ pub struct JacobianStats {
     pub unstable_directions: usize,
     /// A fixed point (residual < `train_tol`) with ρ < 1.
     pub attractor: bool,
-    /// Wall time of the Jacobian and both decompositions.
+    /// Seconds spent on this image: its Jacobian's wall time plus the run time of both its
+    /// decompositions (which run beside other images' on several threads, so the sum over
+    /// images can exceed the elapsed time).
     pub seconds: f64,
 }
 
 /// [`JacobianStats`] of `map` at every training image (`[D]` each), `batch` columns per map call.
+///
+/// The Jacobians are taken one after another (the map has the engine's threads to itself); the
+/// two decompositions of each (eigenvalues, SVD) are sequential, so those of `eng.threads()`
+/// images at a time, 2 jobs per image, run side by side on `eng`'s pool. Every number is the
+/// same whatever the thread count.
 pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
+    eng: &Engine,
     mut map: F,
     train: &[Vec<f32>],
     opts: &Options,
     batch: usize,
 ) -> Result<Vec<JacobianStats>> {
+    use rayon::prelude::*;
     check_images(&[], train)?;
     let mut out = Vec::with_capacity(train.len());
-    for (i, t) in train.iter().enumerate() {
-        let clock = std::time::Instant::now();
-        let x: Vec<T> = t.iter().map(|&v| T::from_f64(v as f64)).collect();
-        let mut fx = vec![T::zero(); x.len()];
-        map(&x, &mut fx);
-        let residual = dist(&fx, &x) / norm(&x);
-        let j = jacobian(&mut map, &x, batch);
-        let mags = eigen_magnitudes(&j)?;
-        let rho = mags.first().copied().unwrap_or(0.0);
-        out.push(JacobianStats {
-            train_index: i,
-            dim: x.len(),
-            fd_step: fd_step::<T>(),
-            fixed_point_residual: residual,
-            spectral_radius: rho,
-            spectral_norm: spectral_norm(&j)?,
-            top_eigen_magnitudes: mags.iter().take(5).copied().collect(),
-            unstable_directions: mags.iter().filter(|m| **m >= 1.0).count(),
-            attractor: residual < opts.train_tol && rho < 1.0,
-            seconds: clock.elapsed().as_secs_f64(),
+    for (g, group) in train.chunks(eng.threads()).enumerate() {
+        // (residual, J, seconds of the Jacobian) per image of the group.
+        let mut taken = Vec::with_capacity(group.len());
+        for t in group {
+            let clock = std::time::Instant::now();
+            let x: Vec<T> = t.iter().map(|&v| T::from_f64(v as f64)).collect();
+            let mut fx = vec![T::zero(); x.len()];
+            map(&x, &mut fx);
+            let residual = dist(&fx, &x) / norm(&x);
+            let j = jacobian(&mut map, &x, batch);
+            taken.push((residual, j, clock.elapsed().as_secs_f64()));
+        }
+        // Job 2i: the |λ| of image i, largest first; job 2i + 1: [‖J‖₂]. With their seconds.
+        let jobs: Vec<(Result<Vec<f64>>, f64)> = eng.install(|| {
+            (0..2 * taken.len())
+                .into_par_iter()
+                .map(|job| {
+                    let clock = std::time::Instant::now();
+                    let j = &taken[job / 2].1;
+                    let r = if job % 2 == 0 { eigen_magnitudes(j) } else { spectral_norm(j).map(|s| vec![s]) };
+                    (r, clock.elapsed().as_secs_f64())
+                })
+                .collect()
         });
+        let mut jobs = jobs.into_iter();
+        for (i, (residual, j, secs)) in taken.into_iter().enumerate() {
+            let (mags, eig_secs) = jobs.next().expect("two jobs per image");
+            let (norm2, svd_secs) = jobs.next().expect("two jobs per image");
+            let mags = mags?;
+            let rho = mags.first().copied().unwrap_or(0.0);
+            out.push(JacobianStats {
+                train_index: g * eng.threads() + i,
+                dim: j.nrows(),
+                fd_step: fd_step::<T>(),
+                fixed_point_residual: residual,
+                spectral_radius: rho,
+                spectral_norm: norm2?[0],
+                top_eigen_magnitudes: mags.iter().take(5).copied().collect(),
+                unstable_directions: mags.iter().filter(|m| **m >= 1.0).count(),
+                attractor: residual < opts.train_tol && rho < 1.0,
+                seconds: secs + eig_secs + svd_secs,
+            });
+        }
     }
     Ok(out)
 }
@@ -737,7 +768,7 @@ pub fn analyze<T: Float>(
     let mut traj = iterate(net_map(net, eng, starts.len().max(1)), starts, train, opts)?;
     let fixed_points = cluster_fixed_points(&mut traj, opts);
     let summary = summarize(&traj.results, &fixed_points, train.len());
-    let jacobians = if with_jacobian { jacobian_stats(net_map(net, eng, 2 * batch.max(1)), train, opts, batch)? } else { Vec::new() };
+    let jacobians = if with_jacobian { jacobian_stats(eng, net_map(net, eng, 2 * batch.max(1)), train, opts, batch)? } else { Vec::new() };
     let report = Report { options: *opts, dim, train_images: train.len(), starts: traj.results.clone(), fixed_points, summary, jacobians };
     Ok((report, traj))
 }
