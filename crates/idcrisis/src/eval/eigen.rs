@@ -4,8 +4,10 @@
 //! unit circle), so the Schur vectors and the full Schur form are never built:
 //!
 //! 1. scale by the largest |entry| (undone on the eigenvalues), so nothing overflows;
-//! 2. reduce to upper Hessenberg form H by Householder similarity (nalgebra's
-//!    [`Hessenberg`](nalgebra::Hessenberg));
+//! 2. reduce to upper Hessenberg form H = Qᵀ·A·Q by Householder reflectors, one column at a
+//!    time ([`hessenberg`]): the reflector of column k is applied from the right and from the
+//!    left to each later column while it is in cache, and that column's share of the next
+//!    reflector's product A·v is added at once, so each step passes over the matrix once;
 //! 3. the Francis implicit double-shift QR iteration on H, restricted to the active window
 //!    `l..=hi` (a reflector touches rows and columns of the window only, which is all the
 //!    eigenvalues depend on), deflating a 1×1 or 2×2 block when a subdiagonal entry is
@@ -16,9 +18,14 @@
 //! iteration stalls on matrices such as a cyclic permutation; nalgebra's `Schur`, used here
 //! before, has no exceptional shift and does not converge on the 4×4 one.
 //!
+//! Both phases run in the widest instruction set the CPU has ([`Isa::detect`], which
+//! `IDCRISIS_ISA` can lower) with the same arithmetic in each: no multiply-add is fused and no
+//! sum reassociated, so the eigenvalues are the same bits in every set.
+//!
 //! Cost for D = 784 (one MNIST Jacobian): about 10/3·D³ flops for the reduction and a few D³ for
 //! the sweeps; see BENCHMARKS.md for the measured time against the full Schur decomposition.
 
+use crate::engine::winograd::Isa;
 use crate::error::{Error, Result};
 use nalgebra::{Complex, DMatrix};
 
@@ -47,25 +54,151 @@ pub fn eigenvalues(m: &DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
     if scale == 0.0 {
         return Ok(vec![Complex::new(0.0, 0.0); n]);
     }
-    let h = match n {
-        // nalgebra's Hessenberg needs n ≥ 2; 1×1 and 2×2 are already Hessenberg.
-        0..=2 => m / scale,
-        _ => nalgebra::Hessenberg::new(m / scale).unpack_h(),
+    eigenvalues_in(Isa::detect(), m / scale).map(|mut out| {
+        for z in &mut out {
+            *z *= scale;
+        }
+        out
+    })
+}
+
+/// [`eigenvalues`] of `a` (square, finite, entries at most 1 in magnitude) in instruction set
+/// `isa`, which must be one this CPU has (the same arithmetic in each, so the same bits).
+fn eigenvalues_in(isa: Isa, a: DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
+    let n = a.nrows();
+    let max_sweeps = SWEEPS_PER_EIGENVALUE * n.max(10);
+    #[cfg(target_arch = "x86_64")]
+    let out = {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn avx512(a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
+            reduce_and_sweep(a, max_sweeps)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2(a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
+            reduce_and_sweep(a, max_sweeps)
+        }
+        match isa {
+            // SAFETY: callers pass `Isa::detect()` or a set at most `Isa::cpu()`, which said
+            // this CPU has AVX-512F, AVX2 and FMA.
+            Isa::Avx512 => unsafe { avx512(a, max_sweeps) },
+            // SAFETY: as above, for AVX2 and FMA.
+            Isa::Avx2 => unsafe { avx2(a, max_sweeps) },
+            Isa::Base => reduce_and_sweep(a, max_sweeps),
+        }
     };
-    let mut out = hessenberg_eigenvalues(h, SWEEPS_PER_EIGENVALUE * n.max(10)).ok_or_else(|| {
-        Error::Other(format!(
-            "the QR iteration for the eigenvalues of the {n}×{n} matrix did not converge in {} sweeps",
-            SWEEPS_PER_EIGENVALUE * n.max(10)
-        ))
-    })?;
-    for z in &mut out {
-        *z *= scale;
+    #[cfg(not(target_arch = "x86_64"))]
+    let out = {
+        let _ = isa;
+        reduce_and_sweep(a, max_sweeps)
+    };
+    out.ok_or_else(|| {
+        Error::Other(format!("the QR iteration for the eigenvalues of the {n}×{n} matrix did not converge in {max_sweeps} sweeps"))
+    })
+}
+
+/// [`hessenberg`], then [`hessenberg_eigenvalues`]; inlined into each instruction set's wrapper.
+#[inline(always)]
+fn reduce_and_sweep(mut a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
+    let n = a.nrows();
+    hessenberg(a.as_mut_slice(), n);
+    hessenberg_eigenvalues(a, max_sweeps)
+}
+
+/// Reduces the column-major `n × n` matrix `a` in place to upper Hessenberg form H = Qᵀ·A·Q
+/// (zeros below the first subdiagonal written), Q the product of Householder reflectors
+/// `I − τ·v·vᵀ` for columns 0..n−3.
+///
+/// Step k applies reflector k as A ← A − τ·w·vᵀ (right, w = A·v) then A ← A − τ·v·(vᵀA)
+/// (left), column by column over columns k+1..n; while column k+1 is fresh it yields reflector
+/// k+1, and each later column, once updated, adds its term to the next w.
+#[inline(always)]
+fn hessenberg(a: &mut [f64], n: usize) {
+    if n < 3 {
+        return;
     }
-    Ok(out)
+    let (mut v, mut v2, mut w, mut w2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut tau = column_reflector(&mut a[..n], 0, &mut v);
+    if tau != 0.0 {
+        for (j, col) in a.chunks_exact(n).enumerate().skip(1) {
+            axpy(&mut w, v[j], col);
+        }
+    }
+    for k in 0..n - 2 {
+        // Column k+1 has a reflector when at least 2 rows lie below its subdiagonal entry.
+        let next = k + 3 < n;
+        let mut tau2 = 0.0;
+        w2.fill(0.0);
+        for (j, col) in a.chunks_exact_mut(n).enumerate().skip(k + 1) {
+            if tau != 0.0 {
+                axpy(col, -tau * v[j], &w);
+                let d = tau * dot(&col[k + 1..], &v[k + 1..]);
+                axpy(&mut col[k + 1..], -d, &v[k + 1..]);
+            }
+            if next {
+                if j == k + 1 {
+                    tau2 = column_reflector(col, k + 1, &mut v2);
+                } else if tau2 != 0.0 {
+                    axpy(&mut w2, v2[j], col);
+                }
+            }
+        }
+        tau = tau2;
+        std::mem::swap(&mut v, &mut v2);
+        std::mem::swap(&mut w, &mut w2);
+    }
+}
+
+/// The reflector `I − τ·v·vᵀ` of column `c` (`col`, the column's `n` entries): it maps
+/// col[c+1..] to (β, 0, …). Writes v (v[c+1] = 1, zero above), β and the zeros into `col`;
+/// returns τ, 0 when col[c+2..] is already zero (nothing to do).
+#[inline(always)]
+fn column_reflector(col: &mut [f64], c: usize, v: &mut [f64]) -> f64 {
+    v.fill(0.0);
+    let alpha = col[c + 1];
+    let sigma = dot(&col[c + 2..], &col[c + 2..]);
+    if sigma == 0.0 {
+        return 0.0;
+    }
+    let beta = -(alpha * alpha + sigma).sqrt().copysign(alpha);
+    let s = 1.0 / (alpha - beta);
+    v[c + 1] = 1.0;
+    for (vi, x) in v[c + 2..].iter_mut().zip(&mut col[c + 2..]) {
+        *vi = *x * s;
+        *x = 0.0;
+    }
+    col[c + 1] = beta;
+    (beta - alpha) / beta
+}
+
+/// y += a·x.
+#[inline(always)]
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// x·y in 8 partial sums (sum l takes the terms i ≡ l mod 8), added pairwise at the end: the
+/// same order, so the same bits, at any vector width.
+#[inline(always)]
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    for (l, (a, b)) in xr.iter().zip(yr).enumerate() {
+        acc[l] += a * b;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// Eigenvalues of the upper Hessenberg `h` (entries below the first subdiagonal are ignored),
 /// or None if `max_sweeps` double-shift sweeps do not deflate them all. See the module docs.
+#[inline(always)]
 fn hessenberg_eigenvalues(mut h: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
     let n = h.nrows();
     let mut out = Vec::with_capacity(n);
@@ -153,6 +286,7 @@ fn hessenberg_eigenvalues(mut h: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<
 
 /// Applies `I − τ·u·uᵀ` to the column-major `n × n` matrix `d` on both sides of rows/columns
 /// `k..k+R`: from the left on columns `cols`, from the right on rows `rows`.
+#[inline(always)]
 fn reflect<const R: usize>(
     d: &mut [f64],
     n: usize,
@@ -212,5 +346,57 @@ fn eig2(a: f64, b: f64, c: f64, d: f64) -> (Complex<f64>, Complex<f64>) {
     } else {
         let im = (-disc).sqrt();
         (Complex::new(d + p, im), Complex::new(d + p, -im))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(n: usize, seed: u64) -> DMatrix<f64> {
+        let mut s = seed.max(1);
+        DMatrix::from_fn(n, n, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+    }
+
+    /// H is upper Hessenberg, similar to A by an orthogonal Q (same trace, same Frobenius norm),
+    /// and equal to nalgebra's reduction up to the signs of Q's columns (|entries| agree).
+    #[test]
+    fn the_reduction_is_an_orthogonal_similarity_to_hessenberg_form() {
+        for (n, seed) in [(3, 1), (4, 2), (9, 3), (40, 4), (130, 5)] {
+            let a = matrix(n, seed);
+            let mut h = a.clone();
+            hessenberg(h.as_mut_slice(), n);
+            for j in 0..n {
+                for i in j + 2..n {
+                    assert_eq!(h[(i, j)], 0.0, "n = {n}: ({i}, {j})");
+                }
+            }
+            assert!((h.trace() - a.trace()).abs() < 1e-12 * n as f64, "n = {n}");
+            assert!((h.norm() - a.norm()).abs() < 1e-12 * a.norm(), "n = {n}");
+            let theirs = nalgebra::Hessenberg::new(a.clone()).unpack_h();
+            let d = h.iter().zip(theirs.iter()).map(|(x, y)| (x.abs() - y.abs()).abs()).fold(0.0, f64::max);
+            assert!(d < 1e-12, "n = {n}: {d:e}");
+        }
+    }
+
+    /// Every instruction set this CPU has gives the same bits.
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        for (n, seed) in [(5, 6), (64, 7), (201, 8)] {
+            let a = matrix(n, seed);
+            let base = eigenvalues_in(Isa::Base, a.clone()).unwrap();
+            for isa in Isa::ALL.into_iter().filter(|&i| i <= Isa::cpu()) {
+                let got = eigenvalues_in(isa, a.clone()).unwrap();
+                assert!(
+                    got.iter().zip(&base).all(|(x, y)| x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits()),
+                    "{isa:?}, n = {n}"
+                );
+            }
+        }
     }
 }

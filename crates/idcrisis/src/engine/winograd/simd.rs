@@ -58,10 +58,10 @@ macro_rules! isa_call {
 /// finite data (the explicit f32 transforms leave out terms `0·x`, which an infinite or NaN `x`
 /// would have turned into NaN, so a diverged run's non-finite values may differ); the
 /// override exists to test exactly that, and to rule the vector code out when chasing a problem.
-/// It applies to these transforms, to the small products of `engine::gemm_small` and to the
-/// direct convolution's kernels ([`crate::engine::direct`]), all with the same bits in every
-/// set, never to which algorithm a layer uses; the larger GEMMs (the `gemm` crate) choose their
-/// own.
+/// It applies to these transforms, to the small products of `engine::gemm_small`, to the
+/// direct convolution's kernels ([`crate::engine::direct`]) and to the eigenvalue solver of
+/// [`crate::eval::eigen`], all with the same bits in every set, never to which algorithm a layer
+/// uses; the larger GEMMs (the `gemm` crate) choose their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Whatever the build targets (SSE2 on x86-64).
