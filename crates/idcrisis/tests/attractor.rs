@@ -320,6 +320,13 @@ fn jacobian_stats_do_not_depend_on_the_thread_count() {
         assert_eq!(alone[0], one[i], "image {i}");
     }
     assert!(one[0].spectral_radius != one[1].spectral_radius && one[1].spectral_radius != one[2].spectral_radius, "{one:?}");
+    // Each statistic is its own decomposition's (the two jobs of an image are not swapped).
+    for (i, t) in train.iter().enumerate() {
+        let x: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+        let j = attractor::jacobian(map(), &x, 5);
+        assert_eq!(one[i].spectral_radius, attractor::spectral_radius(&j).unwrap(), "image {i}");
+        assert_eq!(one[i].spectral_norm, attractor::spectral_norm(&j).unwrap(), "image {i}");
+    }
 }
 
 #[test]

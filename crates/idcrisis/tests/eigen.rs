@@ -113,6 +113,25 @@ fn degenerate_and_bad_inputs() {
     assert!(e.contains("non-square 3×4"), "{e}");
 }
 
+#[test]
+fn a_window_of_tiny_entries_converges() {
+    // 1 and a 3×3 block t·(I + P), P a cyclic permutation: eigenvalues 1 and t·(1 + ω^k). The
+    // shift polynomial's first column has t² terms, which underflow for t below 1e-154 unless it
+    // is formed without squares. (Below about n/ε times the smallest normal number, 4e-292
+    // here, a subdiagonal entry counts as zero, as in LAPACK: the error is then tiny against
+    // the matrix, not against t.)
+    for t in [1e-100, 1e-160, 1e-200, 1e-280] {
+        let a = DMatrix::from_row_slice(4, 4, &[1.0, 0.0, 0.0, 0.0, 0.0, t, 0.0, t, 0.0, t, t, 0.0, 0.0, 0.0, t, t]);
+        let got = eigenvalues(&a).unwrap();
+        let (big, small): (Vec<Complex<f64>>, Vec<Complex<f64>>) = got.into_iter().partition(|z| z.norm() > 0.5);
+        assert_eq!(big, vec![Complex::new(1.0, 0.0)], "t = {t:e}");
+        let small: Vec<Complex<f64>> = small.into_iter().map(|z| z / t).collect();
+        let want: Vec<Complex<f64>> = (0..3).map(|k| 1.0 + Complex::from_polar(1.0, 2.0 * std::f64::consts::PI * k as f64 / 3.0)).collect();
+        let d = match_distance(&small, &want);
+        assert!(d < 1e-9, "t = {t:e}: {d:e}");
+    }
+}
+
 /// An entry: zero half the time (so blocks deflate early and exact zeros meet the shifts), else
 /// a value in [-4, 4].
 fn entry() -> impl Strategy<Value = f64> {

@@ -534,7 +534,8 @@ pub struct JacobianStats {
 /// The Jacobians are taken one after another (the map has the engine's threads to itself); the
 /// two decompositions of each (eigenvalues, SVD) are sequential, so those of `eng.threads()`
 /// images at a time, 2 jobs per image, run side by side on `eng`'s pool. Every number is the
-/// same whatever the thread count.
+/// same whatever the thread count. Memory: about 3 copies of a `D × D` f64 matrix per thread
+/// (the Jacobians and the decompositions' working copies; 15 MB per thread at D = 784).
 pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
     eng: &Engine,
     mut map: F,
@@ -573,15 +574,17 @@ pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
         for (i, (residual, j, secs)) in taken.into_iter().enumerate() {
             let (mags, eig_secs) = jobs.next().expect("two jobs per image");
             let (norm2, svd_secs) = jobs.next().expect("two jobs per image");
-            let mags = mags?;
+            let index = g * eng.threads() + i;
+            let context = |e: Error| Error::Other(format!("the Jacobian at training image {index}: {e}"));
+            let mags = mags.map_err(context)?;
             let rho = mags.first().copied().unwrap_or(0.0);
             out.push(JacobianStats {
-                train_index: g * eng.threads() + i,
+                train_index: index,
                 dim: j.nrows(),
                 fd_step: fd_step::<T>(),
                 fixed_point_residual: residual,
                 spectral_radius: rho,
-                spectral_norm: norm2?[0],
+                spectral_norm: norm2.map_err(context)?[0],
                 top_eigen_magnitudes: mags.iter().take(5).copied().collect(),
                 unstable_directions: mags.iter().filter(|m| **m >= 1.0).count(),
                 attractor: residual < opts.train_tol && rho < 1.0,

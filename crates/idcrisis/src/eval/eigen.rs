@@ -11,10 +11,13 @@
 //! 3. the Francis implicit double-shift QR iteration on H, restricted to the active window
 //!    `l..=hi` (a reflector touches rows and columns of the window only, which is all the
 //!    eigenvalues depend on), deflating a 1×1 or 2×2 block when a subdiagonal entry is
-//!    negligible: |h[k, k−1]| ≤ ε·(|h[k−1, k−1]| + |h[k, k]|).
+//!    negligible: |h[k, k−1]| ≤ ε·(|h[k−1, k−1]| + |h[k, k]|) (ε·max|h| when both are 0), or
+//!    below LAPACK's underflow floor, n/ε times the smallest normal number. A sweep's reflectors go in
+//!    blocks of [`SWEEP_BLOCK`]; the columns right of a block get its left updates together
+//!    afterwards (same operations, same order, same bits).
 //!
-//! Shifts are the trailing 2×2 block's eigenvalues, except every 10th sweep on one window, which
-//! uses an exceptional pair (as EISPACK's `hqr` and LAPACK's `dlahqr` do). Without it the
+//! Shifts are the trailing 2×2 block's eigenvalues, except every 10th sweep since the last
+//! deflation, which uses an exceptional pair (as EISPACK's `hqr` and LAPACK's `dlahqr` do). Without it the
 //! iteration stalls on matrices such as a cyclic permutation; nalgebra's `Schur`, used here
 //! before, has no exceptional shift and does not converge on the 4×4 one.
 //!
@@ -41,6 +44,8 @@ const EXCEPTIONAL_EVERY: usize = 10;
 /// Every eigenvalue of the square matrix `m` (`[n, n]`), complex pairs as conjugates, in the
 /// order they deflate (no particular order). Errors on a non-square matrix, a non-finite entry,
 /// or when the QR iteration has not deflated every eigenvalue after 30·max(n, 10) sweeps.
+/// Eigenvalues beyond f64's range (|λ| ≤ n·max|entry|, so only for entries near 1e308) come
+/// back infinite.
 pub fn eigenvalues(m: &DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
     let n = m.nrows();
     if m.ncols() != n {
@@ -67,10 +72,12 @@ pub fn eigenvalues(m: &DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
 }
 
 /// [`eigenvalues`] of `a` (square, finite, entries at most 1 in magnitude) in instruction set
-/// `isa`, which must be one this CPU has (the same arithmetic in each, so the same bits).
+/// `isa` (lowered to what this CPU has; the same arithmetic in each, so the same bits).
 fn eigenvalues_in(isa: Isa, a: DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
     let n = a.nrows();
     let max_sweeps = SWEEPS_PER_EIGENVALUE * n.max(10);
+    // Never wider than the CPU, whatever the caller passed: the wrappers below rely on it.
+    let isa = isa.min(Isa::cpu());
     #[cfg(target_arch = "x86_64")]
     let out = {
         #[target_feature(enable = "avx512f,avx2,fma")]
@@ -82,8 +89,8 @@ fn eigenvalues_in(isa: Isa, a: DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
             reduce_and_sweep(a, max_sweeps)
         }
         match isa {
-            // SAFETY: callers pass `Isa::detect()` or a set at most `Isa::cpu()`, which said
-            // this CPU has AVX-512F, AVX2 and FMA.
+            // SAFETY: `isa` is at most `Isa::cpu()`, which answers Avx512 only after
+            // `is_x86_feature_detected!` found AVX-512F, AVX2 and FMA.
             Isa::Avx512 => unsafe { avx512(a, max_sweeps) },
             // SAFETY: as above, for AVX2 and FMA.
             Isa::Avx2 => unsafe { avx2(a, max_sweeps) },
@@ -110,7 +117,7 @@ fn reduce_and_sweep(mut a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Comple
 
 /// Reduces the column-major `n × n` matrix `a` in place to upper Hessenberg form H = Qᵀ·A·Q
 /// (zeros below the first subdiagonal written), Q the product of Householder reflectors
-/// `I − τ·v·vᵀ` for columns 0..n−3.
+/// `I − τ·v·vᵀ` for columns 0..=n−3.
 ///
 /// Step k applies reflector k as A ← A − τ·w·vᵀ (right, w = A·v) then A ← A − τ·v·(vᵀA)
 /// (left), column by column over columns k+1..n; while column k+1 is fresh it yields reflector
@@ -217,6 +224,9 @@ fn hessenberg_eigenvalues(mut h: DMatrix<f64>, max_sweeps: usize, block: usize) 
     let mut its = 0;
     let mut sweeps = 0;
     let block = block.max(1);
+    // Below this a subdiagonal entry is negligible whatever its neighbours (LAPACK's smlnum),
+    // so that ε·s cannot underflow past it.
+    let tiny = f64::MIN_POSITIVE * (n as f64 / f64::EPSILON);
     // (k, rows, τ, u) of a block's reflectors, for the columns right of the block.
     let mut deferred: Vec<(usize, usize, f64, [f64; 3])> = Vec::with_capacity(block);
     loop {
@@ -227,7 +237,7 @@ fn hessenberg_eigenvalues(mut h: DMatrix<f64>, max_sweeps: usize, block: usize) 
             if s == 0.0 {
                 s = norm;
             }
-            if d[at(l, l - 1)].abs() <= f64::EPSILON * s {
+            if d[at(l, l - 1)].abs() <= (f64::EPSILON * s).max(tiny) {
                 d[at(l, l - 1)] = 0.0;
                 break;
             }
@@ -254,18 +264,24 @@ fn hessenberg_eigenvalues(mut h: DMatrix<f64>, max_sweeps: usize, block: usize) 
         }
         sweeps += 1;
         its += 1;
-        // The shifts enter only through their sum and product.
-        let (tr, det) = if its % EXCEPTIONAL_EVERY == 0 {
+        // The shifts σ₁, σ₂: the trailing 2×2 block's eigenvalues, or an exceptional pair
+        // a ± i·√0.4375·s.
+        let (s1, s2) = if its % EXCEPTIONAL_EVERY == 0 {
             let s = d[at(hi, hi - 1)].abs() + d[at(hi - 1, hi - 2)].abs();
             let a = 0.75 * s + d[at(hi, hi)];
-            (2.0 * a, a * a + 0.4375 * s * s)
+            let q = 0.4375f64.sqrt() * s;
+            (Complex::new(a, q), Complex::new(a, -q))
         } else {
-            let (a, b, c, e) = (d[at(hi - 1, hi - 1)], d[at(hi - 1, hi)], d[at(hi, hi - 1)], d[at(hi, hi)]);
-            (a + e, a * e - b * c)
+            eig2(d[at(hi - 1, hi - 1)], d[at(hi - 1, hi)], d[at(hi, hi - 1)], d[at(hi, hi)])
         };
-        // The first column of (H − σ₁)(H − σ₂) = H² − tr·H + det, rows l..l+2.
+        // The first column of (H − σ₁)(H − σ₂), rows l..l+2, divided by
+        // s = |h00 − σ₂| (1-norm) + |h10| as LAPACK's `dlahqr` forms it: no entry is squared, so
+        // a window of tiny entries does not underflow to a zero column.
         let (h00, h01, h10, h11, h21) = (d[at(l, l)], d[at(l, l + 1)], d[at(l + 1, l)], d[at(l + 1, l + 1)], d[at(l + 2, l + 1)]);
-        let mut v = [h00 * h00 + h01 * h10 - tr * h00 + det, h10 * (h00 + h11 - tr), h10 * h21];
+        let s = (h00 - s2.re).abs() + s2.im.abs() + h10.abs();
+        let h10s = h10 / s;
+        let mut v =
+            [h10s * h01 + (h00 - s1.re) * ((h00 - s2.re) / s) - s1.im * (s2.im / s), h10s * (h00 + h11 - s1.re - s2.re), h10s * h21];
         // Chase the bulge down: a 3-row reflector at k = l..hi−2, a 2-row one at hi−1, in
         // blocks of `block` reflectors. Within a block, reflector k goes at once to the rows
         // l..=min(k+3, hi) of its 3 columns (right) and to its rows in the columns up to 2 past
@@ -376,17 +392,26 @@ fn reflector(v: [f64; 3]) -> Option<(f64, f64, [f64; 3])> {
 }
 
 /// The eigenvalues of the 2×2 matrix [[a, b], [c, d]], without cancellation in the real case.
+/// Computed on the matrix scaled by a power of two near 1/max|entry| (exact, so the same bits
+/// as unscaled for ordinary entries), so that p² + bc neither underflows nor overflows.
 fn eig2(a: f64, b: f64, c: f64, d: f64) -> (Complex<f64>, Complex<f64>) {
+    let m = a.abs().max(b.abs()).max(c.abs()).max(d.abs());
+    if m == 0.0 || !m.is_finite() {
+        return (Complex::new(a, 0.0), Complex::new(d, 0.0));
+    }
+    let e = (m.log2().floor() as i32).clamp(-1000, 1000);
+    let (up, down) = (2f64.powi(e), 2f64.powi(-e));
+    let (a, b, c, d) = (a * down, b * down, c * down, d * down);
     let p = 0.5 * (a - d);
     let disc = p * p + b * c;
     if disc >= 0.0 {
         // λ = d + p ± √disc; μ takes the sign that adds, the other root is d − bc/μ.
         let mu = p + disc.sqrt().copysign(p);
         let other = if mu == 0.0 { d } else { d - b * c / mu };
-        (Complex::new(d + mu, 0.0), Complex::new(other, 0.0))
+        (Complex::new((d + mu) * up, 0.0), Complex::new(other * up, 0.0))
     } else {
         let im = (-disc).sqrt();
-        (Complex::new(d + p, im), Complex::new(d + p, -im))
+        (Complex::new((d + p) * up, im * up), Complex::new((d + p) * up, -im * up))
     }
 }
 
@@ -426,7 +451,7 @@ mod tests {
     }
 
     /// Deferring a block's left updates of the far columns changes nothing: the same bits for
-    /// blocks of 1 (no deferral), 3, 16 and more than the matrix.
+    /// blocks of 1, 3, 16 and more than the matrix.
     #[test]
     fn the_sweep_block_does_not_change_the_bits() {
         for (n, seed) in [(6, 9), (57, 10), (160, 11)] {
@@ -441,6 +466,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The 2×2 formula: real roots from either sign of p, a double root (μ = 0), bc < 0 with
+    /// real roots, and a complex pair.
+    #[test]
+    fn two_by_two_eigenvalues() {
+        let real = |z: (Complex<f64>, Complex<f64>)| {
+            assert!(z.0.im == 0.0 && z.1.im == 0.0, "{z:?}");
+            let (a, b) = (z.0.re.max(z.1.re), z.0.re.min(z.1.re));
+            (a, b)
+        };
+        assert_eq!(real(eig2(2.0, 1.0, 1.0, 2.0)), (3.0, 1.0));
+        assert_eq!(real(eig2(1.0, 2.0, 0.0, 5.0)), (5.0, 1.0));
+        assert_eq!(real(eig2(1.0, 0.0, 0.0, 1.0)), (1.0, 1.0));
+        let (a, b) = real(eig2(4.0, 1.0, -1.0, 0.0));
+        assert!((a - (2.0 + 3f64.sqrt())).abs() < 1e-15 && (b - (2.0 - 3f64.sqrt())).abs() < 1e-15, "{a} {b}");
+        // Cancellation-free: the small root of [[1e8, 1], [1, 0]] is −1e-8 to full precision.
+        let (_, small) = real(eig2(1e8, 1.0, 1.0, 0.0));
+        assert!((small + 1e-8).abs() < 1e-22, "{small:e}");
+        let (p, q) = eig2(0.5, -2.0, 2.0, 0.5);
+        assert_eq!((p, q), (Complex::new(0.5, 2.0), Complex::new(0.5, -2.0)));
     }
 
     /// Every instruction set this CPU has gives the same bits.

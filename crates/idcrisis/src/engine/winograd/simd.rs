@@ -73,9 +73,9 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// Environment variable that lowers the instruction set of the Winograd transforms:
-    /// `avx512`, `avx2` or `baseline` (case-insensitive; empty means unset). Read once per
-    /// process, at the first Winograd transform. It can only lower the level: asking for a set
+    /// Environment variable that lowers the instruction set of the Winograd transforms (and of
+    /// the other code listed under [`Isa`]): `avx512`, `avx2` or `baseline` (case-insensitive;
+    /// empty means unset). Read once per process, at the first [`Isa::detect`]. It can only lower the level: asking for a set
     /// this CPU lacks gives the widest it has (with a warning on stderr), and an unknown value is
     /// ignored the same way (with a warning naming the accepted values).
     pub const ENV: &'static str = "IDCRISIS_ISA";
