@@ -35,6 +35,7 @@ fn seconds(f: &mut dyn FnMut()) -> f64 {
     v[1]
 }
 
+/// |λ| of nalgebra's eigenvalues, largest first (as `attractor::eigen_magnitudes` sorts ours).
 fn sorted_magnitudes(z: impl Iterator<Item = nalgebra::Complex<f64>>) -> Vec<f64> {
     let mut m: Vec<f64> = z.map(|z| z.norm()).collect();
     m.sort_by(|a, b| b.total_cmp(a));
@@ -58,7 +59,7 @@ fn main() {
     cases.push(("U", DMatrix::from_fn(d, d, |i, j| 0.5 * u[i * d + j] as f64)));
     println!("{:24} {:>10} {:>12} {:>8} {:>8} {:>10}", "matrix", "eigen (s)", "Schur (s)", "ratio", "SVD (s)", "ρ");
     for (name, j) in &cases {
-        let new = sorted_magnitudes(eigen::eigenvalues(j).unwrap().into_iter());
+        let new = attractor::eigen_magnitudes(j).unwrap();
         let schur = nalgebra::Schur::try_new(j.clone(), f64::EPSILON, 100 * d).expect("nalgebra's Schur converges on these");
         let old = sorted_magnitudes(schur.complex_eigenvalues().iter().copied());
         let diff = new.iter().zip(&old).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);

@@ -2,18 +2,14 @@
 //! (property test), and nalgebra's full Schur decomposition where that converges.
 
 use idcrisis::eval::eigen::eigenvalues;
+use idcrisis::rng::{Rng, Stream};
 use nalgebra::{Complex, DMatrix};
 use proptest::prelude::*;
 
-/// Uniform in [-0.5, 0.5) from a xorshift stream (deterministic, no dependency).
+/// Uniform in [-0.5, 0.5), a stream of the crate's generator.
 fn uniform(seed: u64) -> impl FnMut() -> f64 {
-    let mut s = seed.max(1);
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
+    let mut r = Rng::new(seed, Stream::Misc);
+    move || r.uniform() - 0.5
 }
 
 /// Pairs every expected eigenvalue with the nearest unused computed one; the largest distance.

@@ -1,7 +1,8 @@
 //! Winograd convolutions: the f32 rounding error against an f64 reference (the bound of
 //! `benches/winoacc.rs`, as a test), and bit-identical results in every instruction set the
-//! transforms (and the elementwise loops of `engine::widest`) can run in (`IDCRISIS_ISA`,
-//! checked in child processes of this test binary, since the choice is made once per process).
+//! transforms (and the elementwise loops and the eigenvalue solver compiled through
+//! `engine::widest`) can run in (`IDCRISIS_ISA`, checked in child processes of this test
+//! binary, since the choice is made once per process).
 
 use idcrisis::engine::winograd::{Isa, Layouts, WinoConv, SUPPORTED};
 use idcrisis::engine::{ConvAlgo, Engine, Padding};
@@ -74,6 +75,22 @@ fn winograd_bits() -> Vec<u8> {
         }
     }
     out.extend(elementwise_bits());
+    out.extend(eigenvalue_bits());
+    out
+}
+
+/// `eval::eigen::eigenvalues` (compiled per set through `engine::widest`) of dense matrices of
+/// 5, 64 and 201 rows: every eigenvalue's real and imaginary bits.
+fn eigenvalue_bits() -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in [5, 64, 201] {
+        let val = |i: usize| (((i as f64 + 0.25 * n as f64) * 12.9898).sin() * 43758.5453).fract();
+        let a = nalgebra::DMatrix::from_fn(n, n, |i, j| val(i * n + j));
+        for z in idcrisis::eval::eigen::eigenvalues(&a).unwrap() {
+            out.extend(z.re.to_le_bytes());
+            out.extend(z.im.to_le_bytes());
+        }
+    }
     out
 }
 

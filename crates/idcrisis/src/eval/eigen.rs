@@ -21,14 +21,15 @@
 //! iteration stalls on matrices such as a cyclic permutation; nalgebra's `Schur`, used here
 //! before, has no exceptional shift and does not converge on the 4×4 one.
 //!
-//! Both phases run in the widest instruction set the CPU has ([`Isa::detect`], which
-//! `IDCRISIS_ISA` can lower) with the same arithmetic in each: no multiply-add is fused and no
-//! sum reassociated, so the eigenvalues are the same bits in every set.
+//! Both phases run compiled for the CPU's widest vectors ([`widest`], which `IDCRISIS_ISA`
+//! can lower) with the same arithmetic in each: no multiply-add is fused and no sum
+//! reassociated, so the eigenvalues are the same bits in every set (`tests/winograd.rs`
+//! compares them across the sets in child processes).
 //!
 //! Cost for D = 784 (one MNIST Jacobian): about 10/3·D³ flops for the reduction and a few D³ for
 //! the sweeps; see BENCHMARKS.md for the measured time against the full Schur decomposition.
 
-use crate::engine::winograd::Isa;
+use crate::engine::widest;
 use crate::error::{Error, Result};
 use nalgebra::{Complex, DMatrix};
 
@@ -63,51 +64,23 @@ pub fn eigenvalues(m: &DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
     if scale == 0.0 {
         return Ok(vec![Complex::new(0.0, 0.0); n]);
     }
-    eigenvalues_in(Isa::detect(), m / scale).map(|mut out| {
-        for z in &mut out {
-            *z *= scale;
-        }
-        out
-    })
-}
-
-/// [`eigenvalues`] of `a` (square, finite, entries at most 1 in magnitude) in instruction set
-/// `isa` (lowered to what this CPU has; the same arithmetic in each, so the same bits).
-fn eigenvalues_in(isa: Isa, a: DMatrix<f64>) -> Result<Vec<Complex<f64>>> {
-    let n = a.nrows();
+    let a = m / scale;
     let max_sweeps = SWEEPS_PER_EIGENVALUE * n.max(10);
-    // Never wider than the CPU, whatever the caller passed: the wrappers below rely on it.
-    let isa = isa.min(Isa::cpu());
-    #[cfg(target_arch = "x86_64")]
-    let out = {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
-            reduce_and_sweep(a, max_sweeps)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
-            reduce_and_sweep(a, max_sweeps)
-        }
-        match isa {
-            // SAFETY: `isa` is at most `Isa::cpu()`, which answers Avx512 only after
-            // `is_x86_feature_detected!` found AVX-512F, AVX2 and FMA.
-            Isa::Avx512 => unsafe { avx512(a, max_sweeps) },
-            // SAFETY: as above, for AVX2 and FMA.
-            Isa::Avx2 => unsafe { avx2(a, max_sweeps) },
-            Isa::Base => reduce_and_sweep(a, max_sweeps),
-        }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let out = {
-        let _ = isa;
-        reduce_and_sweep(a, max_sweeps)
-    };
-    out.ok_or_else(|| {
+    // Compiled for the CPU's widest vectors, the same bits in each (`engine::widest`).
+    let out = widest(
+        #[inline(always)]
+        || reduce_and_sweep(a, max_sweeps),
+    );
+    let mut out = out.ok_or_else(|| {
         Error::Other(format!("the QR iteration for the eigenvalues of the {n}×{n} matrix did not converge in {max_sweeps} sweeps"))
-    })
+    })?;
+    for z in &mut out {
+        *z *= scale;
+    }
+    Ok(out)
 }
 
-/// [`hessenberg`], then [`hessenberg_eigenvalues`]; inlined into each instruction set's wrapper.
+/// [`hessenberg`], then [`hessenberg_eigenvalues`]; inlined into [`widest`]'s wrappers.
 #[inline(always)]
 fn reduce_and_sweep(mut a: DMatrix<f64>, max_sweeps: usize) -> Option<Vec<Complex<f64>>> {
     let n = a.nrows();
@@ -420,13 +393,8 @@ mod tests {
     use super::*;
 
     fn matrix(n: usize, seed: u64) -> DMatrix<f64> {
-        let mut s = seed.max(1);
-        DMatrix::from_fn(n, n, |_, _| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
+        let mut r = crate::rng::Rng::new(seed, crate::rng::Stream::Misc);
+        DMatrix::from_fn(n, n, |_, _| r.uniform() - 0.5)
     }
 
     /// H is upper Hessenberg, similar to A by an orthogonal Q (same trace, same Frobenius norm),
@@ -487,21 +455,5 @@ mod tests {
         assert!((small + 1e-8).abs() < 1e-22, "{small:e}");
         let (p, q) = eig2(0.5, -2.0, 2.0, 0.5);
         assert_eq!((p, q), (Complex::new(0.5, 2.0), Complex::new(0.5, -2.0)));
-    }
-
-    /// Every instruction set this CPU has gives the same bits.
-    #[test]
-    fn every_instruction_set_gives_the_same_bits() {
-        for (n, seed) in [(5, 6), (64, 7), (201, 8)] {
-            let a = matrix(n, seed);
-            let base = eigenvalues_in(Isa::Base, a.clone()).unwrap();
-            for isa in Isa::ALL.into_iter().filter(|&i| i <= Isa::cpu()) {
-                let got = eigenvalues_in(isa, a.clone()).unwrap();
-                assert!(
-                    got.iter().zip(&base).all(|(x, y)| x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits()),
-                    "{isa:?}, n = {n}"
-                );
-            }
-        }
     }
 }
