@@ -253,6 +253,99 @@ fn the_jacobian_of_a_linear_layer_is_its_weight_matrix() {
     let j = attractor::jacobian(attractor::net_map(&net, &eng, 64), &xf, 7);
     let err = (&j - weight_matrix(&net)).abs().max();
     assert!(err < 1e-4, "f32: {err}");
+    // The exact Jacobian has no rounding here: each entry is one weight times 1, plus zeros.
+    assert_eq!(attractor::exact_jacobian(&net, &eng, &xf, 7), weight_matrix(&net), "f32");
+    let net = linear_net::<f64>(shape, 3);
+    assert_eq!(attractor::exact_jacobian(&net, &eng, &x, 3), weight_matrix(&net), "f64");
+}
+
+/// A net of `cfg` on a 6×5 image, torch-default init, and a point `x` in [0, 1)ᴰ.
+fn relu_net<T: idcrisis::Float>(cfg: &ModelConfig, seed: u64) -> (Net<T>, Vec<T>) {
+    let shape = Shape { channels: 1, height: 6, width: 5 };
+    let mut net = Net::<T>::new(cfg, shape).unwrap();
+    net.init(idcrisis::nn::model::Init::TorchDefault, 1.0, seed);
+    let mut r = Rng::new(seed + 100, Stream::Misc);
+    (net, (0..shape.len()).map(|_| T::from_f64(r.uniform())).collect())
+}
+
+/// Nets with ReLUs on and off at x: dense, residual, coordinate channels, each padding, no bias.
+fn relu_configs() -> Vec<ModelConfig> {
+    use idcrisis::engine::Padding;
+    use idcrisis::nn::model::Coords;
+    let cnn = |depth, channels| ModelConfig { arch: Arch::Cnn, depth, channels, kernel: 3, ..ModelConfig::default() };
+    vec![
+        ModelConfig { arch: Arch::Fcn, depth: 3, width: Some(24), ..ModelConfig::default() },
+        ModelConfig { residual: true, ..cnn(5, 4) },
+        ModelConfig { coords: Coords::All, padding: Padding::Circular, ..cnn(3, 4) },
+        ModelConfig { padding: Padding::Reflect, bias: false, ..cnn(3, 3) },
+        ModelConfig { kernel: 5, ..cnn(3, 16) },
+    ]
+}
+
+/// Within the region of x, a ReLU net is affine, so central differences in f64 (step 6e-6) are
+/// exact but for rounding (about 1e-10 here) unless a ReLU turns within the step: the exact
+/// Jacobian matches them, with each convolution algorithm. (Leaving a bias or a coordinate map
+/// in the linear part, or a ReLU's mask out, puts whole columns off by the bias's or the
+/// switched-off unit's contribution.)
+#[test]
+fn the_exact_jacobian_of_relu_nets_matches_central_differences() {
+    use idcrisis::engine::ConvAlgo;
+    for (c, cfg) in relu_configs().iter().enumerate() {
+        let (net, x) = relu_net::<f64>(cfg, c as u64);
+        let eng = Engine::new(2).unwrap();
+        let fd = attractor::jacobian(attractor::net_map(&net, &eng, 8), &x, 4);
+        let scale = fd.abs().max();
+        assert!(scale > 0.01, "config {c}: {scale}");
+        for algo in [ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Direct] {
+            let eng = Engine::new(2).unwrap().with_conv_algo(algo);
+            let exact = attractor::exact_jacobian(&net, &eng, &x, 3);
+            let err = (&exact - &fd).abs().max();
+            assert!(err < 1e-8 * scale, "config {c} {algo:?}: {err} (scale {scale})");
+        }
+    }
+}
+
+/// In f32 the exact Jacobian is off the f64 net's only by f32 rounding, under every algorithm
+/// (Winograd's channel-last layouts included), and much closer than f32 central differences,
+/// whose rounding is about ε·|f|/h.
+#[test]
+fn the_exact_jacobian_in_f32_has_only_rounding_error() {
+    use idcrisis::engine::ConvAlgo;
+    for (c, cfg) in relu_configs().iter().enumerate() {
+        let (net64, x64) = relu_net::<f64>(cfg, c as u64);
+        let (mut net, _) = relu_net::<f32>(cfg, c as u64);
+        net.params = net64.params.iter().map(|v| *v as f32).collect();
+        let x: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
+        let x64: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+        let eng = Engine::new(2).unwrap();
+        let truth = attractor::exact_jacobian(&net64, &eng, &x64, 4);
+        let scale = truth.abs().max();
+        let fd_err = (&attractor::jacobian(attractor::net_map(&net, &eng, 8), &x, 4) - &truth).abs().max();
+        for algo in [ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Winograd, ConvAlgo::Direct] {
+            let eng = Engine::new(2).unwrap().with_conv_algo(algo);
+            let err = (&attractor::exact_jacobian(&net, &eng, &x, 4) - &truth).abs().max();
+            assert!(
+                err < 1e-5 * scale && err < fd_err / 4.0,
+                "config {c} {algo:?}: {err} against central differences' {fd_err} (scale {scale})"
+            );
+        }
+    }
+}
+
+/// The exact Jacobian's bits do not depend on the thread count or the batch (for a net without
+/// dense layers; with them, on the thread count).
+#[test]
+fn the_exact_jacobian_does_not_depend_on_the_thread_count() {
+    for (c, cfg) in relu_configs().iter().enumerate() {
+        let (net, x) = relu_net::<f32>(cfg, c as u64);
+        let one = attractor::exact_jacobian(&net, &Engine::new(1).unwrap(), &x, 4);
+        for threads in [2, 3] {
+            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(threads).unwrap(), &x, 4), one, "config {c}, {threads} threads");
+        }
+        if cfg.arch == Arch::Cnn {
+            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(2).unwrap(), &x, 1), one, "config {c}, batch 1");
+        }
+    }
 }
 
 #[test]
@@ -370,6 +463,12 @@ fn a_net_that_halves_the_distance_to_its_training_image_has_it_as_an_attractor()
     assert_eq!(report.summary.basin_shares, vec![1.0]);
     let j = &report.jacobians[0];
     assert!((j.spectral_radius - 0.5).abs() < 1e-9 && (j.spectral_norm - 0.5).abs() < 1e-9 && j.attractor, "{j:?}");
+    // A net's Jacobian is the exact one, recorded as no step; reports written with central
+    // differences (a number) still read.
+    assert_eq!(j.fd_step, None);
+    let mut old = serde_json::to_value(j).unwrap();
+    old["fd_step"] = serde_json::json!(0.0049);
+    assert_eq!(serde_json::from_value::<attractor::JacobianStats>(old).unwrap().fd_step, Some(0.0049));
     assert!(j.fixed_point_residual < 1e-12);
     let png = attractor::trajectories_png("test", shape, &traj, &opts).unwrap();
     assert_eq!(&png[1..4], b"PNG");

@@ -32,14 +32,18 @@
 //! Other fixed points are grouped by [`cluster_fixed_points`]: two end states are the same point
 //! when their distance relative to the larger norm (or `s`) is below `train_tol`.
 //!
-//! ## Jacobian ([`jacobian`], [`jacobian_stats`])
+//! ## Jacobian ([`exact_jacobian`], [`jacobian`], [`jacobian_stats`])
 //!
-//! J = ∂f/∂x (`D×D`, row i = output i) by central differences in the map's dtype, in batches:
+//! J = ∂f/∂x (`D×D`, row i = output i). A net's is exact ([`exact_jacobian`], what
+//! [`analyze`] reports): the nets are ReLU or linear, so piecewise linear, and J at x is the
+//! linear part of the net with each ReLU replaced by its slope at x (1 where on, 0 where off),
+//! applied to the D basis images. Any other map's ([`jacobian`]) is taken by central
+//! differences in the map's dtype, in batches:
 //! J[:, j] = (f(x + h e_j) − f(x − h e_j)) / 2h with `h = ε^(1/3)` of the dtype (4.9e-3 for f32,
 //! 6.1e-6 for f64) in pixel units. For a smooth map the error is O(h²·f''') + O(ε·|f|/h),
-//! about ε^(2/3)·|f| (1.5e-5 in f32, 4e-11 in f64) per entry. ReLU and linear nets are
-//! piecewise linear, so the truncation term vanishes: columns are exact up to rounding unless a
-//! ReLU changes sign within ±h of x along e_j (then that column is a mix of the two slopes).
+//! about ε^(2/3)·|f| (1.5e-5 in f32, 4e-11 in f64) per entry. (On a net the truncation term
+//! would vanish, but a column would mix two slopes wherever a ReLU changes sign within ±h of x
+//! along e_j, and it would take 2·D passes where the exact Jacobian takes D.)
 //! From J: the spectral radius ρ (largest |λ| over all eigenvalues, complex ones included:
 //! [`crate::eval::eigen`]) and the spectral norm ‖J‖₂ (largest singular value). A training
 //! image is an **attractor** when it is a fixed point (‖f(t) − t‖/‖t‖ < `train_tol`) with
@@ -479,6 +483,61 @@ pub fn jacobian<T: Float, F: FnMut(&[T], &mut [T])>(mut map: F, x: &[T], batch: 
     j
 }
 
+/// The exact Jacobian `J [D, D]` of a ReLU or linear net at `x [D]` (J[(i, j)] = ∂f_i/∂x_j),
+/// from the net's linearization at `x`: one forward pass of `x` records every activation's
+/// slope ([`crate::nn::layers::Activation::slope`]: which ReLUs are on), then the net's
+/// [`Net::linear_part`] maps the basis images `e_j` with each activation replaced by its slope,
+/// `chunk` columns per [`Net::predict_with`] call, in batches of `batch` as
+/// [`net_map`]`(net, eng, batch)` evaluates. Half the passes of [`jacobian`]'s central
+/// differences and no step: each entry is the product of the weights along the active paths,
+/// rounded only by the dtype's arithmetic (a ReLU exactly at 0 counts as off, as in training's
+/// backward pass). The bits do not depend on the thread count.
+pub fn exact_jacobian<T: Float>(net: &Net<T>, eng: &Engine, x: &[T], batch: usize) -> DMatrix<f64> {
+    let dim = net.shape.len();
+    assert_eq!(x.len(), dim, "x has {} values, the net takes {dim}", x.len());
+    let act = net.cfg.act;
+    let mut slopes: Vec<Vec<T>> = vec![Vec::new(); net.layers.len()];
+    let mut ws = net.workspace(1, false);
+    net.forward_with(eng, &mut ws, x, 1, &mut |e, i, z| {
+        slopes[i] = z.iter().map(|v| act.slope(*v)).collect();
+        act.forward(e, z);
+    });
+    let lin = net.linear_part();
+    let masked = |_: &Engine, i: usize, z: &mut [T]| {
+        let s = &slopes[i];
+        for img in z.chunks_mut(s.len()) {
+            for (v, m) in img.iter_mut().zip(s) {
+                *v = *v * *m;
+            }
+        }
+    };
+    // Columns per call: enough for every thread's batches, a bounded buffer for large images.
+    let chunk = dim.min((JACOBIAN_CHUNK_VALUES / dim).max(batch.max(1) * eng.threads()));
+    let mut basis = vec![T::zero(); chunk * dim];
+    let mut out = vec![T::zero(); chunk * dim];
+    let mut j = DMatrix::<f64>::zeros(dim, dim);
+    let mut col0 = 0;
+    while col0 < dim {
+        let cols = chunk.min(dim - col0);
+        basis.fill(T::zero());
+        for c in 0..cols {
+            basis[c * dim + col0 + c] = T::one();
+        }
+        lin.predict_with(eng, &basis[..cols * dim], cols, batch.max(1), &mut out, &masked);
+        for c in 0..cols {
+            for (i, v) in out[c * dim..(c + 1) * dim].iter().enumerate() {
+                j[(i, col0 + c)] = Float::to_f64(*v);
+            }
+        }
+        col0 += cols;
+    }
+    j
+}
+
+/// Most values (columns × D) in the basis and output buffers of one [`exact_jacobian`] call:
+/// all 784 columns of an MNIST image at once (2.5 MB in f32).
+const JACOBIAN_CHUNK_VALUES: usize = 784 * 784;
+
 /// Largest |λ| over the (complex) eigenvalues of the square matrix `j` (0 when `j` is 0×0).
 /// Errors as [`eigen::eigenvalues`] does.
 pub fn spectral_radius(j: &DMatrix<f64>) -> Result<f64> {
@@ -509,8 +568,9 @@ pub struct JacobianStats {
     pub train_index: usize,
     /// D.
     pub dim: usize,
-    /// The central-difference step h, pixel units.
-    pub fd_step: f64,
+    /// The central-difference step h in pixel units, or `None` (JSON `null`) for the exact
+    /// Jacobian of a net ([`exact_jacobian`]).
+    pub fd_step: Option<f64>,
     /// ‖f(t) − t‖ / ‖t‖.
     pub fixed_point_residual: f64,
     /// ρ(J), the largest |λ|.
@@ -538,10 +598,34 @@ pub struct JacobianStats {
 /// (the Jacobians and the decompositions' working copies; 15 MB per thread at D = 784).
 pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
     eng: &Engine,
-    mut map: F,
+    map: F,
     train: &[Vec<f32>],
     opts: &Options,
     batch: usize,
+) -> Result<Vec<JacobianStats>> {
+    stats_with(eng, map, |map: &mut F, x: &[T]| jacobian(map, x, batch), Some(fd_step::<T>()), train, opts)
+}
+
+/// [`jacobian_stats`] of a ReLU or linear net with its [`exact_jacobian`] (evaluated in batches
+/// of `batch`, as is the residual ‖f(t) − t‖, through [`net_map`]).
+pub fn net_jacobian_stats<T: Float>(
+    eng: &Engine,
+    net: &Net<T>,
+    train: &[Vec<f32>],
+    opts: &Options,
+    batch: usize,
+) -> Result<Vec<JacobianStats>> {
+    stats_with(eng, net_map(net, eng, batch), |_: &mut _, x: &[T]| exact_jacobian(net, eng, x, batch), None, train, opts)
+}
+
+/// [`jacobian_stats`] with the Jacobian at `x` from `jac(&mut map, x)`; `fd_step` is recorded.
+fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMatrix<f64>>(
+    eng: &Engine,
+    mut map: F,
+    mut jac: J,
+    fd_step: Option<f64>,
+    train: &[Vec<f32>],
+    opts: &Options,
 ) -> Result<Vec<JacobianStats>> {
     use rayon::prelude::*;
     check_images(&[], train)?;
@@ -555,7 +639,7 @@ pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
             let mut fx = vec![T::zero(); x.len()];
             map(&x, &mut fx);
             let residual = dist(&fx, &x) / norm(&x);
-            let j = jacobian(&mut map, &x, batch);
+            let j = jac(&mut map, &x);
             taken.push((residual, j, clock.elapsed().as_secs_f64()));
         }
         // Job 2i: the |λ| of image i, largest first; job 2i + 1: [‖J‖₂]. With their seconds.
@@ -581,7 +665,7 @@ pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
             out.push(JacobianStats {
                 train_index: index,
                 dim: j.nrows(),
-                fd_step: fd_step::<T>(),
+                fd_step,
                 fixed_point_residual: residual,
                 spectral_radius: rho,
                 spectral_norm: norm2.map_err(context)?[0],
@@ -753,8 +837,9 @@ pub struct Report {
 }
 
 /// The whole analysis of a net: [`iterate`] from `starts` (batched through one workspace),
-/// [`cluster_fixed_points`], [`summarize`] and, with `with_jacobian`, [`jacobian_stats`] at
-/// every training image (`batch` columns per forward). Returns the report and the images.
+/// [`cluster_fixed_points`], [`summarize`] and, with `with_jacobian`, [`net_jacobian_stats`] at
+/// every training image (the exact Jacobian, in batches of `2·batch`). Returns the report and
+/// the images.
 pub fn analyze<T: Float>(
     net: &Net<T>,
     eng: &Engine,
@@ -771,7 +856,7 @@ pub fn analyze<T: Float>(
     let mut traj = iterate(net_map(net, eng, starts.len().max(1)), starts, train, opts)?;
     let fixed_points = cluster_fixed_points(&mut traj, opts);
     let summary = summarize(&traj.results, &fixed_points, train.len());
-    let jacobians = if with_jacobian { jacobian_stats(eng, net_map(net, eng, 2 * batch.max(1)), train, opts, batch)? } else { Vec::new() };
+    let jacobians = if with_jacobian { net_jacobian_stats(eng, net, train, opts, 2 * batch.max(1))? } else { Vec::new() };
     let report = Report { options: *opts, dim, train_images: train.len(), starts: traj.results.clone(), fixed_points, summary, jacobians };
     Ok((report, traj))
 }

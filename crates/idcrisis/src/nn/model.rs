@@ -455,6 +455,22 @@ impl<T: Float> Net<T> {
     /// Forward pass of `n ≤ ws.n` examples `x [n, C, H, W]` (`self.shape`); returns the output
     /// `[n, C·H·W]`.
     pub fn forward<'w>(&self, eng: &Engine, ws: &'w mut Workspace<T>, x: &[T], n: usize) -> &'w [T] {
+        self.forward_with(eng, ws, x, n, &mut |eng, _, z| self.cfg.act.forward(eng, z))
+    }
+
+    /// [`Net::forward`] with `act(eng, i, z)` in place of the activation after layer `i` (every
+    /// layer but the last): `z [n, out]` is layer `i`'s output (its skip connection added), in
+    /// the layout the engine keeps it in for `ws`'s pass ([`Net::layouts`]), to be turned into
+    /// the next layer's input in place. [`exact Jacobians`](crate::eval::attractor::exact_jacobian)
+    /// put the activation's derivative at a fixed point here.
+    pub fn forward_with<'w>(
+        &self,
+        eng: &Engine,
+        ws: &'w mut Workspace<T>,
+        x: &[T],
+        n: usize,
+        act: &mut impl FnMut(&Engine, usize, &mut [T]),
+    ) -> &'w [T] {
         assert!(n <= ws.n, "batch {n} larger than workspace {}", ws.n);
         let dim = self.shape.len();
         ws.acts[0][..n * dim].copy_from_slice(&x[..n * dim]);
@@ -487,7 +503,7 @@ impl<T: Float> Net<T> {
                 });
             }
             if i + 1 < depth {
-                self.cfg.act.forward(eng, &mut output[..n * layer.out_len()]);
+                act(eng, i, &mut output[..n * layer.out_len()]);
             }
         }
         let last = if ws.train { depth } else { depth % 3 };
@@ -670,6 +686,20 @@ impl<T: Float> Net<T> {
     /// [`Net::predict`] into `out [count, C·H·W]` (its first `count·C·H·W` elements), with the
     /// same bits.
     pub fn predict_to(&self, eng: &Engine, xs: &[T], count: usize, batch: usize, out: &mut [T]) {
+        self.predict_with(eng, xs, count, batch, out, &|eng, _, z| self.cfg.act.forward(eng, z));
+    }
+
+    /// [`Net::predict_to`] with `act` in place of the activations, as [`Net::forward_with`]
+    /// takes it: called on every thread that evaluates a batch, with that thread's engine.
+    pub fn predict_with(
+        &self,
+        eng: &Engine,
+        xs: &[T],
+        count: usize,
+        batch: usize,
+        out: &mut [T],
+        act: &(impl Fn(&Engine, usize, &mut [T]) + Sync),
+    ) {
         let batch = batch.clamp(1, count.max(1));
         let dim = self.shape.len();
         let xs = &xs[..count * dim];
@@ -694,22 +724,40 @@ impl<T: Float> Net<T> {
                 let serial = serial.with_conv_algo(eng.conv_algo());
                 eng.par_chunks(out, per * dim, |i, y| {
                     let mut ws = self.workspace(lane_batch.min(per), false);
-                    self.predict_into(&serial, &mut ws, &xs[i * per * dim..][..y.len()], y);
+                    self.predict_into(&serial, &mut ws, &xs[i * per * dim..][..y.len()], y, act);
                 });
             }
             None => {
                 let mut ws = self.workspace(lane_batch, false);
-                self.predict_into(eng, &mut ws, xs, out);
+                self.predict_into(eng, &mut ws, xs, out, act);
             }
         }
     }
 
     /// Evaluates `xs [count, C·H·W]` into `ys` (the same length) in batches of `ws.n`.
-    fn predict_into(&self, eng: &Engine, ws: &mut Workspace<T>, xs: &[T], ys: &mut [T]) {
+    fn predict_into(&self, eng: &Engine, ws: &mut Workspace<T>, xs: &[T], ys: &mut [T], act: &impl Fn(&Engine, usize, &mut [T])) {
         let dim = self.shape.len();
         for (x, y) in xs.chunks(ws.n * dim).zip(ys.chunks_mut(ws.n * dim)) {
-            y.copy_from_slice(self.forward(eng, ws, x, x.len() / dim));
+            y.copy_from_slice(self.forward_with(eng, ws, x, x.len() / dim, &mut |e, i, z| act(e, i, z)));
         }
+    }
+
+    /// The net's linear part: a copy whose biases and coordinate-channel weights are zero. A
+    /// ReLU or linear net is piecewise linear, and within the region of an input `x` (the same
+    /// units active) its map is `f(v) = A·v + c`, where `A·v` is what the linear part computes
+    /// when each ReLU is replaced by the mask of the units active at `x`.
+    pub fn linear_part(&self) -> Net<T> {
+        let mut lin = self.clone();
+        for layer in &self.layers {
+            let coord = match layer {
+                Layer::Conv(c) => c.coord_w.clone(),
+                Layer::Dense(_) => None,
+            };
+            for r in layer.bias_range().into_iter().chain(coord) {
+                lin.params[r].fill(T::zero());
+            }
+        }
+        lin
     }
 }
 
