@@ -65,6 +65,8 @@ fn probe_iterate_writes_the_attractor_report_of_a_run() {
     // The Jacobian at the training image: 784×784 for MNIST.
     let j = &r["jacobians"][0];
     assert_eq!(j["dim"], 784);
+    // The exact Jacobian: no difference step, and its tied ReLUs counted.
+    assert!(j["fd_step"].is_null() && j["tied_relus"].is_u64(), "{j}");
     assert!(
         j["spectral_radius"].as_f64().unwrap() >= 0.0
             && j["spectral_norm"].as_f64().unwrap() >= j["spectral_radius"].as_f64().unwrap() - 1e-6,

@@ -5,7 +5,9 @@
 //! `BENCHMARKS.md` cites it.
 //!
 //! **Matrices:** the Jacobian of a depth-5 8-channel CNN (torch-default init) at an MNIST-sized
-//! image, computed as `jacobian_stats` does; I + 0.05·U and U (U uniform in [-0.5, 0.5)).
+//! image, by central differences (`attractor::jacobian`, as `analyze` took it when the timings
+//! in BENCHMARKS.md were made; it now reports `attractor::exact_jacobian`, a matrix of the same
+//! kind); I + 0.05·U and U (U uniform in [-0.5, 0.5)).
 //!
 //! **Check first:** both give the same sorted |λ| to 1e-9 of the largest.
 //!

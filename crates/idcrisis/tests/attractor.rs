@@ -261,7 +261,11 @@ fn the_jacobian_of_a_linear_layer_is_its_weight_matrix() {
 
 /// A net of `cfg` on a 6×5 image, torch-default init, and a point `x` in [0, 1)ᴰ.
 fn relu_net<T: idcrisis::Float>(cfg: &ModelConfig, seed: u64) -> (Net<T>, Vec<T>) {
-    let shape = Shape { channels: 1, height: 6, width: 5 };
+    relu_net_on(cfg, Shape { channels: 1, height: 6, width: 5 }, seed)
+}
+
+/// [`relu_net`] on images of `shape`.
+fn relu_net_on<T: idcrisis::Float>(cfg: &ModelConfig, shape: Shape, seed: u64) -> (Net<T>, Vec<T>) {
     let mut net = Net::<T>::new(cfg, shape).unwrap();
     net.init(idcrisis::nn::model::Init::TorchDefault, 1.0, seed);
     let mut r = Rng::new(seed + 100, Stream::Misc);
@@ -332,20 +336,63 @@ fn the_exact_jacobian_in_f32_has_only_rounding_error() {
     }
 }
 
-/// The exact Jacobian's bits do not depend on the thread count or the batch (for a net without
-/// dense layers; with them, on the thread count).
+/// The exact Jacobian's bits do not depend on the thread count, nor, for a net without dense
+/// layers, on the batch; also on 30×30 images, whose 900 columns take two calls
+/// ([`attractor::JACOBIAN_CHUNK_VALUES`]), where they still match central differences.
 #[test]
 fn the_exact_jacobian_does_not_depend_on_the_thread_count() {
-    for (c, cfg) in relu_configs().iter().enumerate() {
-        let (net, x) = relu_net::<f32>(cfg, c as u64);
+    let big = Shape { channels: 1, height: 30, width: 30 };
+    assert!(big.len() * big.len() > attractor::JACOBIAN_CHUNK_VALUES);
+    let configs = relu_configs();
+    let cases = configs
+        .iter()
+        .enumerate()
+        .map(|(c, cfg)| (c, cfg, relu_net::<f32>(cfg, c as u64)))
+        .chain([0, 1].into_iter().map(|c| (c, &configs[c], relu_net_on::<f32>(&configs[c], big, c as u64))));
+    for (c, cfg, (net, x)) in cases {
+        let d = net.shape.len();
         let one = attractor::exact_jacobian(&net, &Engine::new(1).unwrap(), &x, 4);
         for threads in [2, 3] {
-            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(threads).unwrap(), &x, 4), one, "config {c}, {threads} threads");
+            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(threads).unwrap(), &x, 4), one, "config {c}, D {d}, {threads} threads");
         }
         if cfg.arch == Arch::Cnn {
-            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(2).unwrap(), &x, 1), one, "config {c}, batch 1");
+            assert_eq!(attractor::exact_jacobian(&net, &Engine::new(2).unwrap(), &x, 1), one, "config {c}, D {d}, batch 1");
+        }
+        if d == big.len() {
+            let x64: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+            let mut net64 = Net::<f64>::new(cfg, big).unwrap();
+            net64.params = net.params.iter().map(|v| *v as f64).collect();
+            let eng = Engine::new(2).unwrap();
+            let fd = attractor::jacobian(attractor::net_map(&net64, &eng, 8), &x64, 16);
+            let err = (&attractor::exact_jacobian(&net64, &eng, &x64, 4) - &fd).abs().max();
+            assert!(err < 1e-8 * fd.abs().max(), "config {c}, D {d}: {err}");
         }
     }
+}
+
+/// Without biases, a ReLU over an all-zero neighbourhood sits exactly at 0: such ReLUs are
+/// counted, and J is the piece with them off (at x = 0 every ReLU is, so J = 0, though the
+/// linear part alone is not 0); with biases and x in (0, 1) none is.
+#[test]
+fn relus_exactly_at_zero_are_counted_and_taken_as_off() {
+    let cfg = ModelConfig { bias: false, ..relu_configs()[1].clone() };
+    let (net, _) = relu_net::<f64>(&cfg, 7);
+    let eng = Engine::new(2).unwrap();
+    let d = net.shape.len();
+    assert_eq!(attractor::exact_jacobian(&net, &eng, &vec![0.0; d], 4), DMatrix::zeros(d, d));
+    let lin = attractor::exact_jacobian(&net, &eng, &vec![1.0; d], 4);
+    assert!(lin.abs().max() > 0.01, "{}", lin.abs().max());
+    // One bright pixel in a corner: the units whose neighbourhoods miss it are tied.
+    let mut t = vec![0.0f32; d];
+    t[0] = 1.0;
+    let opts = Options::default();
+    let s = &attractor::net_jacobian_stats(&eng, &net, std::slice::from_ref(&t), &opts, 4).unwrap()[0];
+    let hidden: usize = net.layers[..net.layers.len() - 1].iter().map(|l| l.out_len()).sum();
+    let tied = s.tied_relus.unwrap();
+    assert!(tied > hidden / 2 && tied < hidden, "{tied} of {hidden}");
+    let (net, x) = relu_net::<f64>(&relu_configs()[1], 7);
+    let t: Vec<f32> = x.iter().map(|v| *v as f32 + 0.01).collect();
+    assert_eq!(attractor::net_jacobian_stats(&eng, &net, std::slice::from_ref(&t), &opts, 4).unwrap()[0].tied_relus, Some(0));
 }
 
 #[test]
@@ -465,10 +512,12 @@ fn a_net_that_halves_the_distance_to_its_training_image_has_it_as_an_attractor()
     assert!((j.spectral_radius - 0.5).abs() < 1e-9 && (j.spectral_norm - 0.5).abs() < 1e-9 && j.attractor, "{j:?}");
     // A net's Jacobian is the exact one, recorded as no step; reports written with central
     // differences (a number) still read.
-    assert_eq!(j.fd_step, None);
+    assert_eq!((j.fd_step, j.tied_relus), (None, Some(0)));
     let mut old = serde_json::to_value(j).unwrap();
     old["fd_step"] = serde_json::json!(0.0049);
-    assert_eq!(serde_json::from_value::<attractor::JacobianStats>(old).unwrap().fd_step, Some(0.0049));
+    old.as_object_mut().unwrap().remove("tied_relus");
+    let old: attractor::JacobianStats = serde_json::from_value(old).unwrap();
+    assert_eq!((old.fd_step, old.tied_relus), (Some(0.0049), None));
     assert!(j.fixed_point_residual < 1e-12);
     let png = attractor::trajectories_png("test", shape, &traj, &opts).unwrap();
     assert_eq!(&png[1..4], b"PNG");

@@ -37,7 +37,8 @@
 //! J = ∂f/∂x (`D×D`, row i = output i). A net's is exact ([`exact_jacobian`], what
 //! [`analyze`] reports): the nets are ReLU or linear, so piecewise linear, and J at x is the
 //! linear part of the net with each ReLU replaced by its slope at x (1 where on, 0 where off),
-//! applied to the D basis images. Any other map's ([`jacobian`]) is taken by central
+//! applied to the D basis images (one-sided where a ReLU sits exactly at 0, which is counted).
+//! Any other map's ([`jacobian`]) is taken by central
 //! differences in the map's dtype, in batches:
 //! J[:, j] = (f(x + h e_j) − f(x − h e_j)) / 2h with `h = ε^(1/3)` of the dtype (4.9e-3 for f32,
 //! 6.1e-6 for f64) in pixel units. For a smooth map the error is O(h²·f''') + O(ε·|f|/h),
@@ -55,6 +56,7 @@ use crate::eval::eigen;
 use crate::eval::probe::Probe;
 use crate::figures;
 use crate::float::Float;
+use crate::nn::layers::Activation;
 use crate::nn::model::Net;
 use crate::rng::{Rng, Stream};
 use crate::shape::Shape;
@@ -485,34 +487,49 @@ pub fn jacobian<T: Float, F: FnMut(&[T], &mut [T])>(mut map: F, x: &[T], batch: 
 
 /// The exact Jacobian `J [D, D]` of a ReLU or linear net at `x [D]` (J[(i, j)] = ∂f_i/∂x_j),
 /// from the net's linearization at `x`: one forward pass of `x` records every activation's
-/// slope ([`crate::nn::layers::Activation::slope`]: which ReLUs are on), then the net's
-/// [`Net::linear_part`] maps the basis images `e_j` with each activation replaced by its slope,
-/// `chunk` columns per [`Net::predict_with`] call, in batches of `batch` as
-/// [`net_map`]`(net, eng, batch)` evaluates. Half the passes of [`jacobian`]'s central
-/// differences and no step: each entry is the product of the weights along the active paths,
-/// rounded only by the dtype's arithmetic (a ReLU exactly at 0 counts as off, as in training's
-/// backward pass). The bits do not depend on the thread count.
+/// output, then the net's [`Net::linear_part`] maps the basis images `e_j` with each
+/// activation replaced by its backward pass at `x` ([`Activation::backward`]: a ReLU passes
+/// where its output at `x` is positive, else blocks), in batches of `batch` as
+/// [`net_map`]`(net, eng, batch)` evaluates, at most [`JACOBIAN_CHUNK_VALUES`] / D columns
+/// (rounded up to whole batches) per [`Net::predict_with`] call. Half the passes of
+/// [`jacobian`]'s central differences and no step: each entry is the sum over the active paths
+/// of the products of their weights, rounded only by the dtype's arithmetic. The bits do not
+/// depend on the thread count.
+///
+/// Where a ReLU's input is exactly 0 at `x` (common without biases: a convolution over an
+/// all-zero patch), `f` has no derivative; J is then the one-sided Jacobian of the piece with
+/// those units off, for perturbations that keep them at or below 0. [`net_jacobian_stats`]
+/// counts them ([`JacobianStats::tied_relus`]).
 pub fn exact_jacobian<T: Float>(net: &Net<T>, eng: &Engine, x: &[T], batch: usize) -> DMatrix<f64> {
+    exact_jacobian_of(net, &net.linear_part(), eng, x, batch).0
+}
+
+/// [`exact_jacobian`] with the net's linear part `lin` built once by the caller; also returns
+/// how many ReLUs are exactly at 0 at `x`.
+fn exact_jacobian_of<T: Float>(net: &Net<T>, lin: &Net<T>, eng: &Engine, x: &[T], batch: usize) -> (DMatrix<f64>, usize) {
     let dim = net.shape.len();
     assert_eq!(x.len(), dim, "x has {} values, the net takes {dim}", x.len());
     let act = net.cfg.act;
-    let mut slopes: Vec<Vec<T>> = vec![Vec::new(); net.layers.len()];
+    // Each hidden layer's activation at x, in the layout its layer keeps it in.
+    let mut at_x: Vec<Vec<T>> = vec![Vec::new(); net.layers.len()];
+    let mut tied = 0;
     let mut ws = net.workspace(1, false);
     net.forward_with(eng, &mut ws, x, 1, &mut |e, i, z| {
-        slopes[i] = z.iter().map(|v| act.slope(*v)).collect();
+        if act == Activation::Relu {
+            tied += z.iter().filter(|v| **v == T::zero()).count();
+        }
         act.forward(e, z);
+        at_x[i] = z.to_vec();
     });
-    let lin = net.linear_part();
-    let masked = |_: &Engine, i: usize, z: &mut [T]| {
-        let s = &slopes[i];
-        for img in z.chunks_mut(s.len()) {
-            for (v, m) in img.iter_mut().zip(s) {
-                *v = *v * *m;
-            }
+    let linearized = |e: &Engine, i: usize, z: &mut [T]| {
+        let a = &at_x[i];
+        assert_eq!(z.len() % a.len(), 0, "layer {i}: a batch of {} values for activations of {}", z.len(), a.len());
+        for img in z.chunks_exact_mut(a.len()) {
+            act.backward(e, img, a);
         }
     };
-    // Columns per call: enough for every thread's batches, a bounded buffer for large images.
-    let chunk = dim.min((JACOBIAN_CHUNK_VALUES / dim).max(batch.max(1) * eng.threads()));
+    let batch = batch.max(1);
+    let chunk = dim.min((JACOBIAN_CHUNK_VALUES / dim).max(1).div_ceil(batch) * batch);
     let mut basis = vec![T::zero(); chunk * dim];
     let mut out = vec![T::zero(); chunk * dim];
     let mut j = DMatrix::<f64>::zeros(dim, dim);
@@ -523,7 +540,7 @@ pub fn exact_jacobian<T: Float>(net: &Net<T>, eng: &Engine, x: &[T], batch: usiz
         for c in 0..cols {
             basis[c * dim + col0 + c] = T::one();
         }
-        lin.predict_with(eng, &basis[..cols * dim], cols, batch.max(1), &mut out, &masked);
+        lin.predict_with(eng, &basis[..cols * dim], cols, batch, &mut out, &linearized);
         for c in 0..cols {
             for (i, v) in out[c * dim..(c + 1) * dim].iter().enumerate() {
                 j[(i, col0 + c)] = Float::to_f64(*v);
@@ -531,12 +548,12 @@ pub fn exact_jacobian<T: Float>(net: &Net<T>, eng: &Engine, x: &[T], batch: usiz
         }
         col0 += cols;
     }
-    j
+    (j, tied)
 }
 
-/// Most values (columns × D) in the basis and output buffers of one [`exact_jacobian`] call:
-/// all 784 columns of an MNIST image at once (2.5 MB in f32).
-const JACOBIAN_CHUNK_VALUES: usize = 784 * 784;
+/// Most values (columns × D) in each of [`exact_jacobian`]'s basis and output buffers: all 784
+/// columns of an MNIST image at once (2.5 MB each in f32, 4.9 MB in f64).
+pub const JACOBIAN_CHUNK_VALUES: usize = 784 * 784;
 
 /// Largest |λ| over the (complex) eigenvalues of the square matrix `j` (0 when `j` is 0×0).
 /// Errors as [`eigen::eigenvalues`] does.
@@ -571,6 +588,11 @@ pub struct JacobianStats {
     /// The central-difference step h in pixel units, or `None` (JSON `null`) for the exact
     /// Jacobian of a net ([`exact_jacobian`]).
     pub fd_step: Option<f64>,
+    /// For a net's exact Jacobian, how many ReLUs are exactly at 0 at the image (where any are,
+    /// J is one-sided: see [`exact_jacobian`]); `None` (JSON `null`, or absent in reports
+    /// written before it was counted) for central differences.
+    #[serde(default)]
+    pub tied_relus: Option<usize>,
     /// ‖f(t) − t‖ / ‖t‖.
     pub fixed_point_residual: f64,
     /// ρ(J), the largest |λ|.
@@ -603,7 +625,7 @@ pub fn jacobian_stats<T: Float, F: FnMut(&[T], &mut [T])>(
     opts: &Options,
     batch: usize,
 ) -> Result<Vec<JacobianStats>> {
-    stats_with(eng, map, |map: &mut F, x: &[T]| jacobian(map, x, batch), Some(fd_step::<T>()), train, opts)
+    stats_with(eng, map, |map: &mut F, x: &[T]| (jacobian(map, x, batch), None), Some(fd_step::<T>()), train, opts)
 }
 
 /// [`jacobian_stats`] of a ReLU or linear net with its [`exact_jacobian`] (evaluated in batches
@@ -615,11 +637,23 @@ pub fn net_jacobian_stats<T: Float>(
     opts: &Options,
     batch: usize,
 ) -> Result<Vec<JacobianStats>> {
-    stats_with(eng, net_map(net, eng, batch), |_: &mut _, x: &[T]| exact_jacobian(net, eng, x, batch), None, train, opts)
+    let lin = net.linear_part();
+    stats_with(
+        eng,
+        net_map(net, eng, batch),
+        |_: &mut _, x: &[T]| {
+            let (j, tied) = exact_jacobian_of(net, &lin, eng, x, batch);
+            (j, Some(tied))
+        },
+        None,
+        train,
+        opts,
+    )
 }
 
-/// [`jacobian_stats`] with the Jacobian at `x` from `jac(&mut map, x)`; `fd_step` is recorded.
-fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMatrix<f64>>(
+/// [`jacobian_stats`] with the Jacobian at `x` and its tied ReLUs from `jac(&mut map, x)`;
+/// `fd_step` is recorded.
+fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> (DMatrix<f64>, Option<usize>)>(
     eng: &Engine,
     mut map: F,
     mut jac: J,
@@ -631,7 +665,7 @@ fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMat
     check_images(&[], train)?;
     let mut out = Vec::with_capacity(train.len());
     for (g, group) in train.chunks(eng.threads()).enumerate() {
-        // (residual, J, seconds of the Jacobian) per image of the group.
+        // (residual, J, tied ReLUs, seconds of the Jacobian) per image of the group.
         let mut taken = Vec::with_capacity(group.len());
         for t in group {
             let clock = std::time::Instant::now();
@@ -639,8 +673,8 @@ fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMat
             let mut fx = vec![T::zero(); x.len()];
             map(&x, &mut fx);
             let residual = dist(&fx, &x) / norm(&x);
-            let j = jac(&mut map, &x);
-            taken.push((residual, j, clock.elapsed().as_secs_f64()));
+            let (j, tied_relus) = jac(&mut map, &x);
+            taken.push((residual, j, tied_relus, clock.elapsed().as_secs_f64()));
         }
         // Job 2i: the |λ| of image i, largest first; job 2i + 1: [‖J‖₂]. With their seconds.
         let jobs: Vec<(Result<Vec<f64>>, f64)> = eng.install(|| {
@@ -655,7 +689,7 @@ fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMat
                 .collect()
         });
         let mut jobs = jobs.into_iter();
-        for (i, (residual, j, secs)) in taken.into_iter().enumerate() {
+        for (i, (residual, j, tied_relus, secs)) in taken.into_iter().enumerate() {
             let (mags, eig_secs) = jobs.next().expect("two jobs per image");
             let (norm2, svd_secs) = jobs.next().expect("two jobs per image");
             let index = g * eng.threads() + i;
@@ -666,6 +700,7 @@ fn stats_with<T: Float, F: FnMut(&[T], &mut [T]), J: FnMut(&mut F, &[T]) -> DMat
                 train_index: index,
                 dim: j.nrows(),
                 fd_step,
+                tied_relus,
                 fixed_point_residual: residual,
                 spectral_radius: rho,
                 spectral_norm: norm2.map_err(context)?[0],

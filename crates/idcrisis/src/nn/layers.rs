@@ -530,15 +530,6 @@ impl Activation {
             engine::relu_forward(eng, z);
         }
     }
-    /// The slope `a'(z)` at a layer output `z` (for ReLU 1 where `z > 0`, else 0, the slope
-    /// [`Activation::backward`] takes too; for linear 1).
-    pub fn slope<T: Float>(self, z: T) -> T {
-        match self {
-            Activation::Relu if z > T::zero() => T::one(),
-            Activation::Relu => T::zero(),
-            Activation::Linear => T::one(),
-        }
-    }
     /// In place: `da` (gradient w.r.t. `a`) becomes the gradient w.r.t. `z`, given `a`.
     pub fn backward<T: Float>(self, eng: &Engine, da: &mut [T], a: &[T]) {
         if self == Activation::Relu {

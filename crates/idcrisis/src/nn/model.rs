@@ -461,8 +461,9 @@ impl<T: Float> Net<T> {
     /// [`Net::forward`] with `act(eng, i, z)` in place of the activation after layer `i` (every
     /// layer but the last): `z [n, out]` is layer `i`'s output (its skip connection added), in
     /// the layout the engine keeps it in for `ws`'s pass ([`Net::layouts`]), to be turned into
-    /// the next layer's input in place. [`exact Jacobians`](crate::eval::attractor::exact_jacobian)
-    /// put the activation's derivative at a fixed point here.
+    /// the next layer's input in place. [Exact Jacobians](crate::eval::attractor::exact_jacobian)
+    /// put the activation's backward pass at a given input here. A hook other than the
+    /// activation leaves `ws` inconsistent with the net for [`Net::backward`].
     pub fn forward_with<'w>(
         &self,
         eng: &Engine,
@@ -746,18 +747,27 @@ impl<T: Float> Net<T> {
     /// ReLU or linear net is piecewise linear, and within the region of an input `x` (the same
     /// units active) its map is `f(v) = A·v + c`, where `A·v` is what the linear part computes
     /// when each ReLU is replaced by the mask of the units active at `x`.
+    ///
+    /// It is for forward passes: its gradient vector is empty.
     pub fn linear_part(&self) -> Net<T> {
-        let mut lin = self.clone();
+        let mut params = self.params.clone();
         for layer in &self.layers {
             let coord = match layer {
                 Layer::Conv(c) => c.coord_w.clone(),
                 Layer::Dense(_) => None,
             };
             for r in layer.bias_range().into_iter().chain(coord) {
-                lin.params[r].fill(T::zero());
+                params[r].fill(T::zero());
             }
         }
-        lin
+        Net {
+            cfg: self.cfg.clone(),
+            shape: self.shape,
+            layers: self.layers.clone(),
+            params,
+            grads: Vec::new(),
+            coord_cols: self.coord_cols.clone(),
+        }
     }
 }
 
