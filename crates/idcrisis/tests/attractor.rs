@@ -393,6 +393,9 @@ fn relus_exactly_at_zero_are_counted_and_taken_as_off() {
     let (net, x) = relu_net::<f64>(&relu_configs()[1], 7);
     let t: Vec<f32> = x.iter().map(|v| *v as f32 + 0.01).collect();
     assert_eq!(attractor::net_jacobian_stats(&eng, &net, std::slice::from_ref(&t), &opts, 4).unwrap()[0].tied_relus, Some(0));
+    // An image of the wrong size is refused with the flag's name, not a panic.
+    let e = attractor::net_jacobian_stats(&eng, &net, &[vec![0.5; d + 1]], &opts, 4).unwrap_err().to_string();
+    assert!(e.contains("train-image") && e.contains(&format!("{} values", d + 1)), "{e}");
 }
 
 #[test]

@@ -302,6 +302,17 @@ fn nearest<T: Float>(x: &[T], train: &[T], train_norms: &[f64]) -> (usize, f64) 
     best
 }
 
+/// Refuse training images that are not the net's input size.
+fn check_fits<T: Float>(net: &Net<T>, train: &[Vec<f32>]) -> Result<()> {
+    let dim = net.shape.len();
+    match train.iter().find(|t| t.len() != dim) {
+        Some(t) => {
+            Err(Error::invalid("train-image", format!("a training image has {} values, the net takes {dim} ({})", t.len(), net.shape)))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Check the images: at least one training image, none all zero, every image `[D]` and finite.
 fn check_images(starts: &[Start], train: &[Vec<f32>]) -> Result<usize> {
     let dim = train.first().map(Vec::len).ok_or_else(|| Error::invalid("train-image", "no training image to compare with"))?;
@@ -637,6 +648,7 @@ pub fn net_jacobian_stats<T: Float>(
     opts: &Options,
     batch: usize,
 ) -> Result<Vec<JacobianStats>> {
+    check_fits(net, train)?;
     let lin = net.linear_part();
     stats_with(
         eng,
@@ -885,9 +897,7 @@ pub fn analyze<T: Float>(
     batch: usize,
 ) -> Result<(Report, Trajectories)> {
     let dim = net.shape.len();
-    if let Some(t) = train.iter().find(|t| t.len() != dim) {
-        return Err(Error::invalid("train-image", format!("a training image has {} values, the net takes {dim} ({})", t.len(), net.shape)));
-    }
+    check_fits(net, train)?;
     let mut traj = iterate(net_map(net, eng, starts.len().max(1)), starts, train, opts)?;
     let fixed_points = cluster_fixed_points(&mut traj, opts);
     let summary = summarize(&traj.results, &fixed_points, train.len());
