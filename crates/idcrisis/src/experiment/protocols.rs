@@ -33,8 +33,10 @@ pub const OPTIMIZERS: [(&str, f64); 9] = [
 ];
 
 /// The protocols taken to full scale after the quick search (init, optimizer, lr): the best
-/// three of `docs/results/protocols-quick` by the pre-registered ranking (each 5/6 there; every
-/// one misses the constant at depth 20).
+/// three of the first run of `docs/results/protocols-quick` (commit 7f3de26) by the
+/// pre-registered ranking (each 5/6 there; every one misses the constant at depth 20). The
+/// committed files are its rerun at ccae13f, which ranks torch-default Adam 1e-3 in place of
+/// glorot-uniform Adam 1e-3 (`docs/results/protocols.md`); the finalists stay as registered.
 pub const FINALISTS: [(&str, &str, f64); 3] =
     [("glorot-uniform", "adam", 1e-4), ("glorot-uniform", "adam", 3e-4), ("glorot-uniform", "adam", 1e-3)];
 
