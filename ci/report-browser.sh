@@ -39,4 +39,5 @@ if ci/report-contents.py "$work/broken.html" "$work/all" 2>/dev/null; then
   echo "report-contents.py accepted a page with a figure and a table removed" >&2; exit 1
 fi
 echo "report browser check: ok ($ok images)"
-rm -rf "$profile"
+# Passed: nothing to inspect (after a failure both stay).
+rm -rf "$profile" "$work"

@@ -16,7 +16,10 @@ bin=$PWD/target/release/idcrisis
 work=$(mktemp -d /tmp/idcrisis-slurm-e2e.XXXXXX)
 chmod 755 "$work"
 state="$work/cluster"
-trap 'ci/slurm-local.sh stop "$state"' EXIT
+# The cluster stops whatever happens; the work directory is removed only after a pass (kept for
+# inspection after a failure).
+passed=0
+trap 'ci/slurm-local.sh stop "$state"; if [ "$passed" = 1 ]; then rm -rf "$work"; fi' EXIT
 eval "$(ci/slurm-local.sh start "$state")"
 echo "== cluster"; sinfo
 
@@ -110,3 +113,4 @@ test -f "$(cell_dir 5)/error.json"
 test ! -e "$sw/logs/${job2}_0.out" || { echo "the resubmission ran a done cell" >&2; exit 1; }
 "$bin" sweep status "$sw" --format json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["done"]==5 and s["failed_indices"]==[5], s'
 echo "slurm e2e: ok"
+passed=1

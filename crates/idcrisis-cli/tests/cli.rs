@@ -4,18 +4,15 @@
 mod common;
 
 use common::data_dir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn idcrisis(args: &[&str]) -> Output {
     common::run(args)
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn tempdir(tag: &str) -> common::TestDir {
+    common::tempdir("cli", tag)
 }
 
 fn stderr(o: &Output) -> String {

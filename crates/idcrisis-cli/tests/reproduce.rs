@@ -6,7 +6,7 @@ mod common;
 use common::run;
 use std::path::PathBuf;
 
-fn tempdir(tag: &str) -> PathBuf {
+fn tempdir(tag: &str) -> common::TestDir {
     common::fresh("reproduce", tag)
 }
 
@@ -228,7 +228,8 @@ fn redraw_rebuilds_figures_and_summaries_without_weights() {
 
 #[test]
 fn a_diverged_cell_is_a_failed_net_in_the_summary_not_a_missing_one() {
-    let e = tempdir("diverged").join("cnn-depth");
+    let tmp = tempdir("diverged");
+    let e = tmp.join("cnn-depth");
     let o = run(&["reproduce", "cnn-depth", "--micro", "--out", e.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let before = std::fs::read_to_string(e.join("summary.md")).unwrap();

@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn tempdir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-sweep-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn tempdir(tag: &str) -> common::TestDir {
+    common::tempdir("sweep", tag)
 }
 
 fn s(p: &Path) -> &str {

@@ -3,10 +3,9 @@
 mod common;
 
 use common::run;
-use std::path::PathBuf;
 use std::process::Output;
 
-fn tempdir(tag: &str) -> PathBuf {
+fn tempdir(tag: &str) -> common::TestDir {
     common::fresh("theory", tag)
 }
 

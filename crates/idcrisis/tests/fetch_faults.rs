@@ -8,6 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+#[path = "common/testdir.rs"]
+mod testdir;
+use testdir::TestDir;
+
 /// Serve one request: headers claiming `claimed` bytes, then `body`, then wait `stall` before
 /// closing.
 fn serve_once(claimed: u64, body: Vec<u8>, stall: Duration) -> String {
@@ -31,11 +35,8 @@ fn want() -> &'static RemoteFile {
     fetch::remote_files(Dataset::Mnist).iter().min_by_key(|f| f.bytes).unwrap()
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-faults-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn tempdir(tag: &str) -> TestDir {
+    TestDir::new(&format!("faults-{tag}"))
 }
 
 fn nothing_left(dir: &std::path::Path) {

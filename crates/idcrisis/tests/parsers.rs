@@ -80,9 +80,9 @@ fn cases(n: u32) -> ProptestConfig {
 /// A per-test directory, created once per thread and test name.
 fn scratch(tag: &str) -> PathBuf {
     thread_local! {
-        static DIRS: std::cell::RefCell<std::collections::HashMap<String, PathBuf>> = Default::default();
+        static DIRS: std::cell::RefCell<std::collections::HashMap<String, common::TestDir>> = Default::default();
     }
-    DIRS.with(|d| d.borrow_mut().entry(tag.to_string()).or_insert_with(|| common::tempdir(tag)).clone())
+    DIRS.with(|d| d.borrow_mut().entry(tag.to_string()).or_insert_with(|| common::tempdir(tag)).to_path_buf())
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {

@@ -93,7 +93,8 @@ fn config_toml_reruns_the_same_run() {
 
 #[test]
 fn run_directory_has_every_promised_file() {
-    let dir = common::tempdir("rundir").join("run");
+    let tmp = common::tempdir("rundir");
+    let dir = tmp.join("run");
     let r = go(&small_config(), &dir);
     for f in ["config.toml", "result.json", "loss.csv", "init.safetensors", "weights.safetensors", "predictions.png"] {
         assert!(dir.join(f).is_file(), "{f} missing");
@@ -124,7 +125,8 @@ fn run_directory_has_every_promised_file() {
 
 #[test]
 fn a_diverging_run_is_recorded_not_panicked() {
-    let dir = common::tempdir("diverge").join("run");
+    let tmp = common::tempdir("diverge");
+    let dir = tmp.join("run");
     let mut cfg = small_config();
     cfg.train.optimizer = idcrisis::nn::optim::OptimizerKind::Gd;
     cfg.train.lr = 1e6;

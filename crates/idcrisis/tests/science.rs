@@ -14,7 +14,8 @@ use idcrisis::nn::train::TrainConfig;
 use std::sync::OnceLock;
 
 fn go(cfg: &RunConfig, tag: &str) -> idcrisis::experiment::run::Evaluation {
-    let out = common::tempdir(tag).join("run");
+    let tmp = common::tempdir(tag);
+    let out = tmp.join("run");
     execute(cfg, RunOptions { data_dir: common::data_dir(), out, progress: &mut |_, _| true }).unwrap().evaluation.unwrap()
 }
 

@@ -26,7 +26,7 @@ fn go(cfg: &RunConfig, data: &Path, out: &Path) -> idcrisis::Result<RunResult> {
 }
 
 /// A CIFAR-10 test batch of `n` records: record i has label i % 10 and smooth colour planes.
-fn cifar_dir(n: usize) -> std::path::PathBuf {
+fn cifar_dir(n: usize) -> common::TestDir {
     let dir = common::tempdir("cifar-data");
     let p = cifar::batch_files(&dir, idcrisis::data::Split::Test)[0].clone();
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -62,7 +62,8 @@ fn a_canvas_centres_every_image_and_scores_the_window() {
         assert_eq!(p.image.iter().map(|v| v.abs()).sum::<f32>(), w.crop(&p.image).iter().map(|v| v.abs()).sum::<f32>(), "{}", p.name);
     }
 
-    let out = common::tempdir("canvas").join("run");
+    let tmp = common::tempdir("canvas");
+    let out = tmp.join("run");
     let r = go(&cfg, &common::data_dir(), &out).unwrap();
     assert_eq!(r.config.shape, Some(Shape::new(1, 40, 40)));
     let ev = r.evaluation.unwrap();
@@ -80,7 +81,8 @@ fn a_canvas_centres_every_image_and_scores_the_window() {
 fn a_canvas_smaller_than_the_image_is_refused_before_anything_is_written() {
     let mut cfg = small(1);
     cfg.canvas = Some(20);
-    let out = common::tempdir("small-canvas").join("run");
+    let tmp = common::tempdir("small-canvas");
+    let out = tmp.join("run");
     let e = go(&cfg, &common::data_dir(), &out).unwrap_err().to_string();
     assert!(e.contains("--canvas") && e.contains("smaller than the image"), "{e}");
     assert!(!out.exists(), "nothing is written");
@@ -97,7 +99,8 @@ fn cifar_trains_in_colour_with_its_own_probes() {
     let data = cifar_dir(24);
     let mut cfg = small(2);
     cfg.train_image = "cifar-10:test:3".parse().unwrap();
-    let out = common::tempdir("cifar-run").join("run");
+    let tmp = common::tempdir("cifar-run");
+    let out = tmp.join("run");
     let r = go(&cfg, &data, &out).unwrap();
     assert_eq!(r.config.shape, Some(Shape::CIFAR));
     // 3→4 and 4→3 channels, 3×3 kernels, with biases.
@@ -129,7 +132,8 @@ fn weights_of_another_shape_name_the_tensor_and_both_shapes() {
     let mut cfg = small(2);
     cfg.train_image = "cifar-10:test:0".parse().unwrap();
     cfg.init.from = Some(mnist.join("run/weights.safetensors"));
-    let out = common::tempdir("cifar-w").join("run");
+    let tmp = common::tempdir("cifar-w");
+    let out = tmp.join("run");
     let e = go(&cfg, &data, &out).unwrap_err().to_string();
     assert!(e.contains("layers.0.weight") && e.contains("[4, 1, 3, 3]") && e.contains("[4, 3, 3, 3]"), "{e}");
     assert!(!out.exists());
@@ -142,7 +146,8 @@ fn fcn_width_defaults_to_the_input_dimension() {
     cfg.model = ModelConfig { arch: Arch::Fcn, depth: 2, ..Default::default() };
     cfg.train_image = "cifar-10:test:0".parse().unwrap();
     cfg.train.steps = 2;
-    let r = go(&cfg, &data, &common::tempdir("fcn-w").join("run")).unwrap();
+    let tmp = common::tempdir("fcn-w");
+    let r = go(&cfg, &data, &tmp.join("run")).unwrap();
     assert_eq!(r.config.model.width, Some(3072));
     assert_eq!(r.params, 2 * (3072 * 3072 + 3072));
 }

@@ -11,6 +11,9 @@ use idcrisis::nn::layers::Conv2d;
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/testdir.rs"]
+mod testdir;
+use testdir::TestDir;
 mod conv_error;
 
 /// RMS error of the f32 convolution (`algo`) relative to the RMS of the f64 im2col one, checking
@@ -195,8 +198,7 @@ fn child(isa: &str, dir: &Path) -> (String, Vec<u8>, String) {
 
 #[test]
 fn winograd_bits_are_identical_in_every_isa() {
-    let dir = std::env::temp_dir().join(format!("idcrisis-test-isa-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("test-isa");
     let cpu = Isa::cpu();
     let mut reference: Option<(Isa, Vec<u8>)> = None;
     for isa in Isa::ALL {

@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "../../../idcrisis/tests/common/testdir.rs"]
+mod testdir;
+pub use testdir::TestDir;
+
 /// `$IDCRISIS_DATA`, else `shared/data` beside the repository.
 pub fn data_dir() -> PathBuf {
     std::env::var_os("IDCRISIS_DATA")
@@ -23,9 +27,13 @@ pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
-/// A path under the temp dir unique to this test process and `tag`, removed if it existed.
-pub fn fresh(prefix: &str, tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-{prefix}-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+/// A path under the temp dir unique to this test and `tag`, not created (the command under test
+/// creates it); removed, with its parent, when the returned value is dropped.
+pub fn fresh(prefix: &str, tag: &str) -> TestDir {
+    TestDir::child(&format!("{prefix}-{tag}"), "out")
+}
+
+/// A fresh empty temporary directory, removed when the returned value is dropped.
+pub fn tempdir(prefix: &str, tag: &str) -> TestDir {
+    TestDir::new(&format!("{prefix}-{tag}"))
 }

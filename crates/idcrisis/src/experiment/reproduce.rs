@@ -1631,9 +1631,8 @@ pub(crate) mod tests {
     /// A sweep file an earlier version wrote (other text, same cells) is accepted and kept.
     #[test]
     fn plan_keeps_an_equivalent_older_sweep_file() {
-        let out = std::env::temp_dir().join(format!("idcrisis-reproduce-plan-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir_all(&out).unwrap();
+        let tmp = tempfile::Builder::new().prefix("idcrisis-reproduce-plan-").tempdir().unwrap();
+        let out = tmp.path().to_path_buf();
         let old = "seed = [0]\nrho = [0.0, 0.5, 0.9]\n[model]\narch = \"fcn\"\nwidth = 16\n[train]\noptimizer = \"gd\"\nlr = 0.1\ntol = 1e-4\nsteps = 8\n[zip]\nmodel.depth = [1, 2, 2, 6, 6]\nmodel.act = [\"linear\", \"linear\", \"relu\", \"linear\", \"relu\"]\n";
         let file = out.join("fcn.sweep.toml");
         std::fs::write(&file, old).unwrap();
@@ -1643,7 +1642,6 @@ pub(crate) mod tests {
         assert_eq!(sweep::load_plan(&dir).unwrap().len(), 5);
         // Other settings are refused.
         assert!(plan(Experiment::Fcn, &out, Scale::Quick, 1, &slurm, Path::new("idcrisis"), Path::new("data")).is_err());
-        let _ = std::fs::remove_dir_all(&out);
     }
 
     /// A one-seed net with these correlations over the 12 probes (other tests build on it).

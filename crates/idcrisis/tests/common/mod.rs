@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+#[path = "testdir.rs"]
+mod testdir;
+pub use testdir::TestDir;
+
 /// The data directory the tests use: `$IDCRISIS_DATA`, else `shared/data` beside the repo.
 pub fn data_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("IDCRISIS_DATA").filter(|v| !v.is_empty()) {
@@ -18,16 +22,7 @@ pub fn seven() -> Vec<f32> {
     idcrisis::data::load_image(&data_dir(), &idcrisis::data::ImageSpec::default(), None).expect("MNIST train #15").1
 }
 
-/// A fresh empty temporary directory.
-pub fn tempdir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("idcrisis-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+/// A fresh empty temporary directory, removed when the returned value is dropped.
+pub fn tempdir(tag: &str) -> TestDir {
+    TestDir::new(&format!("test-{tag}"))
 }
