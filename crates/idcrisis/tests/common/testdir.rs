@@ -19,7 +19,7 @@ pub struct TestDir {
 impl TestDir {
     /// A fresh, empty directory.
     pub fn new(tag: &str) -> TestDir {
-        let root = tempfile::Builder::new().prefix(&format!("idcrisis-{tag}-")).tempdir().expect("creating a temp dir");
+        let root = TestDir::root(tag);
         let path = root.path().to_path_buf();
         TestDir::keep_if_asked(root, path)
     }
@@ -27,9 +27,13 @@ impl TestDir {
     /// `name` inside a fresh directory, not created: for commands that create their output
     /// directory themselves.
     pub fn child(tag: &str, name: &str) -> TestDir {
-        let root = tempfile::Builder::new().prefix(&format!("idcrisis-{tag}-")).tempdir().expect("creating a temp dir");
+        let root = TestDir::root(tag);
         let path = root.path().join(name);
         TestDir::keep_if_asked(root, path)
+    }
+
+    fn root(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("idcrisis-{tag}-")).tempdir().expect("creating a temp dir")
     }
 
     fn keep_if_asked(root: tempfile::TempDir, path: PathBuf) -> TestDir {
@@ -39,10 +43,6 @@ impl TestDir {
             return TestDir { _root: None, path };
         }
         TestDir { _root: Some(root), path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
