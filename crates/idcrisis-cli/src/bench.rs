@@ -96,15 +96,6 @@ fn torch_ms(
 /// Our PyTorch probing-throughput script, written to a temporary file when needed.
 const TORCH_PROBE: &str = include_str!("../scripts/torch_probe.py");
 
-/// A temporary directory, removed when dropped (also on an early error return).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// PyTorch's probing throughput in images/s, from `script` (our `torch_probe.py`).
 fn torch_probe(python: &str, script: &Path, w: &bench::ProbeWorkload, batch: u64, threads: usize, data_dir: &Path) -> Result<f64> {
     let mut cmd = Command::new(python);
@@ -121,9 +112,9 @@ fn run_probe(a: &BenchArgs, eng: &Engine, torch: bool, data_dir: &Path) -> Resul
     println!("probing: forward passes over MNIST test images, batches of {}, best of 2 passes", a.probe_batch);
     // The PyTorch script, written once for all workloads.
     let script = if torch {
-        let dir = TempDir(std::env::temp_dir().join(format!("idcrisis-bench-{}", std::process::id())));
-        std::fs::create_dir_all(&dir.0)?;
-        let path = dir.0.join("torch_probe.py");
+        // Removed when dropped, also on an early error return.
+        let dir = tempfile::Builder::new().prefix("idcrisis-bench-").tempdir()?;
+        let path = dir.path().join("torch_probe.py");
         std::fs::write(&path, TORCH_PROBE)?;
         Some((dir, path))
     } else {
